@@ -1,0 +1,102 @@
+"""Settings from the environment (and an optional `.env` file).
+
+Everything that differs between the demo, the tests and production lives here:
+where Redis and the database are, and each vendor's base URL and credentials.
+Base URLs are settings so the same adapters talk to the real vendors or to the
+local simulators. Credentials are `SecretStr` so they never show in a repr, a
+log line or a traceback.
+
+Vendor settings are nested: `CUE__BASE_URL`, `CUE__USERNAME`, ...
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CATALOG = Path(__file__).with_name("providers.toml")
+
+
+class CueSettings(BaseModel):
+    base_url: str = "https://cuetechnologies.sms-console.com"
+    username: SecretStr = SecretStr("")
+    password: SecretStr = SecretStr("")
+    default_sender: str = "CUESMS"
+
+
+class MessangiSettings(BaseModel):
+    # The document names the host and the paths `raven/v2/messages` and
+    # `v3/messages/batch`; we read both as relative to `<host>/raven`.
+    base_url: str = "https://elastic.messangi.me/raven"
+    api_key: SecretStr = SecretStr("")
+    default_sender: str = "12345"
+
+
+class SMSBuddySettings(BaseModel):
+    base_url: str = "https://thesmsbuddy.com/api/v1"
+    key: SecretStr = SecretStr("")
+    default_sender: str = "SMSBDY"
+    # 1 transactional, 2 promotional, 3 transscrub (the document's `type`).
+    service_type: str = "1"
+    template_id: str = ""
+
+
+class RestcommSettings(BaseModel):
+    base_url: str = "https://mycompany.restcomm.com/restcomm/2012-04-24"
+    account_sid: SecretStr = SecretStr("")
+    auth_token: SecretStr = SecretStr("")
+    default_sender: str = "19876543212"
+
+
+class SkycoreSettings(BaseModel):
+    # The document only says API_ENDPOINT_URL: the whole URL is the setting.
+    base_url: str = "https://api.skycore.com/API/wxml/1.3/index.php"
+    api_key: SecretStr = SecretStr("")
+    default_sender: str = "00000"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = "sqlite:///smsdispatch.db"
+    catalog_path: Path = DEFAULT_CATALOG
+
+    # Outbox and sweeper: how long a row may sit in `queued` after it was put
+    # on the broker, or in `sending` after a worker claimed it, before the
+    # sweeper assumes the Celery message or the worker was lost.
+    requeue_after_seconds: float = 300.0
+    sending_deadline_seconds: float = 120.0
+    sweep_interval_seconds: float = 1.0
+    sweep_batch_limit: int = 5000
+
+    # HTTP to the vendors.
+    http_connect_timeout_seconds: float = 5.0
+    http_read_timeout_seconds: float = 30.0
+    http_max_connections: int = 200
+
+    # Where vendors post delivery reports (the webhooks of the HTTP API).
+    public_base_url: str = ""
+
+    # Logging: message texts and numbers are never logged above DEBUG; this
+    # keeps them out of DEBUG too.
+    log_personal_data: bool = False
+
+    cue: CueSettings = CueSettings()
+    messangi: MessangiSettings = MessangiSettings()
+    smsbuddy: SMSBuddySettings = SMSBuddySettings()
+    restcomm: RestcommSettings = RestcommSettings()
+    skycore: SkycoreSettings = SkycoreSettings()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

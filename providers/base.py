@@ -1,0 +1,204 @@
+"""The shared send flow every vendor adapter runs.
+
+A vendor module fills in three steps, as django-anymail's backends do: build
+the request, send it (here), parse the answer into `Outcome`s. Everything that
+is the same for every vendor lives here: the split between transport errors
+that are safe to resend and those that are ambiguous, the generic meaning of
+HTTP statuses when a vendor answers outside its documented body, batching, and
+catalog overrides of a code's class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from config.catalog import ProviderEntry
+from providers.errors import ConfigurationError, VendorProtocolError
+from providers.message import OutboundMessage
+from providers.outcomes import CodeTable, Outcome, OutcomeKind, clip_raw
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+# httpx raises these when the request never reached the vendor: resending is safe.
+NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+)
+
+
+class Adapter(ABC, Generic[SettingsT]):
+    """One vendor's API behind the normalized vocabulary.
+
+    Subclasses set `name` and `codes`, and implement `build_request` and
+    `parse_response`; vendors with a batch endpoint also set
+    `supports_batch` and implement the batch pair.
+    """
+
+    name: ClassVar[str]
+    codes: ClassVar[CodeTable]
+    # The vendor rejects a second message carrying a reference it has seen,
+    # so resending after an ambiguous failure cannot send the SMS twice.
+    deduplicates_reference: ClassVar[bool] = False
+    supports_batch: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        settings: SettingsT,
+        client: httpx.AsyncClient,
+        entry: ProviderEntry,
+        *,
+        report_url: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.entry = entry
+        # Where the vendor should post delivery reports for this account;
+        # None asks for no reports.
+        self.report_url = report_url
+
+    # -- the steps a vendor fills in -------------------------------------
+
+    @abstractmethod
+    def build_request(self, message: OutboundMessage) -> httpx.Request: ...
+
+    @abstractmethod
+    def parse_response(self, response: httpx.Response, message: OutboundMessage) -> Outcome: ...
+
+    def build_batch_request(self, messages: Sequence[OutboundMessage]) -> httpx.Request:
+        raise NotImplementedError(f"{self.name} has no batch endpoint")
+
+    def parse_batch_response(
+        self, response: httpx.Response, messages: Sequence[OutboundMessage]
+    ) -> list[Outcome]:
+        raise NotImplementedError(f"{self.name} has no batch endpoint")
+
+    def batch_key(self, message: OutboundMessage) -> object:
+        """Messages with equal keys may share one batch request."""
+        return message.sender
+
+    # -- the shared flow --------------------------------------------------
+
+    async def send(self, messages: Sequence[OutboundMessage]) -> list[Outcome]:
+        """Send every message; return one outcome per message, in order.
+
+        Never raises for what a vendor or the network did: that is an
+        outcome. Raises only `ConfigurationError`, and bugs.
+        """
+        if not messages:
+            return []
+        groups: list[Sequence[OutboundMessage]]
+        if self.supports_batch and self.entry.batch_size > 1 and len(messages) > 1:
+            groups = list(self.plan_batches(messages))
+        else:
+            groups = [[m] for m in messages]
+        results = await asyncio.gather(*(self._send_group(g) for g in groups))
+        by_id = {m.id: o for group, outs in zip(groups, results, strict=True)
+                 for m, o in zip(group, outs, strict=True)}
+        return [by_id[m.id] for m in messages]
+
+    def plan_batches(self, messages: Sequence[OutboundMessage]) -> Iterable[list[OutboundMessage]]:
+        """Group messages by `batch_key`, at most `batch_size` per request."""
+        groups: dict[object, list[OutboundMessage]] = {}
+        for message in messages:
+            groups.setdefault(self.batch_key(message), []).append(message)
+        size = self.entry.batch_size
+        for group in groups.values():
+            for start in range(0, len(group), size):
+                yield group[start:start + size]
+
+    async def _send_group(self, group: Sequence[OutboundMessage]) -> list[Outcome]:
+        batch = len(group) > 1
+        request = self.build_batch_request(group) if batch else self.build_request(group[0])
+        try:
+            response = await self.client.send(request)
+        except NOT_SENT_ERRORS as exc:
+            return [self._not_sent(exc)] * len(group)
+        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+            raise ConfigurationError(f"{self.name}: cannot build a request: {exc}") from exc
+        except httpx.TransportError as exc:
+            return [self._maybe_sent(f"{type(exc).__name__} after the request left")] * len(group)
+        try:
+            if batch:
+                outcomes = self.parse_batch_response(response, group)
+            else:
+                outcomes = [self.parse_response(response, group[0])]
+        except VendorProtocolError as exc:
+            if response.is_success:
+                return [self._maybe_sent(f"unreadable answer: {exc}", response)] * len(group)
+            return [self.classify_http(response)] * len(group)
+        return [self._apply_overrides(o) for o in outcomes]
+
+    def _not_sent(self, exc: Exception) -> Outcome:
+        return Outcome(OutcomeKind.RETRY, code=type(exc).__name__,
+                       reason=f"request did not reach {self.name}: {type(exc).__name__}")
+
+    def _maybe_sent(self, why: str, response: httpx.Response | None = None) -> Outcome:
+        raw = clip_raw(response.text) if response is not None else None
+        if self.deduplicates_reference:
+            return Outcome(OutcomeKind.RETRY, code="ambiguous",
+                           reason=f"{why}; resending is safe: {self.name} rejects a repeated "
+                                  "reference", raw=raw)
+        return Outcome(OutcomeKind.AMBIGUOUS, code="ambiguous", reason=why, raw=raw)
+
+    def _apply_overrides(self, outcome: Outcome) -> Outcome:
+        if outcome.code is not None and outcome.code in self.entry.code_overrides:
+            return outcome.reclassified(self.entry.code_overrides[outcome.code])
+        return outcome
+
+    # -- helpers for vendor modules ---------------------------------------
+
+    def classify_http(self, response: httpx.Response, *, code: str | None = None,
+                      reason: str | None = None) -> Outcome:
+        """The generic meaning of an HTTP status, for answers outside the
+        vendor's documented body."""
+        status = response.status_code
+        raw = clip_raw(response.text)
+        code = code or str(status)
+        reason = reason or response.reason_phrase or f"HTTP {status}"
+        if status == 429:
+            return Outcome(OutcomeKind.RATE_LIMITED, code=code, reason=reason, raw=raw,
+                           retry_after=retry_after_seconds(response))
+        if status in (401, 403):
+            return Outcome(OutcomeKind.ACCOUNT, code=code, reason=reason, raw=raw)
+        if status >= 500 or status == 408:
+            return Outcome(OutcomeKind.RETRY, code=code, reason=reason, raw=raw)
+        if status >= 400:
+            return Outcome(OutcomeKind.PERMANENT, code=code, reason=reason, raw=raw)
+        raise VendorProtocolError(f"HTTP {status} with an unreadable body")
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The body as a JSON object, or `VendorProtocolError`."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise VendorProtocolError(f"body is not JSON (HTTP {response.status_code})") from exc
+    if not isinstance(body, dict):
+        raise VendorProtocolError(f"body is JSON but not an object (HTTP {response.status_code})")
+    return body
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Retry-After as seconds, whether given as a number or an HTTP date."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,23 @@
+"""Messangi adapter (skeleton: being written)."""
+
+from __future__ import annotations
+
+import httpx
+
+from config.settings import MessangiSettings
+from providers.base import Adapter
+from providers.message import OutboundMessage
+from providers.outcomes import CodeTable, Outcome
+
+CODES: CodeTable = {}
+
+
+class MessangiAdapter(Adapter[MessangiSettings]):
+    name = "messangi"
+    codes = CODES
+
+    def build_request(self, message: OutboundMessage) -> httpx.Request:
+        raise NotImplementedError
+
+    def parse_response(self, response: httpx.Response, message: OutboundMessage) -> Outcome:
+        raise NotImplementedError

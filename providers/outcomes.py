@@ -1,0 +1,82 @@
+"""The normalized outcome of one vendor call for one message."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import NamedTuple
+
+
+class OutcomeKind(StrEnum):
+    ACCEPTED = "accepted"  # the vendor took it; tracking_id holds its id when it gave one
+    RETRY = "retry"  # did not land: back off with jitter and send again
+    RATE_LIMITED = "rate_limited"  # throttled: wait (retry_after), not counted as an attempt
+    PERMANENT = "permanent"  # can never succeed as it is: fail with the vendor's code
+    ACCOUNT = "account"  # the account cannot send: pause the vendor, fail nothing
+    AMBIGUOUS = "ambiguous"  # may have been sent: mark unknown for reconciliation
+
+
+class Rule(NamedTuple):
+    """One line of a vendor's code table: what the code means to us."""
+
+    kind: OutcomeKind
+    reason: str
+
+
+CodeTable = Mapping[str, Rule]
+
+RAW_LIMIT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: OutcomeKind
+    tracking_id: str | None = None
+    code: str | None = None  # the vendor's code, as text ("-4", "E111", "30001", "429")
+    reason: str | None = None  # the vendor's words where it gave any, else ours
+    vendor_status: str | None = None  # the vendor's status word on acceptance ("QUEUE", "sending")
+    retry_after: float | None = None  # seconds, where the vendor said how long to wait
+    raw: str | None = None  # the vendor's answer, truncated: nothing it said is lost
+
+    @classmethod
+    def accepted(
+        cls, tracking_id: str | None, *, vendor_status: str | None = None, raw: str | None = None
+    ) -> Outcome:
+        return cls(OutcomeKind.ACCEPTED, tracking_id=tracking_id, vendor_status=vendor_status,
+                   raw=_clip(raw))
+
+    @classmethod
+    def from_code(
+        cls,
+        code: str,
+        table: CodeTable,
+        *,
+        reason: str | None = None,
+        default: OutcomeKind = OutcomeKind.PERMANENT,
+        raw: str | None = None,
+        retry_after: float | None = None,
+    ) -> Outcome:
+        """Classify a vendor code through its table.
+
+        A code the table does not know gets `default` (permanent unless the
+        vendor module says otherwise) and says so in its reason, so an
+        unmapped code is visible in the results table instead of guessed at.
+        """
+        rule = table.get(code)
+        if rule is None:
+            return cls(default, code=code, reason=f"unmapped code {code}: {reason or ''}".strip(),
+                       raw=_clip(raw), retry_after=retry_after)
+        return cls(rule.kind, code=code, reason=reason or rule.reason, raw=_clip(raw),
+                   retry_after=retry_after)
+
+    def reclassified(self, kind: OutcomeKind) -> Outcome:
+        return replace(self, kind=kind)
+
+
+def _clip(raw: str | None) -> str | None:
+    return raw if raw is None or len(raw) <= RAW_LIMIT else raw[:RAW_LIMIT]
+
+
+def clip_raw(raw: str | None) -> str | None:
+    return _clip(raw)

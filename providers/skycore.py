@@ -1,0 +1,23 @@
+"""Skycore adapter (skeleton: being written)."""
+
+from __future__ import annotations
+
+import httpx
+
+from config.settings import SkycoreSettings
+from providers.base import Adapter
+from providers.message import OutboundMessage
+from providers.outcomes import CodeTable, Outcome
+
+CODES: CodeTable = {}
+
+
+class SkycoreAdapter(Adapter[SkycoreSettings]):
+    name = "skycore"
+    codes = CODES
+
+    def build_request(self, message: OutboundMessage) -> httpx.Request:
+        raise NotImplementedError
+
+    def parse_response(self, response: httpx.Response, message: OutboundMessage) -> Outcome:
+        raise NotImplementedError

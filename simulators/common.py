@@ -1,0 +1,222 @@
+"""What every vendor simulator shares: the record, fault injection, a ceiling."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import secrets
+import time
+from abc import ABC, abstractmethod
+from collections import Counter, deque
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from config.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One message the vendor accepted, as the vendor saw it."""
+
+    tracking_id: str
+    to: str
+    sender: str
+    text: str
+    reference: str | None  # our reference field (client_reference, externalId, refid) if sent
+    at: float  # wall-clock seconds: comparable across processes on this host
+    batch: bool = False
+
+
+class Ceiling(BaseModel):
+    """At most `count` accepted messages in any window of `per_seconds`."""
+
+    count: int = Field(gt=0)
+    per_seconds: float = Field(gt=0)
+
+
+class Control(BaseModel):
+    """Knobs a test or benchmark turns at run time (POST /_sim/<vendor>/control)."""
+
+    latency_seconds: float = 0.0
+    # The next `fail_next` send requests, and a random `error_rate` share of
+    # all of them, are answered with the vendor's documented answer for
+    # `fail_with` (a vendor code: "-1", "500", "E111", "30001", "http:503").
+    fail_next: int = 0
+    error_rate: float = 0.0
+    fail_with: str = "http:500"
+    # The next `hang_next` accepted requests are recorded, then answered only
+    # after `hang_seconds`: the client times out after the vendor took it.
+    hang_next: int = 0
+    hang_seconds: float = 5.0
+    ceiling: Ceiling | None = None
+
+
+@dataclass
+class Stats:
+    received: int
+    unique_references: int
+    duplicate_references: int
+    duplicate_recipient_texts: int
+    max_in_window: int
+    window_seconds: float
+    max_per_second_by_sender: dict[str, int]
+
+
+@dataclass
+class SimState:
+    control: Control = field(default_factory=Control)
+    received: list[Received] = field(default_factory=list)
+    requests: int = 0
+    throttled: int = 0
+    _window: deque[float] = field(default_factory=deque)
+
+
+class VendorSimulator(ABC):
+    """Base for one vendor's simulator.
+
+    A vendor handler calls `begin()` first (latency, injected faults), checks
+    auth and the request as the vendor's document says, calls `admit(n)`
+    before accepting n messages (the ceiling), `accept(...)` for each, and
+    returns through `finish()` (injected hangs).
+    """
+
+    name: ClassVar[str]
+    _ids = itertools.count(1)
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state = SimState(control=self.default_control())
+
+    def default_control(self) -> Control:
+        """The knobs after a reset: the vendor's documented limits, no faults."""
+        return Control()
+
+    # -- vendor-specific -------------------------------------------------
+
+    @abstractmethod
+    def routes(self) -> list[BaseRoute]:
+        """The vendor's documented endpoints, relative to its mount point."""
+
+    @abstractmethod
+    def fault_response(self, code: str) -> Response:
+        """The vendor's documented answer carrying `code`."""
+
+    @abstractmethod
+    def throttle_response(self) -> Response:
+        """The vendor's answer when the ceiling is reached."""
+
+    # -- shared ------------------------------------------------------------
+
+    def new_tracking_id(self) -> str:
+        return f"{self.name[:3].upper()}{next(self._ids):010d}{secrets.token_hex(4)}"
+
+    async def begin(self) -> Response | None:
+        control = self.state.control
+        self.state.requests += 1
+        if control.latency_seconds > 0:
+            await asyncio.sleep(control.latency_seconds)
+        if control.fail_next > 0:
+            control.fail_next -= 1
+            return self.fault_response(control.fail_with)
+        if control.error_rate > 0 and random.random() < control.error_rate:
+            return self.fault_response(control.fail_with)
+        return None
+
+    def admit(self, count: int) -> Response | None:
+        """Refuse `count` more messages if they would break the ceiling."""
+        ceiling = self.state.control.ceiling
+        if ceiling is None:
+            return None
+        now = time.time()
+        window = self.state._window
+        while window and window[0] <= now - ceiling.per_seconds:
+            window.popleft()
+        if len(window) + count > ceiling.count:
+            self.state.throttled += 1
+            return self.throttle_response()
+        window.extend([now] * count)
+        return None
+
+    def accept(self, *, to: str, sender: str, text: str, reference: str | None,
+               batch: bool = False) -> Received:
+        received = Received(self.new_tracking_id(), to, sender, text, reference or None,
+                            time.time(), batch)
+        self.state.received.append(received)
+        return received
+
+    async def finish(self, response: Response, *, accepted: bool = True) -> Response:
+        control = self.state.control
+        if accepted and control.hang_next > 0:
+            control.hang_next -= 1
+            await asyncio.sleep(control.hang_seconds)
+        return response
+
+    def reset(self) -> None:
+        self.state = SimState(control=self.default_control())
+
+    def stats(self, window_seconds: float = 60.0) -> Stats:
+        received = self.state.received
+        refs = Counter(r.reference for r in received if r.reference)
+        pairs = Counter((r.to, r.text) for r in received)
+        per_sender: dict[str, Counter[int]] = {}
+        for r in received:
+            per_sender.setdefault(r.sender, Counter())[int(r.at)] += 1
+        return Stats(
+            received=len(received),
+            unique_references=len(refs),
+            duplicate_references=sum(n - 1 for n in refs.values() if n > 1),
+            duplicate_recipient_texts=sum(n - 1 for n in pairs.values() if n > 1),
+            max_in_window=max_in_window([r.at for r in received], window_seconds),
+            window_seconds=window_seconds,
+            max_per_second_by_sender={s: max(c.values()) for s, c in per_sender.items()},
+        )
+
+    def control_routes(self) -> list[BaseRoute]:
+        """Inspection and control, mounted at /_sim/<vendor>/."""
+
+        async def get_received(request: Request) -> Response:
+            since = int(request.query_params.get("since", "0"))
+            rows = [asdict(r) for r in self.state.received[since:]]
+            return JSONResponse({"received": rows, "next": since + len(rows)})
+
+        async def get_stats(request: Request) -> Response:
+            window = float(request.query_params.get("window", "60"))
+            body: dict[str, Any] = asdict(self.stats(window))
+            body.update(requests=self.state.requests, throttled=self.state.throttled)
+            return JSONResponse(body)
+
+        async def post_control(request: Request) -> Response:
+            update = await request.json()
+            self.state.control = self.state.control.model_copy(
+                update=Control.model_validate({**self.state.control.model_dump(), **update})
+                .model_dump()
+            )
+            return JSONResponse(self.state.control.model_dump())
+
+        async def post_reset(request: Request) -> Response:
+            self.reset()
+            return JSONResponse({"reset": self.name})
+
+        return [
+            Route("/received", get_received, methods=["GET"]),
+            Route("/stats", get_stats, methods=["GET"]),
+            Route("/control", post_control, methods=["POST"]),
+            Route("/reset", post_reset, methods=["POST"]),
+        ]
+
+
+def max_in_window(times: list[float], window_seconds: float) -> int:
+    """The largest number of events inside any sliding window of that length."""
+    ordered = sorted(times)
+    best = start = 0
+    for end, t in enumerate(ordered):
+        while ordered[start] <= t - window_seconds:
+            start += 1
+        best = max(best, end - start + 1)
+    return best

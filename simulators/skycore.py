@@ -1,0 +1,21 @@
+"""Skycore simulator (skeleton: being written)."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from simulators.common import VendorSimulator
+
+
+class SkycoreSimulator(VendorSimulator):
+    name = "skycore"
+
+    def routes(self) -> list[BaseRoute]:
+        return []
+
+    def fault_response(self, code: str) -> Response:
+        raise NotImplementedError
+
+    def throttle_response(self) -> Response:
+        raise NotImplementedError
