@@ -82,6 +82,10 @@ class Adapter(ABC, Generic[SettingsT]):
     ) -> list[Outcome]:
         raise NotImplementedError(f"{self.name} has no batch endpoint")
 
+    def auth(self) -> httpx.Auth | None:
+        """The vendor's credentials as an `httpx.Auth`, applied to every request."""
+        return None
+
     def batch_key(self, message: OutboundMessage) -> object:
         """Messages with equal keys may share one batch request."""
         return message.sender
@@ -102,8 +106,11 @@ class Adapter(ABC, Generic[SettingsT]):
         else:
             groups = [[m] for m in messages]
         results = await asyncio.gather(*(self._send_group(g) for g in groups))
-        by_id = {m.id: o for group, outs in zip(groups, results, strict=True)
-                 for m, o in zip(group, outs, strict=True)}
+        by_id = {
+            m.id: o
+            for group, outs in zip(groups, results, strict=True)
+            for m, o in zip(group, outs, strict=True)
+        }
         return [by_id[m.id] for m in messages]
 
     def plan_batches(self, messages: Sequence[OutboundMessage]) -> Iterable[list[OutboundMessage]]:
@@ -114,13 +121,13 @@ class Adapter(ABC, Generic[SettingsT]):
         size = self.entry.batch_size
         for group in groups.values():
             for start in range(0, len(group), size):
-                yield group[start:start + size]
+                yield group[start : start + size]
 
     async def _send_group(self, group: Sequence[OutboundMessage]) -> list[Outcome]:
         batch = len(group) > 1
         request = self.build_batch_request(group) if batch else self.build_request(group[0])
         try:
-            response = await self.client.send(request)
+            response = await self.client.send(request, auth=self.auth())
         except NOT_SENT_ERRORS as exc:
             return [self._not_sent(exc)] * len(group)
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
@@ -139,15 +146,21 @@ class Adapter(ABC, Generic[SettingsT]):
         return [self._apply_overrides(o) for o in outcomes]
 
     def _not_sent(self, exc: Exception) -> Outcome:
-        return Outcome(OutcomeKind.RETRY, code=type(exc).__name__,
-                       reason=f"request did not reach {self.name}: {type(exc).__name__}")
+        return Outcome(
+            OutcomeKind.RETRY,
+            code=type(exc).__name__,
+            reason=f"request did not reach {self.name}: {type(exc).__name__}",
+        )
 
     def _maybe_sent(self, why: str, response: httpx.Response | None = None) -> Outcome:
         raw = clip_raw(response.text) if response is not None else None
         if self.deduplicates_reference:
-            return Outcome(OutcomeKind.RETRY, code="ambiguous",
-                           reason=f"{why}; resending is safe: {self.name} rejects a repeated "
-                                  "reference", raw=raw)
+            return Outcome(
+                OutcomeKind.RETRY,
+                code="ambiguous",
+                reason=f"{why}; resending is safe: {self.name} rejects a repeated reference",
+                raw=raw,
+            )
         return Outcome(OutcomeKind.AMBIGUOUS, code="ambiguous", reason=why, raw=raw)
 
     def _apply_overrides(self, outcome: Outcome) -> Outcome:
@@ -157,8 +170,9 @@ class Adapter(ABC, Generic[SettingsT]):
 
     # -- helpers for vendor modules ---------------------------------------
 
-    def classify_http(self, response: httpx.Response, *, code: str | None = None,
-                      reason: str | None = None) -> Outcome:
+    def classify_http(
+        self, response: httpx.Response, *, code: str | None = None, reason: str | None = None
+    ) -> Outcome:
         """The generic meaning of an HTTP status, for answers outside the
         vendor's documented body."""
         status = response.status_code
@@ -166,14 +180,28 @@ class Adapter(ABC, Generic[SettingsT]):
         code = code or str(status)
         reason = reason or response.reason_phrase or f"HTTP {status}"
         if status == 429:
-            return Outcome(OutcomeKind.RATE_LIMITED, code=code, reason=reason, raw=raw,
-                           retry_after=retry_after_seconds(response))
+            return Outcome(
+                OutcomeKind.RATE_LIMITED,
+                code=code,
+                reason=reason,
+                raw=raw,
+                retry_after=retry_after_seconds(response),
+            )
         if status in (401, 403):
             return Outcome(OutcomeKind.ACCOUNT, code=code, reason=reason, raw=raw)
         if status >= 500 or status == 408:
             return Outcome(OutcomeKind.RETRY, code=code, reason=reason, raw=raw)
         if status >= 400:
             return Outcome(OutcomeKind.PERMANENT, code=code, reason=reason, raw=raw)
+        if status >= 300:
+            # A redirect means the base URL is not the API's: pause the vendor
+            # with a reason an operator can act on, instead of failing anything.
+            return Outcome(
+                OutcomeKind.ACCOUNT,
+                code=code,
+                raw=raw,
+                reason=f"HTTP {status} redirect: check the base URL setting",
+            )
         raise VendorProtocolError(f"HTTP {status} with an unreadable body")
 
 

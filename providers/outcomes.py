@@ -41,10 +41,20 @@ class Outcome:
 
     @classmethod
     def accepted(
-        cls, tracking_id: str | None, *, vendor_status: str | None = None, raw: str | None = None
+        cls,
+        tracking_id: str | None,
+        *,
+        vendor_status: str | None = None,
+        code: str | None = None,
+        raw: str | None = None,
     ) -> Outcome:
-        return cls(OutcomeKind.ACCEPTED, tracking_id=tracking_id, vendor_status=vendor_status,
-                   raw=_clip(raw))
+        return cls(
+            OutcomeKind.ACCEPTED,
+            tracking_id=tracking_id,
+            vendor_status=vendor_status,
+            code=code,
+            raw=_clip(raw),
+        )
 
     @classmethod
     def from_code(
@@ -65,10 +75,20 @@ class Outcome:
         """
         rule = table.get(code)
         if rule is None:
-            return cls(default, code=code, reason=f"unmapped code {code}: {reason or ''}".strip(),
-                       raw=_clip(raw), retry_after=retry_after)
-        return cls(rule.kind, code=code, reason=reason or rule.reason, raw=_clip(raw),
-                   retry_after=retry_after)
+            return cls(
+                default,
+                code=code,
+                reason=f"unmapped code {code}: {reason or ''}".strip(),
+                raw=_clip(raw),
+                retry_after=retry_after,
+            )
+        return cls(
+            rule.kind,
+            code=code,
+            reason=reason or rule.reason,
+            raw=_clip(raw),
+            retry_after=retry_after,
+        )
 
     def reclassified(self, kind: OutcomeKind) -> Outcome:
         return replace(self, kind=kind)

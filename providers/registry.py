@@ -21,7 +21,13 @@ ADAPTERS: dict[str, type[Adapter[Any]]] = {
 }
 
 
-def build_adapter(vendor: str, settings: Settings, client: httpx.AsyncClient, catalog: Catalog,
-                  *, report_url: str | None = None) -> Adapter[Any]:
+def build_adapter(
+    vendor: str,
+    settings: Settings,
+    client: httpx.AsyncClient,
+    catalog: Catalog,
+    *,
+    report_url: str | None = None,
+) -> Adapter[Any]:
     entry = catalog.get(vendor)
     return ADAPTERS[vendor](getattr(settings, vendor), client, entry, report_url=report_url)

@@ -1,23 +1,238 @@
-"""SMSBuddy adapter (skeleton: being written)."""
+"""SMSBuddy adapter: form POST for one message, JSON root+nodes for a batch.
+
+Document: /work/shared/providers/smsbuddy.txt. Endpoints, relative to the
+base URL `https://thesmsbuddy.com/api/v1` the document gives:
+
+    POST {base_url}/sms/send            form: key, type, sender, to, message, ...
+    POST {base_url}/sms/send/json       JSON: {"root": {...}, "nodes": [{to, message, refid}]}
+    POST {base_url}/sms/balance/check   form: key
+
+The document's curl examples drop the `v1` (`https://thesmsbuddy.com/api/sms/send`)
+while its base URL and its JSON endpoint carry it; we follow the base URL.
+
+Every answer is a JSON object whose "status" is a code as text ("200" on
+success) and whose "message" says why. We read the code from the body and fall
+back to the HTTP status only when the body is not JSON, so an error answered
+with HTTP 200 is still classified by its code.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import httpx
 
 from config.settings import SMSBuddySettings
-from providers.base import Adapter
+from providers.base import Adapter, json_object, retry_after_seconds
+from providers.errors import ConfigurationError, VendorProtocolError
 from providers.message import OutboundMessage
-from providers.outcomes import CodeTable, Outcome
+from providers.outcomes import CodeTable, Outcome, OutcomeKind, Rule
 
-CODES: CodeTable = {}
+# Ours, not the vendor's: a message of a successful answer that the answer does
+# not list. The vendor lists what it accepted ("N numbers accepted for
+# delivery."), so a message it left out was rejected (invalid number).
+NOT_ACCEPTED = "not-accepted"
+
+# The document's "Error Codes" table. "200 Success Response" is not here: a
+# "200" body is parsed for its accepted records, never classified.
+CODES: CodeTable = {
+    "400": Rule(OutcomeKind.PERMANENT, "Incomplete request - Any one of mandatory field missing"),
+    # Our configured `type` (settings.service_type) is wrong: every message
+    # would fail the same way, so pause the vendor instead of failing them.
+    "422": Rule(OutcomeKind.ACCOUNT, "Invalid Service Type"),
+    "401": Rule(OutcomeKind.ACCOUNT, "Invalid API Key"),
+    # The sender is per message (a batch holds one sender), so only the
+    # messages of that sender fail.
+    "412": Rule(OutcomeKind.PERMANENT, "Invalid Sender ID"),
+    # Quiet hours. Not a failure: the message may go from 10AM. Rescheduling
+    # to the next window is not done here; RATE_LIMITED keeps it waiting with
+    # the vendor's reason and uses no retry budget.
+    "451": Rule(
+        OutcomeKind.RATE_LIMITED,
+        "Sorry, this service is allowed only between 10AM & 9PM - Monday to Sunday. "
+        "Request you to kindly try scheduling the campaign during the said timings. "
+        "Thank you.",
+    ),
+    "406": Rule(OutcomeKind.PERMANENT, "No Valid Numbers"),
+    # The document does not say whether this is lasting; a careful integrator
+    # treats a service outage as transient and backs off.
+    "416": Rule(OutcomeKind.RETRY, "Service Not Available"),
+    "409": Rule(OutcomeKind.ACCOUNT, "Insufficient Balance"),
+    "429": Rule(
+        OutcomeKind.RATE_LIMITED,
+        "Too many requests received. Your threshold value is 1000 SMS/minute. "
+        "Please contact support.",
+    ),
+    "500": Rule(
+        OutcomeKind.RETRY, "There is an issue at our end. Please submit your request again."
+    ),
+    NOT_ACCEPTED: Rule(
+        OutcomeKind.PERMANENT,
+        "not accepted by the vendor: missing from its list of accepted numbers",
+    ),
+}
+
+SUCCESS = "200"
 
 
 class SMSBuddyAdapter(Adapter[SMSBuddySettings]):
     name = "smsbuddy"
     codes = CODES
+    # POST /sms/send/json: one root (key, type, sender) and one node per message.
+    supports_batch = True
+
+    # -- requests ------------------------------------------------------------
 
     def build_request(self, message: OutboundMessage) -> httpx.Request:
-        raise NotImplementedError
+        form = {
+            **self._common(message.sender),
+            "to": message.recipient_digits,
+            "message": message.text,
+            # The vendor echoes `custom` in its delivery report.
+            "custom": message.reference,
+        }
+        return self.client.build_request("POST", self._url("sms/send"), data=form)
+
+    def build_batch_request(self, messages: Sequence[OutboundMessage]) -> httpx.Request:
+        root = {**self._common(messages[0].sender), "flash": "0"}
+        nodes = [
+            {"to": m.recipient_digits, "message": m.text, "refid": m.reference} for m in messages
+        ]
+        return self.client.build_request(
+            "POST", self._url("sms/send/json"), json={"root": root, "nodes": nodes}
+        )
+
+    def batch_key(self, message: OutboundMessage) -> object:
+        """The root of a JSON request holds one sender for all its nodes."""
+        return message.sender
+
+    def _common(self, sender: str) -> dict[str, str]:
+        """Fields every send carries: credential, service type, sender, reports."""
+        fields = {"key": self._key(), "type": self.settings.service_type, "sender": sender}
+        if self.settings.template_id:
+            fields["template_id"] = self.settings.template_id
+        if self.report_url is not None:
+            fields["dlr_url"] = self.report_url
+        return fields
+
+    def _key(self) -> str:
+        key = self.settings.key.get_secret_value()
+        if not key:
+            raise ConfigurationError("smsbuddy: no API key configured (SMSBUDDY__KEY)")
+        return key
+
+    def _url(self, path: str) -> str:
+        return f"{self.settings.base_url.rstrip('/')}/{path}"
+
+    # -- answers -------------------------------------------------------------
 
     def parse_response(self, response: httpx.Response, message: OutboundMessage) -> Outcome:
-        raise NotImplementedError
+        records = self._records(response)
+        if isinstance(records, Outcome):
+            return records
+        if not records:
+            return Outcome.from_code(NOT_ACCEPTED, self.codes, raw=response.text)
+        # One number per request, so the answer's one record is ours.
+        return _accepted(records[0], response)
+
+    def parse_batch_response(
+        self, response: httpx.Response, messages: Sequence[OutboundMessage]
+    ) -> list[Outcome]:
+        records = self._records(response)
+        if isinstance(records, Outcome):
+            return [records] * len(messages)
+        ours = {m.reference for m in messages}
+        by_ref: dict[str, dict[str, Any]] = {}
+        for record in records:
+            # The document's example echoes refid "2" as the number 2.
+            refid = record.get("refid")
+            if not isinstance(refid, str | int) or isinstance(refid, bool) or refid == "":
+                # Without our refid a record cannot be matched to its message:
+                # the batch was taken but we cannot say which id is whose.
+                raise VendorProtocolError("accepted record without a refid")
+            ref = str(refid)
+            if ref not in ours or ref in by_ref:
+                raise VendorProtocolError("accepted record with a refid we did not send once")
+            by_ref[ref] = record
+        return [
+            _accepted(by_ref[m.reference], response)
+            if m.reference in by_ref
+            else Outcome.from_code(NOT_ACCEPTED, self.codes, raw=response.text)
+            for m in messages
+        ]
+
+    def _records(self, response: httpx.Response) -> list[dict[str, Any]] | Outcome:
+        """The accepted records of a success answer, or the outcome of an error.
+
+        A body that is not JSON raises `VendorProtocolError`: the base then
+        classifies by HTTP status (or calls a 2xx ambiguous).
+        """
+        body = json_object(response)
+        code, reason = _code(body)
+        if code == SUCCESS:
+            if not response.is_success:
+                return self.classify_http(response)
+            data = body.get("data")
+            if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+                raise VendorProtocolError('"status": "200" without a list of records in "data"')
+            return data
+        if code in self.codes or response.is_success:
+            # An unknown code in a 2xx answer: permanent, marked "unmapped".
+            return Outcome.from_code(
+                code,
+                self.codes,
+                reason=reason,
+                raw=response.text,
+                retry_after=retry_after_seconds(response),
+            )
+        # An unknown code in an HTTP error: let the HTTP status decide.
+        return self.classify_http(response, code=code, reason=reason)
+
+    # -- account -------------------------------------------------------------
+
+    async def balance(self) -> dict[str, int]:
+        """The account's balance per service, e.g. {"trans": 100, "promo": 0, ...}.
+
+        Raises `ConfigurationError` when the vendor refuses our key (401: an
+        operator must fix it), `VendorProtocolError` for any other error code
+        or an answer not in the documented shape; network errors propagate as
+        httpx raised them.
+        """
+        request = self.client.build_request(
+            "POST", self._url("sms/balance/check"), data={"key": self._key()}
+        )
+        response = await self.client.send(request)
+        try:
+            body = json_object(response)
+        except VendorProtocolError:
+            body = {"status": str(response.status_code)}
+        code, reason = _code(body)
+        if code == "401":
+            raise ConfigurationError(f"smsbuddy: balance check refused: {code} {reason or ''}")
+        if code != SUCCESS or not response.is_success:
+            raise VendorProtocolError(f"smsbuddy: balance check answered {code} {reason or ''}")
+        data = body.get("data")
+        if not isinstance(data, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in data.values()
+        ):
+            raise VendorProtocolError('smsbuddy: balance "data" is not a mapping of numbers')
+        return {str(k): v for k, v in data.items()}
+
+
+def _code(body: dict[str, Any]) -> tuple[str, str | None]:
+    status = body.get("status")
+    if not isinstance(status, str | int) or isinstance(status, bool):
+        raise VendorProtocolError('answer without a "status" code')
+    message = body.get("message")
+    return str(status), message if isinstance(message, str) else None
+
+
+def _accepted(record: dict[str, Any], response: httpx.Response) -> Outcome:
+    tracking_id = record.get("id")
+    if not isinstance(tracking_id, str) or not tracking_id:
+        raise VendorProtocolError('accepted record without an "id"')
+    status = record.get("status")
+    return Outcome.accepted(
+        tracking_id, vendor_status=status if isinstance(status, str) else None, raw=response.text
+    )

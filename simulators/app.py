@@ -1,7 +1,7 @@
 """All five vendor simulators in one ASGI app, one mount per vendor.
 
-    /<vendor>/...          the vendor's documented API
-    /_sim/<vendor>/...     received, stats, control, reset
+/<vendor>/...          the vendor's documented API
+/_sim/<vendor>/...     received, stats, control, reset
 """
 
 from __future__ import annotations

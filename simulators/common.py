@@ -143,10 +143,12 @@ class VendorSimulator(ABC):
         window.extend([now] * count)
         return None
 
-    def accept(self, *, to: str, sender: str, text: str, reference: str | None,
-               batch: bool = False) -> Received:
-        received = Received(self.new_tracking_id(), to, sender, text, reference or None,
-                            time.time(), batch)
+    def accept(
+        self, *, to: str, sender: str, text: str, reference: str | None, batch: bool = False
+    ) -> Received:
+        received = Received(
+            self.new_tracking_id(), to, sender, text, reference or None, time.time(), batch
+        )
         self.state.received.append(received)
         return received
 
@@ -194,8 +196,9 @@ class VendorSimulator(ABC):
         async def post_control(request: Request) -> Response:
             update = await request.json()
             self.state.control = self.state.control.model_copy(
-                update=Control.model_validate({**self.state.control.model_dump(), **update})
-                .model_dump()
+                update=Control.model_validate(
+                    {**self.state.control.model_dump(), **update}
+                ).model_dump()
             )
             return JSONResponse(self.state.control.model_dump())
 

@@ -26,12 +26,20 @@ class SimulatorServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
-        config = uvicorn.Config(create_app(self.simulators), log_level="warning",
-                                lifespan="off", access_log=False, backlog=4096)
+        config = uvicorn.Config(
+            create_app(self.simulators),
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            backlog=4096,
+        )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run,
-                                        kwargs={"sockets": [self._socket]},
-                                        name="simulators", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._socket]},
+            name="simulators",
+            daemon=True,
+        )
 
     @property
     def root(self) -> str:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from config.catalog import Catalog, load_catalog
 from config.settings import DEFAULT_CATALOG, Settings
 from simulators.app import pointed_at
 from simulators.server import SimulatorServer
-from tests.settings import make_settings
+from store.db import Database
+from store.migrate import upgrade
+from tests.settings import POSTGRES_URL, REDIS_URL, make_settings
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +41,94 @@ def simulators(simulator_server: SimulatorServer) -> SimulatorServer:
 def settings(simulators: SimulatorServer) -> Settings:
     """Test settings with every vendor pointed at the simulators."""
     return pointed_at(make_settings(), simulators.root)
+
+
+# -- real servers ------------------------------------------------------------
+
+
+def _require_postgres() -> str:
+    """The test database URL, creating the database if needed; fails loudly."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(POSTGRES_URL)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}
+            ).scalar()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+    except OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {url.render_as_string(hide_password=True)}"
+            f" (set TEST_POSTGRES_URL, or start it: pg_ctlcluster ... main start): "
+            f"{exc.orig}",
+            pytrace=False,
+        )
+    finally:
+        admin.dispose()
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(
+            f"Redis is not reachable at {REDIS_URL} (set TEST_REDIS_URL, or start "
+            f"redis-server): {exc}",
+            pytrace=False,
+        )
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    url = _require_postgres()
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty results database on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'results.db'}"
+        upgrade(url)
+        yield url
+        return
+    url = request.getfixturevalue("postgres_url")
+    _truncate(url)
+    yield url
+
+
+def _truncate(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE messages, send_attempts RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    db = Database(database_url)
+    yield db
+    db.dispose()

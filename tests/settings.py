@@ -11,14 +11,17 @@ TEST_CREDENTIALS: dict[str, dict[str, str]] = {
     "cue": {"username": "cue-user", "password": "cue-pass-s3cret"},
     "messangi": {"api_key": "messangi-key-s3cret"},
     "smsbuddy": {"key": "smsbuddy-key-s3cret"},
-    "restcomm": {"account_sid": "ACtest0000000000000000000000000000",
-                 "auth_token": "restcomm-token-s3cret"},
+    "restcomm": {
+        "account_sid": "ACtest0000000000000000000000000000",
+        "auth_token": "restcomm-token-s3cret",
+    },
     "skycore": {"api_key": "skycore-key-s3cret"},
 }
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/smsdispatch_test"
+)
 
 
 def make_settings(**overrides: Any) -> Settings:

@@ -24,19 +24,35 @@ from providers.registry import ADAPTERS, build_adapter
 from simulators.server import SimulatorServer
 
 
-def message(mid: int = 1, *, to: str = "+27821230001", sender: str | None = None,
-            text: str = "Your code is 12345") -> OutboundMessage:
+def message(
+    mid: int = 1,
+    *,
+    to: str = "+27821230001",
+    sender: str | None = None,
+    text: str = "Your code is 12345",
+) -> OutboundMessage:
     return OutboundMessage(id=mid, recipient=to, sender=sender or "", text=text)
 
 
-def send(settings: Settings, catalog: Catalog, vendor: str,
-         messages: Sequence[OutboundMessage], *, timeout: float = 5.0,
-         **adapter_kwargs: Any) -> list[Outcome]:
+def send(
+    settings: Settings,
+    catalog: Catalog,
+    vendor: str,
+    messages: Sequence[OutboundMessage],
+    *,
+    timeout: float = 5.0,
+    **adapter_kwargs: Any,
+) -> list[Outcome]:
     """Send through a fresh client, as a worker process would."""
     vendor_settings = getattr(settings, vendor)
-    fixed = [m if m.sender else OutboundMessage(m.id, m.recipient, vendor_settings.default_sender,
-                                                m.text, m.encoding, m.segments)
-             for m in messages]
+    fixed = [
+        m
+        if m.sender
+        else OutboundMessage(
+            m.id, m.recipient, vendor_settings.default_sender, m.text, m.encoding, m.segments
+        )
+        for m in messages
+    ]
 
     async def go() -> list[Outcome]:
         async with httpx.AsyncClient(timeout=timeout) as client:
@@ -83,7 +99,10 @@ class AdapterContract:
             metafunc.parametrize("code_case", cases, ids=[f"{c}->{k}" for c, k in cases])
 
     def test_documented_code_lands_in_its_outcome_class(
-        self, code_case: tuple[str, OutcomeKind], settings: Settings, catalog: Catalog,
+        self,
+        code_case: tuple[str, OutcomeKind],
+        settings: Settings,
+        catalog: Catalog,
         simulators: SimulatorServer,
     ) -> None:
         code, kind = code_case
@@ -103,7 +122,8 @@ class AdapterContract:
 
     def test_connection_refused_is_retried(self, settings: Settings, catalog: Catalog) -> None:
         vendor_settings = getattr(settings, self.vendor).model_copy(
-            update={"base_url": closed_port_url()})
+            update={"base_url": closed_port_url()}
+        )
         down = settings.model_copy(update={self.vendor: vendor_settings})
         [outcome] = send(down, catalog, self.vendor, [message()])
         assert outcome.kind is OutcomeKind.RETRY, outcome
@@ -130,4 +150,3 @@ def wrong_credentials(settings: Settings, vendor: str) -> Any:
     vendor_settings = getattr(settings, vendor)
     secrets = {k: SecretStr("wrong") for k, v in vendor_settings if isinstance(v, SecretStr)}
     return vendor_settings.model_copy(update=secrets)
-

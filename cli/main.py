@@ -1,0 +1,123 @@
+"""`smsdispatch`: send, simulate, migrate, inspect, and run the demo."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from config.catalog import load_catalog
+from config.logs import configure
+from config.settings import get_settings
+
+app = typer.Typer(help="Distributed bulk SMS sender.", no_args_is_help=True)
+db_app = typer.Typer(help="The results database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+@app.callback()
+def _setup(log_level: Annotated[str, typer.Option(help="Python log level.")] = "WARNING") -> None:
+    configure(log_level.upper())
+
+
+@app.command()
+def send(
+    to: Annotated[str, typer.Option(help="Recipient, E.164 (+27...) or local with --region.")],
+    text: Annotated[str, typer.Option(help="Message text.")],
+    provider: Annotated[
+        str, typer.Option(help="Vendor: cue, messangi, smsbuddy, restcomm, skycore.")
+    ],
+    sender: Annotated[str | None, typer.Option(help="Sender id (default: the vendor's).")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="Same key, same message.")] = None,
+    client_reference: Annotated[str | None, typer.Option(help="Your own reference.")] = None,
+    region: Annotated[str | None, typer.Option(help="Region for local numbers, e.g. ZA.")] = None,
+) -> None:
+    """Validate, store and enqueue one message; print its id."""
+    from producer.api import Producer
+    from producer.validation import InvalidMessage, SendRequest
+    from store.db import Database
+    from workers.app import create_app
+
+    settings = get_settings()
+    producer = Producer(
+        settings,
+        load_catalog(settings.catalog_path),
+        Database(settings.database_url),
+        create_app(settings),
+        default_region=region,
+    )
+    try:
+        message_id = producer.send(
+            SendRequest(to, text, provider, sender, client_reference, idempotency_key)
+        )
+    except InvalidMessage as exc:
+        console.print(f"[red]rejected[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(message_id)
+
+
+@app.command()
+def simulate(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8900,
+) -> None:
+    """Serve the five vendor simulators (credentials from the same settings)."""
+    from simulators.server import serve_forever
+
+    console.print(f"simulators on http://{host}:{port}/<vendor> (control: /_sim/<vendor>/)")
+    serve_forever(get_settings(), host, port)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply the Alembic migrations to DATABASE_URL."""
+    from store.migrate import upgrade
+
+    upgrade(get_settings().database_url, revision)
+    console.print(f"database at {revision}")
+
+
+@app.command()
+def status() -> None:
+    """Messages by vendor and status, and any vendor pauses with their reasons."""
+    import redis
+
+    from sending.pauses import current_pause
+    from store.db import Database, utcnow
+    from store.outbox import status_counts
+
+    settings = get_settings()
+    catalog = load_catalog(settings.catalog_path)
+    db = Database(settings.database_url)
+    with db.session() as session:
+        counts = status_counts(session)
+    statuses = sorted({s for _, s in counts})
+    table = Table("provider", *statuses, "paused")
+    client = redis.Redis.from_url(settings.redis_url)
+    for provider in catalog.providers:
+        pause = current_pause(client, provider, utcnow())
+        table.add_row(
+            provider,
+            *(str(counts.get((provider, s), 0)) for s in statuses),
+            f"until {pause.until:%H:%M:%S}: {pause.reason}" if pause else "",
+        )
+    console.print(table)
+
+
+@app.command()
+def demo(
+    messages: Annotated[int, typer.Option(help="How many sample messages.")] = 3000,
+    flower: Annotated[bool, typer.Option(help="Also start Flower (basic auth).")] = True,
+    keep: Annotated[bool, typer.Option(help="Leave the stack running until Ctrl-C.")] = False,
+) -> None:
+    """Run everything locally: private Redis, simulators, workers, beat, a sample."""
+    from cli.demo import run_demo
+
+    run_demo(messages=messages, flower=flower, keep=keep, console=console)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Validating and storing messages, then enqueueing their ids."""

@@ -1,0 +1,147 @@
+"""Checks a message must pass before anything is stored.
+
+Each failure names the field and says why, so a caller can fix its input;
+a batch reports each bad message by its index and stores the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+
+from config.catalog import Catalog, ProviderEntry, SenderKind, UnknownProviderError
+from config.settings import Settings
+from producer.encoding import detect_encoding, segment_count
+from providers.message import Encoding
+
+ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 .\-_&]{1,11}$")
+SHORT_CODE = re.compile(r"^\d{3,6}$")
+LONG_CODE = re.compile(r"^\d{7,15}$")
+MAX_REFERENCE = 128
+
+
+class InvalidMessage(ValueError):
+    """One field of a message is wrong; `field` names it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """What a producer hands over for one message."""
+
+    to: str
+    text: str
+    provider: str
+    sender: str | None = None
+    client_reference: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidMessage:
+    provider: str
+    sender: str
+    recipient: str  # E.164
+    text: str
+    encoding: Encoding
+    segments: int
+    client_reference: str | None
+    idempotency_key: str | None
+
+
+class Validator:
+    def __init__(self, settings: Settings, catalog: Catalog, default_region: str | None = None):
+        self.settings = settings
+        self.catalog = catalog
+        # Numbers without a country code are read in this region; None
+        # requires every number to carry its '+' and country code.
+        self.default_region = default_region
+
+    def validate(self, request: SendRequest) -> ValidMessage:
+        entry = self._provider(request.provider)
+        sender = self._sender(entry, request.sender)
+        recipient = normalize_number(request.to, self.default_region)
+        encoding, segments = self._text(entry, request.text)
+        for name in ("client_reference", "idempotency_key"):
+            value = getattr(request, name)
+            if value is not None and not 0 < len(value) <= MAX_REFERENCE:
+                raise InvalidMessage(name, f"must be 1 to {MAX_REFERENCE} characters")
+        return ValidMessage(
+            entry.name,
+            sender,
+            recipient,
+            request.text,
+            encoding,
+            segments,
+            request.client_reference,
+            request.idempotency_key,
+        )
+
+    def _provider(self, name: str) -> ProviderEntry:
+        try:
+            return self.catalog.get(name)
+        except UnknownProviderError as exc:
+            raise InvalidMessage("provider", str(exc)) from None
+
+    def _sender(self, entry: ProviderEntry, sender: str | None) -> str:
+        default = getattr(self.settings, entry.name).default_sender
+        sender = sender or default
+        known = entry.sender(sender)
+        if known is None and sender != default:
+            ids = ", ".join(s.id for s in entry.senders) or "none"
+            raise InvalidMessage(
+                "sender", f"{sender!r} is not a sender of {entry.name} (catalog senders: {ids})"
+            )
+        kind = known.kind if known else guess_sender_kind(sender)
+        check_sender_format(sender, kind)
+        return sender
+
+    def _text(self, entry: ProviderEntry, text: str) -> tuple[Encoding, int]:
+        if not text or not text.strip():
+            raise InvalidMessage("text", "is empty")
+        if len(text) > entry.max_text_chars:
+            raise InvalidMessage(
+                "text",
+                f"is {len(text)} characters; {entry.name} takes at most {entry.max_text_chars}",
+            )
+        encoding = detect_encoding(text)
+        return encoding, segment_count(text, encoding)
+
+
+def normalize_number(raw: str, default_region: str | None) -> str:
+    """E.164 with '+', or `InvalidMessage` naming the recipient field."""
+    candidate = raw.strip()
+    if candidate.startswith("00"):
+        candidate = "+" + candidate[2:]
+    try:
+        number = phonenumbers.parse(candidate, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidMessage("to", f"cannot be read as a phone number ({exc._msg})") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidMessage("to", "is not a valid phone number for its country")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def guess_sender_kind(sender: str) -> SenderKind:
+    if sender.isdigit():
+        return SenderKind.SHORT_CODE if len(sender) <= 6 else SenderKind.LONG_CODE
+    return SenderKind.ALPHANUMERIC
+
+
+def check_sender_format(sender: str, kind: SenderKind) -> None:
+    if kind is SenderKind.ALPHANUMERIC and not ALPHANUMERIC_SENDER.match(sender):
+        raise InvalidMessage(
+            "sender",
+            f"{sender!r}: an alphanumeric sender is 1 to 11 letters, "
+            "digits or spaces, with at least one letter",
+        )
+    if kind is SenderKind.SHORT_CODE and not SHORT_CODE.match(sender):
+        raise InvalidMessage("sender", f"{sender!r}: a short code is 3 to 6 digits")
+    if kind is SenderKind.LONG_CODE and not LONG_CODE.match(sender):
+        raise InvalidMessage("sender", f"{sender!r}: a long code is 7 to 15 digits")

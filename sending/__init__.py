@@ -1,0 +1,1 @@
+"""The send pipeline run by a worker: claim, send through the adapter, persist."""

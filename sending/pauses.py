@@ -1,0 +1,41 @@
+"""Vendor pauses shared by every worker: one Redis key per vendor.
+
+An account-level error (bad credentials, no credit, suspended account) pauses
+the whole vendor: each worker that finds the key puts its claimed rows back to
+wait until the pause ends, so nothing fails because of the account. The key's
+value is the reason, for operators (`smsdispatch status`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import redis
+
+from workers import keys
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    provider: str
+    until: datetime
+    reason: str
+
+
+def pause(client: redis.Redis, provider: str, seconds: float, reason: str) -> None:
+    client.set(keys.pause(provider), reason.encode(), px=max(1, int(seconds * 1000)))
+
+
+def resume(client: redis.Redis, provider: str) -> None:
+    client.delete(keys.pause(provider))
+
+
+def current_pause(client: redis.Redis, provider: str, now: datetime) -> Pause | None:
+    pipe = client.pipeline()
+    pipe.get(keys.pause(provider))
+    pipe.pttl(keys.pause(provider))
+    reason, ttl_ms = pipe.execute()
+    if reason is None or ttl_ms is None or ttl_ms < 0:
+        return None
+    return Pause(provider, now + timedelta(milliseconds=ttl_ms), reason.decode())

@@ -1,0 +1,38 @@
+"""Re-enqueue what the broker lost or what is due again.
+
+Runs from beat every `sweep_interval_seconds`. Three kinds of rows come back:
+retries whose `next_attempt_at` has come (long waits live here, not in Celery
+countdowns), rows enqueued so long ago that their broker message must be gone
+(Redis restarted empty), and rows a killed worker left in `sending`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from store.db import utcnow
+from store.outbox import reclaim_stuck, take_due
+from workers.publish import publish
+from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    reclaimed: int
+    enqueued: int
+
+
+def sweep_outbox(rt: Runtime) -> SweepResult:
+    s = rt.settings
+    now = utcnow()
+    with rt.db.session() as session, session.begin():
+        reclaimed = reclaim_stuck(session, now, s.sending_deadline_seconds)
+        due = take_due(session, now, s.requeue_after_seconds, s.sweep_batch_limit)
+    if due:
+        publish(rt.celery, rt.catalog, due)
+    if reclaimed or due:
+        log.info("sweep: reclaimed=%d enqueued=%d", reclaimed, len(due))
+    return SweepResult(reclaimed, len(due))

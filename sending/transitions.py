@@ -1,0 +1,126 @@
+"""What a vendor's outcome does to a message row: pure functions, no I/O.
+
+Kept apart from the pipeline so every rule (retry budget, refunds for
+throttling and pauses, back-off with jitter) is tested without a database.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from config.catalog import RetryPolicy
+from providers.outcomes import Outcome, OutcomeKind
+from store.status import MessageStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RowUpdate:
+    """The new values for one claimed row (the claim is id + attempts)."""
+
+    id: int
+    claimed_attempts: int
+    status: MessageStatus
+    attempts: int
+    next_attempt_at: datetime | None = None  # None: leave as it is
+    tracking_id: str | None = None
+    vendor_status: str | None = None
+    error_code: str | None = None
+    error_reason: str | None = None
+    sent_at: datetime | None = None
+    final_at: datetime | None = None
+
+
+def backoff_seconds(attempt: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:
+    """Exponential back-off with "equal jitter": half fixed, half random.
+
+    The fixed half keeps a retry from coming straight back; the random half
+    spreads a burst of failures so they do not return as one burst.
+    """
+    ceiling = min(policy.backoff_cap_seconds, policy.backoff_base_seconds * 2.0 ** (attempt - 1))
+    uniform = rng.uniform if rng is not None else random.uniform
+    return ceiling / 2 + uniform(0, ceiling / 2)
+
+
+def plan_update(
+    message_id: int,
+    attempts: int,
+    outcome: Outcome,
+    policy: RetryPolicy,
+    now: datetime,
+    rng: random.Random | None = None,
+) -> RowUpdate:
+    """The row update for one outcome. `attempts` counts the call just made."""
+    kind = outcome.kind
+    if kind is OutcomeKind.ACCEPTED:
+        return RowUpdate(
+            message_id,
+            attempts,
+            MessageStatus.ACCEPTED,
+            attempts,
+            tracking_id=outcome.tracking_id,
+            vendor_status=outcome.vendor_status,
+            sent_at=now,
+        )
+    if kind is OutcomeKind.RATE_LIMITED:
+        wait = outcome.retry_after or policy.rate_limited_wait_seconds
+        return hold(message_id, attempts, now + timedelta(seconds=wait), outcome)
+    if kind is OutcomeKind.ACCOUNT:
+        return hold(message_id, attempts, now + timedelta(seconds=policy.pause_seconds), outcome)
+    failed = RowUpdate(
+        message_id,
+        attempts,
+        MessageStatus.FAILED,
+        attempts,
+        error_code=outcome.code,
+        error_reason=outcome.reason,
+        final_at=now,
+    )
+    if kind is OutcomeKind.PERMANENT:
+        return failed
+    if kind is OutcomeKind.AMBIGUOUS:
+        return replace(failed, status=MessageStatus.UNKNOWN, final_at=None, sent_at=now)
+    if attempts >= policy.max_attempts:
+        return replace(failed, error_reason=f"gave up after {attempts} attempts: {outcome.reason}")
+    wait = backoff_seconds(attempts, policy, rng)
+    return replace(
+        failed,
+        status=MessageStatus.QUEUED,
+        final_at=None,
+        next_attempt_at=now + timedelta(seconds=wait),
+    )
+
+
+def hold(
+    message_id: int,
+    attempts: int,
+    until: datetime,
+    outcome: Outcome | None = None,
+    *,
+    reason: str | None = None,
+) -> RowUpdate:
+    """Put a claimed row back to wait, refunding the attempt: the message is
+    not at fault when the vendor throttles or the account is paused."""
+    return RowUpdate(
+        id=message_id,
+        claimed_attempts=attempts,
+        status=MessageStatus.QUEUED,
+        attempts=attempts - 1,
+        next_attempt_at=until,
+        error_code=outcome.code if outcome else None,
+        error_reason=reason or (outcome.reason if outcome else None),
+    )
+
+
+def invalid(message_id: int, attempts: int, reason: str, now: datetime) -> RowUpdate:
+    """A row that can never be sent as written (another app wrote it directly)."""
+    return RowUpdate(
+        id=message_id,
+        claimed_attempts=attempts,
+        status=MessageStatus.FAILED,
+        attempts=attempts,
+        error_code="invalid",
+        error_reason=reason,
+        final_at=now,
+    )

@@ -1,0 +1,67 @@
+"""Engines and sessions, built per process (after a worker forks, never at import)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine tuned for the backend: WAL and a busy timeout for SQLite.
+
+    Several worker processes write to one SQLite file in the demo; WAL lets
+    readers go on while one writes, and the busy timeout makes writers queue
+    instead of failing with "database is locked".
+    """
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30}, poolclass=NullPool, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 5)
+    return create_engine(url, **kwargs)
+
+
+class Database:
+    """One engine and session factory per process; rebuilt if the pid changes."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pid = -1
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None or self._pid != os.getpid():
+            self._engine = make_engine(self.url)
+            self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+            self._pid = os.getpid()
+        return self._engine
+
+    def session(self) -> Session:
+        self.engine  # noqa: B018  (builds the factory for this process)
+        assert self._sessions is not None
+        return self._sessions()
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+        self._engine = None

@@ -1,0 +1,128 @@
+"""Tables. `messages` is the outbox and the results table in one.
+
+Hot paths (claim, persist, sweep) use Core statements on these tables; the
+ORM classes are for reading and for the producer's inserts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import cast
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from store.status import MessageStatus
+
+# BIGINT in PostgreSQL, INTEGER (the rowid alias) in SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and read back timezone-aware on every backend.
+
+    SQLite keeps no offset; without this a value read back would be naive and
+    compare wrongly with `datetime.now(UTC)`.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    sender: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str] = mapped_column(String(20))  # E.164 with '+'
+    text: Mapped[str] = mapped_column(Text)
+    encoding: Mapped[str] = mapped_column(String(8))
+    segments: Mapped[int] = mapped_column(SmallInteger)
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.QUEUED.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The producer's own reference, returned in reports; and its idempotency key:
+    # the same key again returns the same message instead of sending anew.
+    client_reference: Mapped[str | None] = mapped_column(String(128))
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # What the vendor said: its id for the message, its status word, its code.
+    tracking_id: Mapped[str | None] = mapped_column(String(128))
+    vendor_status: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_reason: Mapped[str | None] = mapped_column(Text)
+    # Outbox bookkeeping: when it may next be sent, when its id was last put
+    # on the broker, when a worker claimed it.
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    final_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        # Delivery reports and status polls look messages up by the vendor's id.
+        Index("ix_messages_provider_tracking_id", "provider", "tracking_id"),
+        # The sweeper scans what is due or stuck.
+        Index("ix_messages_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+
+class SendAttempt(Base):
+    """One row per vendor call: what was asked and what the vendor answered."""
+
+    __tablename__ = "send_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    tracking_id: Mapped[str | None] = mapped_column(String(128))
+    raw: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+messages = cast(Table, Message.__table__)
+send_attempts = cast(Table, SendAttempt.__table__)

@@ -1,0 +1,194 @@
+"""The outbox queries: claim, persist, and sweep, each one statement per batch.
+
+A row is claimed by moving it from `queued` to `sending` and adding one to
+`attempts`; the new `attempts` value is the claim. Persisting checks the
+claim, so a worker that was presumed dead and whose rows were handed to
+another cannot overwrite the newer attempt's result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from providers.message import Encoding, OutboundMessage
+from providers.outcomes import Outcome, clip_raw
+from sending.transitions import RowUpdate
+from store.models import messages, send_attempts
+from store.status import MessageStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    provider: str
+    sender: str
+    recipient: str
+    text: str
+    encoding: str
+    segments: int
+    attempts: int
+
+    def outbound(self) -> OutboundMessage:
+        return OutboundMessage(
+            self.id, self.recipient, self.sender, self.text, Encoding(self.encoding), self.segments
+        )
+
+
+def claim(session: Session, ids: Sequence[int], now: datetime) -> list[Claimed]:
+    """Move due `queued` rows among `ids` to `sending`; return what was claimed.
+
+    Rows another worker holds, rows already settled and rows not yet due are
+    skipped: a redelivered or duplicated Celery message claims nothing.
+    """
+    if not ids:
+        return []
+    m = messages.c
+    stmt = (
+        update(messages)
+        .where(m.id.in_(ids), m.status == MessageStatus.QUEUED, m.next_attempt_at <= now)
+        .values(
+            status=MessageStatus.SENDING, attempts=m.attempts + 1, claimed_at=now, updated_at=now
+        )
+        .returning(
+            m.id, m.provider, m.sender, m.recipient, m.text, m.encoding, m.segments, m.attempts
+        )
+    )
+    return [Claimed(*row) for row in session.execute(stmt)]
+
+
+_PERSIST = (
+    update(messages)
+    .where(
+        messages.c.id == bindparam("b_id"),
+        messages.c.status == MessageStatus.SENDING,
+        messages.c.attempts == bindparam("b_claim"),
+    )
+    .values(
+        status=bindparam("b_status"),
+        attempts=bindparam("b_attempts"),
+        next_attempt_at=func.coalesce(
+            bindparam("b_next", type_=messages.c.next_attempt_at.type), messages.c.next_attempt_at
+        ),
+        tracking_id=func.coalesce(
+            bindparam("b_tracking", type_=messages.c.tracking_id.type), messages.c.tracking_id
+        ),
+        vendor_status=bindparam("b_vendor_status"),
+        error_code=bindparam("b_code"),
+        error_reason=bindparam("b_reason"),
+        sent_at=func.coalesce(
+            bindparam("b_sent", type_=messages.c.sent_at.type), messages.c.sent_at
+        ),
+        final_at=bindparam("b_final", type_=messages.c.final_at.type),
+        updated_at=bindparam("b_now", type_=messages.c.updated_at.type),
+    )
+)
+
+
+def apply_updates(session: Session, updates: Sequence[RowUpdate], now: datetime) -> None:
+    """Write every row's new state in one executemany statement."""
+    if not updates:
+        return
+    params = [
+        {
+            "b_id": u.id,
+            "b_claim": u.claimed_attempts,
+            "b_status": u.status.value,
+            "b_attempts": u.attempts,
+            "b_next": u.next_attempt_at,
+            "b_tracking": u.tracking_id,
+            "b_vendor_status": u.vendor_status,
+            "b_code": u.error_code,
+            "b_reason": u.error_reason,
+            "b_sent": u.sent_at,
+            "b_final": u.final_at,
+            "b_now": now,
+        }
+        for u in updates
+    ]
+    session.execute(_PERSIST, params)
+
+
+def log_attempts(session: Session, calls: Sequence[tuple[Claimed, Outcome]], now: datetime) -> None:
+    """One `send_attempts` row per vendor call, with what the vendor said."""
+    if not calls:
+        return
+    session.execute(
+        insert(send_attempts),
+        [
+            {
+                "message_id": c.id,
+                "attempt": c.attempts,
+                "outcome": o.kind.value,
+                "code": o.code,
+                "reason": o.reason,
+                "tracking_id": o.tracking_id,
+                "raw": clip_raw(o.raw),
+                "at": now,
+            }
+            for c, o in calls
+        ],
+    )
+
+
+def reclaim_stuck(session: Session, now: datetime, deadline_seconds: float) -> int:
+    """Rows a worker claimed and never finished (it was killed): back to queued.
+
+    The attempt stays counted, so a message that kills its worker every time
+    ends as failed after `max_attempts` instead of looping forever.
+    """
+    m = messages.c
+    result = session.execute(
+        update(messages)
+        .where(
+            m.status == MessageStatus.SENDING,
+            m.claimed_at < now - timedelta(seconds=deadline_seconds),
+        )
+        .values(status=MessageStatus.QUEUED, next_attempt_at=now, enqueued_at=None, updated_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def take_due(
+    session: Session, now: datetime, requeue_after_seconds: float, limit: int
+) -> list[tuple[int, str]]:
+    """Queued rows that need their id put on the broker, marked as enqueued.
+
+    That is: never enqueued, waiting for a retry that is now due, or enqueued
+    so long ago that the broker message must have been lost (a Redis restart).
+    """
+    m = messages.c
+    rows = session.execute(
+        select(m.id, m.provider)
+        .where(
+            m.status == MessageStatus.QUEUED,
+            m.next_attempt_at <= now,
+            or_(
+                m.enqueued_at.is_(None),
+                m.enqueued_at < m.next_attempt_at,
+                m.enqueued_at < now - timedelta(seconds=requeue_after_seconds),
+            ),
+        )
+        .order_by(m.next_attempt_at)
+        .limit(limit)
+    ).all()
+    ids = [row.id for row in rows]
+    for start in range(0, len(ids), 1000):
+        session.execute(
+            update(messages).where(m.id.in_(ids[start : start + 1000])).values(enqueued_at=now)
+        )
+    return [(row.id, row.provider) for row in rows]
+
+
+def status_counts(session: Session, **filters: Any) -> dict[tuple[str, str], int]:
+    """Messages by (provider, status): the demo's and the operator's summary."""
+    m = messages.c
+    stmt = select(m.provider, m.status, func.count()).group_by(m.provider, m.status)
+    for column, value in filters.items():
+        stmt = stmt.where(getattr(m, column) == value)
+    return {(p, s): n for p, s, n in session.execute(stmt)}

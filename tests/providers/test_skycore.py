@@ -1,0 +1,234 @@
+"""Skycore: the contract, plus its header key, number format and sender mask."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from config.catalog import Catalog
+from config.settings import Settings, SkycoreSettings
+from providers.errors import ConfigurationError
+from providers.message import OutboundMessage
+from providers.outcomes import Outcome, OutcomeKind
+from providers.skycore import SkycoreAdapter
+from simulators.common import Ceiling
+from simulators.server import SimulatorServer
+from tests.providers.contract import AdapterContract, message, send
+from tests.settings import TEST_CREDENTIALS, make_settings
+
+MOCK_URL = "https://skycore.test/API/wxml/1.3/index.php"
+
+
+class TestSkycoreContract(AdapterContract):
+    vendor = "skycore"
+    CODE_CASES = (
+        ("E111", OutcomeKind.PERMANENT),
+        # Not documented: the HTTP-level codes our simulator carries as error-code.
+        ("400", OutcomeKind.PERMANENT),
+        ("401", OutcomeKind.ACCOUNT),
+        ("403", OutcomeKind.ACCOUNT),
+        ("429", OutcomeKind.RATE_LIMITED),
+        ("500", OutcomeKind.RETRY),
+        ("502", OutcomeKind.RETRY),
+        ("503", OutcomeKind.RETRY),
+        ("504", OutcomeKind.RETRY),
+    )
+
+
+def send_mocked(
+    catalog: Catalog,
+    handler: Callable[[httpx.Request], httpx.Response],
+    messages: list[OutboundMessage],
+    **update: Any,
+) -> list[Outcome]:
+    """Send through `httpx.MockTransport`, for what the simulator cannot show."""
+    vendor_settings = make_settings().skycore.model_copy(update={"base_url": MOCK_URL, **update})
+
+    async def go() -> list[Outcome]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            adapter = SkycoreAdapter(vendor_settings, client, catalog.get("skycore"))
+            return await adapter.send(messages)
+
+    return asyncio.run(go())
+
+
+def capture(sent: list[httpx.Request]) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200, json={"status": "Success", "tracking-id": "T1"})
+
+    return handler
+
+
+def answer(status: int, body: dict[str, Any]) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json=body)
+
+    return handler
+
+
+def test_skycore_api_key_travels_in_the_x_api_key_header(catalog: Catalog) -> None:
+    sent: list[httpx.Request] = []
+    send_mocked(catalog, capture(sent), [message(sender="00000")])
+    [request] = sent
+    key = TEST_CREDENTIALS["skycore"]["api_key"]
+    assert request.headers["x-api-key"] == key
+    assert key not in str(request.url)
+    assert key not in request.content.decode()
+
+
+def test_skycore_posts_sendsms_to_the_endpoint_url_itself(catalog: Catalog) -> None:
+    sent: list[httpx.Request] = []
+    send_mocked(catalog, capture(sent), [message(sender="00000")])
+    [request] = sent
+    assert (request.method, str(request.url)) == ("POST", MOCK_URL)
+    assert json.loads(request.content) == {
+        "action": "sendsms",
+        "message-text": "Your code is 12345",
+        "to": "27821230001",
+        "from": "00000",
+    }
+
+
+def test_skycore_recipient_reaches_the_vendor_without_plus(
+    settings: Settings, catalog: Catalog, simulators: SimulatorServer
+) -> None:
+    [outcome] = send(settings, catalog, "skycore", [message(to="+27821230001")])
+    [received] = simulators["skycore"].state.received
+    assert outcome.kind is OutcomeKind.ACCEPTED, outcome
+    assert received.to == "27821230001"
+
+
+def test_skycore_alphanumeric_sender_goes_as_mask_from_the_default_number(
+    catalog: Catalog,
+) -> None:
+    sent: list[httpx.Request] = []
+    send_mocked(catalog, capture(sent), [message(sender="Dunder")], default_sender="18885550100")
+    body = json.loads(sent[0].content)
+    assert (body["from"], body["from-mask"]) == ("18885550100", "Dunder")
+
+
+def test_skycore_numeric_sender_goes_as_from_without_a_mask(catalog: Catalog) -> None:
+    sent: list[httpx.Request] = []
+    send_mocked(catalog, capture(sent), [message(sender="+18885550100")])
+    body = json.loads(sent[0].content)
+    assert body["from"] == "18885550100"
+    assert "from-mask" not in body
+
+
+def test_skycore_masked_message_is_counted_against_the_numeric_from(
+    settings: Settings, catalog: Catalog, simulators: SimulatorServer
+) -> None:
+    [outcome] = send(settings, catalog, "skycore", [message(sender="Dunder")])
+    [received] = simulators["skycore"].state.received
+    assert outcome.kind is OutcomeKind.ACCEPTED, outcome
+    assert received.sender == settings.skycore.default_sender
+
+
+def test_skycore_non_numeric_from_is_refused_as_permanent_e111(
+    settings: Settings, catalog: Catalog, simulators: SimulatorServer
+) -> None:
+    brand_default = settings.skycore.model_copy(update={"default_sender": "ACME"})
+    misconfigured = settings.model_copy(update={"skycore": brand_default})
+    [outcome] = send(misconfigured, catalog, "skycore", [message(sender="Dunder")])
+    assert (outcome.kind, outcome.code, outcome.reason) == (
+        OutcomeKind.PERMANENT,
+        "E111",
+        "Invalid Sender.",
+    )
+    assert simulators["skycore"].state.received == []
+
+
+def test_skycore_lowercase_failure_status_is_understood(catalog: Catalog) -> None:
+    body = {"status": "failure", "error-code": "E111", "error-info": "Invalid Sender."}
+    [outcome] = send_mocked(catalog, answer(200, body), [message(sender="00000")])
+    assert (outcome.kind, outcome.code) == (OutcomeKind.PERMANENT, "E111")
+
+
+def test_skycore_unknown_error_code_fails_permanently_as_unmapped(catalog: Catalog) -> None:
+    body = {"status": "Failure", "error-code": "E999", "error-info": "Something new."}
+    [outcome] = send_mocked(catalog, answer(200, body), [message(sender="00000")])
+    assert (outcome.kind, outcome.code) == (OutcomeKind.PERMANENT, "E999")
+    assert str(outcome.reason).startswith("unmapped code E999")
+
+
+def test_skycore_unknown_error_code_on_a_server_error_is_retried(catalog: Catalog) -> None:
+    body = {"status": "Failure", "error-code": "E999", "error-info": "Try later."}
+    [outcome] = send_mocked(catalog, answer(503, body), [message(sender="00000")])
+    assert (outcome.kind, outcome.code) == (OutcomeKind.RETRY, "E999")
+
+
+def test_skycore_status_details_are_kept_as_vendor_status(
+    settings: Settings, catalog: Catalog, simulators: SimulatorServer
+) -> None:
+    [outcome] = send(settings, catalog, "skycore", [message()])
+    assert outcome.vendor_status == "SMS request accepted and queued for delivery"
+    assert f'"tracking-id":"{outcome.tracking_id}"' in str(outcome.raw)
+
+
+def test_skycore_throttle_is_rate_limited_with_retry_after(
+    settings: Settings, catalog: Catalog, simulators: SimulatorServer
+) -> None:
+    simulators["skycore"].state.control.ceiling = Ceiling(count=1, per_seconds=60)
+    outcomes = send(settings, catalog, "skycore", [message(1), message(2, to="+27821230002")])
+    kinds = sorted(o.kind for o in outcomes)
+    assert kinds == sorted([OutcomeKind.ACCEPTED, OutcomeKind.RATE_LIMITED])
+    [limited] = [o for o in outcomes if o.kind is OutcomeKind.RATE_LIMITED]
+    assert (limited.code, limited.retry_after) == ("429", 1.0)
+
+
+def test_skycore_missing_api_key_is_a_configuration_error(catalog: Catalog) -> None:
+    sent: list[httpx.Request] = []
+    with pytest.raises(ConfigurationError, match="api_key"):
+        send_mocked(catalog, capture(sent), [message(sender="00000")], api_key=SecretStr(""))
+    assert sent == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("to", "+27821230001"), ("to", "0027821230001"), ("action", "sendmms")],
+    ids=["to-with-plus", "to-with-00", "unknown-action"],
+)
+def test_skycore_simulator_refuses_a_malformed_request_with_400(
+    field: str, value: str, settings: Settings, simulators: SimulatorServer
+) -> None:
+    response = post_to_simulator(settings, **{field: value})
+    assert response.status_code == 400
+    assert response.json()["status"] == "Failure"
+    assert response.json()["error-code"] == "400"
+
+
+def test_skycore_simulator_action_is_case_insensitive(
+    settings: Settings, simulators: SimulatorServer
+) -> None:
+    response = post_to_simulator(settings, action="SendSMS")
+    assert response.json()["status"] == "Success"
+
+
+def test_skycore_simulator_refuses_a_missing_key_with_401(
+    settings: Settings, simulators: SimulatorServer
+) -> None:
+    response = httpx.post(settings.skycore.base_url, json=request_body())
+    assert response.status_code == 401
+    assert response.json()["error-code"] == "401"
+
+
+def request_body(**update: str) -> dict[str, str]:
+    body = {"action": "sendsms", "message-text": "hi", "to": "27821230001", "from": "00000"}
+    body.update(update)
+    return body
+
+
+def post_to_simulator(settings: Settings, **update: str) -> httpx.Response:
+    skycore: SkycoreSettings = settings.skycore
+    return httpx.post(
+        skycore.base_url,
+        json=request_body(**update),
+        headers={"x-api-key": skycore.api_key.get_secret_value()},
+    )

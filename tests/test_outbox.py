@@ -1,0 +1,145 @@
+"""Claiming, persisting and sweeping rows, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import String, insert, select, update
+
+from config.catalog import RetryPolicy
+from providers.outcomes import Outcome
+from sending.transitions import plan_update
+from store.db import Database
+from store.models import messages
+from store.outbox import apply_updates, claim, reclaim_stuck, take_due
+from store.status import MessageStatus
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def add_rows(db: Database, count: int, *, at: datetime = NOW, **values: object) -> list[int]:
+    rows = [
+        {
+            "provider": "cue",
+            "sender": "CUESMS",
+            "recipient": f"+2782123{i:04d}",
+            "text": "hi",
+            "encoding": "gsm7",
+            "segments": 1,
+            "status": "queued",
+            "attempts": 0,
+            "next_attempt_at": at,
+            "enqueued_at": at,
+            "created_at": at,
+            "updated_at": at,
+        }
+        | values
+        for i in range(count)
+    ]
+    with db.session() as s, s.begin():
+        stmt = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
+        return [r.id for r in s.execute(stmt, rows)]
+
+
+def status_of(db: Database, mid: int) -> tuple[str, int]:
+    with db.session() as s:
+        row = s.execute(
+            select(messages.c.status, messages.c.attempts).where(messages.c.id == mid)
+        ).one()
+        return row.status, row.attempts
+
+
+def test_claim_moves_due_rows_to_sending_exactly_once(database: Database) -> None:
+    ids = add_rows(database, 3)
+    with database.session() as s, s.begin():
+        first = claim(s, ids, NOW)
+    with database.session() as s, s.begin():
+        second = claim(s, ids, NOW)
+    assert sorted(c.id for c in first) == ids
+    assert second == []
+    assert status_of(database, ids[0]) == ("sending", 1)
+
+
+def test_claim_skips_rows_whose_next_attempt_is_in_the_future(database: Database) -> None:
+    [mid] = add_rows(database, 1, next_attempt_at=NOW + timedelta(minutes=5))
+    with database.session() as s, s.begin():
+        assert claim(s, [mid], NOW) == []
+
+
+def test_timestamps_read_back_timezone_aware(database: Database) -> None:
+    [mid] = add_rows(database, 1)
+    with database.session() as s:
+        created = s.execute(select(messages.c.created_at).where(messages.c.id == mid)).scalar()
+    assert created == NOW
+    assert created is not None
+    assert created.tzinfo is not None
+
+
+def test_persist_ignores_a_claim_that_was_superseded(database: Database) -> None:
+    [mid] = add_rows(database, 1)
+    with database.session() as s, s.begin():
+        [old] = claim(s, [mid], NOW)
+        # The sweeper gave the row to another worker, which claimed it again.
+        s.execute(update(messages).values(status="queued"))
+        claim(s, [mid], NOW)
+    stale = plan_update(mid, old.attempts, Outcome.accepted("STALE"), RetryPolicy(), NOW)
+    with database.session() as s, s.begin():
+        apply_updates(s, [stale], NOW)
+    assert status_of(database, mid) == ("sending", 2)
+
+
+def test_accepted_outcome_is_persisted_with_tracking_id(database: Database) -> None:
+    [mid] = add_rows(database, 1)
+    with database.session() as s, s.begin():
+        [row] = claim(s, [mid], NOW)
+        apply_updates(
+            s, [plan_update(mid, row.attempts, Outcome.accepted("T9"), RetryPolicy(), NOW)], NOW
+        )
+    with database.session() as s:
+        got = s.execute(
+            select(messages.c.status, messages.c.tracking_id, messages.c.sent_at).where(
+                messages.c.id == mid
+            )
+        ).one()
+    assert tuple(got) == ("accepted", "T9", NOW)
+
+
+def test_rows_stuck_in_sending_past_the_deadline_are_reclaimed(database: Database) -> None:
+    ids = add_rows(database, 2, at=NOW - timedelta(minutes=15))
+    with database.session() as s, s.begin():
+        claim(s, ids[:1], NOW - timedelta(minutes=10))
+        claim(s, ids[1:], NOW)
+    with database.session() as s, s.begin():
+        assert reclaim_stuck(s, NOW, deadline_seconds=120) == 1
+    assert status_of(database, ids[0]) == ("queued", 1)
+    assert status_of(database, ids[1]) == ("sending", 1)
+
+
+def test_take_due_finds_due_retries_and_lost_rows_but_not_fresh_ones(database: Database) -> None:
+    [fresh] = add_rows(database, 1, at=NOW)
+    [lost] = add_rows(database, 1, at=NOW - timedelta(minutes=10))
+    [retry] = add_rows(database, 1, at=NOW - timedelta(seconds=30))
+    [waiting] = add_rows(database, 1, at=NOW - timedelta(seconds=30))
+    with database.session() as s, s.begin():
+        s.execute(
+            update(messages)
+            .where(messages.c.id == retry)
+            .values(next_attempt_at=NOW - timedelta(seconds=1))
+        )
+        s.execute(
+            update(messages)
+            .where(messages.c.id == waiting)
+            .values(next_attempt_at=NOW + timedelta(seconds=30))
+        )
+        due = take_due(s, NOW, requeue_after_seconds=300, limit=100)
+    assert sorted(mid for mid, _ in due) == sorted([lost, retry])
+    assert fresh not in {mid for mid, _ in due}
+    with database.session() as s, s.begin():
+        assert take_due(s, NOW, requeue_after_seconds=300, limit=100) == []
+
+
+def test_status_enum_values_fit_the_column() -> None:
+    column_type = messages.c.status.type
+    assert isinstance(column_type, String)
+    assert column_type.length is not None
+    assert max(len(s.value) for s in MessageStatus) <= column_type.length

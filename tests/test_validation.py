@@ -1,0 +1,84 @@
+"""Validation names the bad field and why, before anything is stored."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.catalog import Catalog
+from producer.validation import InvalidMessage, SendRequest, Validator
+from providers.message import Encoding
+from tests.settings import make_settings
+
+
+@pytest.fixture
+def validator(catalog: Catalog) -> Validator:
+    return Validator(make_settings(), catalog)
+
+
+def request(**kw: str) -> SendRequest:
+    values = {"to": "+27821230001", "text": "hello", "provider": "cue"} | kw
+    return SendRequest(**values)
+
+
+def invalid(validator: Validator, **kw: str) -> InvalidMessage:
+    with pytest.raises(InvalidMessage) as exc:
+        validator.validate(request(**kw))
+    return exc.value
+
+
+def test_valid_message_is_normalized_to_e164_with_encoding_and_segments(
+    validator: Validator,
+) -> None:
+    valid = validator.validate(request(to="0027 82 123 0001", text="ж" * 71))
+    assert valid.recipient == "+27821230001"
+    assert (valid.encoding, valid.segments) == (Encoding.UCS2, 2)
+    assert valid.sender == "CUESMS"
+
+
+def test_local_number_is_read_in_the_default_region(catalog: Catalog) -> None:
+    valid = Validator(make_settings(), catalog, "ZA").validate(request(to="082 123 0001"))
+    assert valid.recipient == "+27821230001"
+
+
+@pytest.mark.parametrize("to", ["12345", "+999123", "not a number", "+2782123000199999"])
+def test_invalid_number_is_rejected_naming_the_to_field(validator: Validator, to: str) -> None:
+    assert invalid(validator, to=to).field == "to"
+
+
+def test_unknown_provider_is_rejected_listing_the_known_ones(validator: Validator) -> None:
+    error = invalid(validator, provider="twilio")
+    assert error.field == "provider"
+    assert "cue" in error.reason
+    assert "skycore" in error.reason
+
+
+def test_text_over_the_provider_limit_is_rejected(validator: Validator) -> None:
+    error = invalid(validator, provider="messangi", text="a" * 1601)
+    assert error.field == "text"
+    assert "1600" in error.reason
+
+
+def test_messangi_takes_1600_characters(validator: Validator) -> None:
+    assert validator.validate(request(provider="messangi", text="a" * 1600)).segments == 11
+
+
+def test_empty_text_is_rejected(validator: Validator) -> None:
+    assert invalid(validator, text="  ").field == "text"
+
+
+def test_sender_not_in_the_catalog_is_rejected(validator: Validator) -> None:
+    error = invalid(validator, sender="OTHERBRAND")
+    assert error.field == "sender"
+    assert "CUESMS" in error.reason
+
+
+def test_alphanumeric_sender_longer_than_11_characters_is_rejected(catalog: Catalog) -> None:
+    settings = make_settings(cue={"default_sender": "TWELVECHARSX"})
+    with pytest.raises(InvalidMessage) as exc:
+        Validator(settings, catalog).validate(request())
+    assert exc.value.field == "sender"
+    assert "11" in exc.value.reason
+
+
+def test_overlong_idempotency_key_is_rejected(validator: Validator) -> None:
+    assert invalid(validator, idempotency_key="k" * 129).field == "idempotency_key"

@@ -1,0 +1,1 @@
+"""The Celery app, its queues and beat schedule, and per-process resources."""

@@ -1,0 +1,76 @@
+"""The Celery application.
+
+Run a worker per vendor queue (or one for all of them):
+
+    celery -A workers.app worker -Q sms.cue,sms.default -c 2
+    celery -A workers.app beat
+
+Choices and why:
+- JSON only, ids only: nothing but message ids crosses the broker, so Flower
+  and Redis never hold a phone number, a text or a credential.
+- acks_late + reject_on_worker_lost: a task's message is acknowledged after
+  the rows are persisted. The database, not Redis, is what guarantees that
+  nothing is lost (the sweeper re-enqueues stale rows); claiming makes a
+  redelivered task harmless.
+- No result backend: results live in SQL.
+- Prefork, one process per core: each process sends a task's batch
+  concurrently with asyncio and a pooled httpx client, so many requests are
+  in flight without threads or green threads (see sending/pipeline.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, signals
+from kombu.entity import Queue
+
+from config.catalog import load_catalog
+from config.logs import quiet_third_party_loggers
+from config.settings import Settings, get_settings
+from workers import names
+
+
+def create_app(settings: Settings) -> Celery:
+    catalog = load_catalog(settings.catalog_path)
+    app = Celery("smsdispatch", include=["tasks.send", "tasks.sweep"])
+    queues = [Queue(names.provider_queue(p)) for p in catalog.providers]
+    queues += [Queue(names.DEFAULT_QUEUE), Queue(names.MAINTENANCE_QUEUE)]
+    app.conf.update(
+        broker_url=settings.redis_url,
+        broker_connection_retry_on_startup=True,
+        # Long enough that a slow batch is never redelivered while it runs;
+        # lost messages are the sweeper's job, not the visibility timeout's.
+        broker_transport_options={"visibility_timeout": 900},
+        task_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=2,
+        task_queues=queues,
+        task_default_queue=names.DEFAULT_QUEUE,
+        task_routes={names.SWEEP: {"queue": names.MAINTENANCE_QUEUE}},
+        # Events for Flower.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        beat_schedule={
+            "sweep-outbox": {
+                "task": names.SWEEP,
+                "schedule": settings.sweep_interval_seconds,
+                # A sweep that could not run in time is replaced by the next.
+                "options": {"expires": max(settings.sweep_interval_seconds * 5, 5.0)},
+            },
+        },
+        timezone="UTC",
+    )
+    return app
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _quiet_loggers(**_: Any) -> None:
+    quiet_third_party_loggers()
+
+
+app = create_app(get_settings())

@@ -1,0 +1,36 @@
+"""Putting message ids on the broker, in chunks, on each vendor's queue."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from celery import Celery
+
+from config.catalog import Catalog
+from workers import names
+
+
+def publish(celery: Celery, catalog: Catalog, ids: Iterable[tuple[int, str]]) -> int:
+    """Enqueue (id, provider) pairs as send tasks; return how many tasks.
+
+    Chunks follow each vendor's `task_size`: a worker sends one chunk
+    concurrently, and the broker holds one message per chunk, not per SMS.
+    """
+    by_provider: dict[str, list[int]] = defaultdict(list)
+    for message_id, provider in ids:
+        by_provider[provider].append(message_id)
+    tasks = 0
+    with celery.producer_or_acquire() as producer:
+        for provider, provider_ids in by_provider.items():
+            size = catalog.get(provider).task_size
+            queue = names.provider_queue(provider)
+            for start in range(0, len(provider_ids), size):
+                celery.send_task(
+                    names.SEND,
+                    args=[provider_ids[start : start + size]],
+                    queue=queue,
+                    producer=producer,
+                )
+                tasks += 1
+    return tasks

@@ -1,0 +1,102 @@
+"""Per-process resources of a worker: built on first use after fork.
+
+Engines, Redis connections, the event loop and the httpx client must not be
+shared across a fork; keying the singleton by pid rebuilds them in each child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import httpx
+import redis
+from celery import Celery
+
+from config.catalog import Catalog, load_catalog
+from config.settings import Settings, get_settings
+from providers.base import Adapter
+from providers.registry import build_adapter
+from store.db import Database
+
+T = TypeVar("T")
+
+
+class Runtime:
+    def __init__(
+        self, settings: Settings, catalog: Catalog | None = None, celery: Celery | None = None
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog or load_catalog(settings.catalog_path)
+        self.db = Database(settings.database_url)
+        self.redis = redis.Redis.from_url(settings.redis_url)
+        self._celery = celery
+        self._runner = asyncio.Runner()
+        self._client: httpx.AsyncClient | None = None
+        self._adapters: dict[str, Adapter[Any]] = {}
+
+    @property
+    def celery(self) -> Celery:
+        if self._celery is None:
+            from workers.app import create_app
+
+            self._celery = create_app(self.settings)
+        return self._celery
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on this process's loop (it keeps the HTTP pool warm)."""
+        return self._runner.run(coro)
+
+    def adapter(self, provider: str) -> Adapter[Any]:
+        if provider not in self._adapters:
+            self._adapters[provider] = build_adapter(
+                provider,
+                self.settings,
+                self.http,
+                self.catalog,
+                report_url=self.report_url(provider),
+            )
+        return self._adapters[provider]
+
+    def report_url(self, provider: str) -> str | None:
+        base = self.settings.public_base_url.rstrip("/")
+        return f"{base}/reports/{provider}" if base else None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            s = self.settings
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(
+                    s.http_read_timeout_seconds, connect=s.http_connect_timeout_seconds
+                ),
+                limits=httpx.Limits(
+                    max_connections=s.http_max_connections,
+                    max_keepalive_connections=s.http_max_connections,
+                ),
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._runner.run(self._client.aclose())
+        self._runner.close()
+        self.redis.close()
+        self.db.dispose()
+
+
+_lock = threading.Lock()
+_runtimes: dict[tuple[int, int], Runtime] = {}
+
+
+def get_runtime() -> Runtime:
+    """This process's (and thread's: the loop is per thread) runtime."""
+    key = (os.getpid(), threading.get_ident())
+    with _lock:
+        runtime = _runtimes.get(key)
+        if runtime is None:
+            runtime = _runtimes[key] = Runtime(get_settings())
+        return runtime
