@@ -1,0 +1,153 @@
+"""A real stack for end-to-end tests: worker and beat processes, Redis, a database.
+
+The simulators run in the test process (so tests turn their knobs directly);
+workers and beat are real subprocesses started the way an operator starts
+them, configured through the environment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from celery import Celery
+from sqlalchemy import select
+
+from config.catalog import Catalog, load_catalog
+from config.settings import DEFAULT_CATALOG, Settings
+from localstack.environment import credentials_from, stack_env
+from localstack.processes import ManagedProcess, celery_beat, celery_worker
+from producer.api import Producer
+from simulators.server import SimulatorServer
+from store.db import Database
+from store.models import messages
+from store.outbox import status_counts
+from store.status import SETTLED
+from tests.settings import TEST_CREDENTIALS, make_settings
+from workers import names
+from workers.app import create_app
+
+# Short waits so failures and recoveries play out in seconds.
+FAST_RETRY = """
+max_attempts = 30
+backoff_base_seconds = 0.2
+backoff_cap_seconds = 1.0
+rate_limited_wait_seconds = 1.0
+pause_seconds = 2.0
+"""
+TIMINGS = {
+    "SWEEP_INTERVAL_SECONDS": "0.5",
+    "REQUEUE_AFTER_SECONDS": "4",
+    "SENDING_DEADLINE_SECONDS": "6",
+    "HTTP_READ_TIMEOUT_SECONDS": "5",
+}
+
+
+def fast_catalog(directory: Path) -> Path:
+    catalog = load_catalog(DEFAULT_CATALOG)
+    text = DEFAULT_CATALOG.read_text()
+    text += "".join(f"\n[providers.{name}.retry]{FAST_RETRY}" for name in catalog.providers)
+    path = directory / "providers.toml"
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    catalog: Catalog
+    env: dict[str, str]
+    log_dir: Path
+    simulators: SimulatorServer
+    db: Database
+    celery: Celery
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    @property
+    def producer(self) -> Producer:
+        return Producer(self.settings, self.catalog, self.db, self.celery)
+
+    def start_worker(self, name: str = "worker") -> ManagedProcess:
+        queues = [names.provider_queue(p) for p in self.catalog.providers]
+        queues += [names.DEFAULT_QUEUE, names.MAINTENANCE_QUEUE]
+        worker = celery_worker(self.env, self.log_dir, queues, name=name, loglevel="INFO")
+        self.processes.append(worker.start())
+        return worker
+
+    def start_beat(self) -> ManagedProcess:
+        beat = celery_beat(self.env, self.log_dir)
+        self.processes.append(beat.start())
+        return beat
+
+    def counts(self) -> dict[str, int]:
+        with self.db.session() as session:
+            totals: dict[str, int] = {}
+            for (_, status), n in status_counts(session).items():
+                totals[status] = totals.get(status, 0) + n
+            return totals
+
+    def wait_settled(self, total: int, timeout: float = 120.0) -> dict[str, int]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            counts = self.counts()
+            if sum(n for s, n in counts.items() if s in SETTLED) >= total:
+                return counts
+            time.sleep(0.25)
+        logs = "\n".join(f"--- {p.name}\n{p.log_tail()}" for p in self.processes)
+        raise AssertionError(f"not settled after {timeout}s: {self.counts()}\n{logs}")
+
+    def rows(self) -> list[tuple[int, str, str, str | None]]:
+        """(id, provider, status, tracking_id) of every message."""
+        with self.db.session() as session:
+            m = messages.c
+            result = session.execute(select(m.id, m.provider, m.status, m.tracking_id))
+            return [(r.id, r.provider, r.status, r.tracking_id) for r in result]
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+
+
+@contextmanager
+def running_stack(
+    *,
+    redis_url: str,
+    database_url: str,
+    simulators: SimulatorServer,
+    tmp_path: Path,
+    extra_env: Mapping[str, str] | None = None,
+    beat: bool = True,
+) -> Iterator[Stack]:
+    catalog_path = fast_catalog(tmp_path)
+    env = stack_env(
+        redis_url=redis_url,
+        database_url=database_url,
+        simulators_root=simulators.root,
+        credentials=credentials_from(TEST_CREDENTIALS),
+        extra={**TIMINGS, "CATALOG_PATH": str(catalog_path), **(extra_env or {})},
+    )
+    settings = make_settings(
+        redis_url=redis_url, database_url=database_url, catalog_path=catalog_path
+    )
+    celery = create_app(settings)
+    stack = Stack(
+        settings,
+        load_catalog(catalog_path),
+        env,
+        tmp_path,
+        simulators,
+        Database(database_url),
+        celery,
+    )
+    try:
+        stack.start_worker()
+        if beat:
+            stack.start_beat()
+        yield stack
+    finally:
+        stack.stop()
+        celery.close()
+        stack.db.dispose()
