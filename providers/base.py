@@ -189,6 +189,15 @@ class Adapter(ABC, Generic[SettingsT]):
             )
         if status in (401, 403):
             return Outcome(OutcomeKind.ACCOUNT, code=code, reason=reason, raw=raw)
+        if status == 404:
+            # The endpoint is not there: a wrong base URL or account path would
+            # fail every message alike, so pause the vendor instead.
+            return Outcome(
+                OutcomeKind.ACCOUNT,
+                code=code,
+                raw=raw,
+                reason=f"{reason}: check the base URL setting",
+            )
         if status >= 500 or status == 408:
             return Outcome(OutcomeKind.RETRY, code=code, reason=reason, raw=raw)
         if status >= 400:

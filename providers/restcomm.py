@@ -1,23 +1,233 @@
-"""Restcomm adapter (skeleton: being written)."""
+"""Restcomm (CPaaS) adapter: one form POST per SMS, HTTP basic auth.
+
+    POST {base_url}/Accounts/{AccountSid}/SMS/Messages.json
+        From, To (E.164 with '+'), Body, StatusCallback (only with a report URL)
+    GET  {base_url}/Accounts/{AccountSid}/SMS/Messages/{MessageSid}.json
+
+`base_url` ends in `/2012-04-24`, after whichever prefix the deployment uses
+(the document shows both `/api/2012-04-24` and `/restcomm/2012-04-24`).
+
+The answer to a send is the SMS representation: its `sid` is our tracking id.
+Restcomm has no field for our reference and does not deduplicate, so an
+ambiguous read timeout stays AMBIGUOUS (reconciliation via `fetch_status`).
+
+The document does not say how a send is refused. Our reading, as a careful
+integrator would code against it:
+
+- HTTP 401 (wrong AccountSid or AuthToken, or a path sid that is not ours)
+  means the account cannot send, whatever the body says.
+- Any other 4xx/5xx carries a JSON body `{"code": <int>, "message": "...",
+  "more_info": ..., "status": <http status>}` whose `code` comes from the
+  document's "SMS-specific error codes" when one applies. We classify by that
+  code when there is one, else by the HTTP status (`classify_http`).
+- A 2xx representation whose status is `failed` (or `undelivered`) carries
+  `error_code`/`error_message` as the SMS attributes describe; the code is
+  classified through the same table.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import cached_property
+from typing import Any, ClassVar
+from urllib.parse import quote
 
 import httpx
 
 from config.settings import RestcommSettings
-from providers.base import Adapter
+from providers.base import Adapter, json_object, retry_after_seconds
+from providers.errors import ConfigurationError, VendorProtocolError
 from providers.message import OutboundMessage
-from providers.outcomes import CodeTable, Outcome
+from providers.outcomes import CodeTable, Outcome, OutcomeKind, Rule, clip_raw
 
-CODES: CodeTable = {}
+A = OutcomeKind
+
+# The document's "SMS-specific error codes", every line, in its order.
+CODES: CodeTable = {
+    # Restcomm's queue towards the provider is full: back off, the vendor as a whole.
+    "30001": Rule(A.RATE_LIMITED, "Queue overflow"),
+    "30002": Rule(A.ACCOUNT, "Account suspended"),
+    # 30003-30007: this destination or this content, not the account; resending
+    # the same message now will not change the answer. An operator who finds
+    # 30003 transient on a route can override it in the catalog.
+    "30003": Rule(A.PERMANENT, "Unreachable destination handset"),
+    "30004": Rule(A.PERMANENT, "Message blocked"),
+    "30005": Rule(A.PERMANENT, "Unknown destination handset"),
+    "30006": Rule(A.PERMANENT, "Landline or unreachable carrier"),
+    "30007": Rule(A.PERMANENT, "Carrier violation"),
+    # The document gives no cause; an unexplained failure is treated as transient
+    # (bounded by the retry budget), like a 5xx.
+    "30008": Rule(A.RETRY, "Unknown error"),
+    # A segment of a concatenated message was lost on the way to the provider;
+    # the recipient got an incomplete message at best, so the whole message is sent
+    # again. (Not stated by the document.)
+    "30009": Rule(A.RETRY, "Missing segment"),
+    # We send no MaxPrice: the cap is the account's price limit for this
+    # destination, which fails this message, not the whole vendor.
+    "30010": Rule(A.PERMANENT, "Message price exceeds max price"),
+    # Restcomm passed the SMS to its SMPP peer and got no submit_sm_resp: the
+    # SMSC may well have taken it, exactly like our own read timeout one hop
+    # further. Restcomm does not deduplicate, so resending could deliver twice:
+    # the status query or the StatusCallback decides.
+    "30090": Rule(A.AMBIGUOUS, "No Response received for SMPP Request"),
+}
+
+# Representation statuses that mean Restcomm took the message. A POST answer is
+# queued/sending/sent per the document; delivered would only be later news.
+ACCEPTED_STATUSES = frozenset({"queued", "sending", "sent", "delivered"})
+FAILED_STATUSES = frozenset({"failed", "undelivered"})
+
+
+@dataclass(frozen=True, slots=True)
+class VendorStatus:
+    """What Restcomm's status query said about one message."""
+
+    tracking_id: str
+    found: bool  # False: Restcomm answered 404, it has no message with this sid
+    status: str | None = None  # queued, sending, sent, failed, delivered, undelivered, ...
+    error_code: str | None = None  # set when status is failed or undelivered
+    error_message: str | None = None
+    raw: str | None = None
 
 
 class RestcommAdapter(Adapter[RestcommSettings]):
     name = "restcomm"
     codes = CODES
+    # No reference field in the API, so nothing for Restcomm to deduplicate.
+    deduplicates_reference: ClassVar[bool] = False
+
+    # -- requests ----------------------------------------------------------
+
+    def auth(self) -> httpx.BasicAuth:
+        sid = self.settings.account_sid.get_secret_value()
+        token = self.settings.auth_token.get_secret_value()
+        if not sid or not token:
+            raise ConfigurationError("restcomm: account_sid and auth_token must be set")
+        return httpx.BasicAuth(sid, token)
+
+    @cached_property
+    def _messages_url(self) -> str:
+        sid = quote(self.settings.account_sid.get_secret_value(), safe="")
+        return f"{self.settings.base_url.rstrip('/')}/Accounts/{sid}/SMS/Messages"
 
     def build_request(self, message: OutboundMessage) -> httpx.Request:
-        raise NotImplementedError
+        form = {"From": message.sender, "To": message.recipient, "Body": message.text}
+        if self.report_url is not None:
+            # StatusCallbackMethod defaults to POST, which is what our webhook takes.
+            form["StatusCallback"] = self.report_url
+        return self.client.build_request("POST", f"{self._messages_url}.json", data=form)
+
+    # -- answers -----------------------------------------------------------
 
     def parse_response(self, response: httpx.Response, message: OutboundMessage) -> Outcome:
-        raise NotImplementedError
+        if not response.is_success:
+            return self._refused(response)
+        body = json_object(response)
+        sid = body.get("sid")
+        status = body.get("status")
+        if not isinstance(sid, str) or not sid or not isinstance(status, str):
+            raise VendorProtocolError("answer has no sid or status")
+        if status in ACCEPTED_STATUSES:
+            return Outcome.accepted(sid, vendor_status=status, raw=response.text)
+        if status in FAILED_STATUSES:
+            # Keep the sid: a status query can follow up on it (30090 above all).
+            return replace(self._failed(body, response.text), tracking_id=sid, vendor_status=status)
+        raise VendorProtocolError(f"unknown status {status!r} in a send answer")
+
+    def _failed(self, body: dict[str, Any], raw: str) -> Outcome:
+        code = _code_text(body.get("error_code"))
+        reason = _text(body.get("error_message"))
+        if code is None:
+            # The document's `failed` gives no cause; treated like 30008 "Unknown
+            # error": transient, within the retry budget.
+            return Outcome(
+                A.RETRY,
+                code="failed",
+                raw=clip_raw(raw),
+                reason=reason or "failed without an error code",
+            )
+        return Outcome.from_code(code, CODES, reason=reason, raw=raw)
+
+    def _refused(self, response: httpx.Response) -> Outcome:
+        """A non-2xx answer: by its JSON `code` when it has one, else by HTTP status."""
+        status = response.status_code
+        try:
+            body: dict[str, Any] = json_object(response)
+        except VendorProtocolError:
+            body = {}
+        reason = _text(body.get("message"))
+        code = _code_text(body.get("code"))
+        generic = self.classify_http(response, reason=reason)
+        if status == 401 or code is None:
+            return generic
+        # An unmapped code keeps the class the HTTP status gives it.
+        return Outcome.from_code(
+            code,
+            CODES,
+            reason=reason,
+            default=generic.kind,
+            raw=response.text,
+            retry_after=retry_after_seconds(response),
+        )
+
+    # -- status query -------------------------------------------------------
+
+    async def fetch_status(self, tracking_id: str) -> VendorStatus | Outcome:
+        """Restcomm's current record of one message we sent.
+
+        A `VendorStatus` when Restcomm answered about the sid (found or 404:
+        for a sid Restcomm itself issued, 404 is an anomaly to report, not proof
+        that resending is safe; a wrong base_url would answer 404 too);
+        otherwise an `Outcome` saying why there is no answer yet (RETRY for
+        network trouble or an unreadable body, ACCOUNT for bad credentials, ...).
+        A GET changes nothing, so every transport error is simply retryable.
+        """
+        url = f"{self._messages_url}/{quote(tracking_id, safe='')}.json"
+        request = self.client.build_request("GET", url)
+        try:
+            response = await self.client.send(request, auth=self.auth())
+        except httpx.TransportError as exc:
+            return Outcome(
+                A.RETRY,
+                code=type(exc).__name__,
+                reason=f"status query failed: {type(exc).__name__}",
+            )
+        if response.status_code == 404:
+            return VendorStatus(tracking_id, found=False, raw=clip_raw(response.text))
+        if not response.is_success:
+            return self._refused(response)
+        try:
+            body = json_object(response)
+            status = body.get("status")
+            if not isinstance(status, str) or not status:
+                raise VendorProtocolError("answer has no status")
+        except VendorProtocolError as exc:
+            return Outcome(
+                A.RETRY,
+                code="unreadable",
+                reason=f"status query: {exc}",
+                raw=clip_raw(response.text),
+            )
+        return VendorStatus(
+            tracking_id,
+            found=True,
+            status=status,
+            error_code=_code_text(body.get("error_code")),
+            error_message=_text(body.get("error_message")),
+            raw=clip_raw(response.text),
+        )
+
+
+def _code_text(value: object) -> str | None:
+    """A vendor code as text ("30003"), whether sent as a number or a string."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

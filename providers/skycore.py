@@ -72,27 +72,25 @@ class SkycoreKeyAuth(httpx.Auth):
         request.headers["x-api-key"] = self._api_key.get_secret_value()
         yield request
 
-    def apply(self, request: httpx.Request) -> httpx.Request:
-        """Sign a request built here: the shared flow sends it without `auth=`."""
-        return next(self.sync_auth_flow(request))
-
 
 class SkycoreAdapter(Adapter[SkycoreSettings]):
     name = "skycore"
     codes = CODES
     deduplicates_reference = False  # no reference field of ours in the API
 
-    def build_request(self, message: OutboundMessage) -> httpx.Request:
+    def auth(self) -> httpx.Auth:
         if not self.settings.api_key.get_secret_value():
             raise ConfigurationError("skycore: api_key is not set")
+        return SkycoreKeyAuth(self.settings.api_key)
+
+    def build_request(self, message: OutboundMessage) -> httpx.Request:
         payload: dict[str, Any] = {
             "action": "sendsms",
             "message-text": message.text,
             "to": message.recipient_digits,
             **self.sender_fields(message.sender),
         }
-        request = self.client.build_request("POST", self.settings.base_url, json=payload)
-        return SkycoreKeyAuth(self.settings.api_key).apply(request)
+        return self.client.build_request("POST", self.settings.base_url, json=payload)
 
     def sender_fields(self, sender: str) -> dict[str, str]:
         """A number goes as "from"; a brand as "from-mask" from our default number."""

@@ -68,11 +68,14 @@ def plan_update(
         return hold(message_id, attempts, now + timedelta(seconds=wait), outcome)
     if kind is OutcomeKind.ACCOUNT:
         return hold(message_id, attempts, now + timedelta(seconds=policy.pause_seconds), outcome)
+    # A vendor may give its id with a failure (Restcomm's "failed" message):
+    # keep it, since reconciliation looks messages up by it.
     failed = RowUpdate(
         message_id,
         attempts,
         MessageStatus.FAILED,
         attempts,
+        tracking_id=outcome.tracking_id,
         error_code=outcome.code,
         error_reason=outcome.reason,
         final_at=now,

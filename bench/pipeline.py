@@ -1,0 +1,234 @@
+"""End-to-end throughput: from the producer's call to accepted rows.
+
+Runs the real pipeline (producer -> Redis -> prefork Celery workers -> async
+httpx -> vendor endpoints -> results table) and times how long N messages
+take from the start of enqueueing until every row is accepted. Scenarios:
+single-message endpoints (Cue, Restcomm, Skycore), batch endpoints
+(Messangi, SMSBuddy), and single-message endpoints with 200 ms of vendor
+latency. Each scenario runs several times; the median is reported.
+
+Vendor base URLs and credentials come from the same settings as production;
+by default the simulators are started locally, with their limits lifted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, func, select, text
+
+from bench.report import write_section
+from config.catalog import load_catalog
+from config.settings import Settings
+from localstack.environment import demo_credentials, stack_env
+from localstack.processes import (
+    ManagedProcess,
+    PrivateRedis,
+    celery_worker,
+    free_port,
+    simulators_process,
+    wait_http,
+)
+from producer.api import Producer
+from producer.validation import SendRequest
+from store.db import Database
+from store.migrate import upgrade
+from store.models import messages
+from workers import names
+from workers.app import create_app
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    vendors: tuple[str, ...]
+    latency_seconds: float
+    messages: int
+
+
+def scenarios(scale: float) -> list[Scenario]:
+    return [
+        Scenario(
+            "single-message endpoints", ("cue", "restcomm", "skycore"), 0.0, int(6000 * scale)
+        ),
+        Scenario("batch endpoints", ("messangi", "smsbuddy"), 0.0, int(20000 * scale)),
+        Scenario(
+            "single-message endpoints, 200 ms latency",
+            ("cue", "restcomm", "skycore"),
+            0.2,
+            int(3000 * scale),
+        ),
+    ]
+
+
+def reset_database(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE messages, send_attempts RESTART IDENTITY CASCADE"))
+        else:
+            conn.execute(text("DELETE FROM send_attempts"))
+            conn.execute(text("DELETE FROM messages"))
+    engine.dispose()
+
+
+def accepted(db: Database) -> int:
+    with db.session() as session:
+        return int(
+            session.execute(
+                select(func.count()).select_from(messages).where(messages.c.status == "accepted")
+            ).scalar_one()
+        )
+
+
+def run_once(scenario: Scenario, producer: Producer, db: Database, sim_root: str) -> float:
+    for vendor in scenario.vendors:
+        httpx.post(f"{sim_root}/_sim/{vendor}/reset")
+        httpx.post(
+            f"{sim_root}/_sim/{vendor}/control",
+            json={"latency_seconds": scenario.latency_seconds, "ceiling": None},
+        )
+    requests = [
+        SendRequest(
+            f"+1202555{i % 10000:04d}",
+            f"benchmark message {i}",
+            scenario.vendors[i % len(scenario.vendors)],
+        )
+        for i in range(scenario.messages)
+    ]
+    started = time.perf_counter()
+    for start in range(0, len(requests), 5000):
+        producer.send_batch(requests[start : start + 5000])
+    while accepted(db) < scenario.messages:
+        time.sleep(0.05)
+    return scenario.messages / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/smsdispatch_bench"
+    )
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply message counts")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+
+    ensure_database(args.database_url)
+    upgrade(args.database_url)
+    workdir = Path(tempfile.mkdtemp(prefix="smsdispatch-bench-"))
+    procs: list[ManagedProcess] = []
+    results: dict[str, Any] = {}
+    try:
+        broker = PrivateRedis(workdir).start()
+        procs.append(broker)
+        sim_port = free_port()
+        sim_root = f"http://127.0.0.1:{sim_port}"
+        env = stack_env(
+            redis_url=broker.url,
+            database_url=args.database_url,
+            simulators_root=sim_root,
+            credentials=demo_credentials(),
+        )
+        procs.append(simulators_process(env, workdir, sim_port).start())
+        wait_http(f"{sim_root}/_sim/cue/stats")
+        settings = Settings(_env_file=None, **settings_from_env(env))
+        catalog = load_catalog(settings.catalog_path)
+        queues = [names.provider_queue(p) for p in catalog.providers] + [names.DEFAULT_QUEUE]
+        procs.append(celery_worker(env, workdir, queues, concurrency=args.concurrency).start())
+        db = Database(args.database_url)
+        producer = Producer(settings, catalog, db, create_app(settings))
+        # Warm-up: the workers boot and open their pools.
+        reset_database(args.database_url)
+        run_once(Scenario("warm-up", ("cue",), 0.0, 200), producer, db, sim_root)
+        for scenario in scenarios(args.scale):
+            rates = []
+            for _ in range(args.runs):
+                reset_database(args.database_url)
+                rates.append(run_once(scenario, producer, db, sim_root))
+            results[scenario.name] = {
+                "messages": scenario.messages,
+                "runs": [round(r, 1) for r in rates],
+                "median_msg_per_s": round(statistics.median(rates), 1),
+            }
+            print(json.dumps({scenario.name: results[scenario.name]}))
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+    figures = {
+        "database": args.database_url.split("://")[0],
+        "worker_processes": args.concurrency,
+        "scenarios": results,
+    }
+    print(json.dumps(figures, indent=2))
+    if not args.no_write:
+        targets = {
+            "single-message endpoints": 1000,
+            "batch endpoints": 3000,
+            "single-message endpoints, 200 ms latency": 300,
+        }
+        rows = [
+            "| scenario | messages | runs (msg/s) | median msg/s | target |",
+            "|---|---|---|---|---|",
+        ]
+        for name, r in results.items():
+            rows.append(
+                f"| {name} | {r['messages']} | {', '.join(map(str, r['runs']))} | "
+                f"**{r['median_msg_per_s']}** | {targets.get(name, '')} |"
+            )
+        write_section(
+            "pipeline",
+            "Send pipeline throughput (enqueue to accepted rows)",
+            figures,
+            "\n".join(rows),
+            NOTES,
+        )
+
+
+NOTES = (
+    "Everything runs on the one 2-core machine: the simulators (one uvicorn process), "
+    "the worker processes, Redis, PostgreSQL and this script. Throughput is counted from "
+    "the first producer call to the moment the last row is `accepted`."
+)
+
+
+def settings_from_env(env: dict[str, str]) -> dict[str, Any]:
+    """The Settings the subprocesses get, built in this process from the same env."""
+    import os
+
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        return Settings(_env_file=None).model_dump()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def ensure_database(url: str) -> None:
+    if not url.startswith("postgresql"):
+        return
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}
+        ).scalar():
+            conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
