@@ -20,6 +20,7 @@ from config.catalog import Catalog, load_catalog
 from config.settings import Settings, get_settings
 from providers.base import Adapter
 from providers.registry import build_adapter
+from providers.transport import vendor_client
 from store.db import Database
 
 T = TypeVar("T")
@@ -69,14 +70,10 @@ class Runtime:
     def http(self) -> httpx.AsyncClient:
         if self._client is None:
             s = self.settings
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(
-                    s.http_read_timeout_seconds, connect=s.http_connect_timeout_seconds
-                ),
-                limits=httpx.Limits(
-                    max_connections=s.http_max_connections,
-                    max_keepalive_connections=s.http_max_connections,
-                ),
+            self._client = vendor_client(
+                connect_timeout=s.http_connect_timeout_seconds,
+                read_timeout=s.http_read_timeout_seconds,
+                max_connections=s.http_max_connections,
             )
         return self._client
 

@@ -12,7 +12,6 @@ import socket
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -21,6 +20,7 @@ from config.settings import Settings
 from providers.message import OutboundMessage
 from providers.outcomes import Outcome, OutcomeKind
 from providers.registry import ADAPTERS, build_adapter
+from providers.transport import vendor_client
 from simulators.server import SimulatorServer
 
 
@@ -55,7 +55,9 @@ def send(
     ]
 
     async def go() -> list[Outcome]:
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with vendor_client(
+            connect_timeout=timeout, read_timeout=timeout, max_connections=50
+        ) as client:
             adapter = build_adapter(vendor, settings, client, catalog, **adapter_kwargs)
             return await adapter.send(fixed)
 
