@@ -2,9 +2,9 @@
 
 Why not httpx's default transport: httpcore 1.0's connection pool does
 O(connections x queued requests) work on every request (encode/httpcore#1035),
-and a worker keeps dozens of requests in flight. Measured here against the
-simulators, 3,000 sends, 50 in flight: 294 msg/s with httpcore, 2,130 msg/s
-through aiohttp's pool, at a fifth of the client CPU (see BENCHMARKS.md).
+and a worker keeps dozens of requests in flight: with 50 in flight its cost per
+request is several times aiohttp's (`python -m bench.transport`, figures in
+BENCHMARKS.md).
 
 Why not httpx-aiohttp's transport as it is: it maps every
 `aiohttp.ClientConnectionError` to `httpx.ConnectTimeout`, including a

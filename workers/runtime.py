@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 import redis
+import uvloop
 from celery import Celery
 
 from config.catalog import Catalog, load_catalog
@@ -35,7 +36,8 @@ class Runtime:
         self.db = Database(settings.database_url)
         self.redis = redis.Redis.from_url(settings.redis_url)
         self._celery = celery
-        self._runner = asyncio.Runner()
+        # uvloop: the event loop every vendor call runs on (see BENCHMARKS.md).
+        self._runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
         self._client: httpx.AsyncClient | None = None
         self._adapters: dict[str, Adapter[Any]] = {}
 
