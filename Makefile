@@ -42,6 +42,7 @@ format: setup
 
 bench: setup
 	bash scripts/services.sh
+	$(BIN)/python -m bench.transport
 	$(BIN)/python -m bench.pipeline
 
 migrate: setup

@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     requeue_after_seconds: float = 300.0
     sending_deadline_seconds: float = 120.0
     sweep_interval_seconds: float = 1.0
+    # A send that may or may not have left (read timeout, no reference the
+    # vendor deduplicates) waits this long for a delivery report or a status
+    # query to settle it; then it is failed as "unconfirmed".
+    unknown_deadline_seconds: float = 86400.0
     sweep_batch_limit: int = 5000
 
     # HTTP to the vendors.

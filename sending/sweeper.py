@@ -3,7 +3,9 @@
 Runs from beat every `sweep_interval_seconds`. Three kinds of rows come back:
 retries whose `next_attempt_at` has come (long waits live here, not in Celery
 countdowns), rows enqueued so long ago that their broker message must be gone
-(Redis restarted empty), and rows a killed worker left in `sending`.
+(Redis restarted empty), and rows a killed worker left in `sending`. And
+`unknown` rows nothing confirmed within `unknown_deadline_seconds` are failed
+as unconfirmed, so every message ends in a final state.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from store.db import utcnow
-from store.outbox import reclaim_stuck, take_due
+from store.outbox import reclaim_stuck, settle_unconfirmed, take_due
 from workers.publish import publish
 from workers.runtime import Runtime
 
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 class SweepResult:
     reclaimed: int
     enqueued: int
+    unconfirmed: int
 
 
 def sweep_outbox(rt: Runtime) -> SweepResult:
@@ -31,8 +34,9 @@ def sweep_outbox(rt: Runtime) -> SweepResult:
     with rt.db.session() as session, session.begin():
         reclaimed = reclaim_stuck(session, now, s.sending_deadline_seconds)
         due = take_due(session, now, s.requeue_after_seconds, s.sweep_batch_limit)
+        unconfirmed = settle_unconfirmed(session, now, s.unknown_deadline_seconds)
     if due:
         publish(rt.celery, rt.catalog, due)
-    if reclaimed or due:
-        log.info("sweep: reclaimed=%d enqueued=%d", reclaimed, len(due))
-    return SweepResult(reclaimed, len(due))
+    if reclaimed or due or unconfirmed:
+        log.info("sweep: reclaimed=%d enqueued=%d unconfirmed=%d", reclaimed, len(due), unconfirmed)
+    return SweepResult(reclaimed, len(due), unconfirmed)

@@ -154,6 +154,27 @@ def reclaim_stuck(session: Session, now: datetime, deadline_seconds: float) -> i
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def settle_unconfirmed(session: Session, now: datetime, deadline_seconds: float) -> int:
+    """Fail `unknown` rows nothing confirmed within the deadline, saying why."""
+    m = messages.c
+    result = session.execute(
+        update(messages)
+        .where(
+            m.status == MessageStatus.UNKNOWN,
+            m.sent_at < now - timedelta(seconds=deadline_seconds),
+        )
+        .values(
+            status=MessageStatus.FAILED,
+            error_code="unconfirmed",
+            error_reason=f"the send may have reached the vendor, but no report or status "
+            f"query confirmed it within {deadline_seconds:.0f}s",
+            final_at=now,
+            updated_at=now,
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def take_due(
     session: Session, now: datetime, requeue_after_seconds: float, limit: int
 ) -> list[tuple[int, str]]:

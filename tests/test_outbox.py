@@ -11,7 +11,7 @@ from providers.outcomes import Outcome
 from sending.transitions import plan_update
 from store.db import Database
 from store.models import messages
-from store.outbox import apply_updates, claim, reclaim_stuck, take_due
+from store.outbox import apply_updates, claim, reclaim_stuck, settle_unconfirmed, take_due
 from store.status import MessageStatus
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -143,3 +143,21 @@ def test_status_enum_values_fit_the_column() -> None:
     assert isinstance(column_type, String)
     assert column_type.length is not None
     assert max(len(s.value) for s in MessageStatus) <= column_type.length
+
+
+def test_unknown_rows_past_the_deadline_fail_as_unconfirmed(database: Database) -> None:
+    old, recent = add_rows(database, 2, status="unknown")
+    with database.session() as s, s.begin():
+        s.execute(
+            update(messages).where(messages.c.id == old).values(sent_at=NOW - timedelta(hours=25))
+        )
+        s.execute(
+            update(messages).where(messages.c.id == recent).values(sent_at=NOW - timedelta(hours=1))
+        )
+        assert settle_unconfirmed(s, NOW, deadline_seconds=86400) == 1
+    with database.session() as s:
+        got = s.execute(
+            select(messages.c.status, messages.c.error_code).where(messages.c.id == old)
+        ).one()
+    assert tuple(got) == ("failed", "unconfirmed")
+    assert status_of(database, recent) == ("unknown", 0)

@@ -1,0 +1,19 @@
+# One image for every smsdispatch process: workers, beat, Flower, simulators, migrations.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY config config
+COPY providers providers
+COPY producer producer
+COPY sending sending
+COPY store store
+COPY workers workers
+COPY tasks tasks
+COPY simulators simulators
+COPY localstack localstack
+COPY cli cli
+RUN pip install .
+RUN useradd --create-home smsdispatch
+USER smsdispatch
+CMD ["smsdispatch", "--help"]

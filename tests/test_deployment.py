@@ -1,0 +1,64 @@
+"""docker-compose.yml runs what the design needs (no Docker engine here: we
+check the file itself against the catalog and the simulators' paths)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from config.catalog import Catalog
+from simulators.app import BASE_PATHS
+from workers import names
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
+
+
+def consumed_queues(service: dict[str, Any]) -> set[str]:
+    command = service.get("command", [])
+    if "worker" not in command:
+        return set()
+    return set(command[command.index("-Q") + 1].split(","))
+
+
+def test_every_vendor_queue_has_its_own_worker(compose: dict[str, Any], catalog: Catalog) -> None:
+    services = compose["services"]
+    for provider in catalog.providers:
+        workers = [
+            n for n, s in services.items() if consumed_queues(s) == {names.provider_queue(provider)}
+        ]
+        assert workers == [f"worker-{provider}"], provider
+
+
+def test_default_and_maintenance_queues_are_consumed(compose: dict[str, Any]) -> None:
+    queues = set().union(*(consumed_queues(s) for s in compose["services"].values()))
+    assert {names.DEFAULT_QUEUE, names.MAINTENANCE_QUEUE} <= queues
+
+
+def test_beat_redis_postgres_and_simulators_run(compose: dict[str, Any]) -> None:
+    assert {"beat", "redis", "postgres", "simulators", "migrate"} <= set(compose["services"])
+
+
+def test_flower_refuses_to_start_without_a_password(compose: dict[str, Any]) -> None:
+    flower = compose["services"]["flower"]
+    assert "flower" in flower["command"]
+    assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+
+
+def test_workers_point_at_the_simulators_by_default(compose: dict[str, Any]) -> None:
+    env = compose["services"]["worker-cue"]["environment"]
+    for vendor, path in BASE_PATHS.items():
+        assert env[f"{vendor.upper()}__BASE_URL"].endswith(f":-http://simulators:8900{path}}}")
+
+
+def test_makefile_flower_target_demands_basic_auth() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    target = makefile[makefile.index("\nflower:") :]
+    assert "FLOWER_BASIC_AUTH" in target.split("\n\n")[0]
