@@ -17,9 +17,10 @@ from pathlib import Path
 
 import httpx
 import phonenumbers
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from config.catalog import load_catalog
 from config.settings import Settings
@@ -197,15 +198,16 @@ def summary(
     with db.session() as session:
         counts = status_counts(session)
     table = Table(
-        "vendor",
+        Column("vendor", no_wrap=True),
         "stored",
         "accepted",
         "failed",
         "unknown",
         "pending",
-        "received at vendor",
-        "duplicates",
+        "at vendor",
+        "dupes",
         title="per-vendor summary",
+        box=box.SIMPLE,
     )
     for vendor in sorted({p for p, _ in counts}):
         mine = {s: n for (p, s), n in counts.items() if p == vendor}

@@ -108,6 +108,35 @@ def status() -> None:
 
 
 @app.command()
+def balance() -> None:
+    """SMSBuddy's account balance per service (the only vendor documenting one)."""
+    import asyncio
+
+    from providers.registry import build_adapter
+    from providers.smsbuddy import SMSBuddyAdapter
+    from providers.transport import vendor_client
+
+    settings = get_settings()
+
+    async def fetch() -> dict[str, int]:
+        async with vendor_client(
+            connect_timeout=settings.http_connect_timeout_seconds,
+            read_timeout=settings.http_read_timeout_seconds,
+            max_connections=1,
+        ) as client:
+            adapter = build_adapter(
+                "smsbuddy", settings, client, load_catalog(settings.catalog_path)
+            )
+            assert isinstance(adapter, SMSBuddyAdapter)
+            return await adapter.balance()
+
+    table = Table("service", "balance", title="smsbuddy")
+    for service, amount in asyncio.run(fetch()).items():
+        table.add_row(service, str(amount))
+    console.print(table)
+
+
+@app.command()
 def demo(
     messages: Annotated[int, typer.Option(help="How many sample messages.")] = 3000,
     flower: Annotated[bool, typer.Option(help="Also start Flower (basic auth).")] = True,
