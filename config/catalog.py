@@ -11,13 +11,17 @@ when an account manager says a code is transient on your route.
 from __future__ import annotations
 
 import tomllib
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from providers.outcomes import OutcomeKind
+
+POOL_PREFIX = "pool:"
 
 
 class SenderKind(StrEnum):
@@ -43,6 +47,35 @@ class Sender(BaseModel):
     kind: SenderKind
 
 
+class QuietHours(BaseModel):
+    """Hours a vendor does not send, in its own time zone (SMSBuddy: 21:00-10:00)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: time  # quiet from here...
+    end: time  # ...until here (may wrap past midnight)
+    timezone: str
+    # Hold messages before sending while quiet. Off: only a vendor's own
+    # "not at this hour" answer (SMSBuddy 451) reschedules to `end`.
+    hold_before_sending: bool = False
+
+    def next_open(self, now: datetime) -> datetime | None:
+        """When sending may resume, or None if `now` is outside the quiet hours."""
+        zone = ZoneInfo(self.timezone)
+        local = now.astimezone(zone)
+        clock = local.time().replace(tzinfo=None)
+        if self.start <= self.end:
+            quiet = self.start <= clock < self.end
+        else:
+            quiet = clock >= self.start or clock < self.end
+        if not quiet:
+            return None
+        opens = datetime.combine(local.date(), self.end, tzinfo=zone)
+        if opens <= local:
+            opens = datetime.combine(local.date() + timedelta(days=1), self.end, tzinfo=zone)
+        return opens.astimezone(UTC)
+
+
 class RetryPolicy(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -55,6 +88,10 @@ class RetryPolicy(BaseModel):
     # Retry-After, and after an account-level error (bad key, no credit).
     rate_limited_wait_seconds: Annotated[float, Field(gt=0)] = 5.0
     pause_seconds: Annotated[float, Field(gt=0)] = 300.0
+    # A vendor's "too many requests" pauses it for every worker: this long
+    # the first time, doubling with each throttle in a row, up to the cap.
+    throttle_pause_seconds: Annotated[float, Field(gt=0)] = 2.0
+    throttle_pause_cap_seconds: Annotated[float, Field(gt=0)] = 60.0
 
 
 class ProviderEntry(BaseModel):
@@ -71,15 +108,37 @@ class ProviderEntry(BaseModel):
     account_limit: RateLimit | None = None
     sender_limits: dict[SenderKind, RateLimit] = {}
     senders: tuple[Sender, ...] = ()
+    # Named groups of senders: a message sent "from" a pool goes from the
+    # member that is free soonest (N long codes: about N messages a second).
+    pools: dict[str, tuple[str, ...]] = {}
+    quiet_hours: QuietHours | None = None
     retry: RetryPolicy = RetryPolicy()
     code_overrides: dict[str, OutcomeKind] = {}
 
     @property
-    def queue(self) -> str:
-        return f"sms.{self.name}"
+    def request_size(self) -> int:
+        """Messages per vendor request: the batch size, but never more than the
+        account's burst, so a batch cannot arrive as a spike above the ceiling."""
+        if self.account_limit is None:
+            return self.batch_size
+        return max(1, min(self.batch_size, self.account_limit.burst))
 
     def sender(self, sender_id: str) -> Sender | None:
         return next((s for s in self.senders if s.id == sender_id), None)
+
+    def pool(self, sender_id: str) -> tuple[str, ...] | None:
+        """The members of the pool `sender_id` names ("pool:<name>"), if it is one."""
+        if not sender_id.startswith(POOL_PREFIX):
+            return None
+        return self.pools.get(sender_id.removeprefix(POOL_PREFIX))
+
+    @model_validator(mode="after")
+    def _pools_hold_known_senders(self) -> ProviderEntry:
+        for name, members in self.pools.items():
+            unknown = [m for m in members if self.sender(m) is None]
+            if unknown or not members:
+                raise ValueError(f"{self.name} pool {name!r}: unknown or no senders {unknown}")
+        return self
 
 
 class Catalog(BaseModel):

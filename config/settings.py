@@ -48,7 +48,8 @@ class RestcommSettings(BaseModel):
     base_url: str = "https://mycompany.restcomm.com/restcomm/2012-04-24"
     account_sid: SecretStr = SecretStr("")
     auth_token: SecretStr = SecretStr("")
-    default_sender: str = "19876543212"
+    # A short code: a long code (the document's example 19876543212) sends 1/s.
+    default_sender: str = "55555"
 
 
 class SkycoreSettings(BaseModel):
@@ -80,6 +81,12 @@ class Settings(BaseSettings):
     # query to settle it; then it is failed as "unconfirmed".
     unknown_deadline_seconds: float = 86400.0
     sweep_batch_limit: int = 5000
+
+    # The global rate limiter: the longest a worker waits in-process for a
+    # slot (longer waits go through the database), and the share of each
+    # ceiling kept free for network jitter between our grant and the vendor.
+    limiter_max_wait_seconds: float = 5.0
+    limiter_safety: float = 0.005
 
     # HTTP to the vendors.
     http_connect_timeout_seconds: float = 5.0

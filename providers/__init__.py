@@ -8,7 +8,9 @@
     ├── ACCOUNT       the account cannot send (bad key, no credit, suspended): pause the vendor
     └── AMBIGUOUS     the request left and the answer was lost: reconcile, do not resend blindly
 
-Exceptions are kept for what is not an outcome: `ConfigurationError` (our
-setup is wrong; never retried) and `VendorProtocolError` (the vendor answered
-something its document does not describe).
+Two exceptions are raised inside vendor modules and turned into outcomes by
+the shared flow: `ConfigurationError` (our setup is wrong: the vendor is
+paused with the fix as its reason, never retried blindly) and
+`VendorProtocolError` (the vendor answered something its document does not
+describe).
 """

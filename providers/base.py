@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from dataclasses import replace
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -27,6 +29,7 @@ from providers.message import OutboundMessage
 from providers.outcomes import CodeTable, Outcome, OutcomeKind, clip_raw
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
+log = logging.getLogger(__name__)
 
 # httpx raises these when the request never reached the vendor: resending is safe.
 NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
@@ -34,6 +37,19 @@ NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
 )
+
+
+class Gate(Protocol):
+    """What decides, just before a request leaves, whether it may leave now.
+
+    `admit` waits (briefly) for the vendor's and the sender's rate limits and
+    returns the messages to send, their sender resolved if it named a pool;
+    or it returns an `Outcome` (DEFERRED) saying why they must wait longer.
+    """
+
+    async def admit(
+        self, group: Sequence[OutboundMessage]
+    ) -> Sequence[OutboundMessage] | Outcome: ...
 
 
 class Adapter(ABC, Generic[SettingsT]):
@@ -58,10 +74,12 @@ class Adapter(ABC, Generic[SettingsT]):
         entry: ProviderEntry,
         *,
         report_url: str | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.entry = entry
+        self.gate = gate
         # Where the vendor should post delivery reports for this account;
         # None asks for no reports.
         self.report_url = report_url
@@ -95,13 +113,13 @@ class Adapter(ABC, Generic[SettingsT]):
     async def send(self, messages: Sequence[OutboundMessage]) -> list[Outcome]:
         """Send every message; return one outcome per message, in order.
 
-        Never raises for what a vendor or the network did: that is an
-        outcome. Raises only `ConfigurationError`, and bugs.
+        Never raises: what a vendor, the network, our configuration or a bug
+        in a vendor module did is an outcome for the messages it touched.
         """
         if not messages:
             return []
         groups: list[Sequence[OutboundMessage]]
-        if self.supports_batch and self.entry.batch_size > 1 and len(messages) > 1:
+        if self.supports_batch and self.entry.request_size > 1 and len(messages) > 1:
             groups = list(self.plan_batches(messages))
         else:
             groups = [[m] for m in messages]
@@ -114,24 +132,65 @@ class Adapter(ABC, Generic[SettingsT]):
         return [by_id[m.id] for m in messages]
 
     def plan_batches(self, messages: Sequence[OutboundMessage]) -> Iterable[list[OutboundMessage]]:
-        """Group messages by `batch_key`, at most `batch_size` per request."""
+        """Group messages by `batch_key`, at most `request_size` per request."""
         groups: dict[object, list[OutboundMessage]] = {}
         for message in messages:
             groups.setdefault(self.batch_key(message), []).append(message)
-        size = self.entry.batch_size
+        size = self.entry.request_size
         for group in groups.values():
             for start in range(0, len(group), size):
                 yield group[start : start + size]
 
     async def _send_group(self, group: Sequence[OutboundMessage]) -> list[Outcome]:
+        """One request's messages, start to end; every failure is an outcome.
+
+        A group never raises: in a task's `gather`, one group's exception
+        would abandon the others' answers, and those messages would be sent
+        again. Where the failure happened decides what it means.
+        """
+        chosen: str | None = None
+        if self.gate is not None:
+            try:
+                admitted = await self.gate.admit(group)
+            except Exception as exc:
+                return [
+                    Outcome(
+                        OutcomeKind.DEFERRED,
+                        code="limiter_unavailable",
+                        reason=f"rate limiter unreachable ({type(exc).__name__}); not sent",
+                        retry_after=1.0,
+                    )
+                ] * len(group)
+            if isinstance(admitted, Outcome):
+                return [admitted] * len(group)
+            if admitted[0].sender != group[0].sender:
+                chosen = admitted[0].sender
+            group = admitted
+        outcomes = await self._call(group)
+        return [replace(o, sender=chosen) for o in outcomes] if chosen else outcomes
+
+    async def _call(self, group: Sequence[OutboundMessage]) -> list[Outcome]:
         batch = len(group) > 1
-        request = self.build_batch_request(group) if batch else self.build_request(group[0])
         try:
-            response = await self.client.send(request, auth=self.auth())
+            request = self.build_batch_request(group) if batch else self.build_request(group[0])
+            auth = self.auth()
+        except ConfigurationError as exc:
+            return [self._misconfigured(str(exc))] * len(group)
+        except Exception as exc:
+            log.exception("%s: building a request failed", self.name)
+            return [
+                Outcome(
+                    OutcomeKind.RETRY,
+                    code="internal",
+                    reason=f"could not build the request: {type(exc).__name__}",
+                )
+            ] * len(group)
+        try:
+            response = await self.client.send(request, auth=auth)
         except NOT_SENT_ERRORS as exc:
             return [self._not_sent(exc)] * len(group)
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
-            raise ConfigurationError(f"{self.name}: cannot build a request: {exc}") from exc
+            return [self._misconfigured(f"cannot send a request: {exc}")] * len(group)
         except httpx.TransportError as exc:
             return [self._maybe_sent(f"{type(exc).__name__} after the request left")] * len(group)
         try:
@@ -143,7 +202,18 @@ class Adapter(ABC, Generic[SettingsT]):
             if response.is_success:
                 return [self._maybe_sent(f"unreadable answer: {exc}", response)] * len(group)
             return [self.classify_http(response)] * len(group)
+        except Exception as exc:
+            log.exception("%s: reading the answer failed", self.name)
+            return [
+                self._maybe_sent(f"could not read the answer: {type(exc).__name__}", response)
+            ] * len(group)
         return [self._apply_overrides(o) for o in outcomes]
+
+    def _misconfigured(self, why: str) -> Outcome:
+        """Our setup is wrong (a missing credential, a bad URL): pause the vendor
+        with the operator's fix as the reason, and fail no message for it."""
+        log.error("%s is misconfigured: %s", self.name, why)
+        return Outcome(OutcomeKind.ACCOUNT, code="configuration", reason=why)
 
     def _not_sent(self, exc: Exception) -> Outcome:
         return Outcome(

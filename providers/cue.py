@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from enum import IntFlag
+from functools import cached_property
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 from pydantic import SecretStr
 
-from config.catalog import ProviderEntry
 from config.settings import CueSettings
 from providers.base import Adapter, json_object
 from providers.errors import ConfigurationError, VendorProtocolError
@@ -120,16 +120,9 @@ class CueAdapter(Adapter[CueSettings]):
     codes = CODES
     deduplicates_reference = True
 
-    def __init__(
-        self,
-        settings: CueSettings,
-        client: httpx.AsyncClient,
-        entry: ProviderEntry,
-        *,
-        report_url: str | None = None,
-    ) -> None:
-        super().__init__(settings, client, entry, report_url=report_url)
-        self._auth = CueQueryAuth(self.settings.username, self.settings.password)
+    @cached_property
+    def _auth(self) -> CueQueryAuth:
+        return CueQueryAuth(self.settings.username, self.settings.password)
 
     def auth(self) -> httpx.Auth:
         return self._auth

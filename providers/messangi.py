@@ -154,7 +154,7 @@ class MessangiAdapter(Adapter[MessangiSettings]):
     def plan_batches(self, messages: Sequence[OutboundMessage]) -> Iterable[list[OutboundMessage]]:
         """Like the base, and no batch holds the same recipient twice: the
         answer is matched back to our messages by mobile number."""
-        size = self.entry.batch_size
+        size = self.entry.request_size
         groups: dict[object, list[tuple[set[str], list[OutboundMessage]]]] = {}
         for message in messages:
             batches = groups.setdefault(self.batch_key(message), [])

@@ -15,6 +15,8 @@ class OutcomeKind(StrEnum):
     PERMANENT = "permanent"  # can never succeed as it is: fail with the vendor's code
     ACCOUNT = "account"  # the account cannot send: pause the vendor, fail nothing
     AMBIGUOUS = "ambiguous"  # may have been sent: mark unknown for reconciliation
+    OUTSIDE_HOURS = "outside_hours"  # the vendor sends only at certain hours: hold until they open
+    DEFERRED = "deferred"  # not sent: our own limiter or quiet hours held it
 
 
 class Rule(NamedTuple):
@@ -38,6 +40,7 @@ class Outcome:
     vendor_status: str | None = None  # the vendor's status word on acceptance ("QUEUE", "sending")
     retry_after: float | None = None  # seconds, where the vendor said how long to wait
     raw: str | None = None  # the vendor's answer, truncated: nothing it said is lost
+    sender: str | None = None  # the sender it went from, when chosen at send time (a pool)
 
     @classmethod
     def accepted(

@@ -8,7 +8,7 @@ import httpx
 
 from config.catalog import Catalog
 from config.settings import Settings
-from providers.base import Adapter
+from providers.base import Adapter, Gate
 from providers.cue import CueAdapter
 from providers.messangi import MessangiAdapter
 from providers.restcomm import RestcommAdapter
@@ -28,6 +28,8 @@ def build_adapter(
     catalog: Catalog,
     *,
     report_url: str | None = None,
+    gate: Gate | None = None,
 ) -> Adapter[Any]:
     entry = catalog.get(vendor)
-    return ADAPTERS[vendor](getattr(settings, vendor), client, entry, report_url=report_url)
+    vendor_settings = getattr(settings, vendor)
+    return ADAPTERS[vendor](vendor_settings, client, entry, report_url=report_url, gate=gate)

@@ -45,11 +45,11 @@ CODES: CodeTable = {
     # The sender is per message (a batch holds one sender), so only the
     # messages of that sender fail.
     "412": Rule(OutcomeKind.PERMANENT, "Invalid Sender ID"),
-    # Quiet hours. Not a failure: the message may go from 10AM. Rescheduling
-    # to the next window is not done here; RATE_LIMITED keeps it waiting with
-    # the vendor's reason and uses no retry budget.
+    # Quiet hours. Not a failure: the message may go from 10AM. The pipeline
+    # holds it until the window the catalog declares (quiet_hours) opens,
+    # without using retry budget.
     "451": Rule(
-        OutcomeKind.RATE_LIMITED,
+        OutcomeKind.OUTSIDE_HOURS,
         "Sorry, this service is allowed only between 10AM & 9PM - Monday to Sunday. "
         "Request you to kindly try scheduling the campaign during the said timings. "
         "Thank you.",

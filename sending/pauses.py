@@ -27,6 +27,15 @@ def pause(client: redis.Redis, provider: str, seconds: float, reason: str) -> No
     client.set(keys.pause(provider), reason.encode(), px=max(1, int(seconds * 1000)))
 
 
+def count_throttle(client: redis.Redis, provider: str, remember_seconds: float) -> int:
+    """One more throttle from this vendor; how many in a row (forgotten after a quiet spell)."""
+    pipe = client.pipeline()
+    pipe.incr(keys.throttles(provider))
+    pipe.expire(keys.throttles(provider), max(1, int(remember_seconds)))
+    streak, _ = pipe.execute()
+    return int(streak)
+
+
 def resume(client: redis.Redis, provider: str) -> None:
     client.delete(keys.pause(provider))
 

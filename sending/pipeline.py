@@ -18,7 +18,6 @@ from config.catalog import UnknownProviderError
 from providers.outcomes import Outcome, OutcomeKind
 from sending import pauses
 from sending.transitions import RowUpdate, hold, invalid, plan_update
-from store.db import utcnow
 from store.outbox import Claimed, apply_updates, claim, log_attempts
 from workers.runtime import Runtime
 
@@ -36,14 +35,14 @@ class SendSummary:
 def send_messages(rt: Runtime, ids: Sequence[int]) -> SendSummary:
     summary = SendSummary()
     with rt.db.session() as session, session.begin():
-        claimed = claim(session, ids, utcnow())
+        claimed = claim(session, ids, rt.clock())
     summary.claimed = len(claimed)
     if not claimed:
         return summary
 
     updates: list[RowUpdate] = []
     to_send: dict[str, list[Claimed]] = defaultdict(list)
-    now = utcnow()
+    now = rt.clock()
     for row in claimed:
         problem = row_problem(rt, row)
         if problem:
@@ -61,14 +60,14 @@ def send_messages(rt: Runtime, ids: Sequence[int]) -> SendSummary:
 
     providers = list(to_send)
     results = rt.run(_send_all(rt, [to_send[p] for p in providers])) if providers else []
-    now = utcnow()
+    now = rt.clock()
     calls: list[tuple[Claimed, Outcome]] = []
     for provider, rows, outcomes in zip(providers, to_send.values(), results, strict=True):
-        policy = rt.catalog.get(provider).retry
+        entry = rt.catalog.get(provider)
         for row, outcome in zip(rows, outcomes, strict=True):
             calls.append((row, outcome))
-            updates.append(plan_update(row.id, row.attempts, outcome, policy, now))
-        pause_on_account_error(rt, provider, outcomes)
+            updates.append(plan_update(row.id, row.attempts, outcome, entry, now))
+        pause_if_the_vendor_said_so(rt, provider, outcomes)
 
     with rt.db.session() as session, session.begin():
         apply_updates(session, updates, now)
@@ -107,11 +106,29 @@ def row_problem(rt: Runtime, row: Claimed) -> str | None:
     return None
 
 
-def pause_on_account_error(rt: Runtime, provider: str, outcomes: Sequence[Outcome]) -> None:
+def pause_if_the_vendor_said_so(rt: Runtime, provider: str, outcomes: Sequence[Outcome]) -> None:
+    """Pause the vendor for every worker on an account error or a throttle.
+
+    An account error (bad key, no credit) pauses for `pause_seconds`. A
+    throttle (429, queue overflow) pauses for the vendor's Retry-After or,
+    adaptively, for `throttle_pause_seconds` doubled with each throttle in a
+    row; then sending resumes by itself when the pause key expires.
+    """
+    policy = rt.catalog.get(provider).retry
     account = next((o for o in outcomes if o.kind is OutcomeKind.ACCOUNT), None)
-    if account is None:
+    if account is not None:
+        reason = f"{account.code}: {account.reason}"
+        pauses.pause(rt.redis, provider, policy.pause_seconds, reason)
+        log.warning("paused %s for %.0fs: %s", provider, policy.pause_seconds, reason)
         return
-    seconds = rt.catalog.get(provider).retry.pause_seconds
-    reason = f"{account.code}: {account.reason}"
+    throttled = next((o for o in outcomes if o.kind is OutcomeKind.RATE_LIMITED), None)
+    if throttled is None:
+        return
+    streak = pauses.count_throttle(rt.redis, provider, policy.throttle_pause_cap_seconds * 2)
+    seconds = min(
+        policy.throttle_pause_cap_seconds, policy.throttle_pause_seconds * 2.0 ** (streak - 1)
+    )
+    seconds = max(seconds, throttled.retry_after or 0.0)
+    reason = f"throttled by the vendor ({throttled.code}: {throttled.reason})"
     pauses.pause(rt.redis, provider, seconds, reason)
-    log.warning("paused %s for %.0fs: %s", provider, seconds, reason)
+    log.warning("paused %s for %.1fs: %s (throttle %d in a row)", provider, seconds, reason, streak)

@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from config.catalog import RetryPolicy
+from config.catalog import ProviderEntry, RetryPolicy
 from providers.outcomes import Outcome, OutcomeKind
 from store.status import MessageStatus
 
@@ -24,6 +24,7 @@ class RowUpdate:
     status: MessageStatus
     attempts: int
     next_attempt_at: datetime | None = None  # None: leave as it is
+    sender: str | None = None  # the sender chosen from a pool at send time
     tracking_id: str | None = None
     vendor_status: str | None = None
     error_code: str | None = None
@@ -47,11 +48,24 @@ def plan_update(
     message_id: int,
     attempts: int,
     outcome: Outcome,
-    policy: RetryPolicy,
+    entry: ProviderEntry,
     now: datetime,
     rng: random.Random | None = None,
 ) -> RowUpdate:
     """The row update for one outcome. `attempts` counts the call just made."""
+    update = _plan(message_id, attempts, outcome, entry, now, rng)
+    return replace(update, sender=outcome.sender) if outcome.sender else update
+
+
+def _plan(
+    message_id: int,
+    attempts: int,
+    outcome: Outcome,
+    entry: ProviderEntry,
+    now: datetime,
+    rng: random.Random | None,
+) -> RowUpdate:
+    policy = entry.retry
     kind = outcome.kind
     if kind is OutcomeKind.ACCEPTED:
         return RowUpdate(
@@ -63,9 +77,16 @@ def plan_update(
             vendor_status=outcome.vendor_status,
             sent_at=now,
         )
-    if kind is OutcomeKind.RATE_LIMITED:
+    if kind in (OutcomeKind.RATE_LIMITED, OutcomeKind.DEFERRED):
         wait = outcome.retry_after or policy.rate_limited_wait_seconds
         return hold(message_id, attempts, now + timedelta(seconds=wait), outcome)
+    if kind is OutcomeKind.OUTSIDE_HOURS:
+        quiet = entry.quiet_hours
+        opens = quiet.next_open(now) if quiet else None
+        # The vendor says "not now" though our catalog thinks it is open (or
+        # declares no hours): try again after a pause rather than hammer it.
+        until = opens or now + timedelta(seconds=policy.pause_seconds)
+        return hold(message_id, attempts, until, outcome)
     if kind is OutcomeKind.ACCOUNT:
         return hold(message_id, attempts, now + timedelta(seconds=policy.pause_seconds), outcome)
     # A vendor may give its id with a failure (Restcomm's "failed" message):

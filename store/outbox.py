@@ -78,6 +78,9 @@ _PERSIST = (
         tracking_id=func.coalesce(
             bindparam("b_tracking", type_=messages.c.tracking_id.type), messages.c.tracking_id
         ),
+        sender=func.coalesce(
+            bindparam("b_sender", type_=messages.c.sender.type), messages.c.sender
+        ),
         vendor_status=bindparam("b_vendor_status"),
         error_code=bindparam("b_code"),
         error_reason=bindparam("b_reason"),
@@ -102,6 +105,7 @@ def apply_updates(session: Session, updates: Sequence[RowUpdate], now: datetime)
             "b_attempts": u.attempts,
             "b_next": u.next_attempt_at,
             "b_tracking": u.tracking_id,
+            "b_sender": u.sender,
             "b_vendor_status": u.vendor_status,
             "b_code": u.error_code,
             "b_reason": u.error_reason,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import String, insert, select, update
 
-from config.catalog import RetryPolicy
+from config.catalog import ProviderEntry
 from providers.outcomes import Outcome
 from sending.transitions import plan_update
 from store.db import Database
@@ -82,7 +82,9 @@ def test_persist_ignores_a_claim_that_was_superseded(database: Database) -> None
         # The sweeper gave the row to another worker, which claimed it again.
         s.execute(update(messages).values(status="queued"))
         claim(s, [mid], NOW)
-    stale = plan_update(mid, old.attempts, Outcome.accepted("STALE"), RetryPolicy(), NOW)
+    stale = plan_update(
+        mid, old.attempts, Outcome.accepted("STALE"), ProviderEntry(name="cue"), NOW
+    )
     with database.session() as s, s.begin():
         apply_updates(s, [stale], NOW)
     assert status_of(database, mid) == ("sending", 2)
@@ -93,7 +95,13 @@ def test_accepted_outcome_is_persisted_with_tracking_id(database: Database) -> N
     with database.session() as s, s.begin():
         [row] = claim(s, [mid], NOW)
         apply_updates(
-            s, [plan_update(mid, row.attempts, Outcome.accepted("T9"), RetryPolicy(), NOW)], NOW
+            s,
+            [
+                plan_update(
+                    mid, row.attempts, Outcome.accepted("T9"), ProviderEntry(name="cue"), NOW
+                )
+            ],
+            NOW,
         )
     with database.session() as s:
         got = s.execute(

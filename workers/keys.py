@@ -6,3 +6,18 @@ PREFIX = "smsdispatch"
 def pause(provider: str) -> str:
     """A vendor's pause: value is the reason; the key's TTL is the pause."""
     return f"{PREFIX}:pause:{provider}"
+
+
+def rate_account(provider: str) -> str:
+    """The TAT of a vendor account's rate limit (GCRA)."""
+    return f"{PREFIX}:rate:{provider}:account"
+
+
+def rate_sender(provider: str, sender: str) -> str:
+    """The TAT of one sender's rate limit (a long code: one message a second)."""
+    return f"{PREFIX}:rate:{provider}:sender:{sender}"
+
+
+def throttles(provider: str) -> str:
+    """Consecutive throttle answers from a vendor: the pause grows with it."""
+    return f"{PREFIX}:throttles:{provider}"

@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
 import redis
+import redis.asyncio as aioredis
 import uvloop
 from celery import Celery
 
@@ -22,16 +24,25 @@ from config.settings import Settings, get_settings
 from providers.base import Adapter
 from providers.registry import build_adapter
 from providers.transport import vendor_client
-from store.db import Database
+from sending.gate import LimiterGate
+from store.db import Database, utcnow
+from workers.limiter import RedisLimiter
 
 T = TypeVar("T")
 
 
 class Runtime:
     def __init__(
-        self, settings: Settings, catalog: Catalog | None = None, celery: Celery | None = None
+        self,
+        settings: Settings,
+        catalog: Catalog | None = None,
+        celery: Celery | None = None,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
+        # Wall-clock time for scheduling decisions (quiet hours, back-off);
+        # tests pass a fake. The rate limiter uses Redis server time instead.
+        self.clock = clock
         self.catalog = catalog or load_catalog(settings.catalog_path)
         self.db = Database(settings.database_url)
         self.redis = redis.Redis.from_url(settings.redis_url)
@@ -39,6 +50,8 @@ class Runtime:
         # uvloop: the event loop every vendor call runs on (see BENCHMARKS.md).
         self._runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
         self._client: httpx.AsyncClient | None = None
+        self._aioredis: aioredis.Redis | None = None
+        self._limiter: RedisLimiter | None = None
         self._adapters: dict[str, Adapter[Any]] = {}
 
     @property
@@ -55,11 +68,20 @@ class Runtime:
 
     def adapter(self, provider: str) -> Adapter[Any]:
         if provider not in self._adapters:
+            entry = self.catalog.get(provider)
+            gate = LimiterGate(
+                self.limiter,
+                entry,
+                clock=self.clock,
+                max_wait=self.settings.limiter_max_wait_seconds,
+                safety=self.settings.limiter_safety,
+            )
             self._adapters[provider] = build_adapter(
                 provider,
                 self.settings,
                 self.http,
                 self.catalog,
+                gate=gate,
                 report_url=self.report_url(provider),
             )
         return self._adapters[provider]
@@ -79,9 +101,28 @@ class Runtime:
             )
         return self._client
 
+    @property
+    def limiter(self) -> RedisLimiter:
+        if self._limiter is None:
+            # A task asks for a hundred slots at once: excess callers wait for
+            # a connection instead of failing, and a Redis that is down fails
+            # fast (the gate then defers: no limiter, no send).
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.settings.redis_url,
+                max_connections=32,
+                timeout=5,
+                socket_timeout=5,
+                socket_connect_timeout=2,
+            )
+            self._aioredis = aioredis.Redis(connection_pool=pool)
+            self._limiter = RedisLimiter(self._aioredis)
+        return self._limiter
+
     def close(self) -> None:
         if self._client is not None:
             self._runner.run(self._client.aclose())
+        if self._aioredis is not None:
+            self._runner.run(self._aioredis.aclose())
         self._runner.close()
         self.redis.close()
         self.db.dispose()

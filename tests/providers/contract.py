@@ -147,6 +147,20 @@ class AdapterContract:
         [outcome] = send(wrong, catalog, self.vendor, [message()])
         assert outcome.kind is OutcomeKind.ACCOUNT, outcome
 
+    def test_missing_credentials_pause_the_vendor_naming_the_fix_and_send_nothing(
+        self, settings: Settings, catalog: Catalog, simulators: SimulatorServer
+    ) -> None:
+        blank = settings.model_copy(update={self.vendor: blank_credentials(settings, self.vendor)})
+        [outcome] = send(blank, catalog, self.vendor, [message()])
+        assert (outcome.kind, outcome.code) == (OutcomeKind.ACCOUNT, "configuration"), outcome
+        assert simulators[self.vendor].state.requests == 0
+
+
+def blank_credentials(settings: Settings, vendor: str) -> Any:
+    vendor_settings = getattr(settings, vendor)
+    blanks = {k: SecretStr("") for k, v in vendor_settings if isinstance(v, SecretStr)}
+    return vendor_settings.model_copy(update=blanks)
+
 
 def wrong_credentials(settings: Settings, vendor: str) -> Any:
     vendor_settings = getattr(settings, vendor)

@@ -6,12 +6,9 @@ import asyncio
 from collections.abc import Callable
 
 import httpx
-import pytest
-from pydantic import SecretStr
 
 from config.catalog import Catalog
 from config.settings import Settings
-from providers.errors import ConfigurationError
 from providers.message import OutboundMessage
 from providers.outcomes import Outcome, OutcomeKind
 from providers.registry import build_adapter
@@ -151,14 +148,6 @@ def test_cue_request_carries_the_documented_message_fields(
         "username": TEST_CREDENTIALS["cue"]["username"],
         "password": TEST_CREDENTIALS["cue"]["password"],
     }
-
-
-def test_cue_without_credentials_is_a_configuration_error(
-    settings: Settings, catalog: Catalog
-) -> None:
-    unset = settings.cue.model_copy(update={"password": SecretStr("")})
-    with pytest.raises(ConfigurationError, match="CUE__PASSWORD"):
-        sent_request(settings.model_copy(update={"cue": unset}), catalog)
 
 
 def test_cue_asks_for_no_report_without_report_url(settings: Settings, catalog: Catalog) -> None:

@@ -9,11 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from config.catalog import Catalog
 from config.settings import Settings
-from providers.errors import ConfigurationError
 from providers.message import OutboundMessage
 from providers.messangi import MessangiAdapter
 from providers.outcomes import Outcome, OutcomeKind
@@ -166,14 +164,6 @@ def test_throttle_answer_is_rate_limited_with_its_retry_after(
         "429",
         1.0,
     )
-
-
-def test_missing_api_key_is_a_configuration_error(settings: Settings, catalog: Catalog) -> None:
-    keyless = settings.model_copy(
-        update={"messangi": settings.messangi.model_copy(update={"api_key": SecretStr("")})}
-    )
-    with pytest.raises(ConfigurationError):
-        sent(keyless, catalog, [message()])
 
 
 def test_api_key_is_sent_as_a_bearer_token(settings: Settings, catalog: Catalog) -> None:

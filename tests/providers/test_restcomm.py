@@ -11,12 +11,10 @@ from typing import ClassVar
 from urllib.parse import parse_qs
 
 import httpx
-import pytest
 from pydantic import SecretStr
 
 from config.catalog import Catalog
 from config.settings import Settings
-from providers.errors import ConfigurationError
 from providers.message import OutboundMessage
 from providers.outcomes import Outcome, OutcomeKind
 from providers.restcomm import RestcommAdapter, VendorStatus
@@ -230,16 +228,6 @@ def test_restcomm_redirect_pauses_the_account_naming_the_base_url(catalog: Catal
     assert outcome.kind is K.ACCOUNT, outcome
     assert outcome.reason is not None
     assert "base URL" in outcome.reason
-
-
-def test_restcomm_missing_credentials_are_a_configuration_error(catalog: Catalog) -> None:
-    async def go() -> None:
-        async with httpx.AsyncClient() as client:
-            blank = make_settings().restcomm.model_copy(update={"auth_token": SecretStr("")})
-            await RestcommAdapter(blank, client, catalog.get("restcomm")).send([outbound()])
-
-    with pytest.raises(ConfigurationError):
-        asyncio.run(go())
 
 
 def test_restcomm_missing_body_is_permanent(

@@ -9,11 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from config.catalog import Catalog
 from config.settings import Settings, SkycoreSettings
-from providers.errors import ConfigurationError
 from providers.message import OutboundMessage
 from providers.outcomes import Outcome, OutcomeKind
 from providers.skycore import SkycoreAdapter
@@ -181,13 +179,6 @@ def test_skycore_throttle_is_rate_limited_with_retry_after(
     assert kinds == sorted([OutcomeKind.ACCEPTED, OutcomeKind.RATE_LIMITED])
     [limited] = [o for o in outcomes if o.kind is OutcomeKind.RATE_LIMITED]
     assert (limited.code, limited.retry_after) == ("429", 1.0)
-
-
-def test_skycore_missing_api_key_is_a_configuration_error(catalog: Catalog) -> None:
-    sent: list[httpx.Request] = []
-    with pytest.raises(ConfigurationError, match="api_key"):
-        send_mocked(catalog, capture(sent), [message(sender="00000")], api_key=SecretStr(""))
-    assert sent == []
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ class TestSMSBuddyContract(AdapterContract):
         ("422", OutcomeKind.ACCOUNT),
         ("401", OutcomeKind.ACCOUNT),
         ("412", OutcomeKind.PERMANENT),
-        ("451", OutcomeKind.RATE_LIMITED),
+        ("451", OutcomeKind.OUTSIDE_HOURS),
         ("406", OutcomeKind.PERMANENT),
         ("416", OutcomeKind.RETRY),
         ("409", OutcomeKind.ACCOUNT),
@@ -232,12 +232,6 @@ def test_smsbuddy_template_id_is_sent_when_configured(catalog: Catalog) -> None:
     )
     with_adapter(settings, catalog, lambda a: a.send([message()]), vendor)
     assert forms[0]["template_id"] == ["1234567890123456789"]
-
-
-def test_smsbuddy_missing_api_key_is_a_configuration_error(catalog: Catalog) -> None:
-    settings = make_settings(smsbuddy={"key": ""})
-    with pytest.raises(ConfigurationError):
-        with_adapter(settings, catalog, lambda a: a.send([message()]))
 
 
 # -- balance ----------------------------------------------------------------

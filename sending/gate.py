@@ -1,0 +1,104 @@
+"""The gate every request passes just before it leaves: quiet hours, then rate limits.
+
+A request (one message, or one batch) asks the global limiter for as many
+tokens as it carries (messages, or segments where the vendor counts those)
+on every limit that applies: the vendor account and the sender, or one
+member of a sender pool. A short wait is slept here; a longer one is not
+held in the worker: the messages are deferred through the database
+(`next_attempt_at`) and the sweeper brings them back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from config.catalog import ProviderEntry, SenderKind
+from producer.validation import guess_sender_kind
+from providers.message import OutboundMessage
+from providers.outcomes import Outcome, OutcomeKind
+from workers import keys
+from workers.limiter import Limit, RedisLimiter
+
+
+class LimiterGate:
+    def __init__(
+        self,
+        limiter: RedisLimiter,
+        entry: ProviderEntry,
+        *,
+        max_wait: float,
+        safety: float,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.limiter = limiter
+        self.entry = entry
+        self.max_wait = max_wait
+        self.safety = safety
+        self.clock = clock
+        self.account = (
+            Limit.from_rate(keys.rate_account(entry.name), entry.account_limit, safety)
+            if entry.account_limit
+            else None
+        )
+
+    def sender_limit(self, sender: str) -> Limit | None:
+        known = self.entry.sender(sender)
+        kind: SenderKind = known.kind if known else guess_sender_kind(sender)
+        rate = self.entry.sender_limits.get(kind)
+        if rate is None:
+            return None
+        return Limit.from_rate(keys.rate_sender(self.entry.name, sender), rate, self.safety)
+
+    async def admit(self, group: Sequence[OutboundMessage]) -> Sequence[OutboundMessage] | Outcome:
+        quiet = self.entry.quiet_hours
+        if quiet is not None and quiet.hold_before_sending:
+            now = self.clock()
+            opens = quiet.next_open(now)
+            if opens is not None:
+                return Outcome(
+                    OutcomeKind.DEFERRED,
+                    code="quiet_hours",
+                    reason=f"{self.entry.name} does not send until {opens:%Y-%m-%d %H:%M} UTC",
+                    retry_after=(opens - now).total_seconds(),
+                )
+
+        tokens = sum(m.segments for m in group) if self.entry.counts_segments else len(group)
+        required = [self.account] if self.account else []
+        sender = group[0].sender
+        members = self.entry.pool(sender)
+        candidates: list[Limit] = []
+        if members is None:
+            limit = self.sender_limit(sender)
+            required += [limit] if limit else []
+        else:
+            limits = [self.sender_limit(m) for m in members]
+            candidates = [lim for lim in limits if lim is not None]
+            if len(candidates) != len(members):  # pool members without limits: any will do
+                candidates = []
+
+        grant = await self.limiter.acquire(
+            required, tokens, max_wait=self.max_wait, candidates=candidates
+        )
+        if not grant.granted:
+            # Spread the deferred messages over [wait, 2 x wait], so they do not
+            # all come back in the same sweep.
+            return Outcome(
+                OutcomeKind.DEFERRED,
+                code="rate_limit",
+                reason=f"{self.entry.name} rate limit: next slot in {grant.wait:.1f}s",
+                retry_after=grant.wait * (1 + random.random()),
+            )
+        if grant.wait > 0:
+            await asyncio.sleep(grant.wait)
+        if members is None:
+            return group
+        chosen = (
+            members[grant.choice]
+            if grant.choice is not None
+            else members[group[0].id % len(members)]
+        )
+        return [replace(m, sender=chosen) for m in group]

@@ -1,0 +1,161 @@
+"""The global rate limiter: GCRA in one Lua script on Redis, shared by every worker.
+
+Policy and storage are split as in dramatiq: `Limit` says what a ceiling means
+(an emission interval and a burst), `RedisLimiter` stores each limit's
+theoretical arrival time (TAT) in Redis and decides atomically.
+
+One call per acquisition: the script reads Redis server time (so the clocks of
+worker hosts do not matter), finds the earliest moment at which the request
+conforms to *every* limit that applies (the vendor account and the sender),
+and reserves that moment on all of them at once. The caller is told how long
+to wait and sleeps exactly that long: no polling. If the wait would exceed
+`max_wait`, nothing is reserved and the caller defers the message through the
+database instead of holding a worker.
+
+A sender pool is a set of candidate keys of which exactly one is charged: the
+script picks the candidate that conforms soonest, so N long codes give about
+N messages per second together.
+
+Why the interval is not simply per_seconds / count: GCRA with burst B lets
+`B + W/I` messages into any window of length W. For "at most C per W" to hold
+in *every* sliding window at the vendor, I = W / (C + 1 - B); a small safety
+fraction on top absorbs network jitter between our grant and the vendor's
+clock. For SMSBuddy (1000/60 s, burst 10) that is about 986 per minute.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from config.catalog import RateLimit
+
+# KEYS: the keys every request is charged on, then the candidate keys (a pool).
+# ARGV: tokens, max_wait_us, n_required, then per key (required first, then
+#       candidates): interval_us, tolerance_us.
+# Returns {granted (1/0), wait_us, chosen candidate index (1-based, 0 if none)}.
+GCRA_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tokens = tonumber(ARGV[1])
+local max_wait = tonumber(ARGV[2])
+local n_required = tonumber(ARGV[3])
+local function arg(i, j) return tonumber(ARGV[3 + 2 * (i - 1) + j]) end
+
+local tats = {}
+local function conform_at(i)
+  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if tat < now then tat = now end
+  tats[i] = tat
+  return tat + tokens * arg(i, 1) - arg(i, 2)
+end
+
+local at = now
+for i = 1, n_required do
+  local a = conform_at(i)
+  if a > at then at = a end
+end
+
+local chosen = 0
+if #KEYS > n_required then
+  local best = nil
+  for i = n_required + 1, #KEYS do
+    local a = conform_at(i)
+    if a < at then a = at end
+    if best == nil or a < best then best = a; chosen = i end
+  end
+  at = best
+end
+
+local wait = at - now
+if wait > max_wait then return {0, wait, 0} end
+
+local function reserve(i)
+  local base = tats[i]
+  if base < at then base = at end
+  local tat = base + tokens * arg(i, 1)
+  redis.call('SET', KEYS[i], tat, 'PX', math.ceil((tat - now) / 1000) + 1000)
+end
+for i = 1, n_required do reserve(i) end
+if chosen > 0 then reserve(chosen) end
+return {1, wait, chosen > 0 and (chosen - n_required) or 0}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One ceiling, as GCRA sees it: a key, an emission interval, a burst."""
+
+    key: str
+    interval: float  # seconds between tokens at the steady rate
+    burst: int
+
+    @classmethod
+    def from_rate(cls, key: str, rate: RateLimit, safety: float = 0.005) -> Limit:
+        """The interval that keeps every sliding window of `per_seconds` at or
+        below `count`, whatever the burst (see the module docstring)."""
+        slots = rate.count + 1 - rate.burst
+        if slots < 1:
+            raise ValueError(f"{key}: burst {rate.burst} leaves no room under {rate.count}")
+        return cls(key, rate.per_seconds / slots * (1 + safety), rate.burst)
+
+    @property
+    def per_minute(self) -> float:
+        return 60.0 / self.interval
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    granted: bool
+    wait: float  # seconds: until the reserved slot if granted, else until one could be
+    choice: int | None = None  # index into the candidates, when a pool was given
+
+
+def _us(seconds: float) -> int:
+    return max(0, math.ceil(seconds * 1_000_000))
+
+
+class RedisLimiter:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._script = client.register_script(GCRA_LUA)
+
+    async def acquire(
+        self,
+        required: Sequence[Limit],
+        tokens: int = 1,
+        *,
+        max_wait: float,
+        candidates: Sequence[Limit] = (),
+    ) -> Grant:
+        """Reserve `tokens` on every required limit (and on one candidate).
+
+        Granted: sleep `wait` seconds, then send. Not granted: nothing was
+        reserved; `wait` says when a slot could come.
+        """
+        limits = [*required, *candidates]
+        if not limits:
+            return Grant(True, 0.0)
+        args: list[int] = [tokens, _us(max_wait), len(required)]
+        for limit in limits:
+            args += [_us(limit.interval), _us(limit.interval * limit.burst)]
+        granted, wait_us, choice = await self._script(
+            keys=[limit.key for limit in limits], args=args
+        )
+        return Grant(
+            bool(granted),
+            int(wait_us) / 1_000_000,
+            int(choice) - 1 if candidates and granted else None,
+        )
+
+    async def backlog_seconds(self, limit: Limit) -> float:
+        """How far ahead the limit is reserved (0 when idle): its current use."""
+        time_s, time_us = await self._client.time()
+        raw = await self._client.get(limit.key)
+        if raw is None:
+            return 0.0
+        now = int(time_s) * 1_000_000 + int(time_us)
+        return max(0.0, (float(raw) - now) / 1_000_000)
