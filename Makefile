@@ -4,7 +4,9 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 CELERY  := $(BIN)/celery -A workers.app
-QUEUES  := sms.cue,sms.messangi,sms.smsbuddy,sms.restcomm,sms.skycore,sms.default
+VENDORS := cue messangi smsbuddy restcomm skycore
+comma   := ,
+QUEUES  := $(subst $() ,$(comma),$(foreach v,$(VENDORS),sms.$(v) sms.$(v).priority) sms.default sms.maintenance)
 
 .PHONY: setup demo test test-fast lint format typecheck bench worker beat flower simulate up down migrate clean
 

@@ -150,7 +150,7 @@ def main() -> None:
         wait_http(f"{sim_root}/_sim/cue/stats")
         settings = Settings(_env_file=None, **settings_from_env(env))
         catalog = load_catalog(settings.catalog_path)
-        queues = [names.provider_queue(p) for p in catalog.providers] + [names.DEFAULT_QUEUE]
+        queues = [*names.queues(catalog.providers), names.DEFAULT_QUEUE]
         procs.append(celery_worker(env, workdir, queues, concurrency=args.concurrency).start())
         db = Database(args.database_url)
         producer = Producer(settings, catalog, db, create_app(settings))

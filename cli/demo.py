@@ -135,15 +135,14 @@ def run_demo(*, messages: int, flower: bool, keep: bool, console: Console) -> No
 
         settings = Settings(_env_file=None)
         catalog = load_catalog(settings.catalog_path)
-        queues = [names.provider_queue(p) for p in catalog.providers]
+        queues = names.queues(catalog.providers, urgent=False)
         procs.append(
             celery_worker(env, WORKDIR, [*queues, names.DEFAULT_QUEUE], name="senders").start()
         )
-        procs.append(
-            celery_worker(
-                env, WORKDIR, [names.MAINTENANCE_QUEUE], concurrency=1, name="maintenance"
-            ).start()
-        )
+        # Urgent messages and the sweeper get a process of their own, so a
+        # rate-limited campaign never holds them up.
+        urgent = [*names.queues(catalog.providers, bulk=False), names.MAINTENANCE_QUEUE]
+        procs.append(celery_worker(env, WORKDIR, urgent, concurrency=1, name="urgent").start())
         procs.append(celery_beat(env, WORKDIR).start())
         if flower:
             port = free_port()

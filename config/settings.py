@@ -83,9 +83,10 @@ class Settings(BaseSettings):
     sweep_batch_limit: int = 5000
 
     # The global rate limiter: the longest a worker waits in-process for a
-    # slot (longer waits go through the database), and the share of each
-    # ceiling kept free for network jitter between our grant and the vendor.
-    limiter_max_wait_seconds: float = 5.0
+    # slot (longer waits go through the database; it also bounds how far
+    # bulk messages book the vendor ahead of an urgent one), and the share of
+    # each ceiling kept free for network jitter between our grant and the vendor.
+    limiter_max_wait_seconds: float = 2.0
     limiter_safety: float = 0.005
 
     # HTTP to the vendors.

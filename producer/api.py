@@ -96,8 +96,8 @@ class Producer:
 
     def _store(
         self, valid: list[tuple[int, ValidMessage]], result: BatchResult
-    ) -> list[tuple[int, str]]:
-        """Insert rows; return (id, provider) of the newly stored ones."""
+    ) -> list[tuple[int, str, int]]:
+        """Insert rows; return (id, provider, priority) of the newly stored ones."""
         now = utcnow()
         for attempt in range(2):
             try:
@@ -123,7 +123,10 @@ class Producer:
                 continue
             for (index, _), message_id in zip(fresh, ids, strict=True):
                 result.ids[index] = message_id
-            return [(message_id, v.provider) for (_, v), message_id in zip(fresh, ids, strict=True)]
+            return [
+                (message_id, v.provider, v.priority)
+                for (_, v), message_id in zip(fresh, ids, strict=True)
+            ]
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -155,6 +158,7 @@ class Producer:
                 "attempts": 0,
                 "client_reference": v.client_reference,
                 "idempotency_key": v.idempotency_key,
+                "priority": v.priority,
                 "next_attempt_at": now,
                 "enqueued_at": now,
                 "created_at": now,

@@ -41,6 +41,9 @@ class SendRequest:
     sender: str | None = None
     client_reference: str | None = None
     idempotency_key: str | None = None
+    # 1 for urgent messages (one-time passwords): a lane of their own, so a
+    # bulk campaign on the same vendor does not hold them up.
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,7 @@ class ValidMessage:
     segments: int
     client_reference: str | None
     idempotency_key: str | None
+    priority: int = 0
 
 
 class Validator:
@@ -72,6 +76,8 @@ class Validator:
             value = getattr(request, name)
             if value is not None and not 0 < len(value) <= MAX_REFERENCE:
                 raise InvalidMessage(name, f"must be 1 to {MAX_REFERENCE} characters")
+        if request.priority not in (0, 1):
+            raise InvalidMessage("priority", "is 0 (bulk) or 1 (urgent)")
         return ValidMessage(
             entry.name,
             sender,
@@ -81,6 +87,7 @@ class Validator:
             segments,
             request.client_reference,
             request.idempotency_key,
+            request.priority,
         )
 
     def _provider(self, name: str) -> ProviderEntry:

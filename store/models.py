@@ -78,6 +78,9 @@ class Message(Base):
     encoding: Mapped[str] = mapped_column(String(8))
     segments: Mapped[int] = mapped_column(SmallInteger)
     status: Mapped[str] = mapped_column(String(16), default=MessageStatus.QUEUED.value)
+    # 0 bulk, 1 urgent (one-time passwords): urgent ids go on the vendor's
+    # priority queue, served by workers of their own.
+    priority: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # The producer's own reference, returned in reports; and its idempotency key:
     # the same key again returns the same message instead of sending anew.

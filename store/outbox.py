@@ -181,7 +181,7 @@ def settle_unconfirmed(session: Session, now: datetime, deadline_seconds: float)
 
 def take_due(
     session: Session, now: datetime, requeue_after_seconds: float, limit: int
-) -> list[tuple[int, str]]:
+) -> list[tuple[int, str, int]]:
     """Queued rows that need their id put on the broker, marked as enqueued.
 
     That is: never enqueued, waiting for a retry that is now due, or enqueued
@@ -189,7 +189,7 @@ def take_due(
     """
     m = messages.c
     rows = session.execute(
-        select(m.id, m.provider)
+        select(m.id, m.provider, m.priority)
         .where(
             m.status == MessageStatus.QUEUED,
             m.next_attempt_at <= now,
@@ -199,7 +199,7 @@ def take_due(
                 m.enqueued_at < now - timedelta(seconds=requeue_after_seconds),
             ),
         )
-        .order_by(m.next_attempt_at)
+        .order_by(m.priority.desc(), m.next_attempt_at)
         .limit(limit)
     ).all()
     ids = [row.id for row in rows]
@@ -207,7 +207,7 @@ def take_due(
         session.execute(
             update(messages).where(m.id.in_(ids[start : start + 1000])).values(enqueued_at=now)
         )
-    return [(row.id, row.provider) for row in rows]
+    return [(row.id, row.provider, row.priority) for row in rows]
 
 
 def status_counts(session: Session, **filters: Any) -> dict[tuple[str, str], int]:

@@ -37,6 +37,11 @@ def test_every_vendor_queue_has_its_own_worker(compose: dict[str, Any], catalog:
         assert workers == [f"worker-{provider}"], provider
 
 
+def test_urgent_lanes_have_a_worker_of_their_own(compose: dict[str, Any], catalog: Catalog) -> None:
+    urgent = compose["services"]["worker-urgent"]
+    assert consumed_queues(urgent) == set(names.queues(catalog.providers, bulk=False))
+
+
 def test_default_and_maintenance_queues_are_consumed(compose: dict[str, Any]) -> None:
     queues = set().union(*(consumed_queues(s) for s in compose["services"].values()))
     assert {names.DEFAULT_QUEUE, names.MAINTENANCE_QUEUE} <= queues

@@ -140,8 +140,8 @@ def test_take_due_finds_due_retries_and_lost_rows_but_not_fresh_ones(database: D
             .values(next_attempt_at=NOW + timedelta(seconds=30))
         )
         due = take_due(s, NOW, requeue_after_seconds=300, limit=100)
-    assert sorted(mid for mid, _ in due) == sorted([lost, retry])
-    assert fresh not in {mid for mid, _ in due}
+    assert sorted(mid for mid, *_ in due) == sorted([lost, retry])
+    assert fresh not in {mid for mid, *_ in due}
     with database.session() as s, s.begin():
         assert take_due(s, NOW, requeue_after_seconds=300, limit=100) == []
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from config.catalog import Catalog
@@ -15,12 +17,12 @@ def validator(catalog: Catalog) -> Validator:
     return Validator(make_settings(), catalog)
 
 
-def request(**kw: str) -> SendRequest:
-    values = {"to": "+27821230001", "text": "hello", "provider": "cue"} | kw
+def request(**kw: Any) -> SendRequest:
+    values: dict[str, Any] = {"to": "+27821230001", "text": "hello", "provider": "cue"} | kw
     return SendRequest(**values)
 
 
-def invalid(validator: Validator, **kw: str) -> InvalidMessage:
+def invalid(validator: Validator, **kw: Any) -> InvalidMessage:
     with pytest.raises(InvalidMessage) as exc:
         validator.validate(request(**kw))
     return exc.value
@@ -82,3 +84,8 @@ def test_alphanumeric_sender_longer_than_11_characters_is_rejected(catalog: Cata
 
 def test_overlong_idempotency_key_is_rejected(validator: Validator) -> None:
     assert invalid(validator, idempotency_key="k" * 129).field == "idempotency_key"
+
+
+def test_priority_is_bulk_or_urgent(validator: Validator) -> None:
+    assert validator.validate(request(priority=1)).priority == 1
+    assert invalid(validator, priority=5).field == "priority"

@@ -34,7 +34,7 @@ from workers import names
 def create_app(settings: Settings) -> Celery:
     catalog = load_catalog(settings.catalog_path)
     app = Celery("smsdispatch", include=["tasks.send", "tasks.sweep"])
-    queues = [Queue(names.provider_queue(p)) for p in catalog.providers]
+    queues = [Queue(names.provider_queue(p, lane)) for p in catalog.providers for lane in (0, 1)]
     queues += [Queue(names.DEFAULT_QUEUE), Queue(names.MAINTENANCE_QUEUE)]
     app.conf.update(
         broker_url=settings.redis_url,

@@ -8,6 +8,8 @@ the `messages` table with status `queued`, then enqueues their ids:
 Task arguments are message ids only, never numbers, texts or credentials.
 """
 
+from collections.abc import Iterable
+
 SEND = "smsdispatch.send"
 SWEEP = "smsdispatch.sweep"
 
@@ -15,5 +17,12 @@ DEFAULT_QUEUE = "sms.default"
 MAINTENANCE_QUEUE = "sms.maintenance"
 
 
-def provider_queue(provider: str) -> str:
-    return f"sms.{provider}"
+def queues(providers: Iterable[str], *, bulk: bool = True, urgent: bool = True) -> list[str]:
+    """The send queues of these vendors: their bulk lanes, their urgent lanes, or both."""
+    lanes = [lane for lane, wanted in ((0, bulk), (1, urgent)) if wanted]
+    return [provider_queue(p, lane) for p in providers for lane in lanes]
+
+
+def provider_queue(provider: str, priority: int = 0) -> str:
+    """The vendor's queue; urgent messages (priority > 0) have a lane of their own."""
+    return f"sms.{provider}.priority" if priority > 0 else f"sms.{provider}"

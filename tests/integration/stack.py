@@ -70,10 +70,15 @@ class Stack:
     def producer(self) -> Producer:
         return Producer(self.settings, self.catalog, self.db, self.celery)
 
-    def start_worker(self, name: str = "worker") -> ManagedProcess:
-        queues = [names.provider_queue(p) for p in self.catalog.providers]
-        queues += [names.DEFAULT_QUEUE, names.MAINTENANCE_QUEUE]
-        worker = celery_worker(self.env, self.log_dir, queues, name=name, loglevel="INFO")
+    def start_worker(
+        self, name: str = "worker", queues: list[str] | None = None, concurrency: int = 2
+    ) -> ManagedProcess:
+        if queues is None:
+            queues = names.queues(self.catalog.providers)
+            queues += [names.DEFAULT_QUEUE, names.MAINTENANCE_QUEUE]
+        worker = celery_worker(
+            self.env, self.log_dir, queues, name=name, loglevel="INFO", concurrency=concurrency
+        )
         self.processes.append(worker.start())
         return worker
 
