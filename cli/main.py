@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -103,6 +103,67 @@ def status() -> None:
             provider,
             *(str(counts.get((provider, s), 0)) for s in statuses),
             f"until {pause.until:%H:%M:%S}: {pause.reason}" if pause else "",
+        )
+    console.print(table)
+
+
+@app.command()
+def limits() -> None:
+    """Every rate limit, how far ahead it is booked, and the messages waiting."""
+    import asyncio
+
+    import redis
+    import redis.asyncio as aioredis
+
+    from sending.limits_report import limit_rows, waiting_counts
+    from sending.pauses import current_pause
+    from store.db import Database, utcnow
+
+    settings = get_settings()
+    catalog = load_catalog(settings.catalog_path)
+    now = utcnow()
+    with Database(settings.database_url).session() as session:
+        waiting = waiting_counts(session, now)
+
+    async def collect() -> list[Any]:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            return await limit_rows(catalog, client, waiting, settings.limiter_safety)
+        finally:
+            await client.aclose()
+
+    table = Table(
+        "vendor",
+        "limit",
+        "ceiling",
+        "steady/min",
+        "booked ahead",
+        "waiting (due)",
+        "waiting (later)",
+        "state",
+        title="rate limits",
+    )
+    sync_client = redis.Redis.from_url(settings.redis_url)
+    for row in asyncio.run(collect()):
+        pause = current_pause(sync_client, row.provider, now)
+        quiet = catalog.get(row.provider).quiet_hours
+        opens = quiet.next_open(now) if quiet else None
+        state = (
+            f"paused: {pause.reason}"
+            if pause
+            else f"quiet until {opens:%H:%M} UTC"
+            if opens
+            else "sending"
+        )
+        table.add_row(
+            row.provider,
+            row.scope,
+            row.ceiling,
+            f"{row.steady_per_minute:g}",
+            f"{row.booked_ahead_seconds:.1f}s",
+            str(row.waiting_due),
+            str(row.waiting_later),
+            state if row.scope == "account" else "",
         )
     console.print(table)
 

@@ -29,6 +29,13 @@ class SenderKind(StrEnum):
     LONG_CODE = "long_code"  # an ordinary number: one message per second
     ALPHANUMERIC = "alphanumeric"  # a brand name, at most 11 characters
 
+    @classmethod
+    def guess(cls, sender: str) -> SenderKind:
+        """The kind of a sender the catalog does not list, from its shape."""
+        if sender.isdigit():
+            return cls.SHORT_CODE if len(sender) <= 6 else cls.LONG_CODE
+        return cls.ALPHANUMERIC
+
 
 class RateLimit(BaseModel):
     """`count` messages per `per_seconds`, smoothed, with a small burst."""
@@ -122,6 +129,22 @@ class ProviderEntry(BaseModel):
         if self.account_limit is None:
             return self.batch_size
         return max(1, min(self.batch_size, self.account_limit.burst))
+
+    def request_size_for(self, sender_id: str) -> int:
+        """`request_size`, and never more than the sender's burst either: a
+        long code (one a second) sends one message per request. A pool counts
+        as its slowest member."""
+        members = self.pool(sender_id) or (sender_id,)
+        bursts = [
+            rate.burst
+            for m in members
+            if (rate := self.sender_limits.get(self.kind_of(m))) is not None
+        ]
+        return max(1, min([self.request_size, *bursts]))
+
+    def kind_of(self, sender_id: str) -> SenderKind:
+        known = self.sender(sender_id)
+        return known.kind if known else SenderKind.guess(sender_id)
 
     def sender(self, sender_id: str) -> Sender | None:
         return next((s for s in self.senders if s.id == sender_id), None)

@@ -11,7 +11,13 @@ from dataclasses import dataclass
 
 import phonenumbers
 
-from config.catalog import Catalog, ProviderEntry, SenderKind, UnknownProviderError
+from config.catalog import (
+    POOL_PREFIX,
+    Catalog,
+    ProviderEntry,
+    SenderKind,
+    UnknownProviderError,
+)
 from config.settings import Settings
 from producer.encoding import detect_encoding, segment_count
 from providers.message import Encoding
@@ -99,13 +105,21 @@ class Validator:
     def _sender(self, entry: ProviderEntry, sender: str | None) -> str:
         default = getattr(self.settings, entry.name).default_sender
         sender = sender or default
+        if entry.pool(sender) is not None:
+            return sender  # a catalog pool: its members were checked when it was loaded
+        if sender.startswith(POOL_PREFIX):
+            raise InvalidMessage(
+                "sender",
+                f"{sender!r}: {entry.name} has no such pool "
+                f"(pools: {', '.join(entry.pools) or 'none'})",
+            )
         known = entry.sender(sender)
         if known is None and sender != default:
             ids = ", ".join(s.id for s in entry.senders) or "none"
             raise InvalidMessage(
                 "sender", f"{sender!r} is not a sender of {entry.name} (catalog senders: {ids})"
             )
-        kind = known.kind if known else guess_sender_kind(sender)
+        kind = known.kind if known else SenderKind.guess(sender)
         check_sender_format(sender, kind)
         return sender
 
@@ -133,12 +147,6 @@ def normalize_number(raw: str, default_region: str | None) -> str:
     if not phonenumbers.is_valid_number(number):
         raise InvalidMessage("to", "is not a valid phone number for its country")
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
-
-
-def guess_sender_kind(sender: str) -> SenderKind:
-    if sender.isdigit():
-        return SenderKind.SHORT_CODE if len(sender) <= 6 else SenderKind.LONG_CODE
-    return SenderKind.ALPHANUMERIC
 
 
 def check_sender_format(sender: str, kind: SenderKind) -> None:

@@ -136,8 +136,8 @@ class Adapter(ABC, Generic[SettingsT]):
         groups: dict[object, list[OutboundMessage]] = {}
         for message in messages:
             groups.setdefault(self.batch_key(message), []).append(message)
-        size = self.entry.request_size
         for group in groups.values():
+            size = self.entry.request_size_for(group[0].sender)
             for start in range(0, len(group), size):
                 yield group[start : start + size]
 

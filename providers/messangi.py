@@ -154,9 +154,9 @@ class MessangiAdapter(Adapter[MessangiSettings]):
     def plan_batches(self, messages: Sequence[OutboundMessage]) -> Iterable[list[OutboundMessage]]:
         """Like the base, and no batch holds the same recipient twice: the
         answer is matched back to our messages by mobile number."""
-        size = self.entry.request_size
         groups: dict[object, list[tuple[set[str], list[OutboundMessage]]]] = {}
         for message in messages:
+            size = self.entry.request_size_for(message.sender)
             batches = groups.setdefault(self.batch_key(message), [])
             digits = message.recipient_digits
             for recipients, batch in batches:

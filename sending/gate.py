@@ -16,8 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from config.catalog import ProviderEntry, SenderKind
-from producer.validation import guess_sender_kind
+from config.catalog import ProviderEntry
 from providers.message import OutboundMessage
 from providers.outcomes import Outcome, OutcomeKind
 from workers import keys
@@ -46,9 +45,7 @@ class LimiterGate:
         )
 
     def sender_limit(self, sender: str) -> Limit | None:
-        known = self.entry.sender(sender)
-        kind: SenderKind = known.kind if known else guess_sender_kind(sender)
-        rate = self.entry.sender_limits.get(kind)
+        rate = self.entry.sender_limits.get(self.entry.kind_of(sender))
         if rate is None:
             return None
         return Limit.from_rate(keys.rate_sender(self.entry.name, sender), rate, self.safety)
@@ -80,17 +77,25 @@ class LimiterGate:
             if len(candidates) != len(members):  # pool members without limits: any will do
                 candidates = []
 
+        # A request larger than a limit's burst can never go at once: allow it
+        # the wait it needs (a long text counted in segments), or it would be
+        # deferred forever.
+        oversize = max(
+            [(tokens - lim.burst) * lim.interval for lim in [*required, *candidates]] + [0.0]
+        )
         grant = await self.limiter.acquire(
-            required, tokens, max_wait=self.max_wait, candidates=candidates
+            required, tokens, max_wait=self.max_wait + oversize, candidates=candidates
         )
         if not grant.granted:
-            # Spread the deferred messages over [wait, 2 x wait], so they do not
-            # all come back in the same sweep.
+            # Come back shortly before the slot: the next try then falls inside
+            # max_wait and books it, so the vendor's timeline has no gaps; the
+            # jitter keeps a crowd of deferred messages from returning at once.
+            half = self.max_wait / 2
             return Outcome(
                 OutcomeKind.DEFERRED,
                 code="rate_limit",
                 reason=f"{self.entry.name} rate limit: next slot in {grant.wait:.1f}s",
-                retry_after=grant.wait * (1 + random.random()),
+                retry_after=max(0.0, grant.wait - half) + random.uniform(0, half),
             )
         if grant.wait > 0:
             await asyncio.sleep(grant.wait)

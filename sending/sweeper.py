@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from store.db import utcnow
 from store.outbox import reclaim_stuck, settle_unconfirmed, take_due
 from workers.publish import publish
 from workers.runtime import Runtime
@@ -30,7 +29,7 @@ class SweepResult:
 
 def sweep_outbox(rt: Runtime) -> SweepResult:
     s = rt.settings
-    now = utcnow()
+    now = rt.clock()
     with rt.db.session() as session, session.begin():
         reclaimed = reclaim_stuck(session, now, s.sending_deadline_seconds)
         due = take_due(session, now, s.requeue_after_seconds, s.sweep_batch_limit)

@@ -66,3 +66,13 @@ def test_balance_shows_the_smsbuddy_balance(
     result = run(["balance"], cli_env(tmp_path, simulators, redis_url))
     assert result.returncode == 0, result.stderr
     assert "trans" in result.stdout
+
+
+def test_limits_shows_each_vendor_ceiling_and_the_rate_the_limiter_allows(
+    tmp_path: Path, simulators: SimulatorServer, redis_url: str
+) -> None:
+    result = run(["limits"], cli_env(tmp_path, simulators, redis_url))
+    assert result.returncode == 0, result.stderr
+    smsbuddy = next(line for line in result.stdout.splitlines() if "smsbuddy" in line)
+    assert "1000/60s" in smsbuddy
+    assert "986" in smsbuddy

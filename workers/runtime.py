@@ -114,7 +114,8 @@ class Runtime:
                 socket_timeout=5,
                 socket_connect_timeout=2,
             )
-            self._aioredis = aioredis.Redis(connection_pool=pool)
+            # from_pool: the client owns the pool and closes it with itself.
+            self._aioredis = aioredis.Redis.from_pool(pool)
             self._limiter = RedisLimiter(self._aioredis)
         return self._limiter
 

@@ -8,11 +8,14 @@ them, configured through the environment.
 from __future__ import annotations
 
 import time
+import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import tomli_w
 from celery import Celery
 from sqlalchemy import select
 
@@ -31,13 +34,15 @@ from workers import names
 from workers.app import create_app
 
 # Short waits so failures and recoveries play out in seconds.
-FAST_RETRY = """
-max_attempts = 30
-backoff_base_seconds = 0.2
-backoff_cap_seconds = 1.0
-rate_limited_wait_seconds = 1.0
-pause_seconds = 2.0
-"""
+FAST_RETRY = {
+    "max_attempts": 30,
+    "backoff_base_seconds": 0.2,
+    "backoff_cap_seconds": 1.0,
+    "rate_limited_wait_seconds": 1.0,
+    "pause_seconds": 2.0,
+    "throttle_pause_seconds": 1.0,
+    "throttle_pause_cap_seconds": 4.0,
+}
 TIMINGS = {
     "SWEEP_INTERVAL_SECONDS": "0.5",
     "REQUEUE_AFTER_SECONDS": "4",
@@ -46,12 +51,21 @@ TIMINGS = {
 }
 
 
-def fast_catalog(directory: Path) -> Path:
-    catalog = load_catalog(DEFAULT_CATALOG)
-    text = DEFAULT_CATALOG.read_text()
-    text += "".join(f"\n[providers.{name}.retry]{FAST_RETRY}" for name in catalog.providers)
+def merged(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merged(out.get(key, {}), value) if isinstance(value, Mapping) else value
+    return out
+
+
+def write_catalog(directory: Path, overrides: Mapping[str, Any] | None = None) -> Path:
+    """The default catalog with fast retries, and any overrides for this test."""
+    data = tomllib.loads(DEFAULT_CATALOG.read_text())
+    for entry in data["providers"].values():
+        entry["retry"] = FAST_RETRY
+    data = merged(data, overrides or {})
     path = directory / "providers.toml"
-    path.write_text(text)
+    path.write_text(tomli_w.dumps(data))
     return path
 
 
@@ -125,8 +139,9 @@ def running_stack(
     tmp_path: Path,
     extra_env: Mapping[str, str] | None = None,
     beat: bool = True,
+    catalog: Mapping[str, Any] | None = None,
 ) -> Iterator[Stack]:
-    catalog_path = fast_catalog(tmp_path)
+    catalog_path = write_catalog(tmp_path, catalog)
     env = stack_env(
         redis_url=redis_url,
         database_url=database_url,
