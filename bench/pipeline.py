@@ -28,6 +28,7 @@ from sqlalchemy import create_engine, func, select, text
 from bench.report import write_section
 from config.catalog import load_catalog
 from config.settings import Settings
+from localstack.catalogs import write_catalog
 from localstack.environment import demo_credentials, stack_env
 from localstack.processes import (
     ManagedProcess,
@@ -140,11 +141,14 @@ def main() -> None:
         procs.append(broker)
         sim_port = free_port()
         sim_root = f"http://127.0.0.1:{sim_port}"
+        # Throughput with the vendors' limits lifted: bench/ratelimit.py measures those.
+        catalog_path = write_catalog(workdir / "providers.toml", lift_limits=True)
         env = stack_env(
             redis_url=broker.url,
             database_url=args.database_url,
             simulators_root=sim_root,
             credentials=demo_credentials(),
+            extra={"CATALOG_PATH": str(catalog_path)},
         )
         procs.append(simulators_process(env, workdir, sim_port).start())
         wait_http(f"{sim_root}/_sim/cue/stats")

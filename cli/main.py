@@ -128,7 +128,7 @@ def limits() -> None:
     async def collect() -> list[Any]:
         client = aioredis.Redis.from_url(settings.redis_url)
         try:
-            return await limit_rows(catalog, client, waiting, settings.limiter_safety)
+            return await limit_rows(catalog, client, waiting, settings.limiter_jitter_seconds)
         finally:
             await client.aclose()
 

@@ -84,10 +84,11 @@ class Settings(BaseSettings):
 
     # The global rate limiter: the longest a worker waits in-process for a
     # slot (longer waits go through the database; it also bounds how far
-    # bulk messages book the vendor ahead of an urgent one), and the share of
-    # each ceiling kept free for network jitter between our grant and the vendor.
+    # bulk messages book the vendor ahead of an urgent one), and how unevenly
+    # the network may delay our messages on the way to the vendor
+    # (every limit leaves room for it, so the vendor's clock never sees too many).
     limiter_max_wait_seconds: float = 2.0
-    limiter_safety: float = 0.005
+    limiter_jitter_seconds: float = 0.05
 
     # HTTP to the vendors.
     http_connect_timeout_seconds: float = 5.0

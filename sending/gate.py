@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -30,25 +31,44 @@ class LimiterGate:
         entry: ProviderEntry,
         *,
         max_wait: float,
-        safety: float,
+        jitter: float,
         clock: Callable[[], datetime],
     ) -> None:
         self.limiter = limiter
         self.entry = entry
         self.max_wait = max_wait
-        self.safety = safety
+        self.jitter = jitter
         self.clock = clock
         self.account = (
-            Limit.from_rate(keys.rate_account(entry.name), entry.account_limit, safety)
+            Limit.from_rate(keys.rate_account(entry.name), entry.account_limit, jitter)
             if entry.account_limit
             else None
         )
+        # Requests of one task ask one at a time, and a refusal is remembered
+        # until its slot could come: once one request is refused, every later
+        # one on the same limits would be too, so they defer without asking
+        # Redis again. (Process-local: it can only ask less, never grant more.)
+        self._asking = asyncio.Lock()
+        self._refused_until: dict[tuple[str, ...], float] = {}
 
     def sender_limit(self, sender: str) -> Limit | None:
         rate = self.entry.sender_limits.get(self.entry.kind_of(sender))
         if rate is None:
             return None
-        return Limit.from_rate(keys.rate_sender(self.entry.name, sender), rate, self.safety)
+        return Limit.from_rate(keys.rate_sender(self.entry.name, sender), rate, self.jitter)
+
+    def defer(self, wait: float) -> Outcome:
+        """Come back shortly before the slot, early enough that the sweeper's
+        delay still lands inside max_wait: the next try then books it and the
+        vendor's timeline has no gaps. The jitter keeps deferred messages
+        from all returning in the same sweep."""
+        half = self.max_wait / 2
+        return Outcome(
+            OutcomeKind.DEFERRED,
+            code="rate_limit",
+            reason=f"{self.entry.name} rate limit: next slot in {wait:.1f}s",
+            retry_after=max(0.0, wait - self.max_wait) + random.uniform(0, half),
+        )
 
     async def admit(self, group: Sequence[OutboundMessage]) -> Sequence[OutboundMessage] | Outcome:
         quiet = self.entry.quiet_hours
@@ -83,20 +103,17 @@ class LimiterGate:
         oversize = max(
             [(tokens - lim.burst) * lim.interval for lim in [*required, *candidates]] + [0.0]
         )
-        grant = await self.limiter.acquire(
-            required, tokens, max_wait=self.max_wait + oversize, candidates=candidates
-        )
-        if not grant.granted:
-            # Come back shortly before the slot: the next try then falls inside
-            # max_wait and books it, so the vendor's timeline has no gaps; the
-            # jitter keeps a crowd of deferred messages from returning at once.
-            half = self.max_wait / 2
-            return Outcome(
-                OutcomeKind.DEFERRED,
-                code="rate_limit",
-                reason=f"{self.entry.name} rate limit: next slot in {grant.wait:.1f}s",
-                retry_after=max(0.0, grant.wait - half) + random.uniform(0, half),
+        limit_keys = tuple(lim.key for lim in [*required, *candidates])
+        async with self._asking:
+            remembered = self._refused_until.get(limit_keys, 0.0) - time.monotonic()
+            if remembered > 0:
+                return self.defer(remembered + self.max_wait)
+            grant = await self.limiter.acquire(
+                required, tokens, max_wait=self.max_wait + oversize, candidates=candidates
             )
+            if not grant.granted:
+                self._refused_until[limit_keys] = time.monotonic() + grant.wait - self.max_wait
+                return self.defer(grant.wait)
         if grant.wait > 0:
             await asyncio.sleep(grant.wait)
         if members is None:

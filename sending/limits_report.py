@@ -39,7 +39,7 @@ def waiting_counts(session: Session, now: datetime) -> dict[str, tuple[int, int]
 
 
 async def limit_rows(
-    catalog: Catalog, client: aioredis.Redis, waiting: dict[str, tuple[int, int]], safety: float
+    catalog: Catalog, client: aioredis.Redis, waiting: dict[str, tuple[int, int]], jitter: float
 ) -> list[LimitRow]:
     limiter = RedisLimiter(client)
     rows: list[LimitRow] = []
@@ -52,7 +52,7 @@ async def limit_rows(
                 (
                     "account",
                     f"{rate.count}/{rate.per_seconds:g}s burst {rate.burst}",
-                    Limit.from_rate(keys.rate_account(name), rate, safety),
+                    Limit.from_rate(keys.rate_account(name), rate, jitter),
                 )
             )
         async for raw in client.scan_iter(match=keys.rate_sender(name, "*")):
@@ -65,7 +65,7 @@ async def limit_rows(
                     (
                         f"sender {sender}",
                         f"{sender_rate.count}/{sender_rate.per_seconds:g}s",
-                        Limit.from_rate(key, sender_rate, safety),
+                        Limit.from_rate(key, sender_rate, jitter),
                     )
                 )
         for scope, ceiling, limit in scopes:

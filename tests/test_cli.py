@@ -75,4 +75,4 @@ def test_limits_shows_each_vendor_ceiling_and_the_rate_the_limiter_allows(
     assert result.returncode == 0, result.stderr
     smsbuddy = next(line for line in result.stdout.splitlines() if "smsbuddy" in line)
     assert "1000/60s" in smsbuddy
-    assert "986" in smsbuddy
+    assert "990" in smsbuddy

@@ -98,7 +98,7 @@ def test_no_sliding_window_holds_more_than_the_ceiling(
 ) -> None:
     limit = Limit.from_rate("t:acct", RateLimit(count=count, per_seconds=per_seconds, burst=burst))
     reserved = grants(redis_url, [limit], 3 * count)
-    send_times = [g.wait for g in reserved]
+    send_times = [g.slot for g in reserved]
     assert max_in_window(send_times, per_seconds) <= count
     # ...while using the allowed rate in full (within the safety margin).
     assert max_in_window(send_times, per_seconds) >= 0.98 * count

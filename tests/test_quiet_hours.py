@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,14 +11,14 @@ import redis
 from sqlalchemy import select
 
 from config.catalog import Catalog
-from config.settings import DEFAULT_CATALOG, Settings
+from config.settings import Settings
+from localstack.catalogs import catalog_data
 from producer.api import Producer
 from producer.validation import SendRequest
 from sending.pipeline import send_messages
 from simulators.server import SimulatorServer
 from store.models import messages
 from store.outbox import take_due
-from tests.integration.stack import merged
 from workers.app import create_app
 from workers.runtime import Runtime
 
@@ -36,8 +35,7 @@ class FakeClock:
 
 
 def catalog_with(overrides: dict[str, Any]) -> Catalog:
-    data = merged(tomllib.loads(DEFAULT_CATALOG.read_text()), overrides)
-    return Catalog.model_validate(data)
+    return Catalog.model_validate(catalog_data(overrides))
 
 
 @pytest.fixture

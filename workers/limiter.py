@@ -17,10 +17,11 @@ script picks the candidate that conforms soonest, so N long codes give about
 N messages per second together.
 
 Why the interval is not simply per_seconds / count: GCRA with burst B lets
-`B + W/I` messages into any window of length W. For "at most C per W" to hold
-in *every* sliding window at the vendor, I = W / (C + 1 - B); a small safety
-fraction on top absorbs network jitter between our grant and the vendor's
-clock. For SMSBuddy (1000/60 s, burst 10) that is about 986 per minute.
+fewer than `B + W/I + 1` messages into any window of length W. For "at most C
+per W" to hold in *every* sliding window at the vendor, whose clock sees our
+messages up to J seconds unevenly delayed, I = (W + J) / (C + 1 - B). With
+J = 50 ms: SMSBuddy (1000/60 s, burst 10) runs at 990 a minute, a long code
+(1/s) at one message every 1.05 s.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from config.catalog import RateLimit
 # KEYS: the keys every request is charged on, then the candidate keys (a pool).
 # ARGV: tokens, max_wait_us, n_required, then per key (required first, then
 #       candidates): interval_us, tolerance_us.
-# Returns {granted (1/0), wait_us, chosen candidate index (1-based, 0 if none)}.
+# Returns {granted (1/0), wait_us, chosen candidate (1-based, 0 if none), slot_us}
+# where slot_us is the moment reserved (or the first possible), on Redis' clock.
 GCRA_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -71,7 +73,7 @@ if #KEYS > n_required then
 end
 
 local wait = at - now
-if wait > max_wait then return {0, wait, 0} end
+if wait > max_wait then return {0, wait, 0, at} end
 
 local function reserve(i)
   local base = tats[i]
@@ -81,7 +83,7 @@ local function reserve(i)
 end
 for i = 1, n_required do reserve(i) end
 if chosen > 0 then reserve(chosen) end
-return {1, wait, chosen > 0 and (chosen - n_required) or 0}
+return {1, wait, chosen > 0 and (chosen - n_required) or 0, at}
 """
 
 
@@ -94,13 +96,18 @@ class Limit:
     burst: int
 
     @classmethod
-    def from_rate(cls, key: str, rate: RateLimit, safety: float = 0.005) -> Limit:
+    def from_rate(cls, key: str, rate: RateLimit, jitter: float = 0.05) -> Limit:
         """The interval that keeps every sliding window of `per_seconds` at or
-        below `count`, whatever the burst (see the module docstring)."""
+        below `count` *at the vendor*, whatever the burst (module docstring).
+
+        `jitter` is the most the delay from our grant to the vendor's clock
+        can vary between two messages: a vendor window of W seconds is at
+        most W + jitter seconds of our grants.
+        """
         slots = rate.count + 1 - rate.burst
         if slots < 1:
             raise ValueError(f"{key}: burst {rate.burst} leaves no room under {rate.count}")
-        return cls(key, rate.per_seconds / slots * (1 + safety), rate.burst)
+        return cls(key, (rate.per_seconds + jitter) / slots, rate.burst)
 
     @property
     def per_minute(self) -> float:
@@ -112,6 +119,7 @@ class Grant:
     granted: bool
     wait: float  # seconds: until the reserved slot if granted, else until one could be
     choice: int | None = None  # index into the candidates, when a pool was given
+    slot: float = 0.0  # the moment reserved, in seconds on the Redis server's clock
 
 
 def _us(seconds: float) -> int:
@@ -142,13 +150,14 @@ class RedisLimiter:
         args: list[int] = [tokens, _us(max_wait), len(required)]
         for limit in limits:
             args += [_us(limit.interval), _us(limit.interval * limit.burst)]
-        granted, wait_us, choice = await self._script(
+        granted, wait_us, choice, slot_us = await self._script(
             keys=[limit.key for limit in limits], args=args
         )
         return Grant(
             bool(granted),
             int(wait_us) / 1_000_000,
             int(choice) - 1 if candidates and granted else None,
+            int(slot_us) / 1_000_000,
         )
 
     async def backlog_seconds(self, limit: Limit) -> float:

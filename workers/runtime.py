@@ -74,7 +74,7 @@ class Runtime:
                 entry,
                 clock=self.clock,
                 max_wait=self.settings.limiter_max_wait_seconds,
-                safety=self.settings.limiter_safety,
+                jitter=self.settings.limiter_jitter_seconds,
             )
             self._adapters[provider] = build_adapter(
                 provider,

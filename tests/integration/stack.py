@@ -8,19 +8,18 @@ them, configured through the environment.
 from __future__ import annotations
 
 import time
-import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tomli_w
 from celery import Celery
 from sqlalchemy import select
 
 from config.catalog import Catalog, load_catalog
-from config.settings import DEFAULT_CATALOG, Settings
+from config.settings import Settings
+from localstack.catalogs import catalog_data, merged, write_catalog
 from localstack.environment import credentials_from, stack_env
 from localstack.processes import ManagedProcess, celery_beat, celery_worker
 from producer.api import Producer
@@ -51,22 +50,10 @@ TIMINGS = {
 }
 
 
-def merged(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in overrides.items():
-        out[key] = merged(out.get(key, {}), value) if isinstance(value, Mapping) else value
-    return out
-
-
-def write_catalog(directory: Path, overrides: Mapping[str, Any] | None = None) -> Path:
+def write_test_catalog(directory: Path, overrides: Mapping[str, Any] | None) -> Path:
     """The default catalog with fast retries, and any overrides for this test."""
-    data = tomllib.loads(DEFAULT_CATALOG.read_text())
-    for entry in data["providers"].values():
-        entry["retry"] = FAST_RETRY
-    data = merged(data, overrides or {})
-    path = directory / "providers.toml"
-    path.write_text(tomli_w.dumps(data))
-    return path
+    fast = {name: {"retry": FAST_RETRY} for name in catalog_data()["providers"]}
+    return write_catalog(directory / "providers.toml", merged({"providers": fast}, overrides or {}))
 
 
 @dataclass
@@ -141,7 +128,7 @@ def running_stack(
     beat: bool = True,
     catalog: Mapping[str, Any] | None = None,
 ) -> Iterator[Stack]:
-    catalog_path = write_catalog(tmp_path, catalog)
+    catalog_path = write_test_catalog(tmp_path, catalog)
     env = stack_env(
         redis_url=redis_url,
         database_url=database_url,
