@@ -46,6 +46,7 @@ bench: setup
 	bash scripts/services.sh
 	$(BIN)/python -m bench.transport
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.ratelimit
 
 migrate: setup
 	$(BIN)/smsdispatch db upgrade
