@@ -161,6 +161,14 @@ class ProviderEntry(BaseModel):
             unknown = [m for m in members if self.sender(m) is None]
             if unknown or not members:
                 raise ValueError(f"{self.name} pool {name!r}: unknown or no senders {unknown}")
+            # Either every member has its own limit or none has: a pool that
+            # mixed them could send from a long code without charging it.
+            limited = {self.kind_of(m) in self.sender_limits for m in members}
+            if len(limited) > 1:
+                raise ValueError(
+                    f"{self.name} pool {name!r} mixes senders with and without "
+                    "a per-sender limit; make one pool of each"
+                )
         return self
 
 

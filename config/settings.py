@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     http_connect_timeout_seconds: float = 5.0
     http_read_timeout_seconds: float = 30.0
     http_max_connections: int = 200
+    # The most one vendor request may take, start to end; keep it well under
+    # sending_deadline_seconds so a slow answer never gets a row resent.
+    http_total_timeout_seconds: float = 60.0
 
     # Where vendors post delivery reports (the webhooks of the HTTP API).
     public_base_url: str = ""

@@ -75,11 +75,13 @@ class Adapter(ABC, Generic[SettingsT]):
         *,
         report_url: str | None = None,
         gate: Gate | None = None,
+        total_timeout: float = 60.0,
     ) -> None:
         self.settings = settings
         self.client = client
         self.entry = entry
         self.gate = gate
+        self.total_timeout = total_timeout
         # Where the vendor should post delivery reports for this account;
         # None asks for no reports.
         self.report_url = report_url
@@ -123,12 +125,15 @@ class Adapter(ABC, Generic[SettingsT]):
             groups = list(self.plan_batches(messages))
         else:
             groups = [[m] for m in messages]
-        results = await asyncio.gather(*(self._send_group(g) for g in groups))
-        by_id = {
-            m.id: o
-            for group, outs in zip(groups, results, strict=True)
-            for m, o in zip(group, outs, strict=True)
-        }
+        results = await asyncio.gather(
+            *(self._send_group(g) for g in groups), return_exceptions=True
+        )
+        by_id: dict[int, Outcome] = {}
+        for group, outs in zip(groups, results, strict=True):
+            if isinstance(outs, BaseException):  # a bug past every guard: do not resend blindly
+                log.error("%s: a request failed: %s", self.name, type(outs).__name__)
+                outs = [self._maybe_sent(f"{type(outs).__name__} in the send flow")] * len(group)
+            by_id.update({m.id: o for m, o in zip(group, outs, strict=True)})
         return [by_id[m.id] for m in messages]
 
     def plan_batches(self, messages: Sequence[OutboundMessage]) -> Iterable[list[OutboundMessage]]:
@@ -186,13 +191,21 @@ class Adapter(ABC, Generic[SettingsT]):
                 )
             ] * len(group)
         try:
-            response = await self.client.send(request, auth=auth)
+            # A bound on the whole request, well under the sweeper's deadline for
+            # rows in `sending`: a vendor that trickles its answer cannot keep
+            # a row long enough for a second worker to send it again.
+            async with asyncio.timeout(self.total_timeout):
+                response = await self.client.send(request, auth=auth)
         except NOT_SENT_ERRORS as exc:
             return [self._not_sent(exc)] * len(group)
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
-            return [self._misconfigured(f"cannot send a request: {exc}")] * len(group)
-        except httpx.TransportError as exc:
+            why = f"cannot send a request ({type(exc).__name__}): check the base URL setting"
+            return [self._misconfigured(why)] * len(group)
+        except (httpx.TransportError, TimeoutError) as exc:
             return [self._maybe_sent(f"{type(exc).__name__} after the request left")] * len(group)
+        except Exception as exc:
+            log.error("%s: sending failed: %s", self.name, type(exc).__name__)
+            return [self._maybe_sent(f"{type(exc).__name__} while sending")] * len(group)
         try:
             if batch:
                 outcomes = self.parse_batch_response(response, group)

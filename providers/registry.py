@@ -32,4 +32,11 @@ def build_adapter(
 ) -> Adapter[Any]:
     entry = catalog.get(vendor)
     vendor_settings = getattr(settings, vendor)
-    return ADAPTERS[vendor](vendor_settings, client, entry, report_url=report_url, gate=gate)
+    return ADAPTERS[vendor](
+        vendor_settings,
+        client,
+        entry,
+        report_url=report_url,
+        gate=gate,
+        total_timeout=settings.http_total_timeout_seconds,
+    )

@@ -43,8 +43,8 @@ _REMAP: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
 def remap(exc: httpx.TransportError) -> httpx.TransportError:
     """The httpx error that says truthfully whether the request may have left."""
     cause = exc.__cause__
-    if cause is None:
-        return exc  # raised by httpx itself, already precise
+    if cause is None or isinstance(exc, httpx.UnsupportedProtocol | httpx.LocalProtocolError):
+        return exc  # raised by httpx itself, or a bad URL: our configuration, not the network
     for aiohttp_type, httpx_type in _REMAP:
         if isinstance(cause, aiohttp_type):
             return httpx_type(str(exc) or type(cause).__name__)
@@ -61,6 +61,8 @@ class _RemappedStream(httpx.AsyncByteStream):
                 yield chunk
         except httpx.TransportError as exc:
             raise remap(exc) from exc.__cause__
+        except aiohttp.ClientError as exc:
+            raise httpx.ReadError(type(exc).__name__) from None
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -72,6 +74,11 @@ class VendorTransport(AiohttpTransport):
             response = await super().handle_async_request(request)
         except httpx.TransportError as exc:
             raise remap(exc) from exc.__cause__
+        except aiohttp.ClientError as exc:
+            # Errors httpx-aiohttp leaves unmapped (a malformed status line or
+            # headers) come after the request left. Only the type is kept: the
+            # message may carry the URL, and Cue's holds its credentials.
+            raise httpx.RemoteProtocolError(type(exc).__name__) from None
         assert isinstance(response.stream, httpx.AsyncByteStream)
         return httpx.Response(
             status_code=response.status_code,

@@ -23,8 +23,22 @@ class Pause:
     reason: str
 
 
-def pause(client: redis.Redis, provider: str, seconds: float, reason: str) -> None:
-    client.set(keys.pause(provider), reason.encode(), px=max(1, int(seconds * 1000)))
+# Set the pause unless one already lasts longer: a short throttle pause must
+# not cut short a long account pause.
+_EXTEND = """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+def pause(client: redis.Redis, provider: str, seconds: float, reason: str) -> bool:
+    """Pause the vendor for every worker; False if a longer pause was in force."""
+    ms = max(1, int(seconds * 1000))
+    return bool(client.eval(_EXTEND, 1, keys.pause(provider), reason.encode(), ms))
 
 
 def count_throttle(client: redis.Redis, provider: str, remember_seconds: float) -> int:

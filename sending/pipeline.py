@@ -14,6 +14,8 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import redis
+
 from config.catalog import UnknownProviderError
 from providers.outcomes import Outcome, OutcomeKind
 from sending import pauses
@@ -67,11 +69,16 @@ def send_messages(rt: Runtime, ids: Sequence[int]) -> SendSummary:
         for row, outcome in zip(rows, outcomes, strict=True):
             calls.append((row, outcome))
             updates.append(plan_update(row.id, row.attempts, outcome, entry, now))
-        pause_if_the_vendor_said_so(rt, provider, outcomes)
 
+    # The results first: a Redis hiccup below must not cost what the vendors said.
     with rt.db.session() as session, session.begin():
         apply_updates(session, updates, now)
         log_attempts(session, calls, now)
+    for provider, outcomes in zip(providers, results, strict=True):
+        try:
+            pause_if_the_vendor_said_so(rt, provider, outcomes)
+        except redis.RedisError:
+            log.warning("could not record %s's pause in Redis", provider, exc_info=True)
     summary.outcomes.update(u.status.value for u in updates)
     log.info("sent batch: claimed=%d outcomes=%s", summary.claimed, dict(summary.outcomes))
     return summary

@@ -31,7 +31,8 @@ def sweep_outbox(rt: Runtime) -> SweepResult:
     s = rt.settings
     now = rt.clock()
     with rt.db.session() as session, session.begin():
-        reclaimed = reclaim_stuck(session, now, s.sending_deadline_seconds)
+        max_attempts = {p: e.retry.max_attempts for p, e in rt.catalog.providers.items()}
+        reclaimed = reclaim_stuck(session, now, s.sending_deadline_seconds, max_attempts)
         due = take_due(session, now, s.requeue_after_seconds, s.sweep_batch_limit)
         unconfirmed = settle_unconfirmed(session, now, s.unknown_deadline_seconds)
     if due:

@@ -106,7 +106,18 @@ def _plan(
     if kind is OutcomeKind.AMBIGUOUS:
         return replace(failed, status=MessageStatus.UNKNOWN, final_at=None, sent_at=now)
     if attempts >= policy.max_attempts:
-        return replace(failed, error_reason=f"gave up after {attempts} attempts: {outcome.reason}")
+        reason = f"gave up after {attempts} attempts: {outcome.reason}"
+        if outcome.code == "ambiguous":
+            # The last try may have reached the vendor (a resend was safe, not
+            # a proof it failed): reconciliation decides, not us.
+            return replace(
+                failed,
+                status=MessageStatus.UNKNOWN,
+                final_at=None,
+                sent_at=now,
+                error_reason=reason,
+            )
+        return replace(failed, error_reason=reason)
     wait = backoff_seconds(attempts, policy, rng)
     return replace(
         failed,

@@ -8,7 +8,7 @@ another cannot overwrite the newer attempt's result.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +40,11 @@ class Claimed:
         )
 
 
+# Hosts' clocks differ by a little: a row made due by the sweeper's clock must
+# not look early to a worker whose clock is a few milliseconds behind.
+CLOCK_SKEW = timedelta(seconds=2)
+
+
 def claim(session: Session, ids: Sequence[int], now: datetime) -> list[Claimed]:
     """Move due `queued` rows among `ids` to `sending`; return what was claimed.
 
@@ -51,7 +56,11 @@ def claim(session: Session, ids: Sequence[int], now: datetime) -> list[Claimed]:
     m = messages.c
     stmt = (
         update(messages)
-        .where(m.id.in_(ids), m.status == MessageStatus.QUEUED, m.next_attempt_at <= now)
+        .where(
+            m.id.in_(ids),
+            m.status == MessageStatus.QUEUED,
+            m.next_attempt_at <= now + CLOCK_SKEW,
+        )
         .values(
             status=MessageStatus.SENDING, attempts=m.attempts + 1, claimed_at=now, updated_at=now
         )
@@ -140,19 +149,36 @@ def log_attempts(session: Session, calls: Sequence[tuple[Claimed, Outcome]], now
     )
 
 
-def reclaim_stuck(session: Session, now: datetime, deadline_seconds: float) -> int:
+def reclaim_stuck(
+    session: Session, now: datetime, deadline_seconds: float, max_attempts: Mapping[str, int]
+) -> int:
     """Rows a worker claimed and never finished (it was killed): back to queued.
 
-    The attempt stays counted, so a message that kills its worker every time
-    ends as failed after `max_attempts` instead of looping forever.
+    The attempt stays counted, and a row that has used its vendor's
+    `max_attempts` this way becomes `unknown` instead (its worker may have
+    sent it before dying), so a message that kills its worker every time
+    cannot loop forever.
     """
     m = messages.c
+    stuck = (
+        m.status == MessageStatus.SENDING,
+        m.claimed_at < now - timedelta(seconds=deadline_seconds),
+    )
+    for provider, limit in max_attempts.items():
+        session.execute(
+            update(messages)
+            .where(*stuck, m.provider == provider, m.attempts >= limit)
+            .values(
+                status=MessageStatus.UNKNOWN,
+                error_code="worker_lost",
+                error_reason=f"its worker stopped during each of {limit} attempts",
+                sent_at=now,
+                updated_at=now,
+            )
+        )
     result = session.execute(
         update(messages)
-        .where(
-            m.status == MessageStatus.SENDING,
-            m.claimed_at < now - timedelta(seconds=deadline_seconds),
-        )
+        .where(*stuck)
         .values(status=MessageStatus.QUEUED, next_attempt_at=now, enqueued_at=None, updated_at=now)
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -201,6 +227,8 @@ def take_due(
         )
         .order_by(m.priority.desc(), m.next_attempt_at)
         .limit(limit)
+        # Overlapping sweeps take different rows (PostgreSQL; SQLite serializes).
+        .with_for_update(skip_locked=True)
     ).all()
     ids = [row.id for row in rows]
     for start in range(0, len(ids), 1000):

@@ -17,6 +17,7 @@ from simulators.server import SimulatorServer
 from store.db import Database
 from store.migrate import upgrade
 from tests.settings import POSTGRES_URL, REDIS_URL, make_settings
+from workers import keys
 
 
 @pytest.fixture(scope="session")
@@ -91,6 +92,9 @@ def redis_url() -> str:
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
+    # Nothing is booked in a fresh test Redis: the limiter's state is intact
+    # (without the marker the limiter guards against a Redis that lost bookings).
+    client.set(keys.LIMITER_STATE, 0)
     yield client
     client.flushdb()
     client.close()

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from config.catalog import RateLimit
 from simulators.common import max_in_window
+from workers import keys
 from workers.limiter import Grant, Limit, RedisLimiter
 
 T = TypeVar("T")
@@ -48,7 +49,9 @@ def grants(
 
 @pytest.fixture(autouse=True)
 def _clean(redis_client: redis.Redis) -> None:
-    """Every test starts from empty limiter keys (redis_client flushes the test db)."""
+    """Every test starts from empty limiter keys, with nothing booked (so no
+    reset guard: the state is known to be intact)."""
+    redis_client.set(keys.LIMITER_STATE, 0)
 
 
 def test_a_burst_goes_at_once_and_the_rest_waits_one_interval_each(redis_url: str) -> None:
@@ -107,3 +110,31 @@ def test_no_sliding_window_holds_more_than_the_ceiling(
 def test_a_burst_larger_than_the_ceiling_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="leaves no room"):
         Limit.from_rate("t:acct", RateLimit(count=5, per_seconds=1, burst=7))
+
+
+def test_after_redis_loses_its_state_no_slot_is_granted_inside_the_forgotten_bookings(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    limit = Limit("t:acct", interval=0.1, burst=1)
+
+    async def body(limiter: RedisLimiter) -> tuple[list[Grant], Grant]:
+        booked = [await limiter.acquire([limit], max_wait=2.0) for _ in range(15)]
+        redis_client.flushdb()  # Redis restarted empty: the bookings are forgotten
+        return booked, await limiter.acquire([limit], max_wait=10.0)
+
+    async def guarded(limiter: RedisLimiter) -> tuple[list[Grant], Grant]:
+        return await body(RedisLimiter(limiter._client, reset_guard=2.0))
+
+    booked, after = with_limiter(redis_url, guarded)
+    assert max(g.slot for g in booked) > booked[0].slot + 1.0
+    assert after.slot >= max(g.slot for g in booked)
+
+
+def test_an_idle_limit_grants_at_once_while_the_state_is_intact(redis_url: str) -> None:
+    limit = Limit("t:acct", interval=0.1, burst=1)
+
+    async def body(limiter: RedisLimiter) -> Grant:
+        await limiter.acquire([Limit("t:other", 0.1, 1)], max_wait=1.0)  # state exists
+        return await limiter.acquire([limit], max_wait=1.0)
+
+    assert with_limiter(redis_url, body).wait == pytest.approx(0, abs=0.01)

@@ -118,7 +118,7 @@ def test_rows_stuck_in_sending_past_the_deadline_are_reclaimed(database: Databas
         claim(s, ids[:1], NOW - timedelta(minutes=10))
         claim(s, ids[1:], NOW)
     with database.session() as s, s.begin():
-        assert reclaim_stuck(s, NOW, deadline_seconds=120) == 1
+        assert reclaim_stuck(s, NOW, deadline_seconds=120, max_attempts={"cue": 8}) == 1
     assert status_of(database, ids[0]) == ("queued", 1)
     assert status_of(database, ids[1]) == ("sending", 1)
 
@@ -169,3 +169,18 @@ def test_unknown_rows_past_the_deadline_fail_as_unconfirmed(database: Database) 
         ).one()
     assert tuple(got) == ("failed", "unconfirmed")
     assert status_of(database, recent) == ("unknown", 0)
+
+
+def test_a_row_whose_worker_died_on_every_attempt_becomes_unknown(database: Database) -> None:
+    [mid] = add_rows(database, 1, at=NOW - timedelta(minutes=15), attempts=7)
+    with database.session() as s, s.begin():
+        claim(s, [mid], NOW - timedelta(minutes=10))  # the 8th attempt; its worker dies
+    with database.session() as s, s.begin():
+        assert reclaim_stuck(s, NOW, deadline_seconds=120, max_attempts={"cue": 8}) == 0
+    assert status_of(database, mid) == ("unknown", 8)
+
+
+def test_a_row_made_due_by_a_clock_slightly_ahead_is_still_claimed(database: Database) -> None:
+    [mid] = add_rows(database, 1, at=NOW + timedelta(milliseconds=300))
+    with database.session() as s, s.begin():
+        assert [c.id for c in claim(s, [mid], NOW)] == [mid]

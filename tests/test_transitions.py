@@ -130,3 +130,9 @@ def test_quiet_hours_wrap_past_midnight() -> None:
     assert INDIA_HOURS.next_open(datetime(2026, 11, 22, 6, 0, tzinfo=UTC)) is None  # 11:30
     early = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)  # 06:30 in India
     assert INDIA_HOURS.next_open(early) == datetime(2026, 11, 22, 4, 30, tzinfo=UTC)
+
+
+def test_retries_that_end_on_an_ambiguous_try_leave_the_message_unknown() -> None:
+    outcome = Outcome(OutcomeKind.RETRY, code="ambiguous", reason="ReadTimeout; resend is safe")
+    update = plan_update(1, POLICY.max_attempts, outcome, ENTRY, NOW)
+    assert update.status is MessageStatus.UNKNOWN

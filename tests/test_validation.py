@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from config.catalog import Catalog
+from config.catalog import Catalog, ProviderEntry, RateLimit, Sender, SenderKind
 from producer.validation import InvalidMessage, SendRequest, Validator
 from providers.message import Encoding
 from tests.settings import make_settings
@@ -89,3 +89,16 @@ def test_overlong_idempotency_key_is_rejected(validator: Validator) -> None:
 def test_priority_is_bulk_or_urgent(validator: Validator) -> None:
     assert validator.validate(request(priority=1)).priority == 1
     assert invalid(validator, priority=5).field == "priority"
+
+
+def test_a_pool_mixing_limited_and_unlimited_senders_is_refused() -> None:
+    with pytest.raises(ValueError, match="mixes senders"):
+        ProviderEntry(
+            name="cue",
+            senders=(
+                Sender(id="27821230000", kind=SenderKind.LONG_CODE),
+                Sender(id="CUESMS", kind=SenderKind.ALPHANUMERIC),
+            ),
+            sender_limits={SenderKind.LONG_CODE: RateLimit(count=1, per_seconds=1)},
+            pools={"mixed": ("27821230000", "CUESMS")},
+        )

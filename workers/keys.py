@@ -8,6 +8,10 @@ def pause(provider: str) -> str:
     return f"{PREFIX}:pause:{provider}"
 
 
+# Exists (no expiry) while the limiter's state in Redis is intact; see limiter.py.
+LIMITER_STATE = f"{PREFIX}:rate:state"
+
+
 def rate_account(provider: str) -> str:
     """The TAT of a vendor account's rate limit (GCRA)."""
     return f"{PREFIX}:rate:{provider}:account"

@@ -33,23 +33,45 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from config.catalog import RateLimit
+from workers import keys
 
-# KEYS: the keys every request is charged on, then the candidate keys (a pool).
-# ARGV: tokens, max_wait_us, n_required, then per key (required first, then
-#       candidates): interval_us, tolerance_us.
+# KEYS: the state marker, the keys every request is charged on, then the
+#       candidate keys (a pool).
+# ARGV: tokens, max_wait_us, n_required, guard_us, then per limit key (required
+#       first, then candidates): interval_us, tolerance_us.
 # Returns {granted (1/0), wait_us, chosen candidate (1-based, 0 if none), slot_us}
 # where slot_us is the moment reserved (or the first possible), on Redis' clock.
+#
+# The state marker has no expiry. If it is missing, Redis restarted empty (or
+# was flushed) and slots booked before that are forgotten: for one guard
+# period every missing limit key counts as booked up to the guard's end, the
+# furthest any worker could have booked ahead, so no window is overfilled.
 GCRA_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tokens = tonumber(ARGV[1])
 local max_wait = tonumber(ARGV[2])
 local n_required = tonumber(ARGV[3])
-local function arg(i, j) return tonumber(ARGV[3 + 2 * (i - 1) + j]) end
+local guard_us = tonumber(ARGV[4])
+local function arg(i, j) return tonumber(ARGV[4 + 2 * (i - 1) + j]) end
 
+local marker = redis.call('GET', KEYS[1])
+local fresh = 0
+if not marker then
+  fresh = now + guard_us
+  redis.call('SET', KEYS[1], fresh)
+else
+  fresh = tonumber(marker)
+end
+local missing_tat = now
+if fresh > now then missing_tat = fresh end
+
+local n_limits = #KEYS - 1
 local tats = {}
 local function conform_at(i)
-  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local raw = redis.call('GET', KEYS[i + 1])
+  local tat = missing_tat
+  if raw then tat = tonumber(raw) end
   if tat < now then tat = now end
   tats[i] = tat
   return tat + tokens * arg(i, 1) - arg(i, 2)
@@ -62,9 +84,9 @@ for i = 1, n_required do
 end
 
 local chosen = 0
-if #KEYS > n_required then
+if n_limits > n_required then
   local best = nil
-  for i = n_required + 1, #KEYS do
+  for i = n_required + 1, n_limits do
     local a = conform_at(i)
     if a < at then a = at end
     if best == nil or a < best then best = a; chosen = i end
@@ -79,7 +101,7 @@ local function reserve(i)
   local base = tats[i]
   if base < at then base = at end
   local tat = base + tokens * arg(i, 1)
-  redis.call('SET', KEYS[i], tat, 'PX', math.ceil((tat - now) / 1000) + 1000)
+  redis.call('SET', KEYS[i + 1], tat, 'PX', math.ceil((tat - now) / 1000) + 1000)
 end
 for i = 1, n_required do reserve(i) end
 if chosen > 0 then reserve(chosen) end
@@ -127,9 +149,12 @@ def _us(seconds: float) -> int:
 
 
 class RedisLimiter:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, *, reset_guard: float = 3.0) -> None:
         self._client = client
         self._script = client.register_script(GCRA_LUA)
+        # After Redis loses the limiter's state, how long every limit counts as
+        # fully booked: at least the longest a worker may book ahead (max_wait).
+        self._guard_us = _us(reset_guard)
 
     async def acquire(
         self,
@@ -147,11 +172,11 @@ class RedisLimiter:
         limits = [*required, *candidates]
         if not limits:
             return Grant(True, 0.0)
-        args: list[int] = [tokens, _us(max_wait), len(required)]
+        args: list[int] = [tokens, _us(max_wait), len(required), self._guard_us]
         for limit in limits:
             args += [_us(limit.interval), _us(limit.interval * limit.burst)]
         granted, wait_us, choice, slot_us = await self._script(
-            keys=[limit.key for limit in limits], args=args
+            keys=[keys.LIMITER_STATE, *(limit.key for limit in limits)], args=args
         )
         return Grant(
             bool(granted),

@@ -116,7 +116,9 @@ class Runtime:
             )
             # from_pool: the client owns the pool and closes it with itself.
             self._aioredis = aioredis.Redis.from_pool(pool)
-            self._limiter = RedisLimiter(self._aioredis)
+            self._limiter = RedisLimiter(
+                self._aioredis, reset_guard=self.settings.limiter_max_wait_seconds + 1.0
+            )
         return self._limiter
 
     def close(self) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
 from celery import Celery
 from sqlalchemy import select
 
@@ -29,7 +30,7 @@ from store.models import messages
 from store.outbox import status_counts
 from store.status import SETTLED
 from tests.settings import TEST_CREDENTIALS, make_settings
-from workers import names
+from workers import keys, names
 from workers.app import create_app
 
 # Short waits so failures and recoveries play out in seconds.
@@ -139,6 +140,11 @@ def running_stack(
     settings = make_settings(
         redis_url=redis_url, database_url=database_url, catalog_path=catalog_path
     )
+    # A fresh test Redis has nothing booked: mark the limiter's state intact so
+    # the reset guard (for a Redis that lost bookings) does not apply.
+    marker = redis.Redis.from_url(redis_url)
+    marker.set(keys.LIMITER_STATE, 0)
+    marker.close()
     celery = create_app(settings)
     stack = Stack(
         settings,

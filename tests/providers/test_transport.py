@@ -83,3 +83,33 @@ def test_no_answer_after_the_request_is_a_read_timeout(
 ) -> None:
     with pytest.raises(httpx.ReadTimeout):
         fetch(server_that_reads_and_never_answers, timeout=0.3)
+
+
+@pytest.fixture
+def server_that_answers_garbage() -> Iterator[str]:
+    """Reads the request, then answers with a status line no HTTP parser accepts."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"NOT-HTTP garbage\r\n\r\n")
+        conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}/send"
+    thread.join(5)
+    listener.close()
+
+
+def test_a_malformed_answer_is_a_may_have_been_sent_error(server_that_answers_garbage: str) -> None:
+    with pytest.raises(httpx.TransportError) as exc:
+        fetch(server_that_answers_garbage)
+    assert not isinstance(exc.value, NOT_SENT_ERRORS), type(exc.value)
+
+
+def test_a_url_without_a_scheme_is_a_configuration_error_not_a_network_one() -> None:
+    with pytest.raises(httpx.UnsupportedProtocol):
+        fetch("ftp://127.0.0.1:1/send")
