@@ -16,32 +16,19 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from bench.report import write_section
-from config.catalog import load_catalog
-from config.settings import Settings
-from localstack.catalogs import write_catalog
-from localstack.environment import demo_credentials, stack_env
-from localstack.processes import (
-    ManagedProcess,
-    PrivateRedis,
-    celery_worker,
-    free_port,
-    simulators_process,
-    wait_http,
-)
+from bench.stack import bench_stack, reset_database
+from localstack.processes import celery_worker
 from producer.api import Producer
 from producer.validation import SendRequest
 from store.db import Database
-from store.migrate import upgrade
 from store.models import messages
 from workers import names
 from workers.app import create_app
@@ -74,17 +61,6 @@ def scenarios(scale: float) -> list[Scenario]:
             int(3000 * scale),
         ),
     ]
-
-
-def reset_database(url: str) -> None:
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE messages, send_attempts RESTART IDENTITY CASCADE"))
-        else:
-            conn.execute(text("DELETE FROM send_attempts"))
-            conn.execute(text("DELETE FROM messages"))
-    engine.dispose()
 
 
 def accepted(db: Database) -> int:
@@ -131,31 +107,12 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run scenarios whose name contains this")
     args = parser.parse_args()
 
-    ensure_database(args.database_url)
-    upgrade(args.database_url)
-    workdir = Path(tempfile.mkdtemp(prefix="smsdispatch-bench-"))
-    procs: list[ManagedProcess] = []
     results: dict[str, Any] = {}
-    try:
-        broker = PrivateRedis(workdir).start()
-        procs.append(broker)
-        sim_port = free_port()
-        sim_root = f"http://127.0.0.1:{sim_port}"
-        # Throughput with the vendors' limits lifted: bench/ratelimit.py measures those.
-        catalog_path = write_catalog(workdir / "providers.toml", lift_limits=True)
-        env = stack_env(
-            redis_url=broker.url,
-            database_url=args.database_url,
-            simulators_root=sim_root,
-            credentials=demo_credentials(),
-            extra={"CATALOG_PATH": str(catalog_path)},
-        )
-        procs.append(simulators_process(env, workdir, sim_port).start())
-        wait_http(f"{sim_root}/_sim/cue/stats")
-        settings = Settings(_env_file=None, **settings_from_env(env))
-        catalog = load_catalog(settings.catalog_path)
+    # Throughput with the vendors' limits lifted: bench/ratelimit.py measures those.
+    with bench_stack(args.database_url, lift_limits=True) as stack:
+        settings, catalog, sim_root = stack.settings, stack.catalog, stack.sim_root
         queues = [*names.queues(catalog.providers), names.DEFAULT_QUEUE]
-        procs.append(celery_worker(env, workdir, queues, concurrency=args.concurrency).start())
+        stack.start(celery_worker(stack.env, stack.workdir, queues, concurrency=args.concurrency))
         db = Database(args.database_url)
         producer = Producer(settings, catalog, db, create_app(settings))
         # Warm-up: the workers boot and open their pools.
@@ -172,9 +129,6 @@ def main() -> None:
                 "median_msg_per_s": round(statistics.median(rates), 1),
             }
             print(json.dumps({scenario.name: results[scenario.name]}))
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
     figures = {
         "database": args.database_url.split("://")[0],
         "worker_processes": args.concurrency,
@@ -210,35 +164,6 @@ NOTES = (
     "the worker processes, Redis, PostgreSQL and this script. Throughput is counted from "
     "the first producer call to the moment the last row is `accepted`."
 )
-
-
-def settings_from_env(env: dict[str, str]) -> dict[str, Any]:
-    """The Settings the subprocesses get, built in this process from the same env."""
-    import os
-
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        return Settings(_env_file=None).model_dump()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
-def ensure_database(url: str) -> None:
-    if not url.startswith("postgresql"):
-        return
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(
-            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}
-        ).scalar():
-            conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
 
 
 if __name__ == "__main__":

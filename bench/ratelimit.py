@@ -13,35 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import redis
 from sqlalchemy import select
 
-from bench.pipeline import ensure_database, reset_database, settings_from_env
 from bench.report import write_section
-from config.catalog import load_catalog
-from config.settings import Settings
-from localstack.catalogs import write_catalog
-from localstack.environment import demo_credentials, stack_env
-from localstack.processes import (
-    ManagedProcess,
-    PrivateRedis,
-    celery_beat,
-    celery_worker,
-    free_port,
-    simulators_process,
-    wait_http,
-)
+from bench.stack import bench_stack
+from localstack.processes import celery_beat, celery_worker
 from producer.api import Producer
 from producer.validation import SendRequest
 from simulators.common import max_in_window
 from store.db import Database
-from store.migrate import upgrade
 from store.models import messages
 from workers import names
 from workers.app import create_app
@@ -79,39 +64,20 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
 
-    ensure_database(args.database_url)
-    upgrade(args.database_url)
-    reset_database(args.database_url)
-    workdir = Path(tempfile.mkdtemp(prefix="smsdispatch-ratelimit-"))
-    procs: list[ManagedProcess] = []
-    try:
-        broker = PrivateRedis(workdir).start()
-        procs.append(broker)
-        sim_port = free_port()
-        sim_root = f"http://127.0.0.1:{sim_port}"
-        catalog_path = write_catalog(workdir / "providers.toml", OVERRIDES)
-        env = stack_env(
-            redis_url=broker.url,
-            database_url=args.database_url,
-            simulators_root=sim_root,
-            credentials=demo_credentials(),
-            extra={"CATALOG_PATH": str(catalog_path)},
-        )
-        procs.append(simulators_process(env, workdir, sim_port).start())
-        wait_http(f"{sim_root}/_sim/smsbuddy/stats")
-        settings = Settings(_env_file=None, **settings_from_env(env))
-        catalog = load_catalog(catalog_path)
+    with bench_stack(args.database_url, catalog=OVERRIDES) as stack:
+        settings, catalog, env, workdir = stack.settings, stack.catalog, stack.env, stack.workdir
+        sim_root = stack.sim_root
         bulk = names.queues(["smsbuddy", "messangi"], urgent=False)
         for n in range(3):
-            procs.append(celery_worker(env, workdir, bulk, concurrency=1, name=f"bulk{n}").start())
+            stack.start(celery_worker(env, workdir, bulk, concurrency=1, name=f"bulk{n}"))
         urgent = [*names.queues(catalog.providers, bulk=False), names.MAINTENANCE_QUEUE]
-        procs.append(celery_worker(env, workdir, urgent, concurrency=1, name="urgent").start())
-        procs.append(celery_beat(env, workdir).start())
+        stack.start(celery_worker(env, workdir, urgent, concurrency=1, name="urgent"))
+        stack.start(celery_beat(env, workdir))
         time.sleep(4)  # the workers boot
 
         db = Database(args.database_url)
         producer = Producer(settings, catalog, db, create_app(settings))
-        client = redis.Redis.from_url(broker.url)
+        client = redis.Redis.from_url(stack.broker_url)
         calls_before = redis_calls(client)
         campaign = int(args.minutes * CEILING * 0.986)
         producer.send_batch(
@@ -169,9 +135,6 @@ def main() -> None:
         smsbuddy = httpx.get(f"{sim_root}/_sim/smsbuddy/received", timeout=60).json()["received"]
         messangi = httpx.get(f"{sim_root}/_sim/messangi/received", timeout=60).json()["received"]
         smsbuddy_stats = httpx.get(f"{sim_root}/_sim/smsbuddy/stats").json()
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
 
     times = sorted(r["at"] for r in smsbuddy)
     span = times[-1] - times[0]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -25,42 +26,50 @@ def fetch(url: str, *, timeout: float = 2.0) -> httpx.Response:
     return asyncio.run(go())
 
 
-@pytest.fixture
-def server_that_reads_then_hangs_up() -> Iterator[str]:
-    """Accepts, reads the whole request, and closes without answering."""
+@contextmanager
+def one_connection_server(then: Callable[[socket.socket], None]) -> Iterator[str]:
+    """Accepts one connection, reads the whole request, then does `then`."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
 
     def serve() -> None:
         conn, _ = listener.accept()
         conn.recv(65536)
+        then(conn)
         conn.close()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{port}/send"
-    thread.join(5)
-    listener.close()
+    try:
+        yield f"http://127.0.0.1:{port}/send"
+    finally:
+        thread.join(5)
+        listener.close()
+
+
+@pytest.fixture
+def server_that_reads_then_hangs_up() -> Iterator[str]:
+    with one_connection_server(lambda conn: None) as url:
+        yield url
 
 
 @pytest.fixture
 def server_that_reads_and_never_answers() -> Iterator[str]:
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
     done = threading.Event()
 
-    def serve() -> None:
-        conn, _ = listener.accept()
-        conn.recv(65536)
+    def wait_for_teardown(conn: socket.socket) -> None:
         done.wait(10)
-        conn.close()
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}/send"
-    done.set()
-    thread.join(5)
-    listener.close()
+    with one_connection_server(wait_for_teardown) as url:
+        yield url
+        done.set()
+
+
+@pytest.fixture
+def server_that_answers_garbage() -> Iterator[str]:
+    """Answers with a status line no HTTP parser accepts."""
+    with one_connection_server(lambda conn: conn.sendall(b"NOT-HTTP garbage\r\n\r\n")) as url:
+        yield url
 
 
 def test_connection_refused_is_a_never_sent_error() -> None:
@@ -83,25 +92,6 @@ def test_no_answer_after_the_request_is_a_read_timeout(
 ) -> None:
     with pytest.raises(httpx.ReadTimeout):
         fetch(server_that_reads_and_never_answers, timeout=0.3)
-
-
-@pytest.fixture
-def server_that_answers_garbage() -> Iterator[str]:
-    """Reads the request, then answers with a status line no HTTP parser accepts."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        conn.recv(65536)
-        conn.sendall(b"NOT-HTTP garbage\r\n\r\n")
-        conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}/send"
-    thread.join(5)
-    listener.close()
 
 
 def test_a_malformed_answer_is_a_may_have_been_sent_error(server_that_answers_garbage: str) -> None:

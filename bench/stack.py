@@ -1,0 +1,119 @@
+"""The stack every benchmark runs on: a private Redis, the simulators, a catalog.
+
+Workers are started by each benchmark (how many, on which queues, is part of
+what it measures); everything else is the same for all of them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+from config.catalog import Catalog, load_catalog
+from config.settings import Settings
+from localstack.catalogs import write_catalog
+from localstack.environment import demo_credentials, stack_env
+from localstack.processes import (
+    ManagedProcess,
+    PrivateRedis,
+    free_port,
+    simulators_process,
+    wait_http,
+)
+
+
+@dataclass
+class BenchStack:
+    workdir: Path
+    env: dict[str, str]
+    sim_root: str
+    broker_url: str
+    settings: Settings
+    catalog: Catalog
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    def start(self, process: ManagedProcess) -> ManagedProcess:
+        self.processes.append(process.start())
+        return process
+
+
+@contextmanager
+def bench_stack(
+    database_url: str, *, catalog: Mapping[str, Any] | None = None, lift_limits: bool = False
+) -> Iterator[BenchStack]:
+    """A migrated, empty database, a private Redis and the simulators, torn down after."""
+    ensure_database(database_url)
+    from store.migrate import upgrade
+
+    upgrade(database_url)
+    reset_database(database_url)
+    workdir = Path(tempfile.mkdtemp(prefix="smsdispatch-bench-"))
+    processes: list[ManagedProcess] = []
+    try:
+        broker = PrivateRedis(workdir).start()
+        processes.append(broker)
+        sim_port = free_port()
+        sim_root = f"http://127.0.0.1:{sim_port}"
+        catalog_path = write_catalog(workdir / "providers.toml", catalog, lift_limits=lift_limits)
+        env = stack_env(
+            redis_url=broker.url,
+            database_url=database_url,
+            simulators_root=sim_root,
+            credentials=demo_credentials(),
+            extra={"CATALOG_PATH": str(catalog_path)},
+        )
+        processes.append(simulators_process(env, workdir, sim_port).start())
+        wait_http(f"{sim_root}/_sim/cue/stats")
+        settings = Settings(_env_file=None, **settings_from_env(env))
+        stack = BenchStack(
+            workdir, env, sim_root, broker.url, settings, load_catalog(catalog_path), processes
+        )
+        yield stack
+    finally:
+        for process in reversed(processes):
+            process.stop()
+
+
+def settings_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """The Settings the subprocesses get, built in this process from the same env."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        return Settings(_env_file=None).model_dump()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def ensure_database(url: str) -> None:
+    if not url.startswith("postgresql"):
+        return
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}
+        ).scalar():
+            conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+
+
+def reset_database(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE messages, send_attempts RESTART IDENTITY CASCADE"))
+        else:
+            conn.execute(text("DELETE FROM send_attempts"))
+            conn.execute(text("DELETE FROM messages"))
+    engine.dispose()
