@@ -13,6 +13,7 @@ COPY tasks tasks
 COPY simulators simulators
 COPY localstack localstack
 COPY cli cli
+COPY api api
 RUN pip install .
 RUN useradd --create-home smsdispatch
 USER smsdispatch

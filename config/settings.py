@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     # Where vendors post delivery reports (the webhooks of the HTTP API).
     public_base_url: str = ""
 
+    # The HTTP API: the keys other applications present (X-API-Key; with
+    # none configured every request is refused), and request size limits.
+    api_keys: list[SecretStr] = []
+    api_max_body_bytes: int = 5_000_000
+    api_max_batch: int = 10_000
+
     # Logging: message texts and numbers are never logged above DEBUG; this
     # keeps them out of DEBUG too.
     log_personal_data: bool = False

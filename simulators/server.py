@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import uvicorn
 
 from config.settings import Settings
+from localstack.serve import BackgroundServer
 from simulators.app import build_simulators, create_app
 from simulators.common import VendorSimulator
 
@@ -22,45 +19,21 @@ class SimulatorServer:
 
     def __init__(self, settings: Settings, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.simulators: dict[str, VendorSimulator] = build_simulators(settings)
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, port))
-        self.host, self.port = self._socket.getsockname()[:2]
-        config = uvicorn.Config(
-            create_app(self.simulators),
-            log_level="warning",
-            lifespan="off",
-            access_log=False,
-            backlog=4096,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [self._socket]},
-            name="simulators",
-            daemon=True,
-        )
+        self._server = BackgroundServer(create_app(self.simulators), host=host, port=port)
 
     @property
     def root(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self._server.root
 
     def __getitem__(self, vendor: str) -> VendorSimulator:
         return self.simulators[vendor]
 
     def start(self, timeout: float = 10.0) -> SimulatorServer:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the simulators did not start")
-            time.sleep(0.01)
+        self._server.start(timeout)
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
+        self._server.stop()
 
     def reset(self) -> None:
         for sim in self.simulators.values():

@@ -1,0 +1,1 @@
+"""The HTTP API for applications that are not written in Python (FastAPI)."""

@@ -1,0 +1,123 @@
+"""The HTTP API other applications use: authenticated, validated, size-limited."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from api.app import create_app
+from localstack.serve import BackgroundServer
+from store.db import Database
+from tests.settings import make_settings
+
+KEY = "test-api-key-0123456789"
+
+
+@pytest.fixture
+def client(database_url: str, redis_client: redis.Redis, redis_url: str) -> Iterator[httpx.Client]:
+    """The API served over real HTTP, and a client presenting a valid key."""
+    settings = make_settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        api_keys=[KEY],
+        api_max_body_bytes=20_000,
+        api_max_batch=50,
+    )
+    server = BackgroundServer(create_app(settings))
+    server.start()
+    try:
+        with httpx.Client(base_url=server.root, headers={"X-API-Key": KEY}) as http:
+            yield http
+    finally:
+        server.stop()
+
+
+def message(**overrides: Any) -> dict[str, Any]:
+    return {"to": "+27821230001", "text": "Your code is 1234", "provider": "cue"} | overrides
+
+
+def test_a_request_without_a_key_is_refused(client: httpx.Client) -> None:
+    response = client.post("/v1/messages", json=message(), headers={"X-API-Key": ""})
+    assert response.status_code == 401
+
+
+def test_a_request_with_a_wrong_key_is_refused(client: httpx.Client) -> None:
+    response = client.get("/v1/messages/1", headers={"X-API-Key": "wrong"})
+    assert response.status_code == 401
+
+
+def test_a_submitted_message_is_stored_enqueued_and_readable(
+    client: httpx.Client, redis_client: redis.Redis
+) -> None:
+    response = client.post("/v1/messages", json=message(client_reference="order-7"))
+    assert response.status_code == 202
+    message_id = response.json()["id"]
+    assert redis_client.llen("sms.cue") == 1
+
+    state = client.get(f"/v1/messages/{message_id}").json()
+    assert (state["status"], state["provider"], state["client_reference"]) == (
+        "queued",
+        "cue",
+        "order-7",
+    )
+    assert "to" not in state
+    assert "text" not in state
+
+
+def test_an_invalid_number_is_a_422_naming_the_to_field(client: httpx.Client) -> None:
+    response = client.post("/v1/messages", json=message(to="12"))
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "to"]
+
+
+def test_an_unknown_provider_is_a_422_naming_the_provider_field(client: httpx.Client) -> None:
+    response = client.post("/v1/messages", json=message(provider="twilio"))
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "provider"]
+
+
+def test_a_missing_field_is_a_422_naming_it(client: httpx.Client) -> None:
+    response = client.post("/v1/messages", json={"to": "+27821230001", "provider": "cue"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "text"]
+
+
+def test_a_batch_stores_the_valid_and_reports_each_invalid_by_index(client: httpx.Client) -> None:
+    batch = [message(), message(to="bad"), message(text="x" * 1000), message(provider="messangi")]
+    response = client.post("/v1/messages/batch", json={"messages": batch})
+    assert response.status_code == 202
+    body = response.json()
+    assert [index for index, _ in body["accepted"]] == [0, 3]
+    assert [(r["index"], r["field"]) for r in body["rejected"]] == [(1, "to"), (2, "text")]
+
+
+def test_a_batch_over_the_configured_size_is_refused(client: httpx.Client) -> None:
+    response = client.post("/v1/messages/batch", json={"messages": [message()] * 51})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "messages"]
+
+
+def test_a_body_over_the_size_limit_is_a_413(client: httpx.Client) -> None:
+    response = client.post("/v1/messages/batch", json={"messages": [message(text="y" * 900)] * 40})
+    assert response.status_code == 413
+
+
+def test_an_unknown_message_is_a_404(client: httpx.Client) -> None:
+    assert client.get("/v1/messages/999999").status_code == 404
+
+
+def test_the_openapi_document_describes_the_endpoints(client: httpx.Client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/messages", "/v1/messages/batch", "/v1/messages/{message_id}"} <= set(paths)
+
+
+def test_the_same_idempotency_key_returns_the_same_id(
+    client: httpx.Client, database: Database
+) -> None:
+    first = client.post("/v1/messages", json=message(idempotency_key="k-1")).json()["id"]
+    again = client.post("/v1/messages", json=message(idempotency_key="k-1")).json()["id"]
+    assert first == again
