@@ -14,7 +14,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CATALOG = Path(__file__).with_name("providers.toml")
@@ -116,6 +116,21 @@ class Settings(BaseSettings):
     smsbuddy: SMSBuddySettings = SMSBuddySettings()
     restcomm: RestcommSettings = RestcommSettings()
     skycore: SkycoreSettings = SkycoreSettings()
+
+    @model_validator(mode="after")
+    def _deadlines(self) -> Settings:
+        return _check_deadlines(self)
+
+
+def _check_deadlines(settings: Settings) -> Settings:
+    """A request still in flight must never be taken for a dead worker's."""
+    if settings.http_total_timeout_seconds >= settings.sending_deadline_seconds:
+        raise ValueError(
+            f"HTTP_TOTAL_TIMEOUT_SECONDS ({settings.http_total_timeout_seconds:g}) must be "
+            f"less than SENDING_DEADLINE_SECONDS ({settings.sending_deadline_seconds:g}): "
+            "otherwise a slow answer gets its message reclaimed and sent again"
+        )
+    return settings
 
 
 @lru_cache(maxsize=1)

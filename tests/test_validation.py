@@ -102,3 +102,8 @@ def test_a_pool_mixing_limited_and_unlimited_senders_is_refused() -> None:
             sender_limits={SenderKind.LONG_CODE: RateLimit(count=1, per_seconds=1)},
             pools={"mixed": ("27821230000", "CUESMS")},
         )
+
+
+def test_settings_refuse_a_request_timeout_as_long_as_the_reclaim_deadline() -> None:
+    with pytest.raises(ValueError, match="SENDING_DEADLINE_SECONDS"):
+        make_settings(http_total_timeout_seconds=120, sending_deadline_seconds=120)

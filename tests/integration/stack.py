@@ -46,8 +46,11 @@ FAST_RETRY = {
 TIMINGS = {
     "SWEEP_INTERVAL_SECONDS": "0.5",
     "REQUEUE_AFTER_SECONDS": "4",
-    "SENDING_DEADLINE_SECONDS": "6",
-    "HTTP_READ_TIMEOUT_SECONDS": "5",
+    "SENDING_DEADLINE_SECONDS": "25",
+    "HTTP_TOTAL_TIMEOUT_SECONDS": "20",
+    # Long enough that a busy CI machine never looks like a vendor timing out;
+    # the timeout test hangs the simulator longer than this on purpose.
+    "HTTP_READ_TIMEOUT_SECONDS": "20",
 }
 
 

@@ -108,7 +108,7 @@ def test_vendor_timing_out_for_a_while_is_retried_until_all_are_accepted(
 ) -> None:
     # Cue deduplicates our reference, so a read timeout is safely resent.
     control = simulators["cue"].state.control
-    control.hang_next, control.hang_seconds = 10, 6.0
+    control.hang_next, control.hang_seconds = 10, 25.0
     stack.producer.send_batch(requests_for(("cue",), 30))
     assert stack.wait_settled(30) == {"accepted": 30}
     assert sum(received_by_recipient(simulators, "cue").values()) == 30
