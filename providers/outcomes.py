@@ -56,7 +56,7 @@ class Outcome:
             tracking_id=tracking_id,
             vendor_status=vendor_status,
             code=code,
-            raw=_clip(raw),
+            raw=clip_raw(raw),
         )
 
     @classmethod
@@ -82,14 +82,14 @@ class Outcome:
                 default,
                 code=code,
                 reason=f"unmapped code {code}: {reason or ''}".strip(),
-                raw=_clip(raw),
+                raw=clip_raw(raw),
                 retry_after=retry_after,
             )
         return cls(
             rule.kind,
             code=code,
             reason=reason or rule.reason,
-            raw=_clip(raw),
+            raw=clip_raw(raw),
             retry_after=retry_after,
         )
 
@@ -97,9 +97,6 @@ class Outcome:
         return replace(self, kind=kind)
 
 
-def _clip(raw: str | None) -> str | None:
-    return raw if raw is None or len(raw) <= RAW_LIMIT else raw[:RAW_LIMIT]
-
-
 def clip_raw(raw: str | None) -> str | None:
-    return _clip(raw)
+    """The vendor's answer, cut to what the results table keeps."""
+    return raw if raw is None or len(raw) <= RAW_LIMIT else raw[:RAW_LIMIT]

@@ -64,7 +64,8 @@ def send_messages(rt: Runtime, ids: Sequence[int]) -> SendSummary:
     results = rt.run(_send_all(rt, [to_send[p] for p in providers])) if providers else []
     now = rt.clock()
     calls: list[tuple[Claimed, Outcome]] = []
-    for provider, rows, outcomes in zip(providers, to_send.values(), results, strict=True):
+    for provider, outcomes in zip(providers, results, strict=True):
+        rows = to_send[provider]
         entry = rt.catalog.get(provider)
         for row, outcome in zip(rows, outcomes, strict=True):
             calls.append((row, outcome))
