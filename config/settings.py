@@ -98,6 +98,14 @@ class Settings(BaseSettings):
     # sending_deadline_seconds so a slow answer never gets a row resent.
     http_total_timeout_seconds: float = 60.0
 
+    # Campaigns: how often beat runs the dispatcher, how many seconds of the
+    # vendor's rate it keeps released (on the broker or waiting for a worker;
+    # this bounds Redis whatever the campaign's size, and is what a pause has
+    # to take back), and how often it refreshes a campaign's stored counters.
+    dispatch_interval_seconds: float = 1.0
+    campaign_backlog_seconds: float = 10.0
+    campaign_counts_interval_seconds: float = 5.0
+
     # Where vendors post delivery reports (the webhooks of the HTTP API).
     public_base_url: str = ""
 

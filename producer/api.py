@@ -22,6 +22,7 @@ from config.settings import Settings
 from producer.validation import InvalidMessage, SendRequest, Validator, ValidMessage
 from store.db import Database, utcnow
 from store.models import messages
+from store.optouts import opted_out
 from store.status import MessageStatus
 from workers.publish import publish
 
@@ -79,6 +80,8 @@ class Producer:
                 valid.append((index, self.validator.validate(request)))
             except InvalidMessage as exc:
                 result.rejected.append(Rejection(index, exc.field, exc.reason))
+        valid = self._without_opted_out(valid, result)
+        result.rejected.sort(key=lambda r: r.index)
         if not valid:
             return result
         new = self._store(valid, result)
@@ -93,6 +96,16 @@ class Producer:
                     exc_info=True,
                 )
         return result
+
+    def _without_opted_out(
+        self, valid: list[tuple[int, ValidMessage]], result: BatchResult
+    ) -> list[tuple[int, ValidMessage]]:
+        with self.db.session() as session:
+            blocked = opted_out(session, (v.recipient for _, v in valid))
+        for index, v in valid:
+            if v.recipient in blocked:
+                result.rejected.append(Rejection(index, "to", "the recipient has opted out"))
+        return [(i, v) for i, v in valid if v.recipient not in blocked]
 
     def _store(
         self, valid: list[tuple[int, ValidMessage]], result: BatchResult

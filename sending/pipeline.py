@@ -20,6 +20,7 @@ from config.catalog import UnknownProviderError
 from providers.outcomes import Outcome, OutcomeKind
 from sending import pauses
 from sending.transitions import RowUpdate, hold, invalid, plan_update
+from store.optouts import opted_out
 from store.outbox import Claimed, apply_updates, claim, log_attempts
 from workers.runtime import Runtime
 
@@ -38,6 +39,9 @@ def send_messages(rt: Runtime, ids: Sequence[int]) -> SendSummary:
     summary = SendSummary()
     with rt.db.session() as session, session.begin():
         claimed = claim(session, ids, rt.clock())
+        # Checked here, at the last moment, as well as where messages enter:
+        # a number may opt out while its campaign is waiting to be sent.
+        blocked = opted_out(session, (r.recipient for r in claimed)) if claimed else set()
     summary.claimed = len(claimed)
     if not claimed:
         return summary
@@ -47,7 +51,13 @@ def send_messages(rt: Runtime, ids: Sequence[int]) -> SendSummary:
     now = rt.clock()
     for row in claimed:
         problem = row_problem(rt, row)
-        if problem:
+        if row.recipient in blocked:
+            updates.append(
+                invalid(
+                    row.id, row.attempts, "the recipient is on the opt-out list", now, "opted_out"
+                )
+            )
+        elif problem:
             updates.append(invalid(row.id, row.attempts, problem, now))
         else:
             to_send[row.provider].append(row)

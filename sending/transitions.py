@@ -148,14 +148,17 @@ def hold(
     )
 
 
-def invalid(message_id: int, attempts: int, reason: str, now: datetime) -> RowUpdate:
-    """A row that can never be sent as written (another app wrote it directly)."""
+def invalid(
+    message_id: int, attempts: int, reason: str, now: datetime, code: str = "invalid"
+) -> RowUpdate:
+    """A row that can never be sent as written (another app wrote it directly),
+    or whose recipient opted out after it was stored."""
     return RowUpdate(
         id=message_id,
         claimed_attempts=attempts,
         status=MessageStatus.FAILED,
         attempts=attempts,
-        error_code="invalid",
+        error_code=code,
         error_reason=reason,
         final_at=now,
     )

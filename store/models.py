@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import cast
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     DateTime,
     ForeignKey,
@@ -25,7 +26,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from store.status import MessageStatus
+from store.status import CampaignStatus, MessageStatus
 
 # BIGINT in PostgreSQL, INTEGER (the rowid alias) in SQLite.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -81,6 +82,13 @@ class Message(Base):
     # 0 bulk, 1 urgent (one-time passwords): urgent ids go on the vendor's
     # priority queue, served by workers of their own.
     priority: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
+    # The campaign it belongs to, if any, and the values of the campaign
+    # template's placeholders in template order (Messangi's batch endpoint
+    # sends the template once and these per recipient).
+    campaign_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("campaigns.id", ondelete="CASCADE")
+    )
+    params: Mapped[list[str] | None] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # The producer's own reference, returned in reports; and its idempotency key:
     # the same key again returns the same message instead of sending anew.
@@ -106,7 +114,51 @@ class Message(Base):
         Index("ix_messages_provider_tracking_id", "provider", "tracking_id"),
         # The sweeper scans what is due or stuck.
         Index("ix_messages_status_next_attempt_at", "status", "next_attempt_at"),
+        # The dispatcher releases a campaign's held rows in id order and counts
+        # its rows by status.
+        Index("ix_messages_campaign_id_status_id", "campaign_id", "status", "id"),
     )
+
+
+class Campaign(Base):
+    """A template sent to a list of recipients, released at the vendor's pace."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    provider: Mapped[str] = mapped_column(String(32))
+    sender: Mapped[str] = mapped_column(String(32))  # a sender id or "pool:<name>"
+    template: Mapped[str] = mapped_column(Text)
+    # Local numbers in the recipient list are read in this region ("US").
+    default_region: Mapped[str | None] = mapped_column(String(2))
+    status: Mapped[str] = mapped_column(String(16), default=CampaignStatus.DRAFT.value)
+    # When to start, and when to give up on what is still unsent. Stored in
+    # UTC; `timezone` is the zone the operator wrote them in, for display.
+    start_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Import results and a snapshot of messages by status, refreshed by the
+    # dispatcher (exact after completion; `campaign show` counts live).
+    imported: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_campaigns_status_start_at", "status", "start_at"),)
+
+
+class OptOut(Base):
+    """A number that asked not to be sent to: every send path checks it."""
+
+    __tablename__ = "opt_outs"
+
+    recipient: Mapped[str] = mapped_column(String(20), primary_key=True)  # E.164
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class SendAttempt(Base):
@@ -129,3 +181,5 @@ class SendAttempt(Base):
 
 messages = cast(Table, Message.__table__)
 send_attempts = cast(Table, SendAttempt.__table__)
+campaigns = cast(Table, Campaign.__table__)
+opt_outs = cast(Table, OptOut.__table__)

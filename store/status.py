@@ -6,6 +6,7 @@ from enum import StrEnum
 
 
 class MessageStatus(StrEnum):
+    HELD = "held"  # a campaign's message, stored; its campaign's dispatcher releases it
     QUEUED = "queued"  # stored; waiting for a worker (next_attempt_at says from when)
     SENDING = "sending"  # claimed by a worker that is calling the vendor
     ACCEPTED = "accepted"  # the vendor took it; tracking_id recorded; awaiting a report
@@ -14,6 +15,7 @@ class MessageStatus(StrEnum):
     UNDELIVERED = "undelivered"  # final: the network could not deliver it
     EXPIRED = "expired"  # final: the network gave up in time
     FAILED = "failed"  # final: permanent vendor error, invalid row, or retries exhausted
+    CANCELLED = "cancelled"  # final: its campaign was cancelled before it was sent
 
 
 # The send pipeline is done with a message in these; delivery reports may
@@ -26,6 +28,7 @@ SETTLED = frozenset(
         MessageStatus.UNDELIVERED,
         MessageStatus.EXPIRED,
         MessageStatus.FAILED,
+        MessageStatus.CANCELLED,
     }
 )
 FINAL = frozenset(
@@ -34,5 +37,35 @@ FINAL = frozenset(
         MessageStatus.UNDELIVERED,
         MessageStatus.EXPIRED,
         MessageStatus.FAILED,
+        MessageStatus.CANCELLED,
     }
 )
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"  # being built: recipients may be imported
+    SCHEDULED = "scheduled"  # waiting for its start time; the dispatcher starts it
+    RUNNING = "running"  # the dispatcher releases its messages as the vendor can take them
+    PAUSED = "paused"  # nothing released; released but unsent messages were taken back
+    COMPLETED = "completed"  # every message was sent, failed, or expired at the end time
+    CANCELLED = "cancelled"  # stopped for good; unsent messages are `cancelled`
+
+
+# Which operator action may move a campaign from where to where.
+CAMPAIGN_TRANSITIONS: dict[str, tuple[frozenset[CampaignStatus], CampaignStatus]] = {
+    "schedule": (frozenset({CampaignStatus.DRAFT}), CampaignStatus.SCHEDULED),
+    "start": (frozenset({CampaignStatus.DRAFT, CampaignStatus.SCHEDULED}), CampaignStatus.RUNNING),
+    "pause": (frozenset({CampaignStatus.SCHEDULED, CampaignStatus.RUNNING}), CampaignStatus.PAUSED),
+    "resume": (frozenset({CampaignStatus.PAUSED}), CampaignStatus.RUNNING),
+    "cancel": (
+        frozenset(
+            {
+                CampaignStatus.DRAFT,
+                CampaignStatus.SCHEDULED,
+                CampaignStatus.RUNNING,
+                CampaignStatus.PAUSED,
+            }
+        ),
+        CampaignStatus.CANCELLED,
+    ),
+}

@@ -19,19 +19,12 @@ from sending.pipeline import send_messages
 from simulators.server import SimulatorServer
 from store.models import messages
 from store.outbox import take_due
+from tests.clock import FakeClock
 from workers.app import create_app
 from workers.runtime import Runtime
 
 LATE_EVENING_IN_INDIA = datetime(2026, 11, 22, 17, 0, tzinfo=UTC)  # 22:30 IST
 TEN_AM_IN_INDIA = datetime(2026, 11, 23, 4, 30, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def catalog_with(overrides: dict[str, Any]) -> Catalog:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 SEND = "smsdispatch.send"
 SWEEP = "smsdispatch.sweep"
+DISPATCH = "smsdispatch.dispatch"
 
 DEFAULT_QUEUE = "sms.default"
 MAINTENANCE_QUEUE = "sms.maintenance"

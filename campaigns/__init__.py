@@ -1,0 +1,1 @@
+"""Campaigns: recipient lists, templates, and releasing messages at the vendor's pace."""

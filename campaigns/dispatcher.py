@@ -1,0 +1,291 @@
+"""Releasing campaign messages at the pace the vendor can take them.
+
+Runs from beat every `dispatch_interval_seconds`. Each run:
+
+1. starts scheduled campaigns whose start time has come (by the injected
+   clock, so tests fake time);
+2. ends running or paused campaigns whose end time has passed: what is
+   still unsent is `expired`;
+3. tops up each vendor's backlog: released-but-unsent messages (status
+   `queued`) are kept near the vendor's rate times `campaign_backlog_seconds`,
+   split fairly between the vendor's running campaigns. So Redis never holds
+   more than a few seconds of sending, whatever the size of the campaign
+   (invariant 4), and a pause has only that much to take back;
+4. takes back anything still queued for a paused campaign (a release that
+   raced the pause), and completes campaigns with nothing left to send;
+5. refreshes the stored counters of active campaigns every
+   `campaign_counts_interval_seconds`.
+
+Releasing is `held -> queued` in id order, conditioned on the campaign still
+running in the same statement; then the ids are published and marked
+enqueued. Released rows have no `enqueued_at` until published, so if the
+dispatcher dies in between, the sweeper publishes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.orm import Session
+
+from campaigns.service import finish_unsent, refresh_counts, take_back
+from config.catalog import ProviderEntry
+from sending import pauses
+from store.models import campaigns, messages
+from store.status import CampaignStatus, MessageStatus
+from workers.publish import publish
+from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+ACTIVE = (CampaignStatus.RUNNING, CampaignStatus.PAUSED)
+UNFINISHED = (MessageStatus.HELD, MessageStatus.QUEUED, MessageStatus.SENDING)
+
+
+@dataclass
+class DispatchResult:
+    started: list[int] = field(default_factory=list)
+    ended: list[int] = field(default_factory=list)
+    completed: list[int] = field(default_factory=list)
+    released: dict[int, int] = field(default_factory=dict)  # campaign id -> messages
+
+
+# A vendor with no account limit in the catalog: release as if it took this
+# many a second (a fast vendor; the backlog is then a few thousand messages).
+UNLIMITED_RATE = 1000.0
+
+
+def vendor_rate(entry: ProviderEntry) -> float:
+    limit = entry.account_limit
+    return limit.count / limit.per_seconds if limit is not None else UNLIMITED_RATE
+
+
+def campaign_rate(entry: ProviderEntry, sender: str) -> float:
+    """The vendor's rate, or the sender's if slower (a long code, a pool of them)."""
+    members = entry.pool(sender) or (sender,)
+    limits = [entry.sender_limits.get(entry.kind_of(m)) for m in members]
+    if not all(limit is not None for limit in limits):
+        return vendor_rate(entry)
+    senders = sum(lim.count / lim.per_seconds for lim in limits if lim is not None)
+    return min(vendor_rate(entry), senders)
+
+
+def backlog(rate: float, horizon: float) -> int:
+    """Messages that keep a sender at `rate` busy for `horizon` seconds."""
+    return max(1, math.ceil(rate * horizon))
+
+
+def dispatch_campaigns(rt: Runtime) -> DispatchResult:
+    now = rt.clock()
+    result = DispatchResult()
+    with rt.db.session() as session, session.begin():
+        result.started = _start_due(session, now)
+    with rt.db.session() as session, session.begin():
+        result.ended = _end_overdue(session, now)
+    active = _active(rt)
+    for campaign in active:
+        if campaign["status"] == CampaignStatus.PAUSED:
+            with rt.db.session() as session, session.begin():
+                take_back(session, campaign["id"], now)
+    running = [c for c in active if c["status"] == CampaignStatus.RUNNING]
+    by_provider: dict[str, list[RowMapping]] = defaultdict(list)
+    for campaign in running:
+        by_provider[campaign["provider"]].append(campaign)
+    for provider, group in by_provider.items():
+        result.released.update(_top_up(rt, provider, group, now))
+    with rt.db.session() as session, session.begin():
+        result.completed = _complete_finished(session, [c["id"] for c in running], now)
+    _refresh(rt, active, result, now)
+    if result.started or result.ended or result.completed or any(result.released.values()):
+        log.info(
+            "dispatch: started=%s ended=%s completed=%s released=%s",
+            result.started,
+            result.ended,
+            result.completed,
+            {k: v for k, v in result.released.items() if v},
+        )
+    return result
+
+
+def _start_due(session: Session, now: datetime) -> list[int]:
+    c = campaigns.c
+    due = list(
+        session.scalars(select(c.id).where(c.status == CampaignStatus.SCHEDULED, c.start_at <= now))
+    )
+    if due:
+        session.execute(
+            update(campaigns)
+            .where(c.id.in_(due), c.status == CampaignStatus.SCHEDULED)
+            .values(status=CampaignStatus.RUNNING, started_at=now, updated_at=now)
+        )
+    return due
+
+
+def _end_overdue(session: Session, now: datetime) -> list[int]:
+    """Campaigns past their end time: unsent messages expire, the campaign completes."""
+    c = campaigns.c
+    overdue = list(
+        session.scalars(
+            select(c.id).where(c.status.in_([*ACTIVE, CampaignStatus.SCHEDULED]), c.end_at <= now)
+        )
+    )
+    for campaign_id in overdue:
+        expired = finish_unsent(
+            session,
+            campaign_id,
+            now,
+            MessageStatus.EXPIRED,
+            "campaign_ended",
+            "its campaign's end time passed before it was sent",
+        )
+        session.execute(
+            update(campaigns)
+            .where(c.id == campaign_id)
+            .values(status=CampaignStatus.COMPLETED, finished_at=now, updated_at=now)
+        )
+        refresh_counts(session, campaign_id, now)
+        log.info(
+            "campaign %d ended at its end time: %d unsent messages expired", campaign_id, expired
+        )
+    return overdue
+
+
+def _active(rt: Runtime) -> list[RowMapping]:
+    c = campaigns.c
+    with rt.db.session() as session:
+        return list(
+            session.execute(
+                select(c.id, c.provider, c.sender, c.status, c.updated_at)
+                .where(c.status.in_(ACTIVE))
+                .order_by(c.id)
+            ).mappings()
+        )
+
+
+def _top_up(rt: Runtime, provider: str, group: list[RowMapping], now: datetime) -> dict[int, int]:
+    """Release each campaign's share of the vendor's backlog; publish the ids."""
+    entry = rt.catalog.get(provider)
+    if _vendor_holding(rt, entry, now):
+        return {}
+    horizon = rt.settings.campaign_backlog_seconds
+    released: dict[int, int] = {}
+    with rt.db.session() as session:
+        waiting = _queued_counts(session, [c["id"] for c in group])
+    room = backlog(vendor_rate(entry), horizon) - sum(waiting.values())
+    # Equal shares of the vendor's room; the first campaigns take the remainder.
+    shares = [room // len(group) + (1 if i < room % len(group) else 0) for i in range(len(group))]
+    for campaign, share in zip(group, shares, strict=True):
+        own = backlog(campaign_rate(entry, campaign["sender"]), horizon)
+        want = min(share, own - waiting.get(campaign["id"], 0))
+        if want <= 0:
+            continue
+        ids = _release(rt, campaign["id"], want, now)
+        released[campaign["id"]] = len(ids)
+        if ids:
+            publish(rt.celery, rt.catalog, [(i, provider, 0) for i in ids])
+            with rt.db.session() as session, session.begin():
+                _mark_enqueued(session, ids, now)
+    return released
+
+
+def _vendor_holding(rt: Runtime, entry: ProviderEntry, now: datetime) -> bool:
+    """Release nothing into a pause or declared quiet hours: it would only wait."""
+    if pauses.current_pause(rt.redis, entry.name, now) is not None:
+        return True
+    quiet = entry.quiet_hours
+    return bool(quiet and quiet.hold_before_sending and quiet.next_open(now) is not None)
+
+
+def _queued_counts(session: Session, campaign_ids: list[int]) -> dict[int, int]:
+    m = messages.c
+    rows = session.execute(
+        select(m.campaign_id, func.count())
+        .where(m.campaign_id.in_(campaign_ids), m.status == MessageStatus.QUEUED)
+        .group_by(m.campaign_id)
+    )
+    return {int(cid): int(n) for cid, n in rows}
+
+
+def _release(rt: Runtime, campaign_id: int, limit: int, now: datetime) -> list[int]:
+    m = messages.c
+    c = campaigns.c
+    with rt.db.session() as session, session.begin():
+        # Lock the campaign row: a pause or cancel waits for this release to
+        # commit (and then takes it back), or this release sees it and stops.
+        status = session.scalar(select(c.status).where(c.id == campaign_id).with_for_update())
+        if status != CampaignStatus.RUNNING:
+            return []
+        candidates = (
+            select(m.id)
+            .where(m.campaign_id == campaign_id, m.status == MessageStatus.HELD)
+            .order_by(m.id)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        still_running = exists().where(
+            and_(c.id == campaign_id, c.status == CampaignStatus.RUNNING)
+        )
+        rows = session.execute(
+            update(messages)
+            .where(m.id.in_(candidates), m.status == MessageStatus.HELD, still_running)
+            .values(
+                status=MessageStatus.QUEUED,
+                next_attempt_at=now,
+                enqueued_at=None,
+                updated_at=now,
+            )
+            .returning(m.id)
+        )
+        return sorted(int(i) for (i,) in rows)
+
+
+def _mark_enqueued(session: Session, ids: list[int], now: datetime) -> None:
+    m = messages.c
+    for start in range(0, len(ids), 1000):
+        session.execute(
+            update(messages)
+            .where(m.id.in_(ids[start : start + 1000]), m.status == MessageStatus.QUEUED)
+            .values(enqueued_at=now)
+        )
+
+
+def _complete_finished(session: Session, campaign_ids: list[int], now: datetime) -> list[int]:
+    c = campaigns.c
+    m = messages.c
+    done: list[int] = []
+    for campaign_id in campaign_ids:
+        unfinished = session.scalar(
+            select(exists().where(m.campaign_id == campaign_id, m.status.in_(UNFINISHED)))
+        )
+        if unfinished:
+            continue
+        result = session.execute(
+            update(campaigns)
+            .where(c.id == campaign_id, c.status == CampaignStatus.RUNNING)
+            .values(status=CampaignStatus.COMPLETED, finished_at=now, updated_at=now)
+        )
+        if getattr(result, "rowcount", 0):
+            refresh_counts(session, campaign_id, now)
+            done.append(campaign_id)
+            log.info("campaign %d completed", campaign_id)
+    return done
+
+
+def _refresh(rt: Runtime, active: list[RowMapping], result: DispatchResult, now: datetime) -> None:
+    interval = timedelta(seconds=rt.settings.campaign_counts_interval_seconds)
+    finished = set(result.completed) | set(result.ended)
+    stale = [
+        c["id"]
+        for c in active
+        if c["id"] not in finished
+        and (c["updated_at"] is None or now - c["updated_at"] >= interval)
+    ]
+    for campaign_id in stale:
+        with rt.db.session() as session, session.begin():
+            refresh_counts(session, campaign_id, now)
