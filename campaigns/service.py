@@ -124,10 +124,7 @@ class Campaigns:
             Template.parse(spec.template)
         except TemplateError as exc:
             raise CampaignError("template", str(exc)) from None
-        try:
-            ZoneInfo(spec.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise CampaignError("timezone", f"{spec.timezone!r} is not a known time zone") from None
+        _check_zone(spec.timezone)
         region = spec.default_region.upper() if spec.default_region else None
         if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
             raise CampaignError("default_region", f"{region!r} is not a region code such as US")
@@ -238,16 +235,24 @@ class Campaigns:
     # -- controlling -----------------------------------------------------------------
 
     def schedule(
-        self, campaign_id: int, start_at: datetime | None = None, end_at: datetime | None = None
+        self,
+        campaign_id: int,
+        start_at: datetime | None = None,
+        end_at: datetime | None = None,
+        timezone: str | None = None,
     ) -> None:
+        """Schedule a draft; `timezone`, if given, becomes the zone times are shown in."""
         campaign = self.get(campaign_id)
+        if timezone is not None:
+            _check_zone(timezone)
         start_at = start_at or campaign["start_at"]
         end_at = end_at or campaign["end_at"]
         if start_at is None:
             raise CampaignError("start_at", "a scheduled campaign needs a start time")
         _check_window(start_at, end_at)
         self._require_recipients(campaign)
-        self._move(campaign_id, "schedule", start_at=start_at, end_at=end_at)
+        zone = {"timezone": timezone} if timezone is not None else {}
+        self._move(campaign_id, "schedule", start_at=start_at, end_at=end_at, **zone)
 
     def start(self, campaign_id: int) -> None:
         """Start now, whatever the schedule said."""
@@ -385,6 +390,13 @@ def mask(number: str) -> str:
     if len(number) <= 8:
         return number[:3] + "*" * (len(number) - 3)
     return number[:5] + "*" * (len(number) - 8) + number[-3:]
+
+
+def _check_zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise CampaignError("timezone", f"{name!r} is not a known time zone") from None
 
 
 def _check_window(start_at: datetime | None, end_at: datetime | None) -> None:

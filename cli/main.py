@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli import campaign, optout
 from config.catalog import load_catalog
 from config.logs import configure
 from config.settings import get_settings
@@ -15,6 +16,8 @@ from config.settings import get_settings
 app = typer.Typer(help="Distributed bulk SMS sender.", no_args_is_help=True)
 db_app = typer.Typer(help="The results database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(campaign.app, name="campaign")
+app.add_typer(optout.app, name="optout")
 console = Console()
 
 
