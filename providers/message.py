@@ -19,6 +19,11 @@ class OutboundMessage:
     text: str
     encoding: Encoding = Encoding.GSM7
     segments: int = 1
+    # A campaign message: its template in Messangi's positional form ("Hi {0}")
+    # and this recipient's values, which `text` is the template filled with.
+    # A vendor with a template batch endpoint sends many recipients at once.
+    template: str | None = None
+    params: tuple[str, ...] = ()
 
     @property
     def reference(self) -> str:

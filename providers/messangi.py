@@ -110,13 +110,18 @@ class MessangiAdapter(Adapter[MessangiSettings]):
     def build_batch_request(self, messages: Sequence[OutboundMessage]) -> httpx.Request:
         first = messages[0]
         if any(self.batch_key(m) != self.batch_key(first) for m in messages):
-            raise ValueError("a messangi batch shares one sender and one text")
+            raise ValueError("a messangi batch shares one sender and one text or template")
         payload: dict[str, Any] = {
             "from": first.sender,
-            "text": first.text,
+            # A campaign's template goes once, with each recipient's values:
+            # "Hi {0}" and params ["Ana"] (the document's personalized fields).
+            "text": first.template if first.template is not None else first.text,
             # The document's example writes the key "to:" (sic); its parameter
             # table names it to.to, which is what we send.
-            "to": [{"to": m.recipient, "params": []} for m in messages],
+            "to": [
+                {"to": m.recipient, "params": list(m.params) if m.template is not None else []}
+                for m in messages
+            ],
             "type": "MT",
             # One externalId for the whole request: the first message's id and
             # the batch's size ("batch1001x100"), alphanumeric as documented.
@@ -147,6 +152,8 @@ class MessangiAdapter(Adapter[MessangiSettings]):
     # -- batching -----------------------------------------------------------
 
     def batch_key(self, message: OutboundMessage) -> object:
+        if message.template is not None:
+            return (message.sender, "template", message.template)
         if PLACEHOLDER.search(message.text):
             return ("alone", message.id)
         return (message.sender, message.text)

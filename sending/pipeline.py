@@ -98,7 +98,12 @@ def send_messages(rt: Runtime, ids: Sequence[int]) -> SendSummary:
 async def _send_all(rt: Runtime, groups: list[list[Claimed]]) -> list[list[Outcome]]:
     return list(
         await asyncio.gather(
-            *(rt.adapter(rows[0].provider).send([r.outbound() for r in rows]) for rows in groups)
+            *(
+                rt.adapter(rows[0].provider).send(
+                    [r.outbound(rt.campaign_template(r.campaign_id)) for r in rows]
+                )
+                for rows in groups
+            )
         )
     )
 

@@ -32,10 +32,21 @@ class Claimed:
     encoding: str
     segments: int
     attempts: int
+    campaign_id: int | None = None
+    params: list[str] | None = None
 
-    def outbound(self) -> OutboundMessage:
+    def outbound(self, template: str | None = None) -> OutboundMessage:
+        """What the adapter sends; `template`: the campaign's, in positional form."""
+        params = tuple(self.params or ())
         return OutboundMessage(
-            self.id, self.recipient, self.sender, self.text, Encoding(self.encoding), self.segments
+            self.id,
+            self.recipient,
+            self.sender,
+            self.text,
+            Encoding(self.encoding),
+            self.segments,
+            template if self.params is not None else None,
+            params,
         )
 
 
@@ -64,7 +75,16 @@ def claim(session: Session, ids: Sequence[int], now: datetime) -> list[Claimed]:
             status=MessageStatus.SENDING, attempts=m.attempts + 1, claimed_at=now, updated_at=now
         )
         .returning(
-            m.id, m.provider, m.sender, m.recipient, m.text, m.encoding, m.segments, m.attempts
+            m.id,
+            m.provider,
+            m.sender,
+            m.recipient,
+            m.text,
+            m.encoding,
+            m.segments,
+            m.attempts,
+            m.campaign_id,
+            m.params,
         )
     )
     return [Claimed(*row) for row in session.execute(stmt)]

@@ -18,7 +18,9 @@ import redis
 import redis.asyncio as aioredis
 import uvloop
 from celery import Celery
+from sqlalchemy import select
 
+from campaigns.templates import Template
 from config.catalog import Catalog, load_catalog
 from config.settings import Settings, get_settings
 from providers.base import Adapter
@@ -26,6 +28,7 @@ from providers.registry import build_adapter
 from providers.transport import vendor_client
 from sending.gate import LimiterGate
 from store.db import Database, utcnow
+from store.models import campaigns
 from workers.limiter import RedisLimiter
 
 T = TypeVar("T")
@@ -53,6 +56,7 @@ class Runtime:
         self._aioredis: aioredis.Redis | None = None
         self._limiter: RedisLimiter | None = None
         self._adapters: dict[str, Adapter[Any]] = {}
+        self._templates: dict[int, str | None] = {}
 
     @property
     def celery(self) -> Celery:
@@ -85,6 +89,24 @@ class Runtime:
                 report_url=self.report_url(provider),
             )
         return self._adapters[provider]
+
+    def campaign_template(self, campaign_id: int | None) -> str | None:
+        """The campaign's template in positional form ("Hi {0}"), or None.
+
+        Cached for the life of the process: a campaign's template never
+        changes once it has messages.
+        """
+        if campaign_id is None:
+            return None
+        if campaign_id not in self._templates:
+            with self.db.session() as session:
+                source = session.scalar(
+                    select(campaigns.c.template).where(campaigns.c.id == campaign_id)
+                )
+            self._templates[campaign_id] = (
+                Template.parse(source).positional() if source is not None else None
+            )
+        return self._templates[campaign_id]
 
     def report_url(self, provider: str) -> str | None:
         base = self.settings.public_base_url.rstrip("/")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import pytest
@@ -45,14 +46,7 @@ def send(
 ) -> list[Outcome]:
     """Send through a fresh client, as a worker process would."""
     vendor_settings = getattr(settings, vendor)
-    fixed = [
-        m
-        if m.sender
-        else OutboundMessage(
-            m.id, m.recipient, vendor_settings.default_sender, m.text, m.encoding, m.segments
-        )
-        for m in messages
-    ]
+    fixed = [m if m.sender else replace(m, sender=vendor_settings.default_sender) for m in messages]
 
     async def go() -> list[Outcome]:
         async with vendor_client(

@@ -322,6 +322,31 @@ def test_text_with_placeholders_is_not_batched(
     assert not any(r.batch for r in received)
 
 
+def campaign_message(mid: int, name: str, amount: str) -> OutboundMessage:
+    return OutboundMessage(
+        id=mid,
+        recipient=f"+2782123{mid:04d}",
+        sender="",
+        text=f"Hi {name}, {amount} due",
+        template="Hi {0}, {1} due",
+        params=(name, amount),
+    )
+
+
+def test_campaign_messages_sharing_a_template_go_as_one_request_with_params(
+    settings: Settings, catalog: Catalog, simulators: SimulatorServer
+) -> None:
+    messages = [campaign_message(1, "Ana", "$5"), campaign_message(2, "Bo", "$7")]
+    body = built_body(settings, catalog, messages)
+    outcomes = sent(settings, catalog, messages)
+    received = {r.to: r.text for r in simulators["messangi"].state.received}
+    assert body["text"] == "Hi {0}, {1} due"
+    assert [t["params"] for t in body["to"]] == [["Ana", "$5"], ["Bo", "$7"]]
+    assert simulators["messangi"].state.requests == 1
+    assert [o.kind for o in outcomes] == [OutcomeKind.ACCEPTED] * 2
+    assert [received[m.recipient] for m in messages] == ["Hi Ana, $5 due", "Hi Bo, $7 due"]
+
+
 def test_batch_text_over_1600_characters_fails_every_message_permanently(
     settings: Settings, catalog: Catalog, simulators: SimulatorServer
 ) -> None:
