@@ -17,9 +17,14 @@ Runs from beat every `dispatch_interval_seconds`. Each run:
    `campaign_counts_interval_seconds`.
 
 Releasing is `held -> queued` in id order, conditioned on the campaign still
-running in the same statement; then the ids are published and marked
-enqueued. Released rows have no `enqueued_at` until published, so if the
-dispatcher dies in between, the sweeper publishes them.
+running in the same statement, and marked enqueued; then the ids are
+published. If the dispatcher dies in between, the sweeper publishes them
+after `requeue_after_seconds`, as for any message the broker lost (marking
+them only after publishing would let the sweeper publish them a second time
+meanwhile).
+
+The backlog counts released messages that are `queued` or `sending`: a
+task a worker has reserved stays in Redis until it is acknowledged.
 """
 
 from __future__ import annotations
@@ -176,7 +181,7 @@ def _top_up(rt: Runtime, provider: str, group: list[RowMapping], now: datetime) 
     horizon = rt.settings.campaign_backlog_seconds
     released: dict[int, int] = {}
     with rt.db.session() as session:
-        waiting = _queued_counts(session, [c["id"] for c in group])
+        waiting = _released_counts(session, [c["id"] for c in group])
     room = backlog(vendor_rate(entry), horizon) - sum(waiting.values())
     # Equal shares of the vendor's room; the first campaigns take the remainder.
     shares = [room // len(group) + (1 if i < room % len(group) else 0) for i in range(len(group))]
@@ -189,8 +194,6 @@ def _top_up(rt: Runtime, provider: str, group: list[RowMapping], now: datetime) 
         released[campaign["id"]] = len(ids)
         if ids:
             publish(rt.celery, rt.catalog, [(i, provider, 0) for i in ids])
-            with rt.db.session() as session, session.begin():
-                _mark_enqueued(session, ids, now)
     return released
 
 
@@ -202,11 +205,14 @@ def _vendor_holding(rt: Runtime, entry: ProviderEntry, now: datetime) -> bool:
     return bool(quiet and quiet.hold_before_sending and quiet.next_open(now) is not None)
 
 
-def _queued_counts(session: Session, campaign_ids: list[int]) -> dict[int, int]:
+RELEASED = (MessageStatus.QUEUED, MessageStatus.SENDING)
+
+
+def _released_counts(session: Session, campaign_ids: list[int]) -> dict[int, int]:
     m = messages.c
     rows = session.execute(
         select(m.campaign_id, func.count())
-        .where(m.campaign_id.in_(campaign_ids), m.status == MessageStatus.QUEUED)
+        .where(m.campaign_id.in_(campaign_ids), m.status.in_(RELEASED))
         .group_by(m.campaign_id)
     )
     return {int(cid): int(n) for cid, n in rows}
@@ -237,22 +243,12 @@ def _release(rt: Runtime, campaign_id: int, limit: int, now: datetime) -> list[i
             .values(
                 status=MessageStatus.QUEUED,
                 next_attempt_at=now,
-                enqueued_at=None,
+                enqueued_at=now,
                 updated_at=now,
             )
             .returning(m.id)
         )
         return sorted(int(i) for (i,) in rows)
-
-
-def _mark_enqueued(session: Session, ids: list[int], now: datetime) -> None:
-    m = messages.c
-    for start in range(0, len(ids), 1000):
-        session.execute(
-            update(messages)
-            .where(m.id.in_(ids[start : start + 1000]), m.status == MessageStatus.QUEUED)
-            .values(enqueued_at=now)
-        )
 
 
 def _complete_finished(session: Session, campaign_ids: list[int], now: datetime) -> list[int]:
