@@ -112,8 +112,12 @@ def reset_database(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            conn.execute(text("TRUNCATE messages, send_attempts RESTART IDENTITY CASCADE"))
+            conn.execute(
+                text(
+                    "TRUNCATE messages, send_attempts, campaigns, opt_outs RESTART IDENTITY CASCADE"
+                )
+            )
         else:
-            conn.execute(text("DELETE FROM send_attempts"))
-            conn.execute(text("DELETE FROM messages"))
+            for table in ("send_attempts", "messages", "campaigns", "opt_outs"):
+                conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (our own names)
     engine.dispose()

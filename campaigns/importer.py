@@ -16,11 +16,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from campaigns.preparation import Prepared, RowPreparer, RowRejected
+from campaigns.preparation import Prepared, RowPreparer, prepare_all
 from campaigns.recipients import BadRow, Row
+from store.bulk import insert_many
 from store.db import Database, utcnow
 from store.models import campaigns, messages
 from store.optouts import opted_out
@@ -66,6 +67,7 @@ def import_rows(
     preparer: RowPreparer,
     *,
     chunk_size: int = 5000,
+    processes: int | None = None,
     on_reject: Callable[[BadRow], None] | None = None,
     on_progress: Callable[[ImportResult], None] | None = None,
 ) -> ImportResult:
@@ -79,22 +81,17 @@ def import_rows(
 
     seen = _numbers_in(db, target.id)
     chunk: list[Prepared] = []
-    for row in rows:
-        if isinstance(row, BadRow):
-            rejected(row)
+    for item in prepare_all(preparer, rows, processes):
+        if isinstance(item, BadRow):
+            rejected(item)
             continue
-        try:
-            prepared = preparer.prepare(row)
-        except RowRejected as exc:
-            rejected(BadRow(row.line, str(exc)))
-            continue
-        key = int(prepared.recipient[1:])
+        key = int(item.recipient[1:])
         if key in seen:
             result.duplicates += 1
-            rejected(BadRow(row.line, f"duplicate: {prepared.recipient} is already in the list"))
+            rejected(BadRow(item.line, f"duplicate: {item.recipient} is already in the list"))
             continue
         seen.add(key)
-        chunk.append(prepared)
+        chunk.append(item)
         if len(chunk) >= chunk_size:
             _store(db, target, chunk, result, rejected)
             chunk = []
@@ -133,8 +130,13 @@ def _store(
             if p.recipient in blocked:
                 result.opted_out += 1
                 rejected(BadRow(p.line, f"{p.recipient} is on the opt-out list"))
-        if keep:
-            session.execute(insert(messages), [_row(target, p, now) for p in keep])
+        insert_many(
+            session,
+            messages,
+            _shared(target, now),
+            ["recipient", "text", "encoding", "segments", "params"],
+            [(p.recipient, p.text, p.encoding.value, p.segments, p.params) for p in keep],
+        )
         result.imported += len(keep)
         session.execute(
             update(campaigns)
@@ -161,19 +163,15 @@ def _lock_importable(session: Session, campaign_id: int) -> None:
         )
 
 
-def _row(target: CampaignTarget, p: Prepared, now: datetime) -> dict[str, object]:
+def _shared(target: CampaignTarget, now: datetime) -> dict[str, object]:
+    """What every stored row of the campaign has in common."""
     return {
         "provider": target.provider,
         "sender": target.sender,
-        "recipient": p.recipient,
-        "text": p.text,
-        "encoding": p.encoding.value,
-        "segments": p.segments,
         "status": MessageStatus.HELD.value,
         "attempts": 0,
         "priority": 0,
         "campaign_id": target.id,
-        "params": p.params,
         "next_attempt_at": now,
         "created_at": now,
         "updated_at": now,

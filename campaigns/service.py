@@ -178,7 +178,7 @@ class Campaigns:
     ) -> ImportResult:
         entry = self.catalog.get(campaign["provider"])
         preparer = RowPreparer(
-            self.validator, entry, Template.parse(campaign["template"]), campaign["default_region"]
+            entry, Template.parse(campaign["template"]), campaign["default_region"]
         )
         target = CampaignTarget(campaign["id"], campaign["provider"], campaign["sender"])
         return import_rows(

@@ -17,13 +17,14 @@ GSM7_BASIC = frozenset(
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+GSM7 = GSM7_BASIC | GSM7_EXTENSION
 
 SINGLE = {Encoding.GSM7: 160, Encoding.UCS2: 70}
 PER_SEGMENT = {Encoding.GSM7: 153, Encoding.UCS2: 67}
 
 
 def detect_encoding(text: str) -> Encoding:
-    if all(ch in GSM7_BASIC or ch in GSM7_EXTENSION for ch in text):
+    if GSM7.issuperset(text):
         return Encoding.GSM7
     return Encoding.UCS2
 
@@ -31,7 +32,9 @@ def detect_encoding(text: str) -> Encoding:
 def units(text: str, encoding: Encoding) -> int:
     """Length in the encoding's units: septets for GSM-7, UTF-16 units for UCS-2."""
     if encoding is Encoding.GSM7:
-        return len(text) + sum(1 for ch in text if ch in GSM7_EXTENSION)
+        # Counting each of the ten extension characters runs in C: a campaign
+        # import counts a million texts.
+        return len(text) + sum(text.count(ch) for ch in GSM7_EXTENSION)
     return len(text.encode("utf-16-le")) // 2
 
 

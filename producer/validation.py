@@ -6,6 +6,7 @@ a batch reports each bad message by its index and stores the rest.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -124,15 +125,20 @@ class Validator:
         return sender
 
     def text(self, entry: ProviderEntry, text: str) -> tuple[Encoding, int]:
-        if not text or not text.strip():
-            raise InvalidMessage("text", "is empty")
-        if len(text) > entry.max_text_chars:
-            raise InvalidMessage(
-                "text",
-                f"is {len(text)} characters; {entry.name} takes at most {entry.max_text_chars}",
-            )
-        encoding = detect_encoding(text)
-        return encoding, segment_count(text, encoding)
+        return check_text(entry, text)
+
+
+def check_text(entry: ProviderEntry, text: str) -> tuple[Encoding, int]:
+    """The text's encoding and segments, or `InvalidMessage` if the vendor refuses it."""
+    if not text or not text.strip():
+        raise InvalidMessage("text", "is empty")
+    if len(text) > entry.max_text_chars:
+        raise InvalidMessage(
+            "text",
+            f"is {len(text)} characters; {entry.name} takes at most {entry.max_text_chars}",
+        )
+    encoding = detect_encoding(text)
+    return encoding, segment_count(text, encoding)
 
 
 def normalize_number(raw: str, default_region: str | None) -> str:
@@ -140,6 +146,8 @@ def normalize_number(raw: str, default_region: str | None) -> str:
     candidate = raw.strip()
     if candidate.startswith("00"):
         candidate = "+" + candidate[2:]
+    if already_e164(candidate):
+        return candidate
     try:
         number = phonenumbers.parse(candidate, default_region)
     except phonenumbers.NumberParseException as exc:
@@ -147,6 +155,46 @@ def normalize_number(raw: str, default_region: str | None) -> str:
     if not is_valid(number):
         raise InvalidMessage("to", "is not a valid phone number for its country")
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+STRICT_E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
+def already_e164(candidate: str) -> bool:
+    """Whether `candidate` is a valid number written exactly in E.164.
+
+    The answer `phonenumbers.parse` + `is_valid_number` would give, at a third
+    of the cost, for the case a campaign list is mostly made of: "+" and
+    digits. `parse` changes such a number only by stripping a national prefix
+    ("+44 0...") or keeping leading zeros; those cases answer False here and
+    go through `parse`, as does anything not strictly "+digits".
+    """
+    if not STRICT_E164.fullmatch(candidate):
+        return False
+    digits = candidate[1:]
+    for length in (1, 2, 3):
+        code = int(digits[:length])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return False
+    national = digits[length:]
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(
+        phonenumbers.region_code_for_country_code(code)
+    )
+    if metadata is None or not national or national.startswith("0"):
+        return False
+    prefix = metadata.national_prefix_for_parsing
+    if prefix:
+        found = _pattern(prefix).match(national)
+        if found is not None and (found.end() > 0 or any(g is not None for g in found.groups())):
+            return False
+    return is_valid(phonenumbers.PhoneNumber(country_code=code, national_number=int(national)))
+
+
+@functools.lru_cache(maxsize=512)
+def _pattern(source: str) -> re.Pattern[str]:
+    return re.compile(source)
 
 
 def is_valid(number: phonenumbers.PhoneNumber) -> bool:

@@ -107,3 +107,41 @@ def test_a_pool_mixing_limited_and_unlimited_senders_is_refused() -> None:
 def test_settings_refuse_a_request_timeout_as_long_as_the_reclaim_deadline() -> None:
     with pytest.raises(ValueError, match="SENDING_DEADLINE_SECONDS"):
         make_settings(http_total_timeout_seconds=120, sending_deadline_seconds=120)
+
+
+def _full_parse(candidate: str) -> str | None:
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(candidate, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def test_the_e164_fast_path_agrees_with_phonenumbers_for_every_region() -> None:
+    import random
+
+    import phonenumbers
+
+    from producer.validation import already_e164
+
+    rng = random.Random(7)
+    candidates: list[str] = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE):
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            e164 = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+            digits = list(e164[1:])
+            for _ in range(5):
+                mutated = digits.copy()
+                mutated[rng.randrange(len(mutated))] = str(rng.randrange(10))
+                candidates.append("+" + "".join(mutated))
+            candidates += [e164, e164 + "1", e164[:-1]]
+    accepted = [c for c in candidates if already_e164(c)]
+    assert len(accepted) > len(candidates) // 3  # the fast path does take most valid ones
+    assert [c for c in accepted if _full_parse(c) != c] == []
