@@ -88,13 +88,16 @@ class RowPreparer:
 
 
 def prepare_all(
-    preparer: RowPreparer, rows: Iterable[Row | BadRow], processes: int | None = None
+    preparer: RowPreparer,
+    rows: Iterable[Row | BadRow],
+    processes: int | None = None,
+    threshold: int = POOL_THRESHOLD,
 ) -> Iterator[Prepared | BadRow]:
     """Every row prepared or rejected, in order; in a pool once the list is long."""
     rows = iter(rows)
-    first = list(islice(rows, POOL_THRESHOLD))
+    first = list(islice(rows, threshold))
     processes = processes if processes is not None else (os.cpu_count() or 1)
-    if len(first) < POOL_THRESHOLD or processes <= 1:
+    if len(first) < threshold or processes <= 1:
         yield from preparer.prepare_chunk(first)
         for chunk in _chunks(rows):
             yield from preparer.prepare_chunk(chunk)
