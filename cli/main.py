@@ -211,6 +211,18 @@ def balance() -> None:
 
 
 @app.command()
+def metrics(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 9108,
+) -> None:
+    """Serve the cluster's Prometheus metrics alone (also at the API's /metrics)."""
+    from monitoring.web import serve_metrics
+
+    console.print(f"metrics on http://{host}:{port}/metrics")
+    serve_metrics(get_settings(), host, port)
+
+
+@app.command()
 def demo(
     messages: Annotated[int, typer.Option(help="How many sample messages.")] = 3000,
     flower: Annotated[bool, typer.Option(help="Also start Flower (basic auth).")] = True,
