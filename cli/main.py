@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -208,6 +209,33 @@ def balance() -> None:
     for service, amount in asyncio.run(fetch()).items():
         table.add_row(service, str(amount))
     console.print(table)
+
+
+@app.command()
+def report(
+    since: Annotated[
+        str | None, typer.Option(help="From (ISO 8601, UTC if no offset; or 30m, 6h, 7d ago).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Until (same forms); default now.")] = None,
+    provider: Annotated[str | None, typer.Option(help="Only this vendor.")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the PNG chart.")] = Path(
+        "smsdispatch-report.png"
+    ),
+) -> None:
+    """Counts, delivery rate, time to delivery and error codes of the messages
+    submitted in a period, and a PNG of sends and outcomes per minute."""
+    from reporting.chart import draw
+    from reporting.queries import ReportFilter, build_report
+    from reporting.tables import parse_moment, print_report
+    from store.db import Database, utcnow
+
+    now = utcnow()
+    wanted = ReportFilter(parse_moment(since, now), parse_moment(until, now), provider)
+    db = Database(get_settings().database_url)
+    with db.session() as session:
+        result = build_report(session, wanted)
+    print_report(result, console)
+    console.print(f"chart: {draw(result, out)}")
 
 
 @app.command()
