@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import httpx
@@ -15,6 +18,7 @@ from sqlalchemy import func, select
 from api.app import create_app as create_api
 from config.catalog import Catalog
 from config.settings import Settings
+from localstack.processes import ManagedProcess, free_port, wait_http
 from localstack.serve import BackgroundServer
 from monitoring.collector import ClusterCollector, cluster_registry, queue_lists
 from monitoring.counters import MetricsBuffer, bucket_of
@@ -23,6 +27,7 @@ from producer.validation import SendRequest
 from sending.pipeline import send_messages
 from simulators.server import SimulatorServer
 from store.db import Database
+from store.migrate import upgrade
 from store.models import messages, send_attempts
 from store.outbox import status_counts
 from tests.settings import make_settings
@@ -232,3 +237,26 @@ def test_metrics_demand_the_bearer_token_when_one_is_set(api_settings: Settings)
     finally:
         server.stop()
     assert (missing.status_code, wrong.status_code, right.status_code) == (401, 401, 200)
+
+
+def test_the_metrics_command_serves_the_same_figures_on_its_own_port(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis
+) -> None:
+    database_url = f"sqlite:///{tmp_path / 'metrics.db'}"
+    upgrade(database_url)
+    redis_client.rpush("sms.restcomm", "x", "y")
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url}
+    process = ManagedProcess(
+        "metrics",
+        [str(Path(sys.executable).parent / "smsdispatch"), "metrics", "--port", str(port)],
+        env,
+        tmp_path / "metrics.log",
+    ).start()
+    try:
+        wait_http(f"http://127.0.0.1:{port}/metrics", timeout=30)
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    finally:
+        process.stop()
+    assert 'smsdispatch_queue_backlog{queue="sms.restcomm"} 2.0' in text
+    assert 'smsdispatch_metrics_source_up{source="database"} 1.0' in text
