@@ -140,8 +140,11 @@ def test_flower_shows_named_tasks_with_ids_only_after_real_sends(stack: Stack, f
         authed(f"{flower}/tasks").text,
         *(authed(f"{flower}/task/{uuid}").text for uuid in sends),
         *(authed(f"{flower}/api/task/info/{uuid}").text for uuid in sends),
+        # The workers' configuration and stats, as Flower asks the workers for them.
+        authed(f"{flower}/api/workers", params={"refresh": "1"}).text,
     ]
     assert names.SEND in pages[1]  # the tasks page's table names the task readably
+    assert names.SEND in pages[-1]  # the workers' registered tasks
     needles = [r.to for r in requests] + [r.to.lstrip("+") for r in requests]
     needles += [r.text for r in requests]
     needles += [secret for fields in TEST_CREDENTIALS.values() for secret in fields.values()]
