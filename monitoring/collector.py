@@ -5,7 +5,7 @@ in Redis (monitoring/counters.py), the length of every Celery queue in Redis,
 and the messages table. So any process can serve /metrics (the HTTP API, or
 `smsdispatch metrics --port`) and every replica answers the same.
 
-    smsdispatch_sends_total{provider,outcome}         counter   vendor calls by outcome
+    smsdispatch_sends_total{provider,outcome}         counter   send attempts by outcome
     smsdispatch_limiter_wait_seconds{provider}        histogram waits for a limiter slot
     smsdispatch_queue_backlog{queue}                  gauge     Celery messages waiting (LLEN)
     smsdispatch_messages{provider,status}             gauge     messages by status
@@ -114,7 +114,8 @@ class ClusterCollector:
 
         sends = CounterMetricFamily(
             "smsdispatch_sends",
-            "Vendor calls by vendor and outcome (as in send_attempts.outcome).",
+            "Send attempts by vendor and outcome, as in send_attempts ('deferred': held by "
+            "our limiter or quiet hours, not sent).",
             labels=["provider", "outcome"],
         )
         for (provider, outcome), n in sorted(read_sends(sends_raw).items()):

@@ -31,9 +31,13 @@ from typing import Any
 from sqlalchemy import ColumnElement, extract, func, literal_column, select
 from sqlalchemy.orm import Session
 
+from providers.outcomes import OutcomeKind
 from store.models import UTCDateTime, messages, send_attempts
 from store.status import MessageStatus
 
+# Attempts whose code is not a vendor's error: accepted ones, and those our
+# own gate deferred before calling the vendor.
+NOT_VENDOR_ERRORS = (OutcomeKind.ACCEPTED, OutcomeKind.DEFERRED)
 FINAL_OUTCOMES = (
     MessageStatus.DELIVERED,
     MessageStatus.UNDELIVERED,
@@ -176,12 +180,13 @@ def top_message_errors(session: Session, f: ReportFilter, limit: int = 10) -> li
 
 def top_attempt_errors(session: Session, f: ReportFilter, limit: int = 10) -> list[CodeCount]:
     """The commonest codes vendors answered on calls that were not accepted (retries,
-    throttles, refusals), per vendor: send_attempts.code of the report's messages."""
+    throttles, refusals), per vendor: send_attempts.code of the report's messages.
+    Our own deferrals (code "rate_limit", "quiet_hours") are not vendor answers."""
     m, a = messages.c, send_attempts.c
     stmt = (
         select(m.provider, a.code, func.count().label("n"))
         .select_from(send_attempts.join(messages, a.message_id == m.id))
-        .where(*f.conditions(), a.code.is_not(None), a.outcome != "accepted")
+        .where(*f.conditions(), a.code.is_not(None), a.outcome.not_in(NOT_VENDOR_ERRORS))
         .group_by(m.provider, a.code)
         .order_by(literal_column("n").desc(), m.provider, a.code)
         .limit(limit)
@@ -202,13 +207,16 @@ def _as_utc(value: datetime | str) -> datetime:
 
 
 def sends_per_minute(session: Session, f: ReportFilter) -> list[tuple[datetime, str, int]]:
-    """Vendor calls per minute (send_attempts.at) per vendor: (minute, provider, calls)."""
+    """Vendor calls per minute (send_attempts.at) per vendor: (minute, provider, calls).
+
+    Attempts our own limiter or quiet hours deferred never reached the vendor
+    and are left out."""
     m, a = messages.c, send_attempts.c
     minute = _minute(session.get_bind().dialect.name, a.at).label("minute")
     stmt = (
         select(minute, m.provider, func.count())
         .select_from(send_attempts.join(messages, a.message_id == m.id))
-        .where(*f.conditions())
+        .where(*f.conditions(), a.outcome != OutcomeKind.DEFERRED)
         .group_by(literal_column("minute"), m.provider)
         .order_by(literal_column("minute"), m.provider)
     )

@@ -56,6 +56,7 @@ ATTEMPTS: list[tuple[int, str, str | None, float]] = [
     (3, "accepted", None, 66),
     (4, "accepted", None, 71),
     (5, "permanent", "-4", 80),
+    (6, "deferred", "rate_limit", 89),  # held by our limiter: neither a send nor a vendor code
     (6, "accepted", None, 91),
     (7, "rate_limited", "429", 10.5),
     (7, "accepted", None, 11),
