@@ -81,6 +81,9 @@ def draw(report: Report, path: Path) -> Path:
     sends_ax.set_title("sends per minute, by vendor")
 
     outcomes = _series(report.outcomes_per_minute)
+    if sends and outcomes:
+        # One time axis: how far deliveries lag the sends shows at a glance.
+        outcomes_ax.sharex(sends_ax)
     if outcomes:
         minutes = sorted({t for by_minute in outcomes.values() for t in by_minute})
         x = date2num(minutes)
