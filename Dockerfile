@@ -14,6 +14,8 @@ COPY simulators simulators
 COPY localstack localstack
 COPY cli cli
 COPY api api
+COPY monitoring monitoring
+COPY reporting reporting
 RUN pip install .
 RUN useradd --create-home smsdispatch
 USER smsdispatch

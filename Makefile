@@ -57,10 +57,11 @@ worker: setup
 beat: setup
 	$(CELERY) beat --loglevel INFO
 
-## Flower with basic auth: FLOWER_BASIC_AUTH=user:password (required).
+## Flower with basic auth: FLOWER_BASIC_AUTH=user:password (required; it stays
+## out of the command line). FLOWER_PORT, FLOWER_ADDRESS: where it listens.
 flower: setup
 	@test -n "$$FLOWER_BASIC_AUTH" || { echo "set FLOWER_BASIC_AUTH=user:password"; exit 2; }
-	$(CELERY) flower --basic-auth="$$FLOWER_BASIC_AUTH"
+	$(BIN)/python -m localstack.flower
 
 simulate: setup
 	$(BIN)/smsdispatch simulate

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -211,6 +212,47 @@ def balance() -> None:
     for service, amount in asyncio.run(fetch()).items():
         table.add_row(service, str(amount))
     console.print(table)
+
+
+@app.command()
+def report(
+    since: Annotated[
+        str | None, typer.Option(help="From (ISO 8601, UTC if no offset; or 30m, 6h, 7d ago).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Until (same forms); default now.")] = None,
+    provider: Annotated[str | None, typer.Option(help="Only this vendor.")] = None,
+    campaign: Annotated[int | None, typer.Option(help="Only this campaign's messages.")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the PNG chart.")] = Path(
+        "smsdispatch-report.png"
+    ),
+) -> None:
+    """Counts, delivery rate, time to delivery and error codes of the messages
+    submitted in a period (or of one campaign), and a PNG of sends and outcomes
+    per minute."""
+    from reporting.chart import draw
+    from reporting.queries import ReportFilter, build_report
+    from reporting.tables import parse_moment, print_report
+    from store.db import Database, utcnow
+
+    now = utcnow()
+    wanted = ReportFilter(parse_moment(since, now), parse_moment(until, now), provider, campaign)
+    db = Database(get_settings().database_url)
+    with db.session() as session:
+        result = build_report(session, wanted)
+    print_report(result, console)
+    console.print(f"chart: {draw(result, out)}")
+
+
+@app.command()
+def metrics(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 9108,
+) -> None:
+    """Serve the cluster's Prometheus metrics alone (also at the API's /metrics)."""
+    from monitoring.web import serve_metrics
+
+    console.print(f"metrics on http://{host}:{port}/metrics")
+    serve_metrics(get_settings(), host, port)
 
 
 @app.command()

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = 5_000_000
     api_max_batch: int = 10_000
 
+    # GET /metrics (Prometheus): open when empty, else `Authorization: Bearer
+    # <token>`; how long the per-status message counts are reused between
+    # scrapes (that query reads the whole messages table).
+    metrics_token: SecretStr = SecretStr("")
+    metrics_db_cache_seconds: float = 15.0
+
     # Logging: message texts and numbers are never logged above DEBUG; this
     # keeps them out of DEBUG too.
     log_personal_data: bool = False

@@ -185,16 +185,11 @@ def simulators_process(env: Mapping[str, str], log_dir: Path, port: int) -> Mana
 def flower_process(
     env: Mapping[str, str], log_dir: Path, port: int, basic_auth: str
 ) -> ManagedProcess:
-    argv = [
-        str(BIN / "celery"),
-        "-A",
-        "workers.app",
-        "flower",
-        f"--port={port}",
-        "--address=127.0.0.1",
-        f"--basic-auth={basic_auth}",
-    ]
-    return ManagedProcess("flower", argv, env, log_dir / "flower.log")
+    """Flower started exactly as `make flower` starts it (localstack/flower.py)."""
+    argv = [PYTHON, "-m", "localstack.flower", f"--port={port}", "--address=127.0.0.1"]
+    return ManagedProcess(
+        "flower", argv, {**env, "FLOWER_BASIC_AUTH": basic_auth}, log_dir / "flower.log"
+    )
 
 
 def wait_http(url: str, timeout: float = 20.0) -> None:

@@ -18,6 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from config.catalog import ProviderEntry
+from monitoring.counters import MetricsBuffer
 from providers.message import OutboundMessage
 from providers.outcomes import Outcome, OutcomeKind
 from workers import keys
@@ -33,8 +34,11 @@ class LimiterGate:
         max_wait: float,
         jitter: float,
         clock: Callable[[], datetime],
+        metrics: MetricsBuffer | None = None,
     ) -> None:
         self.limiter = limiter
+        # Waits are counted here and reach Redis with the batch (no round trip).
+        self.metrics = metrics
         self.entry = entry
         self.max_wait = max_wait
         self.jitter = jitter
@@ -114,6 +118,8 @@ class LimiterGate:
             if not grant.granted:
                 self._refused_until[limit_keys] = time.monotonic() + grant.wait - self.max_wait
                 return self.defer(grant.wait)
+        if self.metrics is not None:
+            self.metrics.observe_wait(self.entry.name, grant.wait)
         if grant.wait > 0:
             await asyncio.sleep(grant.wait)
         if members is None:

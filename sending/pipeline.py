@@ -90,6 +90,9 @@ def send_messages(rt: Runtime, ids: Sequence[int]) -> SendSummary:
             pause_if_the_vendor_said_so(rt, provider, outcomes)
         except redis.RedisError:
             log.warning("could not record %s's pause in Redis", provider, exc_info=True)
+    # The batch's counts and limiter waits: one Redis round trip (best-effort).
+    rt.metrics.count_sends((row.provider, outcome.kind.value) for row, outcome in calls)
+    rt.metrics.flush(rt.redis)
     summary.outcomes.update(u.status.value for u in updates)
     log.info("sent batch: claimed=%d outcomes=%s", summary.claimed, dict(summary.outcomes))
     return summary

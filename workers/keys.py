@@ -25,3 +25,10 @@ def rate_sender(provider: str, sender: str) -> str:
 def throttles(provider: str) -> str:
     """Consecutive throttle answers from a vendor: the pause grows with it."""
     return f"{PREFIX}:throttles:{provider}"
+
+
+# Counters the workers add to and the /metrics collector reads (see
+# monitoring/counters.py): hash fields are "<provider>|<outcome>" and
+# "<provider>|<bucket>", never anything personal.
+METRICS_SENDS = f"{PREFIX}:metrics:sends"
+METRICS_LIMITER_WAITS = f"{PREFIX}:metrics:limiter_waits"

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from campaigns.templates import Template
 from config.catalog import Catalog, load_catalog
 from config.settings import Settings, get_settings
+from monitoring.counters import MetricsBuffer
 from providers.base import Adapter
 from providers.registry import build_adapter
 from providers.transport import vendor_client
@@ -57,6 +58,8 @@ class Runtime:
         self._limiter: RedisLimiter | None = None
         self._adapters: dict[str, Adapter[Any]] = {}
         self._templates: dict[int, str | None] = {}
+        # Counted per batch, added to Redis once per batch (monitoring/counters.py).
+        self.metrics = MetricsBuffer()
 
     @property
     def celery(self) -> Celery:
@@ -79,6 +82,7 @@ class Runtime:
                 clock=self.clock,
                 max_wait=self.settings.limiter_max_wait_seconds,
                 jitter=self.settings.limiter_jitter_seconds,
+                metrics=self.metrics,
             )
             self._adapters[provider] = build_adapter(
                 provider,

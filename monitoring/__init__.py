@@ -1,0 +1,1 @@
+"""Operations: Prometheus metrics of the whole cluster (see collector.py, counters.py)."""

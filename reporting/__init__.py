@@ -1,0 +1,1 @@
+"""`smsdispatch report`: what happened to a period's messages (queries, tables, a chart)."""

@@ -1,0 +1,62 @@
+"""The one Flower launcher behind `make flower`, docker compose and the demo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from localstack.flower import FlowerConfigError, flower_argv, flower_env
+from localstack.processes import flower_process
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_flower_refuses_to_start_without_basic_auth() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "FLOWER_BASIC_AUTH"}
+    result = subprocess.run(
+        [sys.executable, "-m", "localstack.flower", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "FLOWER_BASIC_AUTH" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["", "admin", "admin:", ":password", "a:b,c"])
+def test_a_credential_without_user_or_password_is_refused(value: str) -> None:
+    with pytest.raises(FlowerConfigError):
+        flower_env({"FLOWER_BASIC_AUTH": value})
+
+
+def test_flower_keeps_its_api_closed_and_its_password_off_the_command_line() -> None:
+    env = flower_env({"FLOWER_BASIC_AUTH": "admin:s3cret-pass", "FLOWER_UNAUTHENTICATED_API": "1"})
+    assert "FLOWER_UNAUTHENTICATED_API" not in env
+    argv = flower_argv(port=5555, address="127.0.0.1")
+    assert not any("s3cret-pass" in arg for arg in argv)
+    assert "--persistent=False" in argv
+
+
+def test_the_demo_and_tests_start_flower_through_the_launcher(tmp_path: Path) -> None:
+    process = flower_process({}, tmp_path, 5599, "admin:pw")
+    assert process.argv[1:3] == ["-m", "localstack.flower"]
+    assert process.env["FLOWER_BASIC_AUTH"] == "admin:pw"
+    assert not any("admin:pw" in arg for arg in process.argv)
+
+
+def test_make_flower_runs_the_launcher() -> None:
+    dry_run = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "flower"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "-m localstack.flower" in dry_run.stdout.splitlines()[-1]

@@ -1,0 +1,291 @@
+"""`smsdispatch report`: figures checked by hand against rows with known timestamps."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import insert
+
+from reporting.chart import draw
+from reporting.queries import CodeCount, Report, ReportFilter, build_report
+from reporting.tables import parse_moment
+from store.db import Database
+from store.migrate import upgrade
+from store.models import messages, send_attempts
+
+T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+PERIOD = ReportFilter(since=T0, until=T0 + timedelta(hours=1))
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+# id: (provider, status, created, sent, final, error_code); times in seconds from T0.
+MESSAGES: dict[int, tuple[str, str, float, float | None, float | None, str | None]] = {
+    1: ("cue", "delivered", 0, 1, 11, None),  # 10 s to delivery
+    2: ("cue", "delivered", 5, 6, 36, None),  # 30 s
+    3: ("cue", "delivered", 65, 66, 86, None),  # 20 s
+    4: ("cue", "undelivered", 70, 71, 100, "E01"),
+    5: ("cue", "failed", 80, None, 80, "-4"),
+    6: ("cue", "accepted", 90, 91, None, None),
+    7: ("messangi", "delivered", 10, 11, 16, None),  # 5 s
+    8: ("messangi", "delivered", 20, 21, 61, None),  # 40 s
+    9: ("messangi", "expired", 30, 31, 3631, None),
+    10: ("messangi", "failed", 40, None, 40, "E111"),
+    11: ("messangi", "failed", 50, None, 50, "E111"),
+    12: ("messangi", "queued", 60, None, None, None),
+    # Outside the period: submitted the day before, and two hours after.
+    13: ("skycore", "delivered", -86400, -86399, -86299, "X"),
+    14: ("cue", "failed", 7200, None, 7200, "-4"),
+}
+# (message id, outcome, code, at)
+ATTEMPTS: list[tuple[int, str, str | None, float]] = [
+    (1, "retry", "-1", 0.5),
+    (1, "accepted", None, 1),
+    (2, "retry", "-1", 5.5),
+    (2, "accepted", None, 6),
+    (3, "accepted", None, 66),
+    (4, "accepted", None, 71),
+    (5, "permanent", "-4", 80),
+    (6, "deferred", "rate_limit", 89),  # held by our limiter: neither a send nor a vendor code
+    (6, "accepted", None, 91),
+    (7, "rate_limited", "429", 10.5),
+    (7, "accepted", None, 11),
+    (8, "accepted", None, 21),
+    (9, "accepted", None, 31),
+    (10, "permanent", "E111", 40),
+    (11, "permanent", "E111", 50),
+    (13, "retry", "-1", -86399.5),
+    (14, "permanent", "-4", 7200),
+]
+
+
+def maybe(seconds: float | None) -> datetime | None:
+    return None if seconds is None else at(seconds)
+
+
+def fill(database: Database) -> Database:
+    """Store MESSAGES and ATTEMPTS with their known timestamps."""
+    rows: list[dict[str, Any]] = []
+    for message_id, (provider, status, created, sent, final, code) in MESSAGES.items():
+        rows.append(
+            {
+                "id": message_id,
+                "provider": provider,
+                "sender": "SENDER",
+                "recipient": f"+2782555{message_id:04d}",
+                "text": f"text {message_id}",
+                "encoding": "gsm7",
+                "segments": 1,
+                "status": status,
+                "priority": 0,
+                "attempts": 1,
+                "error_code": code,
+                "next_attempt_at": at(created),
+                "created_at": at(created),
+                "sent_at": maybe(sent),
+                "final_at": maybe(final),
+                "updated_at": at(created),
+            }
+        )
+    attempts = [
+        {"message_id": mid, "attempt": 1, "outcome": outcome, "code": code, "at": at(seconds)}
+        for mid, outcome, code, seconds in ATTEMPTS
+    ]
+    with database.session() as session, session.begin():
+        session.execute(insert(messages), rows)
+        session.execute(insert(send_attempts), attempts)
+    return database
+
+
+@pytest.fixture
+def filled(database: Database) -> Database:
+    return fill(database)
+
+
+def report_for(db: Database, f: ReportFilter = PERIOD) -> Report:
+    with db.session() as session:
+        return build_report(session, f)
+
+
+def test_counts_by_vendor_and_status_are_of_the_messages_submitted_in_the_period(
+    filled: Database,
+) -> None:
+    assert report_for(filled).counts == {
+        ("cue", "delivered"): 3,
+        ("cue", "undelivered"): 1,
+        ("cue", "failed"): 1,
+        ("cue", "accepted"): 1,
+        ("messangi", "delivered"): 2,
+        ("messangi", "expired"): 1,
+        ("messangi", "failed"): 2,
+        ("messangi", "queued"): 1,
+    }
+
+
+def test_delivery_rate_is_delivered_over_every_final_outcome(filled: Database) -> None:
+    report = report_for(filled)
+    assert report.delivery_rate("cue") == pytest.approx(3 / 5)
+    assert report.delivery_rate("messangi") == pytest.approx(2 / 5)
+    assert report.delivery_rate() == pytest.approx(5 / 10)
+    assert report.delivery_rate("skycore") is None
+
+
+def test_median_time_to_delivery_per_vendor_and_overall(filled: Database) -> None:
+    medians = report_for(filled).median_delivery_seconds
+    assert medians["cue"] == pytest.approx(20.0, abs=0.01)  # 10, 20, 30
+    assert medians["messangi"] == pytest.approx(22.5, abs=0.01)  # 5, 40: the two middle ones
+    assert medians[None] == pytest.approx(20.0, abs=0.01)  # 5, 10, 20, 30, 40
+
+
+def test_top_error_codes_from_messages_and_from_attempts(filled: Database) -> None:
+    report = report_for(filled)
+    assert report.message_errors == [
+        CodeCount("messangi", "E111", 2),
+        CodeCount("cue", "-4", 1),
+        CodeCount("cue", "E01", 1),
+    ]
+    assert report.attempt_errors == [
+        CodeCount("cue", "-1", 2),
+        CodeCount("messangi", "E111", 2),
+        CodeCount("cue", "-4", 1),
+        CodeCount("messangi", "429", 1),
+    ]
+
+
+def test_sends_and_outcomes_are_counted_per_minute(filled: Database) -> None:
+    report = report_for(filled)
+    minute = T0
+    next_minute = T0 + timedelta(minutes=1)
+    assert report.sends_per_minute == [
+        (minute, "cue", 4),
+        (minute, "messangi", 6),
+        (next_minute, "cue", 4),
+    ]
+    assert report.outcomes_per_minute == [
+        (minute, "delivered", 3),
+        (minute, "failed", 2),
+        (next_minute, "delivered", 2),
+        (next_minute, "failed", 1),
+        (next_minute, "undelivered", 1),
+        (T0 + timedelta(hours=1), "expired", 1),
+    ]
+
+
+def test_a_vendor_filter_narrows_every_figure(filled: Database) -> None:
+    report = report_for(filled, ReportFilter(PERIOD.since, PERIOD.until, "messangi"))
+    assert report.providers == ["messangi"]
+    assert report.delivery_rate() == pytest.approx(0.4)
+    assert report.median_delivery_seconds[None] == pytest.approx(22.5, abs=0.01)
+    assert report.attempt_errors == [
+        CodeCount("messangi", "E111", 2),
+        CodeCount("messangi", "429", 1),
+    ]
+    assert {p for _, p, _ in report.sends_per_minute} == {"messangi"}
+
+
+def test_an_empty_period_has_no_rate_and_no_median(filled: Database) -> None:
+    report = report_for(filled, ReportFilter(T0 - timedelta(hours=5), T0 - timedelta(hours=4)))
+    assert report.counts == {}
+    assert report.delivery_rate() is None
+    assert report.median_delivery_seconds == {None: None}
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def test_the_chart_is_a_png_of_the_configured_size(filled: Database, tmp_path: Path) -> None:
+    path = draw(report_for(filled), tmp_path / "charts" / "report.png")
+    assert path.stat().st_size > 10_000
+    assert png_size(path) == (1100, 750)
+
+
+def test_an_empty_period_still_draws_a_chart(filled: Database, tmp_path: Path) -> None:
+    empty = report_for(filled, ReportFilter(T0 - timedelta(hours=5), T0 - timedelta(hours=4)))
+    assert png_size(draw(empty, tmp_path / "empty.png")) == (1100, 750)
+
+
+def test_moments_are_iso_in_utc_or_relative_to_now() -> None:
+    now = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    assert parse_moment(None, now) is None
+    assert parse_moment("2026-11-20T10:00", now) == T0
+    assert parse_moment("2026-11-20T12:00+02:00", now) == T0
+    assert parse_moment("90m", now) == now - timedelta(minutes=90)
+    assert parse_moment("2d", now) == now - timedelta(days=2)
+
+
+def test_the_report_command_prints_tables_and_writes_the_chart(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    upgrade(url)
+    db = fill(Database(url))
+    db.dispose()
+    out = tmp_path / "cli.png"
+    env = {**os.environ, "DATABASE_URL": url, "COLUMNS": "200"}
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "smsdispatch"),
+            "report",
+            "--since",
+            "2026-11-20T10:00",
+            "--until",
+            "2026-11-20T11:00",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "60.0%" in result.stdout  # cue's delivery rate
+    assert "22.5s" in result.stdout  # messangi's median time to delivery
+    assert "E111" in result.stdout
+    assert png_size(out) == (1100, 750)
+
+
+def test_a_campaign_filter_reports_only_that_campaigns_messages(filled: Database) -> None:
+    from sqlalchemy import update
+
+    from store.models import campaigns
+
+    with filled.session() as session, session.begin():
+        session.execute(
+            insert(campaigns),
+            {
+                "id": 1,
+                "name": "c",
+                "provider": "messangi",
+                "sender": "12345",
+                "template": "t",
+                "status": "completed",
+                "timezone": "UTC",
+                "imported": 2,
+                "rejected": 0,
+                "counts": {},
+                "created_at": T0,
+                "updated_at": T0,
+            },
+        )
+        session.execute(update(messages).where(messages.c.id.in_([7, 8])).values(campaign_id=1))
+
+    report = report_for(filled, ReportFilter(campaign_id=1))
+
+    assert report.counts == {("messangi", "delivered"): 2}
+    assert report.delivery_rate() == pytest.approx(1.0)
+    assert report.median_delivery_seconds[None] == pytest.approx(22.5, abs=0.01)
