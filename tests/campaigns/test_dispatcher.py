@@ -3,8 +3,6 @@ it releases, and what pausing, resuming and cancelling do to released messages."
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import timedelta
 
 import pytest
@@ -20,6 +18,7 @@ from store.models import messages
 from store.status import CampaignStatus, MessageStatus
 from tests.campaigns.conftest import NOON, campaign_with, spec
 from tests.clock import FakeClock
+from workers.backlog import held_ids
 from workers.runtime import Runtime
 
 CUE_RATE = 100  # per second, the catalog's Cue account limit
@@ -36,13 +35,7 @@ def by_status(rt: Runtime, campaign_id: int) -> dict[str, int]:
 
 
 def published_ids(client: redis.Redis, queue: str) -> list[int]:
-    """The message ids in the send tasks waiting on a queue."""
-    ids: list[int] = []
-    for raw in client.lrange(queue, 0, -1):
-        envelope = json.loads(raw)
-        body = json.loads(base64.b64decode(envelope["body"]))
-        ids += body[0][0]
-    return ids
+    return held_ids(client, [queue])
 
 
 def send_released(rt: Runtime, campaign_id: int, how_many: int | None = None) -> None:

@@ -4,9 +4,7 @@ campaign of 100,000 recipients with the Redis backlog measured throughout."""
 
 from __future__ import annotations
 
-import base64
 import io
-import json
 import threading
 import time
 from collections import Counter
@@ -22,6 +20,7 @@ from localstack.processes import wait_until
 from simulators.server import SimulatorServer
 from store.status import SETTLED, CampaignStatus
 from tests.integration.stack import Stack, running_stack
+from workers.backlog import ids_held
 
 pytestmark = pytest.mark.slow
 
@@ -138,19 +137,9 @@ class BacklogProbe:
         self._stop.set()
         self._thread.join()
 
-    def ids_held(self) -> int:
-        bodies = list(self.client.lrange("sms.messangi", 0, -1))
-        bodies += [json.loads(v)[0] for v in self.client.hvals("unacked")]
-        total = 0
-        for body in bodies:
-            envelope = json.loads(body) if isinstance(body, bytes | str) else body
-            args = json.loads(base64.b64decode(envelope["body"]))[0]
-            total += len(args[0]) if args else 0  # beat's tasks have no arguments
-        return total
-
     def _run(self) -> None:
         while not self._stop.wait(0.1):
-            self.peak_ids = max(self.peak_ids, self.ids_held())
+            self.peak_ids = max(self.peak_ids, ids_held(self.client, ["sms.messangi"]))
             self.peak_memory = max(self.peak_memory, int(self.client.info("memory")["used_memory"]))
 
 
