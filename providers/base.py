@@ -27,6 +27,7 @@ from config.catalog import ProviderEntry
 from providers.errors import ConfigurationError, VendorProtocolError
 from providers.message import OutboundMessage
 from providers.outcomes import CodeTable, Outcome, OutcomeKind, clip_raw
+from providers.reports import DeliveryReport, IncomingReport, MalformedReport
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 log = logging.getLogger(__name__)
@@ -109,6 +110,25 @@ class Adapter(ABC, Generic[SettingsT]):
     def batch_key(self, message: OutboundMessage) -> object:
         """Messages with equal keys may share one batch request."""
         return message.sender
+
+    # -- delivery reports and status queries (see providers.reports) -------
+
+    # The vendor documents a query for one message's status, so messages
+    # whose report never came can be reconciled by polling (`query_status`).
+    supports_status_query: ClassVar[bool] = False
+
+    @classmethod
+    def parse_report(cls, incoming: IncomingReport) -> DeliveryReport:
+        """One webhook request in the vendor's report form, normalized.
+
+        Raises `MalformedReport` for anything that is not such a report.
+        """
+        raise MalformedReport(f"{cls.name} sends no delivery reports")
+
+    async def query_status(self, tracking_id: str) -> DeliveryReport | Outcome:
+        """The vendor's current status of one message, as a report; or the
+        `Outcome` saying why there is no answer now (network, credentials)."""
+        raise NotImplementedError(f"{self.name} has no status query")
 
     # -- the shared flow --------------------------------------------------
 

@@ -39,6 +39,8 @@ from providers.base import Adapter, json_object, retry_after_seconds
 from providers.errors import ConfigurationError, VendorProtocolError
 from providers.message import OutboundMessage
 from providers.outcomes import CodeTable, Outcome, OutcomeKind, Rule, clip_raw
+from providers.reports import DeliveryReport, IncomingReport, MalformedReport, ReportTable, lookup
+from store.status import MessageStatus
 
 A = OutcomeKind
 
@@ -76,6 +78,20 @@ CODES: CodeTable = {
 # queued/sending/sent per the document; delivered would only be later news.
 ACCEPTED_STATUSES = frozenset({"queued", "sending", "sent", "delivered"})
 FAILED_STATUSES = frozenset({"failed", "undelivered"})
+
+# The document's "Status Description" -> our status, for the StatusCallback's
+# MessageStatus (sent, failed, delivered, undelivered) and the status query's
+# `status` alike. "received" is an inbound message's: not a report of ours.
+REPORT_STATUSES: ReportTable = {
+    "queued": MessageStatus.ACCEPTED,
+    "sending": MessageStatus.ACCEPTED,
+    "sent": MessageStatus.ACCEPTED,
+    "delivered": MessageStatus.DELIVERED,
+    "undelivered": MessageStatus.UNDELIVERED,
+    # "The reason could be that the message was expired, rejected or deleted
+    # by the provider": Restcomm does not tell expiry apart, so FAILED.
+    "failed": MessageStatus.FAILED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +186,54 @@ class RestcommAdapter(Adapter[RestcommSettings]):
             retry_after=retry_after_seconds(response),
         )
 
+    # -- delivery reports ----------------------------------------------------
+
+    supports_status_query: ClassVar[bool] = True
+
+    @classmethod
+    def parse_report(cls, incoming: IncomingReport) -> DeliveryReport:
+        """The StatusCallback: a form POST with MessageSid, MessageStatus and,
+        on failure, ErrorCode (the document's "Status Callback HTTP Parameters")."""
+        if incoming.method != "POST":
+            # StatusCallbackMethod is not sent, so Restcomm uses its default, POST.
+            raise MalformedReport("restcomm: a StatusCallback is a POST")
+        form = incoming.form()
+        sid, word = form.get("MessageSid"), form.get("MessageStatus")
+        if not sid or not word:
+            raise MalformedReport("restcomm: a StatusCallback needs MessageSid and MessageStatus")
+        code = _code_text(form.get("ErrorCode"))
+        return DeliveryReport(
+            lookup(REPORT_STATUSES, word, cls.name),
+            word,
+            tracking_id=sid,
+            error_code=code,
+            error_reason=_reason(code),
+            raw=incoming.raw,
+        )
+
+    async def query_status(self, tracking_id: str) -> DeliveryReport | Outcome:
+        """`fetch_status` as a report. A sid Restcomm does not know (404) is no
+        answer (see `fetch_status`): the message waits for its deadline."""
+        found = await self.fetch_status(tracking_id)
+        if isinstance(found, Outcome):
+            return found
+        if not found.found or found.status not in REPORT_STATUSES:
+            return Outcome(
+                A.RETRY,
+                code="not_found" if not found.found else "unmapped",
+                reason=f"status query: no usable status ({found.status or 'HTTP 404'})",
+                raw=found.raw,
+            )
+        assert found.status is not None
+        return DeliveryReport(
+            REPORT_STATUSES[found.status],
+            found.status,
+            tracking_id=tracking_id,
+            error_code=found.error_code,
+            error_reason=found.error_message or _reason(found.error_code),
+            raw=found.raw or "",
+        )
+
     # -- status query -------------------------------------------------------
 
     async def fetch_status(self, tracking_id: str) -> VendorStatus | Outcome:
@@ -231,3 +295,9 @@ def _code_text(value: object) -> str | None:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _reason(code: str | None) -> str | None:
+    """The document's words for an SMS error code, where it has them."""
+    rule = CODES.get(code) if code else None
+    return rule.reason if rule else None

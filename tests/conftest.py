@@ -127,7 +127,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def _truncate(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE messages, send_attempts RESTART IDENTITY CASCADE"))
+        conn.execute(
+            text("TRUNCATE messages, send_attempts, delivery_reports RESTART IDENTITY CASCADE")
+        )
     engine.dispose()
 
 

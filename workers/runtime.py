@@ -24,6 +24,7 @@ from config.settings import Settings, get_settings
 from providers.base import Adapter
 from providers.registry import build_adapter
 from providers.transport import vendor_client
+from sending.callbacks import report_url
 from sending.gate import LimiterGate
 from store.db import Database, utcnow
 from workers.limiter import RedisLimiter
@@ -82,13 +83,9 @@ class Runtime:
                 self.http,
                 self.catalog,
                 gate=gate,
-                report_url=self.report_url(provider),
+                report_url=report_url(self.settings, provider),
             )
         return self._adapters[provider]
-
-    def report_url(self, provider: str) -> str | None:
-        base = self.settings.public_base_url.rstrip("/")
-        return f"{base}/reports/{provider}" if base else None
 
     @property
     def http(self) -> httpx.AsyncClient:

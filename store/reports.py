@@ -1,0 +1,156 @@
+"""Applying delivery reports and status-query answers: forward only, idempotent.
+
+A message's status only moves forward in its lifecycle:
+
+    queued / sending ──┐
+    unknown ───────────┼──> accepted ──> delivered | undelivered | expired | failed
+                       └──────────────────────────^  (final: never changed again)
+
+Each report is one UPDATE whose WHERE names the statuses the report may move
+the message from, so two reports racing for one row (two webhook requests, a
+webhook and a poll) cannot move it backwards whatever order their
+transactions commit in: the second sees the first's status and matches
+nothing. A late "sent" after "delivered", or the same report twice, changes
+nothing. An intermediate report ("sent to network") updates the vendor's
+word on an `accepted` message and settles an `unknown` one as `accepted`.
+
+A final report may also settle a message still `queued` or `sending`: a
+vendor that names our id (Cue) can report before the worker recorded the
+send, or after a timeout that queued a (safe) resend; the resend is then not
+made, and the worker's own update, which requires `sending`, matches nothing.
+
+Every report is stored raw in `delivery_reports` with what it did.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from providers.reports import DeliveryReport
+from store.models import delivery_reports, messages
+from store.status import MessageStatus
+
+S = MessageStatus
+
+# What each kind of report may move a message from.
+FINAL_FROM = (S.QUEUED, S.SENDING, S.ACCEPTED, S.UNKNOWN)
+INTERMEDIATE_FROM = (S.ACCEPTED, S.UNKNOWN)
+
+RAW_LIMIT = 8000
+
+
+class Applied(StrEnum):
+    APPLIED = "applied"  # the message moved forward, or its vendor status was updated
+    IGNORED = "ignored"  # the message is already there or further: a late or repeated report
+    UNMATCHED = "unmatched"  # no message of this vendor carries this id
+    MALFORMED = "malformed"  # the body could not be read as a report
+
+
+def apply_report(
+    session: Session,
+    provider: str,
+    report: DeliveryReport,
+    now: datetime,
+    *,
+    source: str = "webhook",
+    keep_unmatched: bool = True,
+) -> Applied:
+    """Apply one report to its message (matched by the vendor's id, else by
+    ours) and store it raw; return what it did. An unmatched report is stored
+    only with `keep_unmatched` (the caller may retry the match first)."""
+    m = messages.c
+    matchers: list[ColumnElement[bool]] = []
+    if report.tracking_id is not None:
+        matchers.append(m.tracking_id == report.tracking_id)
+    if report.message_id is not None:
+        matchers.append(m.id == report.message_id)
+    result, message_id = Applied.UNMATCHED, None
+    for match in matchers:
+        message_id = _forward(session, provider, match, report, now)
+        if message_id is not None:
+            result = Applied.APPLIED
+            break
+        message_id = session.execute(
+            select(m.id).where(m.provider == provider, match).limit(1)
+        ).scalar()
+        if message_id is not None:
+            result = Applied.IGNORED
+            break
+    if result is not Applied.UNMATCHED or keep_unmatched:
+        record(session, provider, report, now, result, message_id=message_id, source=source)
+    return result
+
+
+def _forward(
+    session: Session,
+    provider: str,
+    match: ColumnElement[bool],
+    report: DeliveryReport,
+    now: datetime,
+) -> int | None:
+    """The one forward-only UPDATE; the id of the message it moved, if any."""
+    m = messages.c
+    values: dict[str, Any] = {
+        "status": report.status.value,
+        "vendor_status": report.vendor_status[:64],
+        "error_code": report.error_code,
+        "error_reason": report.error_reason,
+        # A report may carry the vendor's id where the send never recorded it.
+        "tracking_id": func.coalesce(m.tracking_id, report.tracking_id),
+        "sent_at": func.coalesce(m.sent_at, now),
+        "updated_at": now,
+    }
+    where: list[ColumnElement[bool]]
+    if report.final:
+        where = [m.status.in_([s.value for s in FINAL_FROM])]
+        values["final_at"] = now
+    else:
+        # A repeated intermediate report is a no-op, not a rewrite.
+        where = [
+            m.status.in_([s.value for s in INTERMEDIATE_FROM]),
+            or_(
+                m.status != S.ACCEPTED.value,
+                m.vendor_status.is_distinct_from(report.vendor_status[:64]),
+            ),
+        ]
+    stmt = (
+        update(messages)
+        .where(m.provider == provider, match, *where)
+        .values(**values)
+        .returning(m.id)
+    )
+    return session.execute(stmt).scalars().first()
+
+
+def record(
+    session: Session,
+    provider: str,
+    report: DeliveryReport | None,
+    now: datetime,
+    result: Applied,
+    *,
+    raw: str | None = None,
+    message_id: int | None = None,
+    source: str = "webhook",
+) -> None:
+    """Keep the report as the vendor sent it, with what it did."""
+    session.execute(
+        insert(delivery_reports).values(
+            provider=provider,
+            source=source,
+            message_id=message_id,
+            tracking_id=report.tracking_id if report else None,
+            vendor_status=report.vendor_status[:64] if report else None,
+            status=report.status.value if report else None,
+            raw=(report.raw if report else raw or "")[:RAW_LIMIT],
+            received_at=now,
+            applied=result is Applied.APPLIED,
+            outcome=result.value,
+        )
+    )
