@@ -24,11 +24,13 @@ Every report is stored raw in `delivery_reports` with what it did.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -154,3 +156,51 @@ def record(
             outcome=result.value,
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Stale:
+    """A message reconciliation should ask its vendor about."""
+
+    id: int
+    provider: str
+    tracking_id: str
+    status: str
+
+
+def stale_messages(
+    session: Session, provider: str, now: datetime, after_seconds: float, limit: int
+) -> list[Stale]:
+    """The vendor's messages a status query may settle, least recently asked first.
+
+    That is: `accepted` for `after_seconds` with no final report, and
+    `unknown` ones whose tracking id is known; none asked within the last
+    `after_seconds`, so a message the vendor keeps calling "sent" is asked
+    again only that often and the others get their turn.
+    """
+    m = messages.c
+    before = now - timedelta(seconds=after_seconds)
+    rows = session.execute(
+        select(m.id, m.provider, m.tracking_id, m.status)
+        .where(
+            m.provider == provider,
+            m.tracking_id.is_not(None),
+            or_(
+                and_(m.status == S.ACCEPTED.value, m.sent_at < before),
+                m.status == S.UNKNOWN.value,
+            ),
+            or_(m.polled_at.is_(None), m.polled_at < before),
+        )
+        .order_by(func.coalesce(m.polled_at, m.sent_at))
+        .limit(limit)
+    )
+    return [Stale(r.id, r.provider, r.tracking_id, r.status) for r in rows]
+
+
+def mark_polled(session: Session, ids: Sequence[int], now: datetime) -> None:
+    for start in range(0, len(ids), 1000):
+        session.execute(
+            update(messages)
+            .where(messages.c.id.in_(ids[start : start + 1000]))
+            .values(polled_at=now)
+        )

@@ -33,7 +33,7 @@ from workers import names
 
 def create_app(settings: Settings) -> Celery:
     catalog = load_catalog(settings.catalog_path)
-    app = Celery("smsdispatch", include=["tasks.send", "tasks.sweep"])
+    app = Celery("smsdispatch", include=["tasks.send", "tasks.sweep", "tasks.reconcile"])
     queues = [Queue(names.provider_queue(p, lane)) for p in catalog.providers for lane in (0, 1)]
     queues += [Queue(names.DEFAULT_QUEUE), Queue(names.MAINTENANCE_QUEUE)]
     app.conf.update(
@@ -50,7 +50,10 @@ def create_app(settings: Settings) -> Celery:
         worker_prefetch_multiplier=2,
         task_queues=queues,
         task_default_queue=names.DEFAULT_QUEUE,
-        task_routes={names.SWEEP: {"queue": names.MAINTENANCE_QUEUE}},
+        task_routes={
+            names.SWEEP: {"queue": names.MAINTENANCE_QUEUE},
+            names.RECONCILE: {"queue": names.MAINTENANCE_QUEUE},
+        },
         # Events for Flower.
         worker_send_task_events=True,
         task_send_sent_event=True,
@@ -60,6 +63,12 @@ def create_app(settings: Settings) -> Celery:
                 "schedule": settings.sweep_interval_seconds,
                 # A sweep that could not run in time is replaced by the next.
                 "options": {"expires": max(settings.sweep_interval_seconds * 5, 5.0)},
+            },
+            # Status queries for messages whose delivery report never came.
+            "reconcile-reports": {
+                "task": names.RECONCILE,
+                "schedule": settings.reconcile_interval_seconds,
+                "options": {"expires": settings.reconcile_interval_seconds},
             },
         },
         timezone="UTC",

@@ -25,3 +25,8 @@ def rate_sender(provider: str, sender: str) -> str:
 def throttles(provider: str) -> str:
     """Consecutive throttle answers from a vendor: the pause grows with it."""
     return f"{PREFIX}:throttles:{provider}"
+
+
+def rate_status_query(provider: str) -> str:
+    """The TAT of the pace at which reconciliation queries a vendor's status API."""
+    return f"{PREFIX}:rate:{provider}:status"

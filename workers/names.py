@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 SEND = "smsdispatch.send"
 SWEEP = "smsdispatch.sweep"
+RECONCILE = "smsdispatch.reconcile"
 
 DEFAULT_QUEUE = "sms.default"
 MAINTENANCE_QUEUE = "sms.maintenance"
