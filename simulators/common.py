@@ -267,7 +267,11 @@ class VendorSimulator(ABC):
 
     async def _call(self, call: ReportCall) -> int:
         if self._report_client is None:
-            self._report_client = httpx.AsyncClient(timeout=10.0)
+            # No keep-alive: the server's loop may stop at any time (tests), and
+            # an idle pooled connection would then be left unclosed.
+            self._report_client = httpx.AsyncClient(
+                timeout=10.0, limits=httpx.Limits(max_keepalive_connections=0)
+            )
         try:
             response = await self._report_client.request(
                 call.method, call.url, params=call.params, data=call.data, json=call.json
