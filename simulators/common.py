@@ -324,10 +324,10 @@ class VendorSimulator(ABC):
 
         async def post_control(request: Request) -> Response:
             update = await request.json()
-            self.state.control = self.state.control.model_copy(
-                update=Control.model_validate(
-                    {**self.state.control.model_dump(), **update}
-                ).model_dump()
+            # Validated whole: model_copy(update=...) would leave nested
+            # knobs (ceiling, report_mix) as plain dicts.
+            self.state.control = Control.model_validate(
+                {**self.state.control.model_dump(), **update}
             )
             return JSONResponse(self.state.control.model_dump())
 
