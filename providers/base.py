@@ -18,6 +18,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import httpx
@@ -124,6 +125,17 @@ class Adapter(ABC, Generic[SettingsT]):
         Raises `MalformedReport` for anything that is not such a report.
         """
         raise MalformedReport(f"{cls.name} sends no delivery reports")
+
+    # The vendor can list the messages it took by recipient, sender and time,
+    # so a send whose answer was lost (no tracking id) can be found (`find_sent`).
+    supports_sent_search: ClassVar[bool] = False
+
+    async def find_sent(
+        self, message: OutboundMessage, since: datetime, until: datetime
+    ) -> list[DeliveryReport] | Outcome:
+        """Reports for the vendor's messages that look like `message` (same
+        recipient, sender and text) sent between `since` and `until`."""
+        raise NotImplementedError(f"{self.name} cannot search what it sent")
 
     async def query_status(self, tracking_id: str) -> DeliveryReport | Outcome:
         """The vendor's current status of one message, as a report; or the

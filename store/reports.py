@@ -34,6 +34,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from providers.message import Encoding, OutboundMessage
 from providers.reports import DeliveryReport
 from store.models import delivery_reports, messages
 from store.status import MessageStatus
@@ -195,6 +196,57 @@ def stale_messages(
         .limit(limit)
     )
     return [Stale(r.id, r.provider, r.tracking_id, r.status) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Untracked:
+    """An `unknown` message without the vendor's id: what a search needs."""
+
+    message: OutboundMessage
+    claimed_at: datetime
+    sent_at: datetime
+
+
+def untracked_unknown(
+    session: Session, provider: str, now: datetime, after_seconds: float, limit: int
+) -> list[Untracked]:
+    """The vendor's `unknown` messages with no tracking id (the answer to the
+    send was lost), not searched for within the last `after_seconds`."""
+    m = messages.c
+    before = now - timedelta(seconds=after_seconds)
+    rows = session.execute(
+        select(m.id, m.recipient, m.sender, m.text, m.encoding, m.segments, m.claimed_at, m.sent_at)
+        .where(
+            m.provider == provider,
+            m.status == S.UNKNOWN.value,
+            m.tracking_id.is_(None),
+            m.claimed_at.is_not(None),
+            m.sent_at.is_not(None),
+            or_(m.polled_at.is_(None), m.polled_at < before),
+        )
+        .order_by(func.coalesce(m.polled_at, m.sent_at))
+        .limit(limit)
+    )
+    return [
+        Untracked(
+            OutboundMessage(r.id, r.recipient, r.sender, r.text, Encoding(r.encoding), r.segments),
+            r.claimed_at,
+            r.sent_at,
+        )
+        for r in rows
+    ]
+
+
+def tracked_elsewhere(session: Session, provider: str, tracking_ids: Sequence[str]) -> set[str]:
+    """Which of these vendor ids another message of ours already carries."""
+    if not tracking_ids:
+        return set()
+    m = messages.c
+    return set(
+        session.scalars(
+            select(m.tracking_id).where(m.provider == provider, m.tracking_id.in_(tracking_ids))
+        )
+    )
 
 
 def mark_polled(session: Session, ids: Sequence[int], now: datetime) -> None:

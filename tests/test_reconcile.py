@@ -118,3 +118,35 @@ def test_vendors_without_a_status_query_are_not_polled(
 ) -> None:
     send(rt, ("cue", "skycore", "messangi"), 6)
     assert reconcile_messages(rt).asked == 0
+
+
+def test_an_unknown_restcomm_message_without_a_sid_is_found_by_the_list_query(
+    settings: Settings,
+    database_url: str,
+    catalog: Catalog,
+    redis_client: redis.Redis,
+    simulators: SimulatorServer,
+) -> None:
+    settings = settings.model_copy(
+        update={
+            "database_url": database_url,
+            "reconcile_after_seconds": 0.0,
+            "http_read_timeout_seconds": 0.5,
+        }
+    )
+    rt = Runtime(settings, catalog, create_app(settings))
+    try:
+        control = simulators["restcomm"].state.control
+        control.report_delay_seconds, control.report_mix = 0.2, ReportMix(delivered=0, expired=1)
+        control.hang_next, control.hang_seconds = 1, 1.5  # Restcomm took it; the answer is lost
+        [mid] = send(rt, ("restcomm",), 1)
+        assert rows(rt, [mid])[mid][1:] == ("unknown", None)
+
+        time.sleep(0.3)
+        result = reconcile_messages(rt)
+
+        [sent] = simulators["restcomm"].state.received
+        assert result.results == {"applied": 1}
+        assert rows(rt, [mid])[mid] == ("restcomm", "failed", sent.tracking_id)
+    finally:
+        rt.close()
