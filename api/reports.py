@@ -12,10 +12,12 @@ transactions. Vendor specifics (form, vocabulary) are each adapter's
 `parse_report`; the forward-only rule is store.reports.
 
 A report that names a message the worker has not recorded yet (the report
-raced the send's commit) is matched again for up to
-`report_match_wait_seconds` before the 404. Skycore retries a postback not
-answered 200; for the others reconciliation, where it exists, and the
-`unknown` deadline settle what was refused.
+raced the send's commit: no row carries its id, or the row is still
+`sending`) is matched again for up to `report_match_wait_seconds`; then an
+unmatched one is a 404, and a final one for a row still `sending` settles it
+(the worker's own update, which requires `sending`, then changes nothing).
+Skycore retries a postback not answered 200; for the others reconciliation,
+where it exists, and the `unknown` deadline settle what was refused.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ MATCH_RETRY_SECONDS = 0.25
 def reports_router(settings: Settings, db: Database) -> APIRouter:
     router = APIRouter(prefix="/reports", tags=["delivery reports"])
 
-    def apply(provider: str, report: DeliveryReport, keep_unmatched: bool) -> Applied:
+    def apply(provider: str, report: DeliveryReport, last_try: bool) -> Applied:
         with db.session() as session, session.begin():
-            return apply_report(session, provider, report, utcnow(), keep_unmatched=keep_unmatched)
+            return apply_report(session, provider, report, utcnow(), last_try=last_try)
 
     def keep_malformed(provider: str, raw: str) -> None:
         with db.session() as session, session.begin():
@@ -72,7 +74,7 @@ def reports_router(settings: Settings, db: Database) -> APIRouter:
         while True:
             last = time.monotonic() + MATCH_RETRY_SECONDS >= deadline
             result = await run_in_threadpool(apply, provider, report, last)
-            if result is not Applied.UNMATCHED or last:
+            if result not in (Applied.UNMATCHED, Applied.PENDING) or last:
                 break
             await asyncio.sleep(MATCH_RETRY_SECONDS)
         if result is Applied.UNMATCHED:

@@ -52,6 +52,7 @@ class Applied(StrEnum):
     APPLIED = "applied"  # the message moved forward, or its vendor status was updated
     IGNORED = "ignored"  # the message is already there or further: a late or repeated report
     UNMATCHED = "unmatched"  # no message of this vendor carries this id
+    PENDING = "pending"  # its worker is still recording the send: try again shortly
     MALFORMED = "malformed"  # the body could not be read as a report
 
 
@@ -62,11 +63,16 @@ def apply_report(
     now: datetime,
     *,
     source: str = "webhook",
-    keep_unmatched: bool = True,
+    last_try: bool = True,
 ) -> Applied:
     """Apply one report to its message (matched by the vendor's id, else by
-    ours) and store it raw; return what it did. An unmatched report is stored
-    only with `keep_unmatched` (the caller may retry the match first)."""
+    ours) and store it raw; return what it did.
+
+    A caller that will try again shortly passes `last_try=False`: a report
+    that matches nothing, or a final one for a message still `sending`, is
+    then neither applied nor stored (UNMATCHED, PENDING), so the worker can
+    record the send (and the vendor's id) first.
+    """
     m = messages.c
     matchers: list[ColumnElement[bool]] = []
     if report.tracking_id is not None:
@@ -74,18 +80,21 @@ def apply_report(
     if report.message_id is not None:
         matchers.append(m.id == report.message_id)
     result, message_id = Applied.UNMATCHED, None
+    final_from = FINAL_FROM if last_try else tuple(s for s in FINAL_FROM if s is not S.SENDING)
     for match in matchers:
-        message_id = _forward(session, provider, match, report, now)
+        message_id = _forward(session, provider, match, report, now, final_from)
         if message_id is not None:
             result = Applied.APPLIED
             break
-        message_id = session.execute(
-            select(m.id).where(m.provider == provider, match).limit(1)
-        ).scalar()
-        if message_id is not None:
-            result = Applied.IGNORED
+        row = session.execute(
+            select(m.id, m.status).where(m.provider == provider, match).limit(1)
+        ).one_or_none()
+        if row is not None:
+            message_id = row.id
+            waiting = report.final and row.status == S.SENDING.value
+            result = Applied.PENDING if waiting and not last_try else Applied.IGNORED
             break
-    if result is not Applied.UNMATCHED or keep_unmatched:
+    if last_try or result not in (Applied.UNMATCHED, Applied.PENDING):
         record(session, provider, report, now, result, message_id=message_id, source=source)
     return result
 
@@ -96,6 +105,7 @@ def _forward(
     match: ColumnElement[bool],
     report: DeliveryReport,
     now: datetime,
+    final_from: Sequence[MessageStatus] = FINAL_FROM,
 ) -> int | None:
     """The one forward-only UPDATE; the id of the message it moved, if any."""
     m = messages.c
@@ -111,7 +121,7 @@ def _forward(
     }
     where: list[ColumnElement[bool]]
     if report.final:
-        where = [m.status.in_([s.value for s in FINAL_FROM])]
+        where = [m.status.in_([s.value for s in final_from])]
         values["final_at"] = now
     else:
         # A repeated intermediate report is a no-op, not a rewrite.

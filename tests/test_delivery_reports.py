@@ -196,3 +196,24 @@ def test_reports_out_of_order_leave_the_final_status(database: Database) -> None
     assert dict(counts) == {ids[0]: "delivered", ids[1]: "delivered", ids[2]: "undelivered"}
     with database.session() as s:
         assert s.execute(select(func.count()).select_from(delivery_reports)).scalar() == 8
+
+
+def test_a_final_report_for_a_message_still_sending_waits_for_its_worker_until_the_last_try(
+    database: Database,
+) -> None:
+    [mid] = add_rows(database, 1, provider="cue", status="sending")
+    early = report(S.DELIVERED, "1", tracking_id=None, message_id=mid)
+    with database.session() as s, s.begin():
+        assert apply_report(s, "cue", early, NOW, last_try=False) is Applied.PENDING
+    assert state(database, mid)[0] == "sending"
+    assert stored(database) == []
+    with database.session() as s, s.begin():
+        assert apply_report(s, "cue", early, NOW, last_try=True) is Applied.APPLIED
+    assert state(database, mid)[0] == "delivered"
+
+
+def test_an_unmatched_report_is_not_kept_until_the_last_try(database: Database) -> None:
+    early = report(S.DELIVERED, "delivered", tracking_id="T-late")
+    with database.session() as s, s.begin():
+        assert apply_report(s, "restcomm", early, NOW, last_try=False) is Applied.UNMATCHED
+    assert stored(database) == []

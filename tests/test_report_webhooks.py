@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.app import create_app
 from config.settings import Settings
@@ -182,3 +184,29 @@ def test_a_repeated_report_is_answered_200_and_changes_nothing(
 def test_no_report_url_is_built_without_a_secret() -> None:
     settings = make_settings(public_base_url="https://sms.example.com")
     assert report_url(settings, "cue") is None
+
+
+def test_a_report_that_beats_the_send_being_recorded_waits_for_it(
+    webhooks: Webhooks, database: Database
+) -> None:
+    [mid] = add_rows(database, 1, provider="cue", status="sending")
+
+    def worker_records_the_send() -> None:
+        time.sleep(0.15)
+        with database.session() as s, s.begin():
+            s.execute(
+                update(messages)
+                .where(messages.c.id == mid)
+                .values(status="accepted", tracking_id="CUE-1")
+            )
+
+    recorder = threading.Thread(target=worker_records_the_send)
+    recorder.start()
+    response = cue(webhooks, mid, "")
+    recorder.join()
+    assert response.json() == {"result": "applied"}
+    with database.session() as s:
+        row = s.execute(
+            select(messages.c.status, messages.c.tracking_id).where(messages.c.id == mid)
+        ).one()
+    assert (row.status, row.tracking_id) == ("delivered", "CUE-1")
