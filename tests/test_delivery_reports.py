@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
@@ -217,3 +219,34 @@ def test_an_unmatched_report_is_not_kept_until_the_last_try(database: Database) 
     with database.session() as s, s.begin():
         assert apply_report(s, "restcomm", early, NOW, last_try=False) is Applied.UNMATCHED
     assert stored(database) == []
+
+
+def test_concurrent_reports_for_the_same_messages_end_in_their_final_status(
+    database: Database,
+) -> None:
+    finals = [S.DELIVERED, S.UNDELIVERED, S.EXPIRED]
+    ids = [accepted_row(database, tracking_id=f"T{n}") for n in range(30)]
+    reports = []
+    for n in range(len(ids)):
+        final = finals[n % 3]
+        reports += [report(final, final.value, tracking_id=f"T{n}")] * 3
+        reports += [report(S.ACCEPTED, word, tracking_id=f"T{n}") for word in ("sent", "queued")]
+    random.Random(5).shuffle(reports)
+
+    def one(r: DeliveryReport) -> Applied:
+        with database.session() as s, s.begin():
+            return apply_report(s, "restcomm", r, NOW)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(one, reports))
+
+    with database.session() as s:
+        statuses = dict(
+            s.execute(select(messages.c.id, messages.c.status).where(messages.c.id.in_(ids))).all()
+        )
+    assert statuses == {mid: finals[n % 3].value for n, mid in enumerate(ids)}
+    # Each message was settled exactly once, whatever the order.
+    finals_applied = [
+        r for r, res in zip(reports, results, strict=True) if r.final and res is Applied.APPLIED
+    ]
+    assert len(finals_applied) == len(ids)
