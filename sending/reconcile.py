@@ -2,11 +2,12 @@
 
 Runs from beat (`smsdispatch.reconcile`, on the maintenance queue) every
 `reconcile_interval_seconds`. For each vendor whose adapter has a status query
-(Restcomm by Sid, SMSBuddy by id; Cue, Messangi and Skycore document none), it
-takes the messages `accepted` for `reconcile_after_seconds` without a final
-status, and `unknown` ones with a tracking id, asks the vendor about each, and
-applies every answer through the same forward-only update as the webhooks
-(`store.reports.apply_report`, stored with source "poll").
+(Restcomm by Sid, SMSBuddy by id; Cue and Skycore document none, and Messangi
+mentions one without specifying it), it takes the messages `accepted` for
+`reconcile_after_seconds` without a final status, and `unknown` ones with a
+tracking id, asks the vendor about each, and applies every answer through the
+same forward-only update as the webhooks (`store.reports.apply_report`, stored
+with source "poll").
 
 An `unknown` message without a tracking id (the answer to its send was
 lost) is searched for where the vendor can list what it took (Restcomm, by
