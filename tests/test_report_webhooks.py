@@ -15,11 +15,13 @@ from sqlalchemy import select, update
 
 from api.app import create_app
 from config.settings import Settings
+from localstack.processes import wait_until
 from localstack.serve import BackgroundServer
 from sending.callbacks import report_url
+from simulators.server import SimulatorServer
 from store.db import Database
 from store.models import delivery_reports, messages
-from tests.settings import make_settings
+from tests.settings import TEST_CREDENTIALS, make_settings
 from tests.test_outbox import add_rows
 
 SECRET = "report-secret-for-tests-0123456789"
@@ -210,3 +212,23 @@ def test_a_report_that_beats_the_send_being_recorded_waits_for_it(
             select(messages.c.status, messages.c.tracking_id).where(messages.c.id == mid)
         ).one()
     assert (row.status, row.tracking_id) == ("delivered", "CUE-1")
+
+
+def test_skycore_retries_a_postback_refused_as_unknown_until_the_message_is_recorded(
+    webhooks: Webhooks, database: Database, simulators: SimulatorServer
+) -> None:
+    control = simulators["skycore"].state.control
+    control.reports, control.report_delay_seconds = True, 0.0
+    control.report_retry_seconds, control.postback_url = 0.5, webhooks.url("skycore")
+    sent = httpx.post(
+        f"{simulators.root}/skycore/API",
+        headers={"x-api-key": TEST_CREDENTIALS["skycore"]["api_key"]},
+        json={"action": "sendsms", "message-text": "hi", "to": "12025550100", "from": "00000"},
+    ).json()
+    tracking_id = sent["tracking-id"]
+    fate = simulators["skycore"].state.fates[tracking_id]
+    wait_until(lambda: fate.callbacks == [404], 5, "the first postback, refused")
+
+    [mid] = add_rows(database, 1, provider="skycore", status="accepted", tracking_id=tracking_id)
+    wait_until(lambda: fate.callbacks == [404, 200], 5, "the retried postback")
+    assert status_of(database, mid) == ("delivered", "DELIVERED")
