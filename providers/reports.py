@@ -37,6 +37,10 @@ REPORTABLE = frozenset(
 
 ReportTable = Mapping[str, MessageStatus]
 
+# The widths of messages.tracking_id and messages.error_code.
+MAX_ID_CHARS = 128
+MAX_CODE_CHARS = 64
+
 
 class MalformedReport(ValueError):
     """The request is not a report in the vendor's documented (or chosen) form."""
@@ -91,6 +95,11 @@ class DeliveryReport:
             raise ValueError(f"a report cannot carry status {self.status}")
         if self.tracking_id is None and self.message_id is None:
             raise MalformedReport("the report names no message")
+        # Longer than any id we store (messages.tracking_id is 128): not one of ours.
+        if self.tracking_id is not None and len(self.tracking_id) > MAX_ID_CHARS:
+            raise MalformedReport("the report's id is longer than any vendor id")
+        if self.error_code is not None and len(self.error_code) > MAX_CODE_CHARS:
+            raise MalformedReport("the report's error code is longer than any vendor code")
 
     @property
     def final(self) -> bool:

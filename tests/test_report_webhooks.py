@@ -159,6 +159,7 @@ def test_a_report_for_an_unknown_tracking_id_is_a_404_and_changes_nothing(
         ("skycore", {"json": ["tracking-id", "V-1"]}),
         ("restcomm", {"data": {"MessageStatus": "delivered"}}),
         ("cue", {"params": {"message_id": "1", "status": "%d"}}),
+        ("skycore", {"json": {"tracking-id": "T" * 200, "status": "DELIVERED"}}),
     ],
 )
 def test_a_malformed_report_is_a_400_changes_nothing_and_is_kept_raw(
