@@ -4,6 +4,7 @@
     POST /v1/messages/batch   many         -> 202 accepted + rejected (by index, with why)
     GET  /v1/messages/{id}    its status, vendor tracking id and timestamps
     GET  /metrics             Prometheus (monitoring/web.py: METRICS_TOKEN, not API keys)
+    GET|POST /reports/{vendor}/{token}   delivery reports (api/reports.py)
     GET  /openapi.json        the contract
 
 Keys travel in the `X-API-Key` header and are compared in constant time;
@@ -20,6 +21,7 @@ from fastapi.security import APIKeyHeader
 from sqlalchemy import select
 
 from api.limits import MaxBodySize
+from api.reports import reports_router
 from api.schemas import Accepted, BatchIn, BatchOut, MessageIn, MessageStatusOut, Rejected
 from config.catalog import load_catalog
 from config.settings import Settings
@@ -129,6 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
         return response
 
     app.include_router(metrics_router(settings, db))
+    app.include_router(reports_router(settings, db))
     app.add_middleware(MaxBodySize, max_bytes=settings.api_max_body_bytes)
     return app
 

@@ -274,13 +274,24 @@ def _complete_finished(session: Session, campaign_ids: list[int], now: datetime)
 
 
 def _refresh(rt: Runtime, active: list[RowMapping], result: DispatchResult, now: datetime) -> None:
+    """Recount active campaigns, and finished ones while delivery reports still
+    move their messages (for `campaign_counts_after_seconds`)."""
     interval = timedelta(seconds=rt.settings.campaign_counts_interval_seconds)
     finished = set(result.completed) | set(result.ended)
+    c = campaigns.c
+    with rt.db.session() as session:
+        recent = session.execute(
+            select(c.id, c.updated_at).where(
+                c.status.in_([CampaignStatus.COMPLETED, CampaignStatus.CANCELLED]),
+                c.finished_at >= now - timedelta(seconds=rt.settings.campaign_counts_after_seconds),
+            )
+        ).mappings()
+        candidates = [*active, *recent]
     stale = [
-        c["id"]
-        for c in active
-        if c["id"] not in finished
-        and (c["updated_at"] is None or now - c["updated_at"] >= interval)
+        row["id"]
+        for row in candidates
+        if row["id"] not in finished
+        and (row["updated_at"] is None or now - row["updated_at"] >= interval)
     ]
     for campaign_id in stale:
         with rt.db.session() as session, session.begin():

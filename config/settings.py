@@ -105,9 +105,27 @@ class Settings(BaseSettings):
     dispatch_interval_seconds: float = 1.0
     campaign_backlog_seconds: float = 10.0
     campaign_counts_interval_seconds: float = 5.0
+    # Delivery reports keep coming after a campaign has sent everything: its
+    # counters follow them for this long after it finishes.
+    campaign_counts_after_seconds: float = 86400.0
 
-    # Where vendors post delivery reports (the webhooks of the HTTP API).
+    # Where vendors post delivery reports (the webhooks of the HTTP API):
+    # {public_base_url}/reports/<vendor>/<token>, each vendor's token derived
+    # from REPORT_SECRET (sending/callbacks.py). Without both, no reports are
+    # asked for and the webhooks refuse everything.
     public_base_url: str = ""
+    report_secret: SecretStr = SecretStr("")
+    # A report naming a message whose send is not recorded yet waits this long
+    # for the worker to record it before it is refused as unmatched.
+    report_match_wait_seconds: float = 2.0
+    # Reconciliation (beat): messages `accepted` this long without a final
+    # report, and `unknown` ones, are polled where the vendor has a status
+    # query; at most `reconcile_batch` per run and `reconcile_rate_per_second`
+    # queries per vendor across all workers.
+    reconcile_after_seconds: float = 900.0
+    reconcile_interval_seconds: float = 60.0
+    reconcile_batch: int = 500
+    reconcile_rate_per_second: float = 5.0
 
     # The HTTP API: the keys other applications present (X-API-Key; with
     # none configured every request is refused), and request size limits.

@@ -182,6 +182,12 @@ def simulators_process(env: Mapping[str, str], log_dir: Path, port: int) -> Mana
     return ManagedProcess("simulators", argv, env, log_dir / "simulators.log")
 
 
+def api_process(env: Mapping[str, str], log_dir: Path, port: int) -> ManagedProcess:
+    """The HTTP API, delivery-report webhooks included."""
+    argv = [str(BIN / "smsdispatch"), "api", "--port", str(port)]
+    return ManagedProcess("api", argv, env, log_dir / "api.log")
+
+
 def flower_process(
     env: Mapping[str, str], log_dir: Path, port: int, basic_auth: str
 ) -> ManagedProcess:

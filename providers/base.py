@@ -18,6 +18,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import httpx
@@ -27,6 +28,7 @@ from config.catalog import ProviderEntry
 from providers.errors import ConfigurationError, VendorProtocolError
 from providers.message import OutboundMessage
 from providers.outcomes import CodeTable, Outcome, OutcomeKind, clip_raw
+from providers.reports import DeliveryReport, IncomingReport, MalformedReport
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 log = logging.getLogger(__name__)
@@ -109,6 +111,36 @@ class Adapter(ABC, Generic[SettingsT]):
     def batch_key(self, message: OutboundMessage) -> object:
         """Messages with equal keys may share one batch request."""
         return message.sender
+
+    # -- delivery reports and status queries (see providers.reports) -------
+
+    # The vendor documents a query for one message's status, so messages
+    # whose report never came can be reconciled by polling (`query_status`).
+    supports_status_query: ClassVar[bool] = False
+
+    @classmethod
+    def parse_report(cls, incoming: IncomingReport) -> DeliveryReport:
+        """One webhook request in the vendor's report form, normalized.
+
+        Raises `MalformedReport` for anything that is not such a report.
+        """
+        raise MalformedReport(f"{cls.name} sends no delivery reports")
+
+    # The vendor can list the messages it took by recipient, sender and time,
+    # so a send whose answer was lost (no tracking id) can be found (`find_sent`).
+    supports_sent_search: ClassVar[bool] = False
+
+    async def find_sent(
+        self, message: OutboundMessage, since: datetime, until: datetime
+    ) -> list[DeliveryReport] | Outcome:
+        """Reports for the vendor's messages that look like `message` (same
+        recipient, sender and text) sent between `since` and `until`."""
+        raise NotImplementedError(f"{self.name} cannot search what it sent")
+
+    async def query_status(self, tracking_id: str) -> DeliveryReport | Outcome:
+        """The vendor's current status of one message, as a report; or the
+        `Outcome` saying why there is no answer now (network, credentials)."""
+        raise NotImplementedError(f"{self.name} has no status query")
 
     # -- the shared flow --------------------------------------------------
 

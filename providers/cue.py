@@ -32,6 +32,15 @@ from providers.base import Adapter, json_object
 from providers.errors import ConfigurationError, VendorProtocolError
 from providers.message import OutboundMessage
 from providers.outcomes import CodeTable, Outcome, OutcomeKind, Rule, clip_raw
+from providers.reports import (
+    DeliveryReport,
+    IncomingReport,
+    MalformedReport,
+    ReportTable,
+    lookup,
+    our_id,
+)
+from store.status import MessageStatus
 
 K = OutcomeKind
 
@@ -80,6 +89,17 @@ class ReportStatus(IntFlag):
     SENT_TO_NETWORK = 8
     FAILED_AT_NETWORK = 16
 
+
+# Cue's "delivery status codes" (one bit per report) -> our status. Queued at
+# and sent to network are still in flight. "Failed at network" is a refusal
+# by the network (FAILED), told apart from "Undelivered" as Cue does.
+REPORT_STATUSES: ReportTable = {
+    str(int(ReportStatus.DELIVERED)): MessageStatus.DELIVERED,
+    str(int(ReportStatus.UNDELIVERED)): MessageStatus.UNDELIVERED,
+    str(int(ReportStatus.QUEUED_AT_NETWORK)): MessageStatus.ACCEPTED,
+    str(int(ReportStatus.SENT_TO_NETWORK)): MessageStatus.ACCEPTED,
+    str(int(ReportStatus.FAILED_AT_NETWORK)): MessageStatus.FAILED,
+}
 
 # The final statuses only: delivered, undelivered, failed at network (= 19,
 # the document's own example and its default).
@@ -148,6 +168,26 @@ class CueAdapter(Adapter[CueSettings]):
             params["report_mask"] = str(int(REPORT_MASK))
         url = self.settings.base_url.rstrip("/") + "/json"
         return self.client.build_request("GET", url, params=params)
+
+    @classmethod
+    def parse_report(cls, incoming: IncomingReport) -> DeliveryReport:
+        """Cue requests our report URL with `message_id` (ours, added when
+        sending) and `status` (the bit Cue put in place of `%d`).
+
+        The document says Cue "will call this URL" without naming the method:
+        we take the query of a GET and the form of a POST alike.
+        """
+        fields = incoming.fields()
+        message_id = our_id(fields.get(REPORT_ID_PARAM))
+        word = fields.get(REPORT_STATUS_PARAM)
+        if message_id is None or not word:
+            raise MalformedReport("cue: a report needs message_id and status")
+        return DeliveryReport(
+            lookup(REPORT_STATUSES, word, cls.name),
+            word,
+            message_id=message_id,
+            raw=incoming.raw,
+        )
 
     def parse_response(self, response: httpx.Response, message: OutboundMessage) -> Outcome:
         body = json_object(response)

@@ -21,6 +21,7 @@ the batch endpoint would try to fill them in from `params`.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Generator, Iterable, Sequence
 from typing import Any
@@ -33,6 +34,16 @@ from providers.base import Adapter, json_object, retry_after_seconds
 from providers.errors import ConfigurationError, VendorProtocolError
 from providers.message import OutboundMessage
 from providers.outcomes import CodeTable, Outcome, OutcomeKind, Rule
+from providers.reports import (
+    DeliveryReport,
+    IncomingReport,
+    MalformedReport,
+    ReportTable,
+    lookup,
+    our_id,
+    text,
+)
+from store.status import MessageStatus
 
 ACCEPTED = OutcomeKind.ACCEPTED
 PERMANENT = OutcomeKind.PERMANENT
@@ -68,6 +79,32 @@ CODES: CodeTable = {
     "502": Rule(RETRY, "bad gateway"),
     "503": Rule(RETRY, "service unavailable"),
     "504": Rule(RETRY, "gateway timeout"),
+}
+
+S = MessageStatus
+# The document's callback statuses, every one, in its order -> our status.
+REPORT_STATUSES: ReportTable = {
+    "DELIVRD": S.DELIVERED,
+    "EXPIRED": S.EXPIRED,
+    # Deleted before delivery (by the operator or the platform): it will not
+    # arrive, and nothing says the network tried: failed, not undelivered.
+    "DELETED": S.FAILED,
+    "UNDELIV": S.UNDELIVERED,
+    "ACCEPTD": S.ACCEPTED,
+    # "Unknown error occurred with the mobile operator. This is very unlikely."
+    # The vendor does not know the outcome either: keep waiting (the word is
+    # kept in vendor_status) rather than claim one.
+    "UNKNOWN": S.ACCEPTED,
+    "REJECTD": S.FAILED,
+    "INVALID_ROUTING": S.FAILED,
+    "CODE_NOT_ALLOWED": S.FAILED,
+    "BLACKLISTED": S.FAILED,
+    "QUEUE": S.ACCEPTED,
+    "DEQUEUED": S.ACCEPTED,
+    "SENT": S.ACCEPTED,
+    "ERROR": S.FAILED,
+    "ENROUTE": S.ACCEPTED,
+    "SEGMENTS_EXCEEDED": S.FAILED,
 }
 
 NOT_MENTIONED = "the batch answer neither issued an id for this recipient nor listed it as invalid"
@@ -177,6 +214,42 @@ class MessangiAdapter(Adapter[MessangiSettings]):
         for batches in groups.values():
             for _, batch in batches:
                 yield batch
+
+    # -- delivery reports -------------------------------------------------------
+
+    @classmethod
+    def parse_report(cls, incoming: IncomingReport) -> DeliveryReport:
+        """A callback: "HTTP POST access method and ... a JSON body".
+
+        The document refers to a "Callback URL (MT)" section it does not
+        include, so the body's fields are our reading of the send answer's
+        `data`: `id` (Messangi's message id), `status` (a callback status
+        word), and `externalId` (ours, sent back "if you request callbacks").
+        A body wrapped in `{"data": {...}}` is read the same. The message is
+        matched by `id`; `externalId` names it when the send was never
+        recorded (an ambiguous send): a batch's externalId is not a message
+        id, so it matches nothing.
+        """
+        if incoming.method != "POST":
+            raise MalformedReport("messangi: a callback is a POST")
+        try:
+            body = json.loads(incoming.body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MalformedReport("messangi: the callback body is not JSON") from exc
+        if isinstance(body, dict) and isinstance(body.get("data"), dict):
+            body = body["data"]
+        if not isinstance(body, dict):
+            raise MalformedReport("messangi: the callback body is not a JSON object")
+        word = text(body.get("status"))
+        if word is None:
+            raise MalformedReport("messangi: the callback has no status")
+        return DeliveryReport(
+            lookup(REPORT_STATUSES, word, cls.name),
+            word,
+            tracking_id=text(body.get("id")),
+            message_id=our_id(text(body.get("externalId"))),
+            raw=incoming.raw,
+        )
 
     # -- answers --------------------------------------------------------------
 

@@ -27,7 +27,10 @@ integrator would code against it:
 
 from __future__ import annotations
 
+import email.utils
+import json
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -39,6 +42,8 @@ from providers.base import Adapter, json_object, retry_after_seconds
 from providers.errors import ConfigurationError, VendorProtocolError
 from providers.message import OutboundMessage
 from providers.outcomes import CodeTable, Outcome, OutcomeKind, Rule, clip_raw
+from providers.reports import DeliveryReport, IncomingReport, MalformedReport, ReportTable, lookup
+from store.status import MessageStatus
 
 A = OutcomeKind
 
@@ -72,10 +77,27 @@ CODES: CodeTable = {
     "30090": Rule(A.AMBIGUOUS, "No Response received for SMPP Request"),
 }
 
+# Messages asked for per list query when looking for a send whose answer was lost.
+SEARCH_PAGE = 50
+
 # Representation statuses that mean Restcomm took the message. A POST answer is
 # queued/sending/sent per the document; delivered would only be later news.
 ACCEPTED_STATUSES = frozenset({"queued", "sending", "sent", "delivered"})
 FAILED_STATUSES = frozenset({"failed", "undelivered"})
+
+# The document's "Status Description" -> our status, for the StatusCallback's
+# MessageStatus (sent, failed, delivered, undelivered) and the status query's
+# `status` alike. "received" is an inbound message's: not a report of ours.
+REPORT_STATUSES: ReportTable = {
+    "queued": MessageStatus.ACCEPTED,
+    "sending": MessageStatus.ACCEPTED,
+    "sent": MessageStatus.ACCEPTED,
+    "delivered": MessageStatus.DELIVERED,
+    "undelivered": MessageStatus.UNDELIVERED,
+    # "The reason could be that the message was expired, rejected or deleted
+    # by the provider": Restcomm does not tell expiry apart, so FAILED.
+    "failed": MessageStatus.FAILED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +192,116 @@ class RestcommAdapter(Adapter[RestcommSettings]):
             retry_after=retry_after_seconds(response),
         )
 
+    # -- delivery reports ----------------------------------------------------
+
+    supports_status_query: ClassVar[bool] = True
+
+    @classmethod
+    def parse_report(cls, incoming: IncomingReport) -> DeliveryReport:
+        """The StatusCallback: a form POST with MessageSid, MessageStatus and,
+        on failure, ErrorCode (the document's "Status Callback HTTP Parameters")."""
+        if incoming.method != "POST":
+            # StatusCallbackMethod is not sent, so Restcomm uses its default, POST.
+            raise MalformedReport("restcomm: a StatusCallback is a POST")
+        form = incoming.form()
+        sid, word = form.get("MessageSid"), form.get("MessageStatus")
+        if not sid or not word:
+            raise MalformedReport("restcomm: a StatusCallback needs MessageSid and MessageStatus")
+        code = _code_text(form.get("ErrorCode"))
+        return DeliveryReport(
+            lookup(REPORT_STATUSES, word, cls.name),
+            word,
+            tracking_id=sid,
+            error_code=code,
+            error_reason=_reason(code),
+            raw=incoming.raw,
+        )
+
+    async def query_status(self, tracking_id: str) -> DeliveryReport | Outcome:
+        """`fetch_status` as a report. A sid Restcomm does not know (404) is no
+        answer (see `fetch_status`): the message waits for its deadline."""
+        found = await self.fetch_status(tracking_id)
+        if isinstance(found, Outcome):
+            return found
+        if not found.found or found.status not in REPORT_STATUSES:
+            return Outcome(
+                A.RETRY,
+                code="not_found" if not found.found else "unmapped",
+                reason=f"status query: no usable status ({found.status or 'HTTP 404'})",
+                raw=found.raw,
+            )
+        assert found.status is not None
+        return DeliveryReport(
+            REPORT_STATUSES[found.status],
+            found.status,
+            tracking_id=tracking_id,
+            error_code=found.error_code,
+            error_reason=found.error_message or _reason(found.error_code),
+            raw=found.raw or "",
+        )
+
+    supports_sent_search: ClassVar[bool] = True
+
+    async def find_sent(
+        self, message: OutboundMessage, since: datetime, until: datetime
+    ) -> list[DeliveryReport] | Outcome:
+        """The list query ("Get SMS List") by To, From, StartTime and EndTime,
+        keeping the messages whose body is this text and whose date_created
+        falls in the window. One page of `SEARCH_PAGE`: more messages than that
+        to one number from one sender in the window is an answer we do not
+        guess from (RETRY, reported as no answer).
+        """
+        params = {
+            "To": message.recipient,
+            "From": message.sender,
+            # The filters are whole seconds at best; the window is widened by
+            # one and date_created is checked below.
+            "StartTime": (since - timedelta(seconds=1)).isoformat(timespec="seconds"),
+            "EndTime": (until + timedelta(seconds=1)).isoformat(timespec="seconds"),
+            "PageSize": str(SEARCH_PAGE),
+            "SortBy": "DateCreated:asc",
+        }
+        request = self.client.build_request("GET", f"{self._messages_url}.json", params=params)
+        try:
+            response = await self.client.send(request, auth=self.auth())
+        except httpx.TransportError as exc:
+            return Outcome(A.RETRY, code=type(exc).__name__, reason="list query failed")
+        if not response.is_success:
+            return self._refused(response)
+        try:
+            body = json_object(response)
+            items = body.get("messages")
+            if not isinstance(items, list):
+                raise VendorProtocolError("list answer without messages")
+        except VendorProtocolError as exc:
+            return Outcome(A.RETRY, code="unreadable", reason=f"list query: {exc}")
+        total = body.get("total")
+        if isinstance(total, int) and total > len(items):
+            return Outcome(A.RETRY, code="too_many", reason="list query: more than one page")
+        found = []
+        for item in items:
+            if not isinstance(item, dict) or item.get("body") != message.text:
+                continue
+            sid, status = _text(item.get("sid")), _text(item.get("status"))
+            created = _rfc2822(item.get("date_created"))
+            if sid is None or status is None or status not in REPORT_STATUSES or created is None:
+                continue
+            if not since - timedelta(seconds=1) <= created <= until + timedelta(seconds=1):
+                continue
+            code = _code_text(item.get("error_code"))
+            found.append(
+                DeliveryReport(
+                    REPORT_STATUSES[status],
+                    status,
+                    tracking_id=sid,
+                    message_id=message.id,
+                    error_code=code,
+                    error_reason=_text(item.get("error_message")) or _reason(code),
+                    raw=clip_raw(json.dumps(item)) or "",
+                )
+            )
+        return found
+
     # -- status query -------------------------------------------------------
 
     async def fetch_status(self, tracking_id: str) -> VendorStatus | Outcome:
@@ -231,3 +363,19 @@ def _code_text(value: object) -> str | None:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _rfc2822(value: object) -> datetime | None:
+    """date_created ("Thu, 4 Jul 2019 07:02:28 +0000") as an aware datetime."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _reason(code: str | None) -> str | None:
+    """The document's words for an SMS error code, where it has them."""
+    rule = CODES.get(code) if code else None
+    return rule.reason if rule else None

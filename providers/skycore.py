@@ -25,11 +25,13 @@ Interpretations of the document (see also the comments in `CODES`):
 - Skycore has no reference field of ours, so it cannot deduplicate a resend:
   a read timeout after the request left is AMBIGUOUS.
 - Delivery reports are postbacks matched by tracking-id; the request has no
-  field to ask for them (`report_url` is not sent). Postbacks come later.
+  field to ask for them (`report_url` is not sent): the postback URL is set
+  on the account (its API settings) to our Skycore report URL.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator
 from typing import Any
 
@@ -41,6 +43,15 @@ from providers.base import Adapter, json_object, retry_after_seconds
 from providers.errors import ConfigurationError, VendorProtocolError
 from providers.message import OutboundMessage
 from providers.outcomes import CodeTable, Outcome, OutcomeKind, Rule, clip_raw
+from providers.reports import (
+    DeliveryReport,
+    IncomingReport,
+    MalformedReport,
+    ReportTable,
+    lookup,
+    text,
+)
+from store.status import MessageStatus
 
 CODES: CodeTable = {
     # The one code the document lists (its failure example).
@@ -60,6 +71,21 @@ CODES: CodeTable = {
 
 SUCCESS = "success"
 FAILURE = "failure"
+
+# Postback statuses. The document only says postbacks are matched by
+# tracking-id (and, per DESIGN, retried every 5 minutes up to 5 times until
+# answered 200 within 10 s); it gives neither their body nor their words.
+# Our reading: a JSON POST in the send API's style, {"tracking-id", "status",
+# "error-code"?, "error-info"?}, with these words (compared case-insensitively).
+REPORT_STATUSES: ReportTable = {
+    "queued": MessageStatus.ACCEPTED,
+    "sent": MessageStatus.ACCEPTED,
+    "delivered": MessageStatus.DELIVERED,
+    "undelivered": MessageStatus.UNDELIVERED,
+    "expired": MessageStatus.EXPIRED,
+    "rejected": MessageStatus.FAILED,
+    "failed": MessageStatus.FAILED,
+}
 
 
 class SkycoreKeyAuth(httpx.Auth):
@@ -98,6 +124,29 @@ class SkycoreAdapter(Adapter[SkycoreSettings]):
         if not sender or (number.isascii() and number.isdigit()):
             return {"from": number or self.settings.default_sender}
         return {"from": self.settings.default_sender, "from-mask": sender}
+
+    @classmethod
+    def parse_report(cls, incoming: IncomingReport) -> DeliveryReport:
+        """A postback (see REPORT_STATUSES for the form we read)."""
+        if incoming.method != "POST":
+            raise MalformedReport("skycore: a postback is a POST")
+        try:
+            body = json.loads(incoming.body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MalformedReport("skycore: the postback body is not JSON") from exc
+        if not isinstance(body, dict):
+            raise MalformedReport("skycore: the postback body is not a JSON object")
+        tracking_id, word = text(body.get("tracking-id")), text(body.get("status"))
+        if tracking_id is None or word is None:
+            raise MalformedReport("skycore: a postback needs tracking-id and status")
+        return DeliveryReport(
+            lookup(REPORT_STATUSES, word.casefold(), cls.name),
+            word,
+            tracking_id=tracking_id,
+            error_code=text(body.get("error-code")),
+            error_reason=text(body.get("error-info")),
+            raw=incoming.raw,
+        )
 
     def parse_response(self, response: httpx.Response, message: OutboundMessage) -> Outcome:
         body = json_object(response)

@@ -19,7 +19,7 @@ with HTTP 200 is still classified by its code.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -27,7 +27,17 @@ from config.settings import SMSBuddySettings
 from providers.base import Adapter, json_object, retry_after_seconds
 from providers.errors import ConfigurationError, VendorProtocolError
 from providers.message import OutboundMessage
-from providers.outcomes import CodeTable, Outcome, OutcomeKind, Rule
+from providers.outcomes import CodeTable, Outcome, OutcomeKind, Rule, clip_raw
+from providers.reports import (
+    DeliveryReport,
+    IncomingReport,
+    MalformedReport,
+    ReportTable,
+    lookup,
+    our_id,
+    text,
+)
+from store.status import MessageStatus
 
 # Ours, not the vendor's: a message of a successful answer that the answer does
 # not list. The vendor lists what it accepted ("N numbers accepted for
@@ -74,6 +84,22 @@ CODES: CodeTable = {
 }
 
 SUCCESS = "200"
+
+# Delivery statuses. The document shows only "AWAITING-DLR" (a send answer's
+# status, no report yet); the rest are the SMPP receipt words Indian routes
+# report, which is what a careful integrator codes against until the vendor
+# says otherwise. An unknown word is refused (4xx) and kept, not guessed at.
+REPORT_STATUSES: ReportTable = {
+    "AWAITING-DLR": MessageStatus.ACCEPTED,
+    "SUBMITTED": MessageStatus.ACCEPTED,
+    "DELIVRD": MessageStatus.DELIVERED,
+    "UNDELIV": MessageStatus.UNDELIVERED,
+    "EXPIRED": MessageStatus.EXPIRED,
+    "REJECTD": MessageStatus.FAILED,
+    # Blocked by India's Do-Not-Disturb registry: it will never be delivered.
+    "DND": MessageStatus.FAILED,
+    "FAILED": MessageStatus.FAILED,
+}
 
 
 class SMSBuddyAdapter(Adapter[SMSBuddySettings]):
@@ -188,6 +214,69 @@ class SMSBuddyAdapter(Adapter[SMSBuddySettings]):
             )
         # An unknown code in an HTTP error: let the HTTP status decide.
         return self.classify_http(response, code=code, reason=reason)
+
+    # -- delivery reports and the status query ------------------------------
+
+    supports_status_query: ClassVar[bool] = True
+
+    @classmethod
+    def parse_report(cls, incoming: IncomingReport) -> DeliveryReport:
+        """A request to our `dlr_url`. The document says only that the URL
+        receives "the status of the message" and the `custom` parameter; we
+        read `id` (the vendor's id from the send answer), `status` and `custom`
+        (our id, sent with single messages) from the query of a GET or the
+        form of a POST alike.
+        """
+        fields = incoming.fields()
+        word = fields.get("status")
+        tracking_id = fields.get("id") or None
+        message_id = our_id(fields.get("custom"))
+        if not word:
+            raise MalformedReport("smsbuddy: a report needs a status")
+        return DeliveryReport(
+            lookup(REPORT_STATUSES, word, cls.name),
+            word,
+            tracking_id=tracking_id,
+            message_id=message_id,
+            raw=incoming.raw,
+        )
+
+    async def query_status(self, tracking_id: str) -> DeliveryReport | Outcome:
+        """`GET {base_url}/sms/send?key=...&id=<id>`: "You can retrieve the
+        results of the message you sent using the GET method ... containing the
+        reference id for the message you sent." We read "reference id" as the
+        `id` the send answer gave (our refid is not unique to the vendor), and
+        the answer as the send answer's shape: a "200" body whose `data` holds
+        the message's record with its current `status`.
+        """
+        request = self.client.build_request(
+            "GET", self._url("sms/send"), params={"key": self._key(), "id": tracking_id}
+        )
+        try:
+            response = await self.client.send(request)
+            records = self._records(response)
+        except httpx.TransportError as exc:
+            return Outcome(
+                OutcomeKind.RETRY,
+                code=type(exc).__name__,
+                reason=f"status query failed: {type(exc).__name__}",
+            )
+        except VendorProtocolError as exc:
+            return Outcome(OutcomeKind.RETRY, code="unreadable", reason=f"status query: {exc}")
+        if isinstance(records, Outcome):
+            return records
+        record = next((r for r in records if text(r.get("id")) == tracking_id), None)
+        word = text(record.get("status")) if record else None
+        if word is None or word not in REPORT_STATUSES:
+            return Outcome(
+                OutcomeKind.RETRY,
+                code="unmapped",
+                reason=f"status query: no usable status ({word or 'no record'})",
+                raw=clip_raw(response.text),
+            )
+        return DeliveryReport(
+            REPORT_STATUSES[word], word, tracking_id=tracking_id, raw=clip_raw(response.text) or ""
+        )
 
     # -- account -------------------------------------------------------------
 

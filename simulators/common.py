@@ -1,17 +1,31 @@
-"""What every vendor simulator shares: the record, fault injection, a ceiling."""
+"""What every vendor simulator shares: the record, fault injection, a ceiling,
+and delivery reports.
+
+Delivery reports: when a simulator accepts a message it draws the message's
+fate (delivered, undelivered or expired, in the proportions of
+`Control.report_mix`) and the moment the network settles it
+(`report_delay_seconds` later). From then on the vendor's status query (where
+it has one) answers that fate, and with `Control.reports` on the simulator
+calls the callback the message asked for, in the vendor's form, at that
+moment: what the status query says and what the report says always agree.
+`state.fates` is the record tests compare with.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 import secrets
 import time
 from abc import ABC, abstractmethod
 from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+import httpx
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -40,6 +54,49 @@ class Ceiling(BaseModel):
     per_seconds: float = Field(gt=0)
 
 
+log = logging.getLogger(__name__)
+
+FATES = ("delivered", "undelivered", "expired")
+
+
+class ReportMix(BaseModel):
+    """Relative weights of the fates drawn for accepted messages."""
+
+    delivered: float = Field(1.0, ge=0)
+    undelivered: float = Field(0.0, ge=0)
+    expired: float = Field(0.0, ge=0)
+
+    def draw(self) -> str:
+        weights = [self.delivered, self.undelivered, self.expired]
+        if sum(weights) <= 0:
+            return "delivered"
+        return random.choices(FATES, weights)[0]
+
+
+@dataclass
+class Fate:
+    """What the network will do with one accepted message, and when."""
+
+    outcome: str  # delivered | undelivered | expired
+    word: str  # the vendor's word for it in reports and status queries
+    due: float  # wall-clock seconds at which the network settles it
+    callbacks: list[int] = field(default_factory=list)  # HTTP statuses our reports got
+
+    def settled(self, now: float | None = None) -> bool:
+        return (now if now is not None else time.time()) >= self.due
+
+
+@dataclass(frozen=True, slots=True)
+class ReportCall:
+    """One HTTP request the vendor makes to a callback URL."""
+
+    method: str
+    url: str
+    params: Mapping[str, str] | None = None
+    data: Mapping[str, str] | None = None
+    json: Any = None
+
+
 class Control(BaseModel):
     """Knobs a test or benchmark turns at run time (POST /_sim/<vendor>/control)."""
 
@@ -55,6 +112,15 @@ class Control(BaseModel):
     hang_next: int = 0
     hang_seconds: float = 5.0
     ceiling: Ceiling | None = None
+    # Delivery reports (module docstring): sent only with `reports` on; the
+    # fates and the status queries follow `report_mix` and the delay either way.
+    reports: bool = False
+    report_delay_seconds: float = 1.0
+    report_mix: ReportMix = ReportMix()
+    # How long a vendor that retries a failed report (Skycore) waits between tries.
+    report_retry_seconds: float = 300.0
+    # Skycore only: the account's postback URL, set in its web panel, not per request.
+    postback_url: str | None = None
 
 
 @dataclass
@@ -72,6 +138,7 @@ class Stats:
 class SimState:
     control: Control = field(default_factory=Control)
     received: list[Received] = field(default_factory=list)
+    fates: dict[str, Fate] = field(default_factory=dict)  # tracking id -> fate
     requests: int = 0
     throttled: int = 0
     _window: deque[float] = field(default_factory=deque)
@@ -88,10 +155,16 @@ class VendorSimulator(ABC):
 
     name: ClassVar[str]
     _ids = itertools.count(1)
+    # The vendor's report word for each fate (delivered, undelivered, expired).
+    FINAL_WORDS: ClassVar[Mapping[str, str]]
+    # Further tries of a report its callback did not answer with a 2xx.
+    report_retries: ClassVar[int] = 0
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.state = SimState(control=self.default_control())
+        self._report_client: httpx.AsyncClient | None = None
+        self._report_tasks: set[asyncio.Task[None]] = set()
 
     def default_control(self) -> Control:
         """The knobs after a reset: the vendor's documented limits, no faults."""
@@ -110,6 +183,14 @@ class VendorSimulator(ABC):
     @abstractmethod
     def throttle_response(self) -> Response:
         """The vendor's answer when the ceiling is reached."""
+
+    def report_calls(self, received: Received, fate: Fate) -> list[ReportCall]:
+        """The requests the vendor makes when `received` meets its fate (in
+        order); none when the message asked for no report."""
+        return []
+
+    def on_settled(self, received: Received, fate: Fate) -> None:  # noqa: B027 (optional hook)
+        """The network settled the message: a vendor with a stored record updates it."""
 
     # -- shared ------------------------------------------------------------
 
@@ -149,8 +230,56 @@ class VendorSimulator(ABC):
         received = Received(
             self.new_tracking_id(), to, sender, text, reference or None, time.time(), batch
         )
-        self.state.received.append(received)
+        state = self.state
+        state.received.append(received)
+        outcome = state.control.report_mix.draw()
+        state.fates[received.tracking_id] = Fate(
+            outcome,
+            self.FINAL_WORDS[outcome],
+            received.at + state.control.report_delay_seconds,
+        )
+        if state.control.reports:
+            # Scheduled now, run after the handler has stored what the report
+            # needs (its URL): the task first sleeps until the fate is due.
+            task = asyncio.get_running_loop().create_task(self._report_when_due(state, received))
+            self._report_tasks.add(task)
+            task.add_done_callback(self._report_tasks.discard)
         return received
+
+    def fate(self, tracking_id: str) -> Fate | None:
+        """The message's fate once the network settled it; None before (or unknown)."""
+        fate = self.state.fates.get(tracking_id)
+        return fate if fate is not None and fate.settled() else None
+
+    async def _report_when_due(self, state: SimState, received: Received) -> None:
+        fate = state.fates[received.tracking_id]
+        await asyncio.sleep(max(0.0, fate.due - time.time()))
+        for attempt in range(1 + self.report_retries):
+            if self.state is not state:  # reset meanwhile: this message is forgotten
+                return
+            if attempt == 0:
+                self.on_settled(received, fate)
+            answered = [await self._call(call) for call in self.report_calls(received, fate)]
+            fate.callbacks += answered
+            if all(200 <= status < 300 for status in answered):
+                return
+            await asyncio.sleep(state.control.report_retry_seconds)
+
+    async def _call(self, call: ReportCall) -> int:
+        if self._report_client is None:
+            # No keep-alive: the server's loop may stop at any time (tests), and
+            # an idle pooled connection would then be left unclosed.
+            self._report_client = httpx.AsyncClient(
+                timeout=10.0, limits=httpx.Limits(max_keepalive_connections=0)
+            )
+        try:
+            response = await self._report_client.request(
+                call.method, call.url, params=call.params, data=call.data, json=call.json
+            )
+        except httpx.HTTPError as exc:
+            log.warning("%s: a delivery report failed: %s", self.name, type(exc).__name__)
+            return 0
+        return response.status_code
 
     async def finish(self, response: Response, *, accepted: bool = True) -> Response:
         control = self.state.control
@@ -195,10 +324,10 @@ class VendorSimulator(ABC):
 
         async def post_control(request: Request) -> Response:
             update = await request.json()
-            self.state.control = self.state.control.model_copy(
-                update=Control.model_validate(
-                    {**self.state.control.model_dump(), **update}
-                ).model_dump()
+            # Validated whole: model_copy(update=...) would leave nested
+            # knobs (ceiling, report_mix) as plain dicts.
+            self.state.control = Control.model_validate(
+                {**self.state.control.model_dump(), **update}
             )
             return JSONResponse(self.state.control.model_dump())
 

@@ -14,7 +14,10 @@ not recorded). Where the document gives no rule the simulator chooses one:
 - throttling (no documented answer): HTTP 429 with Retry-After and a plain body.
 
 It keeps each accepted message's report URL and mask, so
-`delivery_report_url` can say what URL Cue would request for a status.
+`delivery_report_url` can say what URL Cue would request for a status, and
+requests it (a GET: the document says only that Cue "will call this URL")
+when the message's fate is due and the mask includes that status. Cue has no
+"expired" status: an expired message is reported Undelivered (2).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from config.settings import Settings
-from simulators.common import VendorSimulator
+from simulators.common import Fate, Received, ReportCall, VendorSimulator
 
 MESSAGES: dict[int, tuple[str, str]] = {
     1: ("Sent", "The message was successfully sent."),
@@ -96,6 +99,7 @@ def report_url_valid(value: str) -> bool:
 
 class CueSimulator(VendorSimulator):
     name = "cue"
+    FINAL_WORDS = {"delivered": "1", "undelivered": "2", "expired": "2"}
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -165,6 +169,10 @@ class CueSimulator(VendorSimulator):
         if report is None or not report[1] & status:
             return None
         return report[0].replace("%d", str(status))
+
+    def report_calls(self, received: Received, fate: Fate) -> list[ReportCall]:
+        url = self.delivery_report_url(received.tracking_id, int(fate.word))
+        return [ReportCall("GET", url)] if url else []
 
     def fault_response(self, code: str) -> Response:
         if code.startswith("http:"):

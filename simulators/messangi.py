@@ -9,6 +9,11 @@ expects (401 bad key, 400 malformed request, 429 throttled), each with the
 `{"meta": {"timestamp", "transactionId", "explain"}}` body the batch answer
 documents. A text over 1600 characters is a 200 with data.status ERROR and
 the documented "Text exceeds the limit of allowed segments".
+
+A message sent with `requestDR: true` and `callbacks` gets its final status
+POSTed as JSON to each callback URL when its fate is due:
+{"id", "externalId"?, "status", "date"} (the document's "Callback URL (MT)"
+section is not in it; this is the form providers/messangi.py reads).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from simulators.common import VendorSimulator
+from config.settings import Settings
+from simulators.common import Fate, Received, ReportCall, VendorSimulator
 
 # "E.164 format ('+' and a country code). The plus sign prefix of the format is
 # optional": up to 15 digits, country code first. We ask for at least 7 digits,
@@ -44,6 +50,35 @@ class BadRequest(Exception):
 
 class MessangiSimulator(VendorSimulator):
     name = "messangi"
+    FINAL_WORDS = {"delivered": "DELIVRD", "undelivered": "UNDELIV", "expired": "EXPIRED"}
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        # tracking id -> (callback URLs, externalId), for messages with requestDR.
+        self.callbacks: dict[str, tuple[list[str], str | None]] = {}
+
+    def reset(self) -> None:
+        super().reset()
+        self.callbacks = {}
+
+    def _remember_callbacks(self, body: dict[str, Any], tracking_id: str) -> None:
+        """ "To notify the status of the message delivery through a callback,
+        the requestDR must be true." """
+        urls = [u.strip() for u in str(body.get("callbacks") or "").split(",") if u.strip()]
+        if body.get("requestDR") is True and urls:
+            external = body.get("externalId")
+            self.callbacks[tracking_id] = (urls, external if isinstance(external, str) else None)
+
+    def report_calls(self, received: Received, fate: Fate) -> list[ReportCall]:
+        urls, external = self.callbacks.get(received.tracking_id, ([], None))
+        body: dict[str, Any] = {
+            "id": received.tracking_id,
+            "status": fate.word,
+            "date": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+        if external is not None:
+            body["externalId"] = external
+        return [ReportCall("POST", url, json=body) for url in urls]
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -75,6 +110,7 @@ class MessangiSimulator(VendorSimulator):
         if (refused := self.admit(1)) is not None:
             return refused
         received = self.accept(to=to, sender=sender, text=text, reference=body.get("externalId"))
+        self._remember_callbacks(body, received.tracking_id)
         data.update(id=received.tracking_id, status="QUEUE")
         return await self.finish(JSONResponse(_answer(data)))
 
@@ -106,6 +142,7 @@ class MessangiSimulator(VendorSimulator):
             received = self.accept(
                 to=to, sender=sender, text=_fill(text, params), reference=None, batch=True
             )
+            self._remember_callbacks(body, received.tracking_id)
             ids.append({"id": received.tracking_id, "mobile": to})
         data.update(ids=ids, status="QUEUE")
         if len(valid) < len(recipients):

@@ -18,8 +18,14 @@ Choices not in the document:
   document's code table is about provider failures, not request validation.
 - No text length limit is enforced: the document states none.
 - A send is answered with status "sending", as in the document's examples;
-  the stored record then reads "sent" (handed to the provider) until a test
-  moves it on with `set_status`.
+  the stored record then reads "sent" (handed to the provider) until the
+  message's fate is due (simulators.common) or a test moves it on with
+  `set_status`: then delivered, undelivered (error 30003) or, for an
+  expired message, failed ("expired, rejected or deleted by the provider").
+- With reports on, a message sent with a StatusCallback gets the document's
+  two events in its order, when its fate is due: MessageStatus "sent", then
+  the delivery status; form fields MessageSid, MessageStatus, ErrorCode (on
+  failure), AccountSid, From, To, Body, as the document lists them.
 - `fail_with` takes a documented code ("30003": that code's JSON refusal),
   "failed:30003" (a 200 representation with status failed and that
   error_code), or "http:NNN" (plain text HTTP NNN).
@@ -44,7 +50,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from config.settings import Settings
-from simulators.common import VendorSimulator
+from simulators.common import Fate, Received, ReportCall, VendorSimulator
 
 API_VERSION = "2012-04-24"
 
@@ -118,8 +124,13 @@ class StoredSms:
         return body
 
 
+# The SMS error code a settled message carries, by its fate's status.
+SETTLED_ERRORS: dict[str, int] = {"undelivered": 30003}
+
+
 class RestcommSimulator(VendorSimulator):
     name = "restcomm"
+    FINAL_WORDS = {"delivered": "delivered", "undelivered": "undelivered", "expired": "failed"}
 
     def __init__(self, settings: Settings) -> None:
         self.messages: dict[str, StoredSms] = {}
@@ -149,6 +160,36 @@ class RestcommSimulator(VendorSimulator):
         sms = self.messages[sid]
         sms.status, sms.error_code, sms.error_message = status, error_code, error_message
         sms.updated = time.time()
+
+    def on_settled(self, received: Received, fate: Fate) -> None:
+        sms = self.messages.get(received.tracking_id)
+        if sms is not None:
+            self._catch_up(sms, fate)
+
+    def _catch_up(self, sms: StoredSms, fate: Fate | None) -> None:
+        """Move a stored SMS to its fate once due (a test's set_status stands)."""
+        if fate is not None and sms.status == "sent":
+            code = SETTLED_ERRORS.get(fate.word)
+            self.set_status(sms.sid, fate.word, code, FAULTS[str(code)][1] if code else None)
+
+    def report_calls(self, received: Received, fate: Fate) -> list[ReportCall]:
+        sms = self.messages.get(received.tracking_id)
+        if sms is None or sms.status_callback is None:
+            return []
+        common = {
+            "MessageSid": sms.sid,
+            "AccountSid": sms.account_sid,
+            "From": sms.sender,
+            "To": sms.to,
+            "Body": sms.body,
+        }
+        final = {**common, "MessageStatus": sms.status}
+        if sms.error_code is not None:
+            final["ErrorCode"] = str(sms.error_code)
+        return [
+            ReportCall("POST", sms.status_callback, data={**common, "MessageStatus": "sent"}),
+            ReportCall("POST", sms.status_callback, data=final),
+        ]
 
     # -- endpoints -----------------------------------------------------------
 
@@ -192,6 +233,7 @@ class RestcommSimulator(VendorSimulator):
         sms = self.messages.get(request.path_params["sid"])
         if sms is None:
             return error(404, "The requested resource was not found")
+        self._catch_up(sms, self.fate(sms.sid))
         return JSONResponse(sms.representation())
 
     async def list_sms(self, request: Request) -> Response:
@@ -220,6 +262,8 @@ class RestcommSimulator(VendorSimulator):
             and (start is None or s.created >= start)
             and (end is None or s.created < end)
         ]
+        for sms in rows:
+            self._catch_up(sms, self.fate(sms.sid))
         rows.sort(key=lambda s: getattr(s, SORTABLE[sort_field]), reverse=direction == "desc")
         total = len(rows)
         num_pages = max(1, math.ceil(total / page_size))

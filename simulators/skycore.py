@@ -11,8 +11,11 @@ Failure body carrying the HTTP status as its "error-code":
     "to" not digits ('+' or '00' prefix)  HTTP 400, error-code "400"
     throttled (the ceiling)               HTTP 429, error-code "429", Retry-After
 
-"Enforce Campaign Check" is off (campaign-ref is optional); postbacks are not
-simulated yet.
+"Enforce Campaign Check" is off (campaign-ref is optional). Postbacks go to
+the account's postback URL (`Control.postback_url`, an account setting at
+Skycore, not a request field) as the JSON providers/skycore.py reads:
+{"tracking-id", "status", "error-code"?}; one not answered 200 is tried again
+every `report_retry_seconds` (the vendor's 5 minutes), up to 5 more times.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from simulators.common import VendorSimulator
+from simulators.common import Fate, Received, ReportCall, VendorSimulator
 
 ERROR_INFO: dict[str, str] = {
     "E111": "Invalid Sender.",
@@ -62,6 +65,15 @@ def is_number(value: str) -> bool:
 
 class SkycoreSimulator(VendorSimulator):
     name = "skycore"
+    FINAL_WORDS = {"delivered": "DELIVERED", "undelivered": "UNDELIVERED", "expired": "EXPIRED"}
+    report_retries = 5
+
+    def report_calls(self, received: Received, fate: Fate) -> list[ReportCall]:
+        url = self.state.control.postback_url
+        if not url:
+            return []
+        body = {"tracking-id": received.tracking_id, "status": fate.word}
+        return [ReportCall("POST", url, json=body)]
 
     def routes(self) -> list[BaseRoute]:
         return [Route("/API", self.send_sms, methods=["POST"])]

@@ -9,6 +9,13 @@ Errors are answered with the code as the HTTP status and the body
 ceiling (1000 SMS/minute) is enforced by default with the documented 429.
 Not simulated: quiet hours (451) and balance consumption (409) happen only when
 injected; scheduling is accepted and sent at once; OTP and sender-id endpoints.
+
+Delivery reports, in the form providers/smsbuddy.py reads (the document says
+only that `dlr_url` receives the status and `custom`): a form POST to the
+dlr_url with `id`, `status` (DELIVRD, UNDELIV, EXPIRED) and the message's
+`custom` when it had one. The status query, `GET .../sms/send?key=&id=`,
+answers the send answer's shape with the record's current status
+(AWAITING-DLR until the message's fate is due).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from config.settings import Settings
-from simulators.common import Ceiling, Control, VendorSimulator
+from simulators.common import Ceiling, Control, Fate, Received, ReportCall, VendorSimulator
 
 # The document's "Error Codes" table, word for word.
 ERRORS: dict[str, str] = {
@@ -65,12 +72,14 @@ class ReportRequest:
 
 class SMSBuddySimulator(VendorSimulator):
     name = "smsbuddy"
+    FINAL_WORDS = {"delivered": "DELIVRD", "undelivered": "UNDELIV", "expired": "EXPIRED"}
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.balance: dict[str, int] = dict(DEFAULT_BALANCE)
         # tracking id -> report request, for messages sent with a dlr_url.
         self.reports: dict[str, ReportRequest] = {}
+        self.sent: dict[str, Received] = {}  # tracking id -> message, for the status query
 
     def default_control(self) -> Control:
         # "Your threshold value is 1000 SMS/minute."
@@ -80,12 +89,14 @@ class SMSBuddySimulator(VendorSimulator):
         super().reset()
         self.balance = dict(DEFAULT_BALANCE)
         self.reports = {}
+        self.sent = {}
 
     def routes(self) -> list[BaseRoute]:
         routes: list[BaseRoute] = []
         for prefix in ("/api/v1", "/api"):
             routes += [
                 Route(f"{prefix}/sms/send", self.send_form, methods=["POST"]),
+                Route(f"{prefix}/sms/send", self.query_status, methods=["GET"]),
                 Route(f"{prefix}/sms/send/json", self.send_json, methods=["POST"]),
                 Route(f"{prefix}/sms/balance/check", self.check_balance, methods=["POST"]),
             ]
@@ -101,6 +112,15 @@ class SMSBuddySimulator(VendorSimulator):
 
     def throttle_response(self) -> Response:
         return self.fault_response("429")
+
+    def report_calls(self, received: Received, fate: Fate) -> list[ReportCall]:
+        report = self.reports.get(received.tracking_id)
+        if report is None:
+            return []
+        form = {"id": received.tracking_id, "status": fate.word}
+        if report.custom is not None:
+            form["custom"] = report.custom
+        return [ReportCall("POST", report.dlr_url, data=form)]
 
     # -- endpoints -----------------------------------------------------------
 
@@ -169,6 +189,28 @@ class SMSBuddySimulator(VendorSimulator):
             data.append(record)
         return await self.finish(_accepted(data))
 
+    async def query_status(self, request: Request) -> Response:
+        """GET by the id a send answer gave: that message's record, now."""
+        key, tracking_id = request.query_params.get("key"), request.query_params.get("id")
+        if not key or not tracking_id:
+            return self.fault_response("400")
+        if not self._key_ok(key):
+            return self.fault_response("401")
+        sent = self.sent.get(tracking_id)
+        if sent is None:
+            return JSONResponse({"status": "200", "message": "0 records", "data": []})
+        fate = self.fate(tracking_id)
+        units = _units(sent.text)
+        record = {
+            "id": tracking_id,
+            "mobile": sent.to,
+            "status": fate.word if fate else "AWAITING-DLR",
+            "unit": units,
+            "length": len(sent.text),
+            "charge": units,
+        }
+        return JSONResponse({"status": "200", "message": "1 records", "data": [record]})
+
     async def check_balance(self, request: Request) -> Response:
         fields = await _form(request)
         if fields is None or not fields.get("key"):
@@ -202,8 +244,12 @@ class SMSBuddySimulator(VendorSimulator):
         received = self.accept(
             to=number, sender=fields["sender"], text=text, reference=reference, batch=batch
         )
+        self.sent[received.tracking_id] = received
         if dlr_url := fields.get("dlr_url"):
-            self.reports[received.tracking_id] = ReportRequest(dlr_url, reference)
+            # Only `custom` comes back: a JSON node's refid is not a report field.
+            self.reports[received.tracking_id] = ReportRequest(
+                dlr_url, fields.get("custom") or None
+            )
         units = _units(text)
         return {
             "id": received.tracking_id,

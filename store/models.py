@@ -12,6 +12,7 @@ from typing import cast
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -108,6 +109,8 @@ class Message(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     final_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When reconciliation last asked the vendor for this message's status.
+    polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         # Delivery reports and status polls look messages up by the vendor's id.
@@ -179,7 +182,27 @@ class SendAttempt(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class DeliveryReportRow(Base):
+    """Every delivery report and status-query answer, raw, with what it did."""
+
+    __tablename__ = "delivery_reports"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(16))  # "webhook" or "poll"
+    message_id: Mapped[int | None] = mapped_column(BigId, index=True)  # ours, once matched
+    tracking_id: Mapped[str | None] = mapped_column(String(128))
+    vendor_status: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str | None] = mapped_column(String(16))  # mapped; None if unreadable
+    raw: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    applied: Mapped[bool] = mapped_column(Boolean)
+    # applied, ignored (late or repeated), unmatched, malformed: store.reports.Applied
+    outcome: Mapped[str] = mapped_column(String(16))
+
+
 messages = cast(Table, Message.__table__)
 send_attempts = cast(Table, SendAttempt.__table__)
 campaigns = cast(Table, Campaign.__table__)
 opt_outs = cast(Table, OptOut.__table__)
+delivery_reports = cast(Table, DeliveryReportRow.__table__)

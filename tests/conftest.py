@@ -128,7 +128,10 @@ def _truncate(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(
-            text("TRUNCATE messages, send_attempts, campaigns, opt_outs RESTART IDENTITY CASCADE")
+            text(
+                "TRUNCATE messages, send_attempts, campaigns, opt_outs, delivery_reports "
+                "RESTART IDENTITY CASCADE"
+            )
         )
     engine.dispose()
 

@@ -33,7 +33,9 @@ from workers import names
 
 def create_app(settings: Settings) -> Celery:
     catalog = load_catalog(settings.catalog_path)
-    app = Celery("smsdispatch", include=["tasks.send", "tasks.sweep", "tasks.dispatch"])
+    app = Celery(
+        "smsdispatch", include=["tasks.send", "tasks.sweep", "tasks.dispatch", "tasks.reconcile"]
+    )
     queues = [Queue(names.provider_queue(p, lane)) for p in catalog.providers for lane in (0, 1)]
     queues += [Queue(names.DEFAULT_QUEUE), Queue(names.MAINTENANCE_QUEUE)]
     app.conf.update(
@@ -53,6 +55,7 @@ def create_app(settings: Settings) -> Celery:
         task_routes={
             names.SWEEP: {"queue": names.MAINTENANCE_QUEUE},
             names.DISPATCH: {"queue": names.MAINTENANCE_QUEUE},
+            names.RECONCILE: {"queue": names.MAINTENANCE_QUEUE},
         },
         # Events for Flower.
         worker_send_task_events=True,
@@ -68,6 +71,12 @@ def create_app(settings: Settings) -> Celery:
                 "task": names.DISPATCH,
                 "schedule": settings.dispatch_interval_seconds,
                 "options": {"expires": max(settings.dispatch_interval_seconds * 5, 5.0)},
+            },
+            # Status queries for messages whose delivery report never came.
+            "reconcile-reports": {
+                "task": names.RECONCILE,
+                "schedule": settings.reconcile_interval_seconds,
+                "options": {"expires": settings.reconcile_interval_seconds},
             },
         },
         timezone="UTC",

@@ -32,3 +32,8 @@ def throttles(provider: str) -> str:
 # "<provider>|<bucket>", never anything personal.
 METRICS_SENDS = f"{PREFIX}:metrics:sends"
 METRICS_LIMITER_WAITS = f"{PREFIX}:metrics:limiter_waits"
+
+
+def rate_status_query(provider: str) -> str:
+    """The TAT of the pace at which reconciliation queries a vendor's status API."""
+    return f"{PREFIX}:rate:{provider}:status"

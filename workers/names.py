@@ -13,6 +13,7 @@ from collections.abc import Iterable
 SEND = "smsdispatch.send"
 SWEEP = "smsdispatch.sweep"
 DISPATCH = "smsdispatch.dispatch"
+RECONCILE = "smsdispatch.reconcile"
 
 DEFAULT_QUEUE = "sms.default"
 MAINTENANCE_QUEUE = "sms.maintenance"

@@ -27,6 +27,7 @@ from monitoring.counters import MetricsBuffer
 from providers.base import Adapter
 from providers.registry import build_adapter
 from providers.transport import vendor_client
+from sending.callbacks import report_url
 from sending.gate import LimiterGate
 from store.db import Database, utcnow
 from store.models import campaigns
@@ -90,7 +91,7 @@ class Runtime:
                 self.http,
                 self.catalog,
                 gate=gate,
-                report_url=self.report_url(provider),
+                report_url=report_url(self.settings, provider),
             )
         return self._adapters[provider]
 
@@ -111,10 +112,6 @@ class Runtime:
                 Template.parse(source).positional() if source is not None else None
             )
         return self._templates[campaign_id]
-
-    def report_url(self, provider: str) -> str | None:
-        base = self.settings.public_base_url.rstrip("/")
-        return f"{base}/reports/{provider}" if base else None
 
     @property
     def http(self) -> httpx.AsyncClient:

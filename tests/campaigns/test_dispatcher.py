@@ -211,3 +211,33 @@ def test_resuming_before_the_start_time_returns_to_scheduled(
     service.pause(campaign_id)
     service.resume(campaign_id)
     assert service.get(campaign_id)["status"] == CampaignStatus.SCHEDULED
+
+
+def test_a_finished_campaigns_counters_follow_delivery_reports_for_a_day(
+    rt: Runtime, service: Campaigns, clock: FakeClock
+) -> None:
+    campaign_id = campaign_with(service, 10)
+    service.start(campaign_id)
+    dispatch_campaigns(rt)
+    send_released(rt, campaign_id)
+    dispatch_campaigns(rt)  # completes
+    with rt.db.session() as session, session.begin():
+        session.execute(
+            update(messages)
+            .where(messages.c.campaign_id == campaign_id)
+            .values(status=MessageStatus.DELIVERED)
+        )
+
+    clock.advance(rt.settings.campaign_counts_interval_seconds)
+    dispatch_campaigns(rt)
+    assert service.get(campaign_id)["counts"] == {"delivered": 10}
+
+    with rt.db.session() as session, session.begin():
+        session.execute(
+            update(messages)
+            .where(messages.c.campaign_id == campaign_id)
+            .values(status=MessageStatus.UNDELIVERED)
+        )
+    clock.advance(rt.settings.campaign_counts_after_seconds + 1)
+    dispatch_campaigns(rt)
+    assert service.get(campaign_id)["counts"] == {"delivered": 10}  # no longer followed

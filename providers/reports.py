@@ -1,0 +1,132 @@
+"""Delivery reports: what a vendor tells us after it accepted a message.
+
+Each vendor module holds its report vocabulary as a data table (vendor word ->
+`MessageStatus`) and a `parse_report` that reads one webhook request into a
+`DeliveryReport`; the status queries (Restcomm, SMSBuddy) answer with the same
+type, so webhooks and polling share one forward-only update
+(`store.reports.apply_report`).
+
+    MessageStatus a report may carry
+    ├── ACCEPTED     still in flight (queued at network, sent, en route): the
+    │                vendor's word is kept in vendor_status, the status is not final
+    ├── DELIVERED    final
+    ├── UNDELIVERED  final: the network could not deliver it
+    ├── EXPIRED      final: the network gave up in time
+    └── FAILED       final: rejected, blocked, deleted, failed at network
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from store.status import MessageStatus
+
+# Report vocabularies map onto these only: a report never says "queued" or
+# "sending" (those are ours) or "unknown" (an unknown word is refused instead).
+REPORTABLE = frozenset(
+    {
+        MessageStatus.ACCEPTED,
+        MessageStatus.DELIVERED,
+        MessageStatus.UNDELIVERED,
+        MessageStatus.EXPIRED,
+        MessageStatus.FAILED,
+    }
+)
+
+ReportTable = Mapping[str, MessageStatus]
+
+# The widths of messages.tracking_id and messages.error_code.
+MAX_ID_CHARS = 128
+MAX_CODE_CHARS = 64
+
+
+class MalformedReport(ValueError):
+    """The request is not a report in the vendor's documented (or chosen) form."""
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingReport:
+    """One webhook request, as the vendor sent it: nothing is read into it yet."""
+
+    method: str
+    query: Mapping[str, str]
+    body: bytes
+    content_type: str = ""
+
+    def form(self) -> dict[str, str]:
+        """The body as an urlencoded form (last value wins), or MalformedReport."""
+        try:
+            return dict(parse_qsl(self.body.decode(), keep_blank_values=True, strict_parsing=False))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise MalformedReport("body is not an urlencoded form") from exc
+
+    def fields(self) -> dict[str, str]:
+        """Query parameters and form fields together (the form wins): for vendors
+        whose document does not say whether the report is a GET or a POST."""
+        values = dict(self.query)
+        if self.body:
+            values.update(self.form())
+        return values
+
+    @property
+    def raw(self) -> str:
+        """What is stored: the query and the body, as text."""
+        query = "&".join(f"{k}={v}" for k, v in self.query.items())
+        body = self.body.decode(errors="replace")
+        return f"{query}\n{body}" if query else body
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """One report, normalized; `raw` keeps everything the vendor said."""
+
+    status: MessageStatus
+    vendor_status: str  # the vendor's own word or code, as sent
+    tracking_id: str | None = None  # the vendor's id for the message
+    message_id: int | None = None  # ours, where the vendor echoes our reference
+    error_code: str | None = None
+    error_reason: str | None = None
+    raw: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        if self.status not in REPORTABLE:
+            raise ValueError(f"a report cannot carry status {self.status}")
+        if self.tracking_id is None and self.message_id is None:
+            raise MalformedReport("the report names no message")
+        # Longer than any id we store (messages.tracking_id is 128): not one of ours.
+        if self.tracking_id is not None and len(self.tracking_id) > MAX_ID_CHARS:
+            raise MalformedReport("the report's id is longer than any vendor id")
+        if self.error_code is not None and len(self.error_code) > MAX_CODE_CHARS:
+            raise MalformedReport("the report's error code is longer than any vendor code")
+
+    @property
+    def final(self) -> bool:
+        return self.status is not MessageStatus.ACCEPTED
+
+
+def lookup(table: ReportTable, word: str, vendor: str) -> MessageStatus:
+    """A vendor's status word through its table; an unknown word is refused
+    (4xx), not guessed at, so the vendor or an operator sees it."""
+    try:
+        return table[word]
+    except KeyError:
+        raise MalformedReport(f"{vendor}: unknown report status {word!r}") from None
+
+
+def our_id(value: str | None) -> int | None:
+    """Our message id from a reference field, or None when it is not one."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        return None
+    return int(value)
+
+
+def text(value: object) -> str | None:
+    """A non-empty string or number as text; None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value).strip() or None

@@ -1,0 +1,175 @@
+"""Reconciliation by polling: settle messages whose delivery report never came.
+
+Runs from beat (`smsdispatch.reconcile`, on the maintenance queue) every
+`reconcile_interval_seconds`. For each vendor whose adapter has a status query
+(Restcomm by Sid, SMSBuddy by id; Cue and Skycore document none, and Messangi
+mentions one without specifying it), it takes the messages `accepted` for
+`reconcile_after_seconds` without a final status, and `unknown` ones with a
+tracking id, asks the vendor about each, and applies every answer through the
+same forward-only update as the webhooks (`store.reports.apply_report`, stored
+with source "poll").
+
+An `unknown` message without a tracking id (the answer to its send was
+lost) is searched for where the vendor can list what it took (Restcomm, by
+To, From and time): exactly one listed message with its text, created between
+our claim and our giving up, that no other message of ours carries, settles
+it and records its id. None found, or several, leaves it for the
+`unknown_deadline_seconds` sweep: "none found" would make a resend safe, but
+resending is the send pipeline's decision and is not taken here.
+
+Pace: status queries are not SMS, so they do not take tokens from the send
+limiter (that would slow sending down); they have their own modest limit,
+`reconcile_rate_per_second` per vendor, kept in Redis by the same GCRA limiter
+so it holds across every worker, and a run asks at most that rate times the
+interval, so runs do not pile up behind each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from config.catalog import RateLimit
+from providers.base import Adapter
+from providers.outcomes import Outcome
+from providers.registry import ADAPTERS
+from providers.reports import DeliveryReport
+from store.reports import (
+    Stale,
+    Untracked,
+    apply_report,
+    mark_polled,
+    stale_messages,
+    tracked_elsewhere,
+    untracked_unknown,
+)
+from workers import keys
+from workers.limiter import Limit
+from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+Answer = DeliveryReport | Outcome
+
+
+@dataclass
+class ReconcileResult:
+    asked: int = 0
+    results: Counter[str] = field(default_factory=Counter)  # Applied values, and "no_answer"
+
+
+def pollable(rt: Runtime) -> list[str]:
+    return [p for p in rt.catalog.providers if ADAPTERS[p].supports_status_query]
+
+
+def searchable(rt: Runtime) -> list[str]:
+    return [p for p in rt.catalog.providers if ADAPTERS[p].supports_sent_search]
+
+
+Work = Stale | Untracked
+Found = list[DeliveryReport] | Outcome
+
+
+def reconcile_messages(rt: Runtime) -> ReconcileResult:
+    s = rt.settings
+    result = ReconcileResult()
+    now = rt.clock()
+    per_run = max(
+        1, min(s.reconcile_batch, int(s.reconcile_rate_per_second * s.reconcile_interval_seconds))
+    )
+    work: dict[str, list[Work]] = {}
+    with rt.db.session() as session:
+        for provider in pollable(rt):
+            work[provider] = list(
+                stale_messages(session, provider, now, s.reconcile_after_seconds, per_run)
+            )
+        for provider in searchable(rt):
+            work.setdefault(provider, []).extend(
+                untracked_unknown(session, provider, now, s.reconcile_after_seconds, per_run)
+            )
+    work = {p: rows for p, rows in work.items() if rows}
+    if not work:
+        return result
+    answers = rt.run(_ask_all(rt, work))
+    now = rt.clock()
+    with rt.db.session() as session, session.begin():
+        asked = [row for rows in answers.values() for row, _ in rows]
+        mark_polled(session, [_id(row) for row in asked], now)
+        for provider, rows in answers.items():
+            for _, answer in rows:
+                report = _one(session, provider, answer)
+                if isinstance(report, DeliveryReport):
+                    applied = apply_report(session, provider, report, now, source="poll")
+                    result.results[applied.value] += 1
+                else:
+                    result.results[report] += 1
+    result.asked = len(asked)
+    log.info("reconcile: asked=%d results=%s", result.asked, dict(result.results))
+    return result
+
+
+def _id(row: Work) -> int:
+    return row.id if isinstance(row, Stale) else row.message.id
+
+
+def _one(session: Session, provider: str, answer: Answer | Found) -> DeliveryReport | str:
+    """The report to apply, or why there is none ("no_answer", "not_found",
+    "several_found")."""
+    if isinstance(answer, DeliveryReport):
+        return answer
+    if isinstance(answer, Outcome):
+        return "no_answer"
+    ours = tracked_elsewhere(session, provider, [r.tracking_id for r in answer if r.tracking_id])
+    candidates = [r for r in answer if r.tracking_id not in ours]
+    if len(candidates) == 1:
+        return candidates[0]
+    return "not_found" if not candidates else "several_found"
+
+
+async def _ask_all(
+    rt: Runtime, work: dict[str, list[Work]]
+) -> dict[str, list[tuple[Work, Answer | Found]]]:
+    providers = list(work)
+    done = await asyncio.gather(*(_ask(rt, p, work[p]) for p in providers))
+    return dict(zip(providers, done, strict=True))
+
+
+async def _ask(rt: Runtime, provider: str, rows: list[Work]) -> list[tuple[Work, Answer | Found]]:
+    """Ask about each row at the vendor's polling pace; stop when the pace
+    would make us wait long (the rest wait for the next run)."""
+    rate = rt.settings.reconcile_rate_per_second
+    burst = max(1, min(10, int(rate)))
+    limit = Limit.from_rate(
+        keys.rate_status_query(provider),
+        RateLimit(count=max(burst, round(rate * 60)), per_seconds=60, burst=burst),
+    )
+    adapter = rt.adapter(provider)
+    asked: list[Work] = []
+    pending: list[asyncio.Task[Answer | Found]] = []
+    for row in rows:
+        grant = await rt.limiter.acquire([limit], max_wait=rt.settings.limiter_max_wait_seconds)
+        if not grant.granted:
+            break
+        if grant.wait > 0:
+            await asyncio.sleep(grant.wait)
+        asked.append(row)
+        pending.append(asyncio.create_task(_question(adapter, row)))
+    answers = await asyncio.gather(*pending, return_exceptions=True)
+    out: list[tuple[Work, Answer | Found]] = []
+    for row, answer in zip(asked, answers, strict=True):
+        if isinstance(answer, BaseException):
+            log.warning("%s: a status query failed: %s", provider, type(answer).__name__)
+            continue
+        out.append((row, answer))
+    return out
+
+
+async def _question(adapter: Adapter[Any], row: Work) -> Answer | Found:
+    if isinstance(row, Stale):
+        return await adapter.query_status(row.tracking_id)
+    return await adapter.find_sent(row.message, row.claimed_at, row.sent_at)

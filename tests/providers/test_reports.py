@@ -1,0 +1,109 @@
+"""Each vendor's report vocabulary and form, held against its document."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from providers import cue, messangi, restcomm, skycore, smsbuddy
+from providers.base import Adapter
+from providers.reports import IncomingReport, MalformedReport
+from store.status import MessageStatus
+
+S = MessageStatus
+
+# The callback statuses messangi.txt lists, every one.
+MESSANGI_DOCUMENTED = {
+    "DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "ACCEPTD", "UNKNOWN", "REJECTD",
+    "INVALID_ROUTING", "CODE_NOT_ALLOWED", "BLACKLISTED", "QUEUE", "DEQUEUED",
+    "SENT", "ERROR", "ENROUTE", "SEGMENTS_EXCEEDED",
+}  # fmt: skip
+
+
+def post_json(body: object) -> IncomingReport:
+    return IncomingReport("POST", {}, json.dumps(body).encode(), "application/json")
+
+
+def test_messangi_maps_every_documented_callback_status() -> None:
+    assert set(messangi.REPORT_STATUSES) == MESSANGI_DOCUMENTED
+
+
+def test_cue_maps_every_report_mask_bit() -> None:
+    assert set(cue.REPORT_STATUSES) == {str(int(bit)) for bit in cue.ReportStatus}
+    assert cue.REPORT_STATUSES["16"] is S.FAILED
+
+
+def test_restcomm_maps_every_outbound_status_of_its_document() -> None:
+    outbound = {"queued", "sending", "sent", "failed", "delivered", "undelivered"}
+    assert set(restcomm.REPORT_STATUSES) == outbound
+
+
+def test_cue_report_names_our_message_from_the_query_cue_requested() -> None:
+    report = cue.CueAdapter.parse_report(
+        IncomingReport("GET", {"message_id": "42", "status": "2"}, b"")
+    )
+    assert (report.message_id, report.status, report.vendor_status) == (42, S.UNDELIVERED, "2")
+
+
+def test_messangi_callback_is_matched_by_its_id_and_names_our_external_id() -> None:
+    report = messangi.MessangiAdapter.parse_report(
+        post_json({"id": "611b3a42", "externalId": "7", "status": "EXPIRED"})
+    )
+    assert (report.tracking_id, report.message_id, report.status) == ("611b3a42", 7, S.EXPIRED)
+
+
+def test_messangi_batch_external_id_names_no_message_of_ours() -> None:
+    report = messangi.MessangiAdapter.parse_report(
+        post_json({"data": {"id": "611b3a42", "externalId": "batch7x100", "status": "DELIVRD"}})
+    )
+    assert (report.tracking_id, report.message_id) == ("611b3a42", None)
+
+
+def test_restcomm_status_callback_carries_the_error_code_and_its_words() -> None:
+    body = b"MessageSid=SM1&MessageStatus=undelivered&ErrorCode=30005&AccountSid=AC1"
+    report = restcomm.RestcommAdapter.parse_report(IncomingReport("POST", {}, body))
+    assert (report.tracking_id, report.status, report.error_code) == ("SM1", S.UNDELIVERED, "30005")
+    assert report.error_reason == "Unknown destination handset"
+
+
+def test_smsbuddy_report_reads_a_get_query_as_well_as_a_form() -> None:
+    query = smsbuddy.SMSBuddyAdapter.parse_report(
+        IncomingReport("GET", {"id": "x-1", "status": "DND", "custom": "9"}, b"")
+    )
+    form = smsbuddy.SMSBuddyAdapter.parse_report(
+        IncomingReport("POST", {}, b"id=x-1&status=DELIVRD")
+    )
+    assert (query.tracking_id, query.message_id, query.status) == ("x-1", 9, S.FAILED)
+    assert (form.tracking_id, form.message_id, form.status) == ("x-1", None, S.DELIVERED)
+
+
+def test_skycore_postback_status_is_read_case_insensitively() -> None:
+    report = skycore.SkycoreAdapter.parse_report(
+        post_json({"tracking-id": "T9", "status": "Undelivered", "error-code": "E4"})
+    )
+    assert (report.tracking_id, report.status, report.error_code) == ("T9", S.UNDELIVERED, "E4")
+
+
+@pytest.mark.parametrize(
+    ("adapter", "incoming"),
+    [
+        (cue.CueAdapter, IncomingReport("GET", {"status": "1"}, b"")),
+        (cue.CueAdapter, IncomingReport("GET", {"message_id": "x", "status": "1"}, b"")),
+        (messangi.MessangiAdapter, post_json({"id": "1"})),
+        (messangi.MessangiAdapter, IncomingReport("GET", {"id": "1", "status": "DELIVRD"}, b"")),
+        (
+            restcomm.RestcommAdapter,
+            IncomingReport("POST", {}, b"MessageStatus=received&MessageSid=S"),
+        ),
+        (smsbuddy.SMSBuddyAdapter, IncomingReport("POST", {}, b"status=DELIVRD")),
+        (skycore.SkycoreAdapter, post_json({"tracking-id": "T", "status": "lost"})),
+        (skycore.SkycoreAdapter, IncomingReport("POST", {}, b"\xff\xfe")),
+    ],
+)
+def test_what_is_not_a_report_in_the_vendors_form_is_refused(
+    adapter: type[Adapter[Any]], incoming: IncomingReport
+) -> None:
+    with pytest.raises(MalformedReport):
+        adapter.parse_report(incoming)

@@ -1,0 +1,252 @@
+"""Applying delivery reports: forward only, idempotent, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from providers.reports import DeliveryReport
+from store.db import Database
+from store.models import delivery_reports, messages
+from store.reports import Applied, apply_report
+from store.status import MessageStatus
+from tests.test_outbox import add_rows
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+S = MessageStatus
+
+
+def report(
+    status: MessageStatus,
+    word: str,
+    *,
+    tracking_id: str | None = "T1",
+    message_id: int | None = None,
+    code: str | None = None,
+) -> DeliveryReport:
+    return DeliveryReport(
+        status, word, tracking_id=tracking_id, message_id=message_id, error_code=code, raw=word
+    )
+
+
+def apply(db: Database, provider: str, *reports: DeliveryReport) -> list[Applied]:
+    results = []
+    for n, r in enumerate(reports):
+        with db.session() as s, s.begin():
+            results.append(apply_report(s, provider, r, NOW + timedelta(seconds=n)))
+    return results
+
+
+def state(db: Database, mid: int) -> tuple[str, str | None, str | None, str | None]:
+    m = messages.c
+    with db.session() as s:
+        row = s.execute(
+            select(m.status, m.vendor_status, m.tracking_id, m.error_code).where(m.id == mid)
+        ).one()
+    return row.status, row.vendor_status, row.tracking_id, row.error_code
+
+
+def stored(db: Database) -> list[tuple[str, bool]]:
+    d = delivery_reports.c
+    with db.session() as s:
+        return [
+            (r.outcome, r.applied) for r in s.execute(select(d.outcome, d.applied).order_by(d.id))
+        ]
+
+
+def accepted_row(db: Database, provider: str = "restcomm", tracking_id: str = "T1") -> int:
+    [mid] = add_rows(db, 1, provider=provider, status="accepted", tracking_id=tracking_id)
+    return mid
+
+
+def test_a_final_report_settles_an_accepted_message(database: Database) -> None:
+    mid = accepted_row(database)
+    assert apply(database, "restcomm", report(S.UNDELIVERED, "undelivered", code="30003")) == [
+        Applied.APPLIED
+    ]
+    assert state(database, mid) == ("undelivered", "undelivered", "T1", "30003")
+    with database.session() as s:
+        final_at = s.execute(select(messages.c.final_at).where(messages.c.id == mid)).scalar()
+    assert final_at == NOW
+
+
+def test_a_late_intermediate_report_never_overwrites_delivered(database: Database) -> None:
+    mid = accepted_row(database)
+    results = apply(
+        database,
+        "restcomm",
+        report(S.DELIVERED, "delivered"),
+        report(S.ACCEPTED, "sent"),
+    )
+    assert results == [Applied.APPLIED, Applied.IGNORED]
+    assert state(database, mid)[:2] == ("delivered", "delivered")
+
+
+def test_a_final_status_is_never_changed_by_another_final_report(database: Database) -> None:
+    mid = accepted_row(database)
+    apply(database, "restcomm", report(S.EXPIRED, "expired"), report(S.DELIVERED, "delivered"))
+    assert state(database, mid)[:2] == ("expired", "expired")
+
+
+def test_a_repeated_report_changes_nothing(database: Database) -> None:
+    mid = accepted_row(database)
+    results = apply(
+        database,
+        "restcomm",
+        report(S.ACCEPTED, "sent"),
+        report(S.ACCEPTED, "sent"),
+        report(S.DELIVERED, "delivered"),
+        report(S.DELIVERED, "delivered"),
+    )
+    assert results == [Applied.APPLIED, Applied.IGNORED, Applied.APPLIED, Applied.IGNORED]
+    assert state(database, mid)[:2] == ("delivered", "delivered")
+    assert stored(database) == [
+        ("applied", True),
+        ("ignored", False),
+        ("applied", True),
+        ("ignored", False),
+    ]
+
+
+def test_an_intermediate_report_updates_the_vendor_word_and_keeps_accepted(
+    database: Database,
+) -> None:
+    mid = accepted_row(database)
+    apply(database, "restcomm", report(S.ACCEPTED, "queued"), report(S.ACCEPTED, "sent"))
+    assert state(database, mid)[:2] == ("accepted", "sent")
+
+
+def test_an_unknown_message_becomes_final_and_records_the_tracking_id(database: Database) -> None:
+    [mid] = add_rows(database, 1, provider="messangi", status="unknown", error_code="ambiguous")
+    [result] = apply(
+        database, "messangi", report(S.DELIVERED, "DELIVRD", tracking_id="M-9", message_id=mid)
+    )
+    assert result is Applied.APPLIED
+    assert state(database, mid) == ("delivered", "DELIVRD", "M-9", None)
+
+
+def test_an_unknown_message_becomes_accepted_on_an_intermediate_report(
+    database: Database,
+) -> None:
+    [mid] = add_rows(database, 1, provider="messangi", status="unknown")
+    apply(database, "messangi", report(S.ACCEPTED, "ENROUTE", tracking_id="M-9", message_id=mid))
+    assert state(database, mid)[:3] == ("accepted", "ENROUTE", "M-9")
+
+
+def test_a_final_report_naming_our_id_settles_a_message_still_sending(
+    database: Database,
+) -> None:
+    [mid] = add_rows(database, 1, provider="cue", status="sending")
+    apply(database, "cue", report(S.DELIVERED, "1", tracking_id=None, message_id=mid))
+    assert state(database, mid)[0] == "delivered"
+
+
+def test_an_intermediate_report_leaves_a_message_still_sending_to_its_worker(
+    database: Database,
+) -> None:
+    [mid] = add_rows(database, 1, provider="cue", status="sending")
+    assert apply(database, "cue", report(S.ACCEPTED, "8", tracking_id=None, message_id=mid)) == [
+        Applied.IGNORED
+    ]
+    assert state(database, mid)[0] == "sending"
+
+
+def test_a_report_for_an_unknown_tracking_id_changes_nothing_and_is_kept(
+    database: Database,
+) -> None:
+    mid = accepted_row(database)
+    assert apply(database, "restcomm", report(S.DELIVERED, "delivered", tracking_id="T-other")) == [
+        Applied.UNMATCHED
+    ]
+    assert state(database, mid)[0] == "accepted"
+    assert stored(database) == [("unmatched", False)]
+
+
+def test_a_report_never_moves_another_vendors_message(database: Database) -> None:
+    mid = accepted_row(database, provider="skycore")
+    assert apply(database, "restcomm", report(S.DELIVERED, "delivered")) == [Applied.UNMATCHED]
+    assert state(database, mid)[0] == "accepted"
+
+
+def test_reports_out_of_order_leave_the_final_status(database: Database) -> None:
+    ids = [accepted_row(database, tracking_id=f"T{n}") for n in range(3)]
+    sequences = [
+        [
+            report(S.ACCEPTED, "sent", tracking_id="T0"),
+            report(S.DELIVERED, "delivered", tracking_id="T0"),
+        ],
+        [
+            report(S.DELIVERED, "delivered", tracking_id="T1"),
+            report(S.ACCEPTED, "sent", tracking_id="T1"),
+        ],
+        [
+            report(S.UNDELIVERED, "undelivered", tracking_id="T2"),
+            report(S.ACCEPTED, "queued", tracking_id="T2"),
+            report(S.DELIVERED, "delivered", tracking_id="T2"),
+            report(S.UNDELIVERED, "undelivered", tracking_id="T2"),
+        ],
+    ]
+    for sequence in sequences:
+        apply(database, "restcomm", *sequence)
+    with database.session() as s:
+        counts = s.execute(
+            select(messages.c.id, messages.c.status).where(messages.c.id.in_(ids))
+        ).all()
+    assert dict(counts) == {ids[0]: "delivered", ids[1]: "delivered", ids[2]: "undelivered"}
+    with database.session() as s:
+        assert s.execute(select(func.count()).select_from(delivery_reports)).scalar() == 8
+
+
+def test_a_final_report_for_a_message_still_sending_waits_for_its_worker_until_the_last_try(
+    database: Database,
+) -> None:
+    [mid] = add_rows(database, 1, provider="cue", status="sending")
+    early = report(S.DELIVERED, "1", tracking_id=None, message_id=mid)
+    with database.session() as s, s.begin():
+        assert apply_report(s, "cue", early, NOW, last_try=False) is Applied.PENDING
+    assert state(database, mid)[0] == "sending"
+    assert stored(database) == []
+    with database.session() as s, s.begin():
+        assert apply_report(s, "cue", early, NOW, last_try=True) is Applied.APPLIED
+    assert state(database, mid)[0] == "delivered"
+
+
+def test_an_unmatched_report_is_not_kept_until_the_last_try(database: Database) -> None:
+    early = report(S.DELIVERED, "delivered", tracking_id="T-late")
+    with database.session() as s, s.begin():
+        assert apply_report(s, "restcomm", early, NOW, last_try=False) is Applied.UNMATCHED
+    assert stored(database) == []
+
+
+def test_concurrent_reports_for_the_same_messages_end_in_their_final_status(
+    database: Database,
+) -> None:
+    finals = [S.DELIVERED, S.UNDELIVERED, S.EXPIRED]
+    ids = [accepted_row(database, tracking_id=f"T{n}") for n in range(30)]
+    reports = []
+    for n in range(len(ids)):
+        final = finals[n % 3]
+        reports += [report(final, final.value, tracking_id=f"T{n}")] * 3
+        reports += [report(S.ACCEPTED, word, tracking_id=f"T{n}") for word in ("sent", "queued")]
+    random.Random(5).shuffle(reports)
+
+    def one(r: DeliveryReport) -> Applied:
+        with database.session() as s, s.begin():
+            return apply_report(s, "restcomm", r, NOW)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(one, reports))
+
+    with database.session() as s:
+        statuses = dict(
+            s.execute(select(messages.c.id, messages.c.status).where(messages.c.id.in_(ids))).all()
+        )
+    assert statuses == {mid: finals[n % 3].value for n, mid in enumerate(ids)}
+    # Each message was settled exactly once, whatever the order.
+    finals_applied = [
+        r for r, res in zip(reports, results, strict=True) if r.final and res is Applied.APPLIED
+    ]
+    assert len(finals_applied) == len(ids)

@@ -1,0 +1,152 @@
+"""Reconciliation by polling: messages whose reports never came become final."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from sqlalchemy import select
+
+from config.catalog import Catalog
+from config.settings import Settings
+from producer.api import Producer
+from producer.validation import SendRequest
+from providers import cue, messangi, restcomm, skycore, smsbuddy
+from providers.reports import ReportTable
+from sending.pipeline import send_messages
+from sending.reconcile import reconcile_messages
+from simulators.common import ReportMix
+from simulators.server import SimulatorServer
+from store.models import delivery_reports, messages
+from workers.app import create_app
+from workers.runtime import Runtime
+
+POLLABLE = ("restcomm", "smsbuddy")
+REPORT_TABLES: dict[str, ReportTable] = {
+    m.__name__.rsplit(".", 1)[1]: m.REPORT_STATUSES
+    for m in (cue, messangi, restcomm, skycore, smsbuddy)
+}
+MIX = ReportMix(delivered=2, undelivered=1, expired=1)
+
+
+@pytest.fixture
+def rt(
+    settings: Settings, database_url: str, catalog: Catalog, redis_client: redis.Redis
+) -> Iterator[Runtime]:
+    settings = settings.model_copy(
+        update={
+            "database_url": database_url,
+            "reconcile_after_seconds": 0.0,
+            "reconcile_rate_per_second": 100.0,
+        }
+    )
+    runtime = Runtime(settings, catalog, create_app(settings))
+    yield runtime
+    runtime.close()
+
+
+def send(rt: Runtime, vendors: tuple[str, ...], count: int) -> list[int]:
+    producer = Producer(rt.settings, rt.catalog, rt.db, rt.celery)
+    result = producer.send_batch(
+        [
+            SendRequest(f"+91981234{i:04d}", f"message {i}", vendors[i % len(vendors)])
+            for i in range(count)
+        ]
+    )
+    ids = list(result.ids.values())
+    send_messages(rt, ids)
+    return ids
+
+
+def rows(rt: Runtime, ids: list[int]) -> dict[int, tuple[str, str, str | None]]:
+    m = messages.c
+    with rt.db.session() as s:
+        result = s.execute(select(m.id, m.provider, m.status, m.tracking_id).where(m.id.in_(ids)))
+        return {r.id: (r.provider, r.status, r.tracking_id) for r in result}
+
+
+def expected(simulators: SimulatorServer, provider: str, tracking_id: str) -> str:
+    """The status the vendor's word for the message's fate means, by its own table."""
+    fate = simulators[provider].state.fates[tracking_id]
+    return REPORT_TABLES[provider][fate.word.casefold() if provider == "skycore" else fate.word]
+
+
+def test_polling_settles_messages_whose_reports_never_came(
+    rt: Runtime, simulators: SimulatorServer
+) -> None:
+    for vendor in POLLABLE:
+        control = simulators[vendor].state.control
+        control.reports, control.report_delay_seconds, control.report_mix = False, 0.3, MIX
+    ids = send(rt, POLLABLE, 40)
+    before = rows(rt, ids)
+    assert {status for _, status, _ in before.values()} == {"accepted"}
+
+    time.sleep(0.4)  # the network has settled every message; no report was sent
+    result = reconcile_messages(rt)
+
+    assert result.asked == 40
+    after = rows(rt, ids)
+    for mid, (provider, status, tracking_id) in after.items():
+        assert tracking_id is not None
+        assert status == expected(simulators, provider, tracking_id), mid
+    assert {status for _, status, _ in after.values()} >= {"delivered", "undelivered"}
+
+
+def test_polling_before_the_network_settles_keeps_accepted_and_asks_again_later(
+    rt: Runtime, simulators: SimulatorServer
+) -> None:
+    simulators["restcomm"].state.control.report_delay_seconds = 3600.0
+    ids = send(rt, ("restcomm",), 5)
+
+    first = reconcile_messages(rt)
+    assert first.asked == 5
+    assert {status for _, status, _ in rows(rt, ids).values()} == {"accepted"}
+    with rt.db.session() as s:
+        words = set(s.scalars(select(messages.c.vendor_status).where(messages.c.id.in_(ids))))
+        polls = s.scalars(select(delivery_reports.c.source)).all()
+    assert words == {"sent"}
+    assert polls == ["poll"] * 5
+
+    rt.settings = rt.settings.model_copy(update={"reconcile_after_seconds": 3600.0})
+    assert reconcile_messages(rt).asked == 0  # asked recently: not again yet
+
+
+def test_vendors_without_a_status_query_are_not_polled(
+    rt: Runtime, simulators: SimulatorServer
+) -> None:
+    send(rt, ("cue", "skycore", "messangi"), 6)
+    assert reconcile_messages(rt).asked == 0
+
+
+def test_an_unknown_restcomm_message_without_a_sid_is_found_by_the_list_query(
+    settings: Settings,
+    database_url: str,
+    catalog: Catalog,
+    redis_client: redis.Redis,
+    simulators: SimulatorServer,
+) -> None:
+    settings = settings.model_copy(
+        update={
+            "database_url": database_url,
+            "reconcile_after_seconds": 0.0,
+            "http_read_timeout_seconds": 0.5,
+        }
+    )
+    rt = Runtime(settings, catalog, create_app(settings))
+    try:
+        control = simulators["restcomm"].state.control
+        control.report_delay_seconds, control.report_mix = 0.2, ReportMix(delivered=0, expired=1)
+        control.hang_next, control.hang_seconds = 1, 1.5  # Restcomm took it; the answer is lost
+        [mid] = send(rt, ("restcomm",), 1)
+        assert rows(rt, [mid])[mid][1:] == ("unknown", None)
+
+        time.sleep(0.3)
+        result = reconcile_messages(rt)
+
+        [sent] = simulators["restcomm"].state.received
+        assert result.results == {"applied": 1}
+        assert rows(rt, [mid])[mid] == ("restcomm", "failed", sent.tracking_id)
+    finally:
+        rt.close()
