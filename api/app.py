@@ -5,6 +5,7 @@
     GET  /v1/messages/{id}    its status, vendor tracking id and timestamps
     GET  /metrics             Prometheus (monitoring/web.py: METRICS_TOKEN, not API keys)
     GET|POST /reports/{vendor}/{token}   delivery reports (api/reports.py)
+    /v1/campaigns...          campaigns: create, upload a CSV, preview, control (api/campaigns.py)
     GET  /openapi.json        the contract
 
 Keys travel in the `X-API-Key` header and are compared in constant time;
@@ -14,15 +15,18 @@ with no keys configured every request is refused.
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.security import APIKeyHeader
 from sqlalchemy import select
 
+from api.campaigns import campaigns_router
 from api.limits import MaxBodySize
 from api.reports import reports_router
 from api.schemas import Accepted, BatchIn, BatchOut, MessageIn, MessageStatusOut, Rejected
+from campaigns.service import Campaigns
 from config.catalog import load_catalog
 from config.settings import Settings
 from monitoring.web import metrics_router
@@ -32,6 +36,7 @@ from store.db import Database
 from store.models import messages
 from workers.app import create_app as create_celery
 
+RECIPIENT_UPLOAD = re.compile(r"/v1/campaigns/\d+/recipients")
 API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
@@ -132,7 +137,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(metrics_router(settings, db))
     app.include_router(reports_router(settings, db))
-    app.add_middleware(MaxBodySize, max_bytes=settings.api_max_body_bytes)
+    app.include_router(campaigns_router(Campaigns(settings, catalog, db), guarded))
+    app.add_middleware(
+        MaxBodySize,
+        max_bytes=settings.api_max_body_bytes,
+        uploads=RECIPIENT_UPLOAD,
+        max_upload_bytes=settings.api_max_upload_bytes,
+    )
     return app
 
 

@@ -56,3 +56,73 @@ class MessageStatusOut(BaseModel):
     created_at: datetime
     sent_at: datetime | None
     final_at: datetime | None
+
+
+class CampaignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    provider: Annotated[str, Field(max_length=32)]
+    template: Annotated[
+        str, Field(min_length=1, max_length=2000, description="Text with {placeholders}")
+    ]
+    sender: Annotated[str | None, Field(max_length=32, description="sender or pool:<name>")] = None
+    start_at: datetime | None = Field(None, description="ISO 8601 with an offset")
+    end_at: datetime | None = Field(None, description="unsent messages expire then")
+    timezone: Annotated[str, Field(max_length=64)] = "UTC"
+    default_region: Annotated[
+        str | None, Field(min_length=2, max_length=2, description="for local numbers, e.g. US")
+    ] = None
+
+
+class ScheduleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    timezone: Annotated[str | None, Field(max_length=64)] = None
+
+
+class CampaignOut(BaseModel):
+    id: int
+    name: str
+    provider: str
+    sender: str
+    status: str
+    start_at: datetime | None
+    end_at: datetime | None
+    timezone: str
+    imported: int
+    rejected: int
+    counts: dict[str, int] = Field(description="messages by status, counted now")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RowRejection(BaseModel):
+    line: int
+    reason: str
+
+
+class ImportOut(BaseModel):
+    imported: int
+    rejected: int
+    duplicates: int
+    opted_out: int
+    rejections: list[RowRejection] = Field(description="the first 100, by line")
+
+
+class PreviewSample(BaseModel):
+    recipient: str = Field(description="masked")
+    text: str
+    encoding: str
+    segments: int
+
+
+class PreviewOut(BaseModel):
+    messages: int
+    segments: int = Field(description="total: the cost estimate, vendors bill per segment")
+    by_encoding: dict[str, int]
+    max_segments: int
+    samples: list[PreviewSample]

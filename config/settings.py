@@ -132,6 +132,8 @@ class Settings(BaseSettings):
     api_keys: list[SecretStr] = []
     api_max_body_bytes: int = 5_000_000
     api_max_batch: int = 10_000
+    # A campaign's recipient list (CSV) may be larger: a million rows is about 30 MB.
+    api_max_upload_bytes: int = 200_000_000
 
     # GET /metrics (Prometheus): open when empty, else `Authorization: Bearer
     # <token>`; how long the per-status message counts are reused between
