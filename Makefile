@@ -47,6 +47,7 @@ bench: setup
 	$(BIN)/python -m bench.transport
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.ratelimit
+	$(BIN)/python -m bench.campaign
 
 migrate: setup
 	$(BIN)/smsdispatch db upgrade

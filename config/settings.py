@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     # A report naming a message whose send is not recorded yet waits this long
     # for the worker to record it before it is refused as unmatched.
     report_match_wait_seconds: float = 2.0
+    # A report still unmatched after that is kept, and reconciliation applies
+    # it once the send is recorded, for this long.
+    report_unmatched_retry_seconds: float = 3600.0
     # Reconciliation (beat): messages `accepted` this long without a final
     # report, and `unknown` ones, are polled where the vendor has a status
     # query; at most `reconcile_batch` per run and `reconcile_rate_per_second`

@@ -44,6 +44,7 @@ from store.reports import (
     Untracked,
     apply_report,
     mark_polled,
+    reapply_unmatched,
     stale_messages,
     tracked_elsewhere,
     untracked_unknown,
@@ -82,6 +83,11 @@ def reconcile_messages(rt: Runtime) -> ReconcileResult:
     per_run = max(
         1, min(s.reconcile_batch, int(s.reconcile_rate_per_second * s.reconcile_interval_seconds))
     )
+    with rt.db.session() as session, session.begin():
+        late = reapply_unmatched(session, now, s.report_unmatched_retry_seconds)
+    if late:
+        result.results["applied_late"] += late
+        log.info("reconcile: applied %d reports that came before their send was recorded", late)
     work: dict[str, list[Work]] = {}
     with rt.db.session() as session:
         for provider in pollable(rt):

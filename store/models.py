@@ -200,6 +200,11 @@ class DeliveryReportRow(Base):
     # applied, ignored (late or repeated), unmatched, malformed: store.reports.Applied
     outcome: Mapped[str] = mapped_column(String(16))
 
+    __table_args__ = (
+        # Reconciliation re-applies recent reports that matched no message yet.
+        Index("ix_delivery_reports_outcome_received_at", "outcome", "received_at"),
+    )
+
 
 messages = cast(Table, Message.__table__)
 send_attempts = cast(Table, SendAttempt.__table__)

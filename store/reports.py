@@ -169,6 +169,46 @@ def record(
     )
 
 
+def reapply_unmatched(session: Session, now: datetime, within_seconds: float) -> int:
+    """Apply the recent reports that matched no message when they came.
+
+    A vendor that names only its own id (SMSBuddy, Restcomm, Skycore) can
+    report before the worker has recorded that id: the webhook waits a little
+    (`report_match_wait_seconds`), but a batch whose commit waits on the rate
+    limiter can take longer. Such a report is kept as `unmatched`; once the
+    send is recorded, this applies it (forward only, as ever) and marks it
+    applied. Returns how many were applied.
+    """
+    r = delivery_reports.c
+    rows = session.execute(
+        select(r.id, r.provider, r.tracking_id, r.status, r.vendor_status, r.raw)
+        .where(
+            r.outcome == Applied.UNMATCHED.value,
+            r.received_at >= now - timedelta(seconds=within_seconds),
+            r.tracking_id.is_not(None),
+            r.status.is_not(None),
+        )
+        .order_by(r.id)
+        .limit(1000)
+    ).all()
+    applied = 0
+    for row in rows:
+        report = DeliveryReport(
+            MessageStatus(row.status), row.vendor_status or "", row.tracking_id, raw=row.raw
+        )
+        message_id = _forward(session, row.provider, messages.c.tracking_id == row.tracking_id,
+                              report, now)  # fmt: skip
+        if message_id is None:
+            continue
+        session.execute(
+            update(delivery_reports)
+            .where(r.id == row.id)
+            .values(outcome=Applied.APPLIED.value, applied=True, message_id=message_id)
+        )
+        applied += 1
+    return applied
+
+
 @dataclass(frozen=True, slots=True)
 class Stale:
     """A message reconciliation should ask its vendor about."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -14,12 +15,14 @@ from config.settings import Settings
 from producer.api import Producer
 from producer.validation import SendRequest
 from providers import cue, messangi, restcomm, skycore, smsbuddy
-from providers.reports import ReportTable
+from providers.reports import DeliveryReport, ReportTable
 from sending.pipeline import send_messages
 from sending.reconcile import reconcile_messages
 from simulators.common import ReportMix
 from simulators.server import SimulatorServer
 from store.models import delivery_reports, messages
+from store.reports import Applied, apply_report
+from store.status import MessageStatus
 from workers.app import create_app
 from workers.runtime import Runtime
 
@@ -150,3 +153,31 @@ def test_an_unknown_restcomm_message_without_a_sid_is_found_by_the_list_query(
         assert rows(rt, [mid])[mid] == ("restcomm", "failed", sent.tracking_id)
     finally:
         rt.close()
+
+
+def test_a_report_that_came_before_its_send_was_recorded_is_applied_later(
+    rt: Runtime, simulators: SimulatorServer
+) -> None:
+    simulators["skycore"].state.control.reports = False
+    [message_id] = send(rt, ("skycore",), 1)
+    with rt.db.session() as s:
+        tracking_id = s.scalar(select(messages.c.tracking_id).where(messages.c.id == message_id))
+    early = DeliveryReport(MessageStatus.DELIVERED, "delivered", tracking_id="not-yet-x")
+    # As the webhook would have stored it: its id matched no message then.
+    late = DeliveryReport(MessageStatus.DELIVERED, "delivered", tracking_id=tracking_id)
+    with rt.db.session() as s, s.begin():
+        assert apply_report(s, "skycore", early, datetime.now(UTC)) is Applied.UNMATCHED
+        s.execute(messages.update().where(messages.c.id == message_id).values(tracking_id=None))
+        assert apply_report(s, "skycore", late, datetime.now(UTC)) is Applied.UNMATCHED
+        s.execute(
+            messages.update().where(messages.c.id == message_id).values(tracking_id=tracking_id)
+        )
+
+    reconcile_messages(rt)
+
+    assert rows(rt, [message_id])[message_id][1] == "delivered"
+    with rt.db.session() as s:
+        outcomes = dict(
+            s.execute(select(delivery_reports.c.tracking_id, delivery_reports.c.outcome)).all()
+        )
+    assert outcomes == {"not-yet-x": "unmatched", tracking_id: "applied"}

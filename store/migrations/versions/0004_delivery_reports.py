@@ -40,6 +40,9 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_delivery_reports_message_id"), ["message_id"], unique=False
         )
+        batch_op.create_index(
+            "ix_delivery_reports_outcome_received_at", ["outcome", "received_at"], unique=False
+        )
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("polled_at", sa.DateTime(timezone=True), nullable=True))
 
@@ -48,5 +51,6 @@ def downgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_column("polled_at")
     with op.batch_alter_table("delivery_reports", schema=None) as batch_op:
+        batch_op.drop_index("ix_delivery_reports_outcome_received_at")
         batch_op.drop_index(batch_op.f("ix_delivery_reports_message_id"))
     op.drop_table("delivery_reports")
