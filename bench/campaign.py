@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ from store.migrate import upgrade
 from store.models import messages
 from workers import names
 from workers.app import create_app
-from workers.backlog import ids_held
+from workers.backlog import RedisProbe
 from workers.publish import publish
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/smsdispatch_bench"
@@ -139,31 +138,6 @@ def bench_import(rows: int, runs: int, workdir: Path) -> dict[str, Any]:
             "pool_worker_peak_mb": max(r["pool_worker_peak_mb"] for r in runs_),
         }
     return results
-
-
-class RedisProbe:
-    """Peak memory and peak ids held, sampled every 0.2 s."""
-
-    def __init__(self, client: redis.Redis, queues: list[str]) -> None:
-        self.client, self.queues = client, queues
-        self.peak_ids = 0
-        self.peak_memory = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> RedisProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            self.peak_ids = max(self.peak_ids, ids_held(self.client, self.queues))
-            memory = int(self.client.info("memory")["used_memory"])
-            self.peak_memory = max(self.peak_memory, memory)
 
 
 def sent(db: Database, campaign_id: int) -> int:

@@ -80,6 +80,26 @@ def import_rows(
             on_reject(bad)
 
     seen = _numbers_in(db, target.id)
+    # One connection for the whole import, one transaction per chunk: a new
+    # SQLite connection per chunk costs a WAL checkpoint on each close.
+    with db.session() as session:
+        _import(session, target, rows, preparer, chunk_size, processes, seen, result, rejected,
+                on_progress)  # fmt: skip
+    return result
+
+
+def _import(
+    session: Session,
+    target: CampaignTarget,
+    rows: Iterable[Row | BadRow],
+    preparer: RowPreparer,
+    chunk_size: int,
+    processes: int | None,
+    seen: set[int],
+    result: ImportResult,
+    rejected: Callable[[BadRow], None],
+    on_progress: Callable[[ImportResult], None] | None,
+) -> None:
     chunk: list[Prepared] = []
     for item in prepare_all(preparer, rows, processes):
         if isinstance(item, BadRow):
@@ -93,14 +113,13 @@ def import_rows(
         seen.add(key)
         chunk.append(item)
         if len(chunk) >= chunk_size:
-            _store(db, target, chunk, result, rejected)
+            _store(session, target, chunk, result, rejected)
             chunk = []
             if on_progress is not None:
                 on_progress(result)
-    _store(db, target, chunk, result, rejected)
+    _store(session, target, chunk, result, rejected)
     if on_progress is not None:
         on_progress(result)
-    return result
 
 
 def _numbers_in(db: Database, campaign_id: int) -> set[int]:
@@ -115,14 +134,14 @@ def _numbers_in(db: Database, campaign_id: int) -> set[int]:
 
 
 def _store(
-    db: Database,
+    session: Session,
     target: CampaignTarget,
     chunk: list[Prepared],
     result: ImportResult,
     rejected: Callable[[BadRow], None],
 ) -> None:
     now = utcnow()
-    with db.session() as session, session.begin():
+    with session.begin():
         _lock_importable(session, target.id)
         blocked = opted_out(session, (p.recipient for p in chunk)) if chunk else set()
         keep = [p for p in chunk if p.recipient not in blocked]
@@ -135,7 +154,8 @@ def _store(
             messages,
             _shared(target, now),
             ["recipient", "text", "encoding", "segments", "params"],
-            [(p.recipient, p.text, p.encoding.value, p.segments, p.params) for p in keep],
+            [(p.recipient, p.text, p.encoding.value, p.segments, p.params_json) for p in keep],
+            encoded=("params",),
         )
         result.imported += len(keep)
         session.execute(

@@ -12,6 +12,7 @@ duplicate rows is the one kept.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from collections import deque
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from multiprocessing.pool import AsyncResult
+from typing import Any
 
 from campaigns.recipients import BadRow, Row
 from campaigns.templates import MissingValue, Template
@@ -45,7 +47,9 @@ class Prepared:
     text: str
     encoding: Encoding
     segments: int
-    params: list[str] | None  # placeholder values in template order
+    # The placeholder values in template order, as JSON text: encoded here,
+    # in the pool, rather than by the importer's single process.
+    params_json: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +65,33 @@ class RowPreparer:
             recipient = normalize_number(row.phone, self.default_region)
         except InvalidMessage as exc:
             raise RowRejected(f"phone {row.phone.strip()!r} {exc.reason}") from None
-        params: list[str] | None = None
+        params: str | None = None
         try:
             text = self.template.render(row.values)
         except MissingValue as exc:
             raise RowRejected(f"column {exc.name!r} is empty") from None
         if self.template.names:
-            params = self.template.values_in_order(row.values)
+            params = json.dumps(self.template.values_in_order(row.values))
         try:
             encoding, segments = check_text(self.entry, text)
         except InvalidMessage as exc:
             raise RowRejected(f"the message {exc.reason}") from None
         return Prepared(row.line, recipient, text, encoding, segments, params)
+
+    def prepare_wire(self, rows: list[Wire]) -> list[Wire]:
+        """`prepare_chunk` for the pool, in tuples both ways (see `Wire`)."""
+        out: list[Wire] = []
+        for line, phone, values in rows:
+            if phone is None:
+                out.append((line, None, values))
+                continue
+            try:
+                p = self.prepare(Row(line, phone, values))
+            except RowRejected as exc:
+                out.append((line, None, str(exc)))
+                continue
+            out.append((line, p.recipient, p.text, p.encoding.value, p.segments, p.params_json))
+        return out
 
     def prepare_chunk(self, rows: list[Row | BadRow]) -> list[Prepared | BadRow]:
         out: list[Prepared | BadRow] = []
@@ -107,13 +126,33 @@ def prepare_all(
     with context.Pool(processes) as pool:
         # A bounded window of chunks in flight (`Pool.imap` would read the
         # whole file ahead into its queue): memory stays flat.
-        pending: deque[AsyncResult[list[Prepared | BadRow]]] = deque()
+        pending: deque[AsyncResult[list[Wire]]] = deque()
         for chunk in _chunks(_chain(first, rows)):
-            pending.append(pool.apply_async(preparer.prepare_chunk, (chunk,)))
+            pending.append(pool.apply_async(preparer.prepare_wire, ([_to_wire(r) for r in chunk],)))
             if len(pending) >= 2 * processes:
-                yield from pending.popleft().get()
+                yield from map(_from_wire, pending.popleft().get())
         while pending:
-            yield from pending.popleft().get()
+            yield from map(_from_wire, pending.popleft().get())
+
+
+# Rows and results cross to the pool as plain tuples: pickling a dataclass
+# costs about 6 µs, a tuple under 1 µs, and a million rows cross twice.
+# (line, phone, values) or (line, None, reason) one way; (line, recipient,
+# text, encoding, segments, params) or (line, None, reason) the other.
+Wire = tuple[Any, ...]
+
+
+def _to_wire(row: Row | BadRow) -> Wire:
+    if isinstance(row, BadRow):
+        return (row.line, None, row.reason)
+    return (row.line, row.phone, row.values)
+
+
+def _from_wire(item: Wire) -> Prepared | BadRow:
+    if item[1] is None:
+        return BadRow(item[0], item[2])
+    line, recipient, text, encoding, segments, params = item
+    return Prepared(line, recipient, text, Encoding(encoding), segments, params)
 
 
 def _chain(first: list[Row | BadRow], rest: Iterator[Row | BadRow]) -> Iterator[Row | BadRow]:

@@ -8,7 +8,7 @@ in the driver's form. Values common to every row are converted once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table
@@ -22,15 +22,22 @@ def insert_many(
     shared: Mapping[str, Any],
     columns: Sequence[str],
     rows: Sequence[Sequence[Any]],
+    encoded: Collection[str] = (),
 ) -> None:
-    """Insert `rows` (values for `columns`), each also given the `shared` values."""
+    """Insert `rows` (values for `columns`), each also given the `shared` values.
+
+    Columns named in `encoded` hold values already in the driver's form
+    (JSON text for a JSON column), passed through as they are.
+    """
     if not rows:
         return
     connection = session.connection()
     dialect = connection.dialect
     names = [*shared, *columns]
     fixed = tuple(_processor(table, dialect, n)(v) for n, v in shared.items())
-    convert = [(i, _processor(table, dialect, n)) for i, n in enumerate(columns)]
+    convert = [
+        (i, _processor(table, dialect, n)) for i, n in enumerate(columns) if n not in encoded
+    ]
     convert = [(i, p) for i, p in convert if p is not _same]
     params: list[tuple[Any, ...]] = []
     for row in rows:

@@ -9,31 +9,17 @@ import httpx
 import pytest
 import redis
 
-from api.app import create_app
-from localstack.serve import BackgroundServer
 from store.db import Database
-from tests.settings import make_settings
-
-KEY = "test-api-key-0123456789"
+from tests.api_server import served_api
 
 
 @pytest.fixture
 def client(database_url: str, redis_client: redis.Redis, redis_url: str) -> Iterator[httpx.Client]:
     """The API served over real HTTP, and a client presenting a valid key."""
-    settings = make_settings(
-        database_url=database_url,
-        redis_url=redis_url,
-        api_keys=[KEY],
-        api_max_body_bytes=20_000,
-        api_max_batch=50,
-    )
-    server = BackgroundServer(create_app(settings))
-    server.start()
-    try:
-        with httpx.Client(base_url=server.root, headers={"X-API-Key": KEY}) as http:
-            yield http
-    finally:
-        server.stop()
+    with served_api(
+        database_url=database_url, redis_url=redis_url, api_max_body_bytes=20_000, api_max_batch=50
+    ) as http:
+        yield http
 
 
 def message(**overrides: Any) -> dict[str, Any]:

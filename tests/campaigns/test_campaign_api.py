@@ -9,30 +9,20 @@ import httpx
 import pytest
 import redis
 
-from api.app import create_app
-from localstack.serve import BackgroundServer
-from tests.settings import make_settings
+from tests.api_server import served_api
 
-KEY = "test-api-key-0123456789"
 CSV = "phone,name\n+12125551001,Ana\nnope,Bo\n+12125551002,\n+12125551003,Cy\n"
 
 
 @pytest.fixture
 def client(database_url: str, redis_client: redis.Redis, redis_url: str) -> Iterator[httpx.Client]:
-    settings = make_settings(
+    with served_api(
         database_url=database_url,
         redis_url=redis_url,
-        api_keys=[KEY],
         api_max_body_bytes=2_000,
         api_max_upload_bytes=50_000,
-    )
-    server = BackgroundServer(create_app(settings))
-    server.start()
-    try:
-        with httpx.Client(base_url=server.root, headers={"X-API-Key": KEY}) as http:
-            yield http
-    finally:
-        server.stop()
+    ) as http:
+        yield http
 
 
 def campaign(**overrides: Any) -> dict[str, Any]:

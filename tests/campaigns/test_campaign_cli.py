@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import redis
 from sqlalchemy import update
 
@@ -29,25 +30,32 @@ def create(env: dict[str, str], csv: Path) -> None:
     assert "imported 3; rejected 1" in result.stdout
 
 
-def test_create_imports_the_list_and_writes_every_rejected_row_with_its_line(
-    tmp_path: Path, simulators: SimulatorServer, redis_url: str
-) -> None:
+@pytest.fixture
+def env(tmp_path: Path, simulators: SimulatorServer, redis_url: str) -> dict[str, str]:
+    return cli_env(tmp_path, simulators, redis_url)
+
+
+@pytest.fixture
+def with_campaign(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The environment, after campaign 1 was created from RECIPIENTS."""
     csv = tmp_path / "list.csv"
     csv.write_text(RECIPIENTS, encoding="utf-8")
-    create(cli_env(tmp_path, simulators, redis_url), csv)
+    create(env, csv)
+    return env
+
+
+def test_create_imports_the_list_and_writes_every_rejected_row_with_its_line(
+    with_campaign: dict[str, str], tmp_path: Path
+) -> None:
     rejects = (tmp_path / "list.csv.rejected.csv").read_text(encoding="utf-8").splitlines()
     assert rejects[0] == "line,reason"
     assert rejects[1].startswith("4,\"phone '12'")
 
 
 def test_preview_shows_samples_and_the_total_segment_count(
-    tmp_path: Path, simulators: SimulatorServer, redis_url: str
+    with_campaign: dict[str, str],
 ) -> None:
-    env = cli_env(tmp_path, simulators, redis_url)
-    csv = tmp_path / "list.csv"
-    csv.write_text(RECIPIENTS, encoding="utf-8")
-    create(env, csv)
-    result = run(["campaign", "preview", "1"], env)
+    result = run(["campaign", "preview", "1"], with_campaign)
     assert result.returncode == 0, result.stderr
     assert "Hi Ana, 20% off" in result.stdout
     assert "3 messages (2 gsm7, 1 ucs2)" in result.stdout
@@ -55,12 +63,9 @@ def test_preview_shows_samples_and_the_total_segment_count(
 
 
 def test_control_commands_move_the_campaign_and_refuse_what_does_not_apply(
-    tmp_path: Path, simulators: SimulatorServer, redis_url: str, redis_client: redis.Redis
+    with_campaign: dict[str, str], redis_client: redis.Redis
 ) -> None:
-    env = cli_env(tmp_path, simulators, redis_url)
-    csv = tmp_path / "list.csv"
-    csv.write_text(RECIPIENTS, encoding="utf-8")
-    create(env, csv)
+    env = with_campaign
     steps = [
         (["schedule", "1", "--start", "2030-01-01T09:00", "--timezone", "Europe/Paris"], 0),
         (["resume", "1"], 2),
@@ -82,12 +87,9 @@ def test_control_commands_move_the_campaign_and_refuse_what_does_not_apply(
 
 
 def test_watch_ends_when_the_campaign_is_done(
-    tmp_path: Path, simulators: SimulatorServer, redis_url: str, redis_client: redis.Redis
+    with_campaign: dict[str, str], redis_client: redis.Redis
 ) -> None:
-    env = cli_env(tmp_path, simulators, redis_url)
-    csv = tmp_path / "list.csv"
-    csv.write_text(RECIPIENTS, encoding="utf-8")
-    create(env, csv)
+    env = with_campaign
     db = Database(env["DATABASE_URL"])
     with db.session() as session, session.begin():
         session.execute(update(messages).values(status=MessageStatus.DELIVERED))
@@ -103,9 +105,8 @@ def test_watch_ends_when_the_campaign_is_done(
 
 
 def test_opted_out_numbers_are_listed_imported_and_removed(
-    tmp_path: Path, simulators: SimulatorServer, redis_url: str
+    env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = cli_env(tmp_path, simulators, redis_url)
     numbers = tmp_path / "stop.csv"
     numbers.write_text("phone\n+12125551001\nnonsense\n(212) 555-1002\n", encoding="utf-8")
 

@@ -5,7 +5,6 @@ campaign of 100,000 recipients with the Redis backlog measured throughout."""
 from __future__ import annotations
 
 import io
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from localstack.processes import wait_until
 from simulators.server import SimulatorServer
 from store.status import SETTLED, CampaignStatus
 from tests.integration.stack import Stack, running_stack
-from workers.backlog import ids_held
+from workers.backlog import RedisProbe
 
 pytestmark = pytest.mark.slow
 
@@ -119,30 +118,6 @@ FAST_MESSANGI = {
 HORIZON = 0.5  # seconds of the vendor's rate kept released
 
 
-class BacklogProbe:
-    """Counts the message ids Redis holds (waiting and reserved), every 0.1 s."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
-        self.peak_ids = 0
-        self.peak_memory = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> BacklogProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.1):
-            self.peak_ids = max(self.peak_ids, ids_held(self.client, ["sms.messangi"]))
-            self.peak_memory = max(self.peak_memory, int(self.client.info("memory")["used_memory"]))
-
-
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_a_campaign_of_100000_completes_with_the_redis_backlog_bounded(
     redis_client: redis.Redis,
@@ -167,7 +142,7 @@ def test_a_campaign_of_100000_completes_with_the_redis_backlog_bounded(
     ) as stack:
         service, campaign_id = new_campaign(stack, total, provider="messangi")
         bound = backlog(vendor_rate(stack.catalog.get("messangi")), HORIZON)
-        with BacklogProbe(redis_client) as probe:
+        with RedisProbe(redis_client, ["sms.messangi"]) as probe:
             service.start(campaign_id)
             wait_status(service, campaign_id, CampaignStatus.COMPLETED, 400)
 
