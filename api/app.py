@@ -47,7 +47,9 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Submit SMS messages and read their delivery status.",
     )
     catalog = load_catalog(settings.catalog_path)
-    db = Database(settings.database_url)
+    # Sync endpoints run on a thread pool (anyio: 40 threads); keep a
+    # connection open for each request that may run at once.
+    db = Database(settings.database_url, pool_size=settings.api_db_pool_size)
     producer = Producer(settings, catalog, db, create_celery(settings))
     keys = [k.get_secret_value().encode() for k in settings.api_keys if k.get_secret_value()]
 

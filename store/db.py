@@ -23,6 +23,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     instead of failing with "database is locked".
     """
     if url.startswith("sqlite"):
+        kwargs.pop("pool_size", None)  # NullPool: a connection per session
         engine = create_engine(url, connect_args={"timeout": 30}, poolclass=NullPool, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -35,15 +36,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    kwargs.setdefault("pool_size", 5)
     return create_engine(url, **kwargs)
 
 
 class Database:
     """One engine and session factory per process; rebuilt if the pid changes."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = 5) -> None:
         self.url = url
+        # PostgreSQL connections kept open. A threaded server must keep as many
+        # as it runs requests at once: connections beyond the pool are opened
+        # and closed per use, and opening one costs milliseconds.
+        self.pool_size = pool_size
         self._pid = -1
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
@@ -51,7 +55,7 @@ class Database:
     @property
     def engine(self) -> Engine:
         if self._engine is None or self._pid != os.getpid():
-            self._engine = make_engine(self.url)
+            self._engine = make_engine(self.url, pool_size=self.pool_size)
             self._sessions = sessionmaker(self._engine, expire_on_commit=False)
             self._pid = os.getpid()
         return self._engine
