@@ -155,6 +155,8 @@ def test_a_report_for_an_unknown_tracking_id_is_a_404_and_changes_nothing(
     ("vendor", "request_kwargs"),
     [
         ("messangi", {"content": b"{not json"}),
+        ("messangi", {"content": b"[" * 5000 + b"]" * 5000}),
+        ("skycore", {"content": b'{"tracking-id": ' + b"1" * 5000 + b"}"}),
         ("messangi", {"json": {"id": "V-1", "status": "NO-SUCH-WORD"}}),
         ("skycore", {"json": ["tracking-id", "V-1"]}),
         ("restcomm", {"data": {"MessageStatus": "delivered"}}),
