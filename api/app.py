@@ -19,13 +19,23 @@ import re
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 from sqlalchemy import select
 
 from api.campaigns import campaigns_router
+from api.errors import validation_failed
 from api.limits import MaxBodySize
 from api.reports import reports_router
-from api.schemas import Accepted, BatchIn, BatchOut, MessageIn, MessageStatusOut, Rejected
+from api.schemas import (
+    Accepted,
+    BatchIn,
+    BatchOut,
+    MessageIn,
+    MessageStatusOut,
+    Rejected,
+    RowId,
+)
 from campaigns.service import Campaigns
 from config.catalog import load_catalog
 from config.settings import Settings
@@ -108,7 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
         dependencies=guarded,
         responses={404: {"description": "no such message"}},
     )
-    def message_status(message_id: int) -> MessageStatusOut:
+    def message_status(message_id: RowId) -> MessageStatusOut:
         m = messages.c
         with db.session() as session:
             row = session.execute(
@@ -137,6 +147,7 @@ def create_app(settings: Settings) -> FastAPI:
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    app.add_exception_handler(RequestValidationError, validation_failed)
     app.include_router(metrics_router(settings, db))
     app.include_router(reports_router(settings, db))
     app.include_router(campaigns_router(Campaigns(settings, catalog, db), guarded))

@@ -29,6 +29,7 @@ from api.schemas import (
     ImportOut,
     PreviewOut,
     PreviewSample,
+    RowId,
     RowRejection,
     ScheduleIn,
 )
@@ -68,7 +69,7 @@ def campaigns_router(service: Campaigns, guarded: Sequence[Depends]) -> APIRoute
         ]
 
     @router.get("/{campaign_id}", responses=errors)
-    def read(campaign_id: int) -> CampaignOut:
+    def read(campaign_id: RowId) -> CampaignOut:
         return guard(lambda: out(campaign_id))
 
     @router.post(
@@ -82,7 +83,7 @@ def campaigns_router(service: Campaigns, guarded: Sequence[Depends]) -> APIRoute
         },
     )
     async def upload(
-        campaign_id: int,
+        campaign_id: RowId,
         request: Request,
         phone_column: str = Query("phone", max_length=64),
     ) -> ImportOut:
@@ -105,7 +106,7 @@ def campaigns_router(service: Campaigns, guarded: Sequence[Depends]) -> APIRoute
         )
 
     @router.get("/{campaign_id}/preview", responses=errors)
-    def preview(campaign_id: int, samples: int = Query(5, ge=1, le=50)) -> PreviewOut:
+    def preview(campaign_id: RowId, samples: int = Query(5, ge=1, le=50)) -> PreviewOut:
         result = guard(lambda: service.preview(campaign_id, samples))
         return PreviewOut(
             messages=result.messages,
@@ -121,13 +122,13 @@ def campaigns_router(service: Campaigns, guarded: Sequence[Depends]) -> APIRoute
         )
 
     @router.post("/{campaign_id}/schedule", responses=errors)
-    def schedule(campaign_id: int, body: ScheduleIn) -> CampaignOut:
+    def schedule(campaign_id: RowId, body: ScheduleIn) -> CampaignOut:
         guard(lambda: service.schedule(campaign_id, body.start_at, body.end_at, body.timezone))
         return out(campaign_id)
 
     @router.post("/{campaign_id}/{action}", responses=errors)
     def control(
-        campaign_id: int, action: Literal["start", "pause", "resume", "cancel"]
+        campaign_id: RowId, action: Literal["start", "pause", "resume", "cancel"]
     ) -> CampaignOut:
         guard(lambda: getattr(service, action)(campaign_id))
         return out(campaign_id)

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
+
+# Ids are 64-bit integer columns: an id outside 1..2**63-1 names no row, and
+# the database driver cannot even send it (SQLite raises OverflowError), so
+# such an id in a path is a 422 rather than a server error.
+MAX_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class MessageIn(BaseModel):

@@ -234,7 +234,9 @@ class MessangiAdapter(Adapter[MessangiSettings]):
             raise MalformedReport("messangi: a callback is a POST")
         try:
             body = json.loads(incoming.body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and a number past
+        # int()'s digit limit; RecursionError, arrays nested too deep to read.
+        except (ValueError, RecursionError) as exc:
             raise MalformedReport("messangi: the callback body is not JSON") from exc
         if isinstance(body, dict) and isinstance(body.get("data"), dict):
             body = body["data"]

@@ -72,10 +72,12 @@ class IncomingReport:
 
     @property
     def raw(self) -> str:
-        """What is stored: the query and the body, as text."""
+        """What is stored: the query and the body, as text (NUL, which
+        PostgreSQL text cannot hold, replaced like undecodable bytes)."""
         query = "&".join(f"{k}={v}" for k, v in self.query.items())
         body = self.body.decode(errors="replace")
-        return f"{query}\n{body}" if query else body
+        raw = f"{query}\n{body}" if query else body
+        return raw.replace("\x00", "\N{REPLACEMENT CHARACTER}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,10 @@ class DeliveryReport:
             raise MalformedReport("the report's id is longer than any vendor id")
         if self.error_code is not None and len(self.error_code) > MAX_CODE_CHARS:
             raise MalformedReport("the report's error code is longer than any vendor code")
+        # No vendor sends NUL, and PostgreSQL cannot compare or store it.
+        said = (self.vendor_status, self.tracking_id, self.error_code, self.error_reason)
+        if any(value is not None and "\x00" in value for value in said):
+            raise MalformedReport("the report holds a NUL character")
 
     @property
     def final(self) -> bool:

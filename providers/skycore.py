@@ -132,7 +132,9 @@ class SkycoreAdapter(Adapter[SkycoreSettings]):
             raise MalformedReport("skycore: a postback is a POST")
         try:
             body = json.loads(incoming.body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and a number past
+        # int()'s digit limit; RecursionError, arrays nested too deep to read.
+        except (ValueError, RecursionError) as exc:
             raise MalformedReport("skycore: the postback body is not JSON") from exc
         if not isinstance(body, dict):
             raise MalformedReport("skycore: the postback body is not a JSON object")

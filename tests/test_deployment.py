@@ -68,3 +68,40 @@ def test_makefile_flower_target_demands_basic_auth() -> None:
     makefile = (ROOT / "Makefile").read_text()
     target = makefile[makefile.index("\nflower:") :]
     assert "FLOWER_BASIC_AUTH" in target.split("\n\n")[0]
+
+
+def environment_of(service: dict[str, Any]) -> dict[str, str]:
+    return dict(service.get("environment", {}))
+
+
+def test_the_api_service_serves_the_http_api_after_the_migrations(
+    compose: dict[str, Any],
+) -> None:
+    api = compose["services"]["api"]
+    # Every interface inside its container; the port is published on loopback only.
+    assert api["command"] == ["smsdispatch", "api", "--host", "0.0.0.0", "--port", "8000"]  # noqa: S104
+    assert api["image"] == compose["services"]["worker-cue"]["image"]
+    assert api["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+    assert "127.0.0.1:8000:8000" in api["ports"]
+
+
+def test_the_api_refuses_to_start_without_keys_and_a_report_secret(
+    compose: dict[str, Any],
+) -> None:
+    env = environment_of(compose["services"]["api"])
+    # Required from the environment, like FLOWER_BASIC_AUTH: no secret is baked in.
+    assert env["API_KEYS"].startswith("${API_KEYS:?")
+    assert env["REPORT_SECRET"].startswith("${REPORT_SECRET:?")
+
+
+def test_workers_and_the_api_share_the_report_secret_and_public_url(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    senders = [name for name in services if name.startswith("worker-")]
+    assert senders
+    for name in [*senders, "api"]:
+        env = environment_of(services[name])
+        assert env["REPORT_SECRET"] == environment_of(services["api"])["REPORT_SECRET"], name
+        # Workers ask vendors for reports at this address: by default, the api service.
+        assert env["PUBLIC_BASE_URL"] == "${PUBLIC_BASE_URL:-http://api:8000}", name

@@ -107,3 +107,23 @@ def test_the_same_idempotency_key_returns_the_same_id(
     first = client.post("/v1/messages", json=message(idempotency_key="k-1")).json()["id"]
     again = client.post("/v1/messages", json=message(idempotency_key="k-1")).json()["id"]
     assert first == again
+
+
+def test_a_message_id_beyond_64_bits_is_a_422_not_a_server_error(client: httpx.Client) -> None:
+    response = client.get(f"/v1/messages/{2**64}")
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["path", "message_id"]
+
+
+def test_a_body_that_is_not_utf8_is_a_422_not_a_server_error(client: httpx.Client) -> None:
+    response = client.post("/v1/messages", content=b"\xff{}", headers={"Content-Type": "text/csv"})
+    assert response.status_code == 422
+
+
+def test_a_number_json_reads_as_infinity_is_a_422_naming_the_field(client: httpx.Client) -> None:
+    body = b'{"to": 1e400, "text": "hi", "provider": "cue"}'
+    response = client.post(
+        "/v1/messages", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "to"]

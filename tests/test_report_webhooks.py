@@ -155,6 +155,8 @@ def test_a_report_for_an_unknown_tracking_id_is_a_404_and_changes_nothing(
     ("vendor", "request_kwargs"),
     [
         ("messangi", {"content": b"{not json"}),
+        ("messangi", {"content": b"[" * 5000 + b"]" * 5000}),
+        ("skycore", {"content": b'{"tracking-id": ' + b"1" * 5000 + b"}"}),
         ("messangi", {"json": {"id": "V-1", "status": "NO-SUCH-WORD"}}),
         ("skycore", {"json": ["tracking-id", "V-1"]}),
         ("restcomm", {"data": {"MessageStatus": "delivered"}}),
@@ -165,6 +167,28 @@ def test_a_report_for_an_unknown_tracking_id_is_a_404_and_changes_nothing(
 def test_a_malformed_report_is_a_400_changes_nothing_and_is_kept_raw(
     webhooks: Webhooks, database: Database, vendor: str, request_kwargs: dict[str, Any]
 ) -> None:
+    [mid] = add_rows(database, 1, provider=vendor, status="accepted", tracking_id="V-1")
+    response = webhooks.http.post(webhooks.url(vendor), **request_kwargs)
+    assert response.status_code == 400
+    assert status_of(database, mid) == ("accepted", None)
+    assert stored_outcomes(database) == ["malformed"]
+
+
+@pytest.mark.parametrize(
+    ("vendor", "request_kwargs"),
+    [
+        ("cue", {"params": {"\x00": "1"}}),
+        ("skycore", {"json": {"tracking-id": "V-1\x00", "status": "DELIVERED"}}),
+        (
+            "restcomm",
+            {"data": {"MessageSid": "V-1", "MessageStatus": "failed", "ErrorCode": "\x00"}},
+        ),
+    ],
+)
+def test_a_report_holding_a_nul_character_is_a_400_and_is_kept_raw(
+    webhooks: Webhooks, database: Database, vendor: str, request_kwargs: dict[str, Any]
+) -> None:
+    # PostgreSQL text cannot hold NUL: this was a 500 there.
     [mid] = add_rows(database, 1, provider=vendor, status="accepted", tracking_id="V-1")
     response = webhooks.http.post(webhooks.url(vendor), **request_kwargs)
     assert response.status_code == 400

@@ -126,3 +126,9 @@ def test_an_unknown_campaign_is_not_found(client: httpx.Client) -> None:
     assert client.get("/v1/campaigns/999").status_code == 404
     assert client.post("/v1/campaigns/999/start").status_code == 404
     assert upload(client, 999, CSV).status_code == 404
+
+
+def test_a_campaign_id_beyond_64_bits_is_a_422_not_a_server_error(client: httpx.Client) -> None:
+    response = client.post(f"/v1/campaigns/{2**64}/schedule", json={})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["path", "campaign_id"]
