@@ -48,6 +48,7 @@ bench: setup
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.ratelimit
 	$(BIN)/python -m bench.campaign
+	$(BIN)/python -m bench.reports
 
 migrate: setup
 	$(BIN)/smsdispatch db upgrade

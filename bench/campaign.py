@@ -87,7 +87,6 @@ def child_import(database_url: str, campaign_id: int, csv_path: str) -> None:
         result = service.import_csv(campaign_id, stream)
     seconds = time.perf_counter() - started
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-    pool = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
     print(
         json.dumps(
             {
@@ -96,7 +95,6 @@ def child_import(database_url: str, campaign_id: int, csv_path: str) -> None:
                 "rejected": result.rejected,
                 "duplicates": result.duplicates,
                 "peak_mb": own,
-                "pool_worker_peak_mb": pool,
             }
         )
     )
@@ -106,13 +104,51 @@ def import_once(database_url: str, csv_path: Path) -> dict[str, Any]:
     upgrade(database_url)
     reset_database(database_url)
     campaign_id = new_campaign(database_url)
-    out = subprocess.run(
+    child = subprocess.Popen(
         [sys.executable, "-m", "bench.campaign", "--child-import", database_url,
          str(campaign_id), str(csv_path)],
-        capture_output=True, text=True, check=True,
+        stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    figures: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    peak_pss = 0
+    while child.poll() is None:
+        peak_pss = max(peak_pss, tree_pss_kb(child.pid))
+        time.sleep(0.2)
+    assert child.stdout is not None
+    out = child.stdout.read()
+    if child.returncode:
+        raise RuntimeError(f"import failed ({child.returncode})")
+    figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    figures["all_processes_peak_mb"] = peak_pss // 1024
     return figures
+
+
+def tree_pss_kb(pid: int) -> int:
+    """Proportional memory of a process and its descendants (the import's pool and
+    its fork server): shared pages are counted once, split between their users."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        current = frontier.pop()
+        children = [p for p, parent in parents.items() if parent == current]
+        tree.update(children)
+        frontier += children
+    total = 0
+    for member in tree:
+        try:
+            rollup = Path(f"/proc/{member}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        total += next(
+            int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")
+        )
+    return total
 
 
 def bench_import(rows: int, runs: int, workdir: Path) -> dict[str, Any]:
@@ -135,7 +171,7 @@ def bench_import(rows: int, runs: int, workdir: Path) -> dict[str, Any]:
             "imported": runs_[0]["imported"],
             "rejected": runs_[0]["rejected"],
             "peak_mb": max(r["peak_mb"] for r in runs_),
-            "pool_worker_peak_mb": max(r["pool_worker_peak_mb"] for r in runs_),
+            "all_processes_peak_mb": max(r["all_processes_peak_mb"] for r in runs_),
         }
     return results
 
@@ -229,7 +265,7 @@ def table(figures: dict[str, Any]) -> str:
     imp = figures["import"]
     rows = [
         "| import of a CSV | runs (s) | median s | rows/s | importer peak MB "
-        "| pool worker peak MB | target |",
+        "| with its pool, peak MB | target |",
         "|---|---|---|---|---|---|---|",
     ]
     for backend in ("sqlite", "postgresql"):
@@ -237,7 +273,7 @@ def table(figures: dict[str, Any]) -> str:
         rows.append(
             f"| {imp['rows']:,} rows, {backend} | {', '.join(map(str, r['runs_seconds']))} "
             f"| **{r['median_seconds']}** | {r['median_rows_per_second']:,} | **{r['peak_mb']}** "
-            f"| {r['pool_worker_peak_mb']} | < 60 s, < 300 MB |"
+            f"| **{r['all_processes_peak_mb']}** | < 60 s, < 300 MB |"
         )
     dis = figures["dispatch"]
     rows += [
@@ -263,11 +299,13 @@ def table(figures: dict[str, Any]) -> str:
 
 NOTES = (
     "The import runs in a child process, as `smsdispatch campaign import` does: CSV "
-    "streamed, numbers parsed in a pool of one process per core (spawned), rows stored "
-    "5,000 per transaction (COPY on PostgreSQL). 'importer peak MB' is that process's peak "
-    "RSS; each pool worker peaks at the other figure. The dispatch runs use the catalog's "
-    "Messangi limit (6,000 a minute) and the default 10 s horizon, so the dispatcher keeps "
-    "about 1,000 messages released; the peak is the same for every campaign size."
+    "streamed, numbers parsed in a pool of one process per core (forked from a fork server "
+    "that imported only the preparation module), rows stored 5,000 per transaction (COPY on "
+    "PostgreSQL). 'importer peak MB' is that process's peak RSS; 'with its pool' is the "
+    "peak of the proportional set size (PSS: shared pages counted once) of the importer, "
+    "the fork server and the pool workers together, sampled every 0.2 s. The dispatch runs "
+    "use the catalog's Messangi limit (6,000 a minute) and the default 10 s horizon, so the "
+    "dispatcher keeps about 1,000 messages released; the peak is the same for every campaign size."
 )
 
 

@@ -5,20 +5,21 @@ together, and an import that dies half-way can be run again (numbers already
 in the campaign are skipped as duplicates). Rows are stored `held`: the
 dispatcher, not the importer, decides when they go to the broker.
 
-Duplicates are found with a set of the campaign's numbers held as integers
-(about 60 bytes each: 60 MB for a million), the one thing that grows with
-the list.
+Duplicates are found with the campaign's numbers held in a sorted int64
+array (campaigns/numbers.py: 8 MB for a million), the one thing that grows
+with the list. Rejections are reported a chunk at a time, in line order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from campaigns.numbers import NumberSet
 from campaigns.preparation import Prepared, RowPreparer, prepare_all
 from campaigns.recipients import BadRow, Row
 from store.bulk import insert_many
@@ -75,11 +76,10 @@ def import_rows(
     result = ImportResult()
 
     def rejected(bad: BadRow) -> None:
-        result.reject(bad)
         if on_reject is not None:
             on_reject(bad)
 
-    seen = _numbers_in(db, target.id)
+    seen = NumberSet(_numbers_in(db, target.id))
     # One connection for the whole import, one transaction per chunk: a new
     # SQLite connection per chunk costs a WAL checkpoint on each close.
     with db.session() as session:
@@ -95,34 +95,42 @@ def _import(
     preparer: RowPreparer,
     chunk_size: int,
     processes: int | None,
-    seen: set[int],
+    seen: NumberSet,
     result: ImportResult,
     rejected: Callable[[BadRow], None],
     on_progress: Callable[[ImportResult], None] | None,
 ) -> None:
-    chunk: list[Prepared] = []
+    chunk = Chunk()
     for item in prepare_all(preparer, rows, processes):
         if isinstance(item, BadRow):
-            rejected(item)
+            chunk.rejected.append(item)
             continue
-        key = int(item.recipient[1:])
-        if key in seen:
-            result.duplicates += 1
-            rejected(BadRow(item.line, f"duplicate: {item.recipient} is already in the list"))
-            continue
-        seen.add(key)
-        chunk.append(item)
-        if len(chunk) >= chunk_size:
-            _store(session, target, chunk, result, rejected)
-            chunk = []
+        chunk.prepared.append(item)
+        if len(chunk.prepared) >= chunk_size:
+            _store(session, target, chunk, seen, result)
+            chunk.flush(rejected)
             if on_progress is not None:
                 on_progress(result)
-    _store(session, target, chunk, result, rejected)
+    _store(session, target, chunk, seen, result)
+    chunk.flush(rejected)
     if on_progress is not None:
         on_progress(result)
 
 
-def _numbers_in(db: Database, campaign_id: int) -> set[int]:
+@dataclass
+class Chunk:
+    """Rows on their way to one transaction, and the rejections among them."""
+
+    prepared: list[Prepared] = field(default_factory=list)
+    rejected: list[BadRow] = field(default_factory=list)
+
+    def flush(self, report: Callable[[BadRow], None]) -> None:
+        for bad in self.rejected:  # in line order (sorted when stored)
+            report(bad)
+        self.prepared, self.rejected = [], []
+
+
+def _numbers_in(db: Database, campaign_id: int) -> Iterator[int]:
     """The campaign's numbers already stored (a second import of the same list)."""
     with db.session() as session:
         rows = session.execute(
@@ -130,25 +138,39 @@ def _numbers_in(db: Database, campaign_id: int) -> set[int]:
             .where(messages.c.campaign_id == campaign_id)
             .execution_options(yield_per=10_000)
         )
-        return {int(r[1:]) for (r,) in rows}
+        for (recipient,) in rows:
+            yield int(recipient[1:])
 
 
 def _store(
     session: Session,
     target: CampaignTarget,
-    chunk: list[Prepared],
+    chunk: Chunk,
+    seen: NumberSet,
     result: ImportResult,
-    rejected: Callable[[BadRow], None],
 ) -> None:
     now = utcnow()
+    fresh = seen.add_new([int(p.recipient[1:]) for p in chunk.prepared])
+    unique: list[Prepared] = []
+    for p, new in zip(chunk.prepared, fresh, strict=True):
+        if new:
+            unique.append(p)
+        else:
+            result.duplicates += 1
+            chunk.rejected.append(
+                BadRow(p.line, f"duplicate: {p.recipient} is already in the list")
+            )
     with session.begin():
         _lock_importable(session, target.id)
-        blocked = opted_out(session, (p.recipient for p in chunk)) if chunk else set()
-        keep = [p for p in chunk if p.recipient not in blocked]
-        for p in chunk:
+        blocked = opted_out(session, (p.recipient for p in unique)) if unique else set()
+        keep = [p for p in unique if p.recipient not in blocked]
+        for p in unique:
             if p.recipient in blocked:
                 result.opted_out += 1
-                rejected(BadRow(p.line, f"{p.recipient} is on the opt-out list"))
+                chunk.rejected.append(BadRow(p.line, f"{p.recipient} is on the opt-out list"))
+        chunk.rejected.sort(key=lambda b: b.line)
+        for bad in chunk.rejected:
+            result.reject(bad)
         insert_many(
             session,
             messages,

@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from multiprocessing.pool import AsyncResult
@@ -112,18 +114,28 @@ def prepare_all(
     processes: int | None = None,
     threshold: int = POOL_THRESHOLD,
 ) -> Iterator[Prepared | BadRow]:
-    """Every row prepared or rejected, in order; in a pool once the list is long."""
+    """Every row prepared or rejected, in order; in a pool once the list is long.
+
+    `processes` pool workers (0: none); by default one fewer than the cores,
+    because this process is busy too, reading the file and storing rows.
+    """
     rows = iter(rows)
     first = list(islice(rows, threshold))
-    processes = processes if processes is not None else (os.cpu_count() or 1)
-    if len(first) < threshold or processes <= 1:
+    processes = processes if processes is not None else max(1, (os.cpu_count() or 1))
+    if len(first) < threshold or processes < 1:
         yield from preparer.prepare_chunk(first)
         for chunk in _chunks(rows):
             yield from preparer.prepare_chunk(chunk)
         return
-    # spawn, not fork: the caller may be a threaded server (the HTTP API).
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(processes) as pool:
+    # Not fork: the caller may be a threaded server (the HTTP API). A fork
+    # server that has imported only this module forks the workers, so each
+    # holds what preparing rows needs, not the caller's whole program (a
+    # spawned worker would import the CLI or the server again).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    with _main_module_hidden():
+        pool = context.Pool(processes)
+    with pool:
         # A bounded window of chunks in flight (`Pool.imap` would read the
         # whole file ahead into its queue): memory stays flat.
         pending: deque[AsyncResult[list[Wire]]] = deque()
@@ -133,6 +145,29 @@ def prepare_all(
                 yield from map(_from_wire, pending.popleft().get())
         while pending:
             yield from map(_from_wire, pending.popleft().get())
+
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start pool workers without the caller's main module.
+
+    A worker started by spawn or a fork server first imports the parent's
+    `__main__` (multiprocessing's "safe importing of main module"): for the
+    `smsdispatch` command that is the whole CLI, about 60 MB a worker of
+    modules it never uses. The workers need only this module, which the fork
+    server has imported; so `__main__` looks, while they start, like an
+    interactive session's, which is not imported.
+    """
+    main = sys.modules["__main__"]
+    saved: dict[str, Any] = {
+        name: main.__dict__[name] for name in ("__spec__", "__file__") if name in main.__dict__
+    }
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
 
 
 # Rows and results cross to the pool as plain tuples: pickling a dataclass
