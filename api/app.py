@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
@@ -51,15 +53,21 @@ API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 def create_app(settings: Settings) -> FastAPI:
+    catalog = load_catalog(settings.catalog_path)
+    db = Database(settings.database_url, pool_size=settings.api_db_pool_size)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        # The pool's connections close with the server, not with the process.
+        db.dispose()
+
     app = FastAPI(
         title="smsdispatch",
         version="1",
         summary="Submit SMS messages and read their delivery status.",
+        lifespan=lifespan,
     )
-    catalog = load_catalog(settings.catalog_path)
-    # Sync endpoints run on a thread pool (anyio: 40 threads); keep a
-    # connection open for each request that may run at once.
-    db = Database(settings.database_url, pool_size=settings.api_db_pool_size)
     producer = Producer(settings, catalog, db, create_celery(settings))
     keys = [k.get_secret_value().encode() for k in settings.api_keys if k.get_secret_value()]
 

@@ -135,9 +135,9 @@ class Settings(BaseSettings):
     api_keys: list[SecretStr] = []
     api_max_body_bytes: int = 5_000_000
     api_max_batch: int = 10_000
-    # Database connections the API keeps open (PostgreSQL): as many as the
-    # requests it serves at once, or each extra one connects anew.
-    api_db_pool_size: int = 40
+    # Database connections the API keeps open (PostgreSQL); up to as many
+    # again open for bursts, and closed after use.
+    api_db_pool_size: int = 10
     # A campaign's recipient list (CSV) may be larger: a million rows is about 30 MB.
     api_max_upload_bytes: int = 200_000_000
 

@@ -19,7 +19,7 @@ class BackgroundServer:
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", access_log=False, backlog=4096
+            app, log_level="warning", lifespan="auto", access_log=False, backlog=4096
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
