@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ from config.catalog import ProviderEntry
 from sending import pauses
 from store.models import campaigns, messages
 from store.status import CampaignStatus, MessageStatus
+from workers import keys
 from workers.publish import publish
 from workers.runtime import Runtime
 
@@ -86,7 +88,32 @@ def backlog(rate: float, horizon: float) -> int:
     return max(1, math.ceil(rate * horizon))
 
 
+# A run takes well under a second; a dispatcher that died holding the lock
+# gives it up after this.
+LOCK_MS = 30_000
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 def dispatch_campaigns(rt: Runtime) -> DispatchResult:
+    """One dispatcher run; skipped while another holds the lock.
+
+    Two runs at once (beat's tasks taken by two maintenance workers) would
+    each see the same room in the backlog and fill it twice over.
+    """
+    token = secrets.token_hex(8)
+    if not rt.redis.set(keys.DISPATCH_LOCK, token, nx=True, px=LOCK_MS):
+        log.info("dispatch: another run is in progress; skipped")
+        return DispatchResult()
+    try:
+        return _dispatch(rt)
+    finally:
+        rt.redis.eval(_RELEASE, 1, keys.DISPATCH_LOCK, token)
+
+
+def _dispatch(rt: Runtime) -> DispatchResult:
     now = rt.clock()
     result = DispatchResult()
     with rt.db.session() as session, session.begin():

@@ -52,11 +52,13 @@ def test_the_demo_and_tests_start_flower_through_the_launcher(tmp_path: Path) ->
 
 def test_make_flower_runs_the_launcher() -> None:
     dry_run = subprocess.run(
-        ["make", "-n", "-o", ".venv/.installed", "flower"],
+        # --no-print-directory: under `make test` this make is nested and
+        # would otherwise add "Entering/Leaving directory" lines.
+        ["make", "-n", "--no-print-directory", "-o", ".venv/.installed", "flower"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=30,
         check=True,
     )
-    assert "-m localstack.flower" in dry_run.stdout.splitlines()[-1]
+    assert "-m localstack.flower" in dry_run.stdout.strip().splitlines()[-1]

@@ -37,3 +37,7 @@ METRICS_LIMITER_WAITS = f"{PREFIX}:metrics:limiter_waits"
 def rate_status_query(provider: str) -> str:
     """The TAT of the pace at which reconciliation queries a vendor's status API."""
     return f"{PREFIX}:rate:{provider}:status"
+
+
+# Held by the one dispatcher run in progress (campaigns/dispatcher.py).
+DISPATCH_LOCK = f"{PREFIX}:dispatch:lock"

@@ -18,6 +18,7 @@ from store.models import messages
 from store.status import CampaignStatus, MessageStatus
 from tests.campaigns.conftest import NOON, campaign_with, spec
 from tests.clock import FakeClock
+from workers import keys
 from workers.backlog import held_ids
 from workers.runtime import Runtime
 
@@ -241,3 +242,15 @@ def test_a_finished_campaigns_counters_follow_delivery_reports_for_a_day(
     clock.advance(rt.settings.campaign_counts_after_seconds + 1)
     dispatch_campaigns(rt)
     assert service.get(campaign_id)["counts"] == {"delivered": 10}  # no longer followed
+
+
+def test_a_run_is_skipped_while_another_holds_the_dispatch_lock(
+    rt: Runtime, service: Campaigns, redis_client: redis.Redis
+) -> None:
+    campaign_id = campaign_with(service, 10)
+    service.start(campaign_id)
+    redis_client.set(keys.DISPATCH_LOCK, "another run")
+    assert dispatch_campaigns(rt).released == {}
+    redis_client.delete(keys.DISPATCH_LOCK)
+    assert dispatch_campaigns(rt).released == {campaign_id: 10}
+    assert redis_client.get(keys.DISPATCH_LOCK) is None  # released after the run
