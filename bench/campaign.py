@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bench.report import write_section
 from bench.stack import bench_stack, ensure_database, reset_database
@@ -179,10 +179,13 @@ def bench_import(rows: int, runs: int, workdir: Path) -> dict[str, Any]:
 def sent(db: Database, campaign_id: int) -> int:
     m = messages.c
     with db.session() as session:
-        return len(
-            session.execute(
-                select(m.id).where(m.campaign_id == campaign_id, m.status == "accepted")
-            ).all()
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(messages)
+                .where(m.campaign_id == campaign_id, m.status == "accepted")
+            )
+            or 0
         )
 
 

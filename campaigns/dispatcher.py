@@ -44,7 +44,7 @@ from campaigns.service import finish_unsent, refresh_counts, take_back
 from config.catalog import ProviderEntry
 from sending import pauses
 from store.models import campaigns, messages
-from store.status import CampaignStatus, MessageStatus
+from store.status import UNSENT, CampaignStatus, MessageStatus
 from workers import keys
 from workers.publish import publish
 from workers.runtime import Runtime
@@ -52,7 +52,6 @@ from workers.runtime import Runtime
 log = logging.getLogger(__name__)
 
 ACTIVE = (CampaignStatus.RUNNING, CampaignStatus.PAUSED)
-UNFINISHED = (MessageStatus.HELD, MessageStatus.QUEUED, MessageStatus.SENDING)
 
 
 @dataclass
@@ -284,7 +283,7 @@ def _complete_finished(session: Session, campaign_ids: list[int], now: datetime)
     done: list[int] = []
     for campaign_id in campaign_ids:
         unfinished = session.scalar(
-            select(exists().where(m.campaign_id == campaign_id, m.status.in_(UNFINISHED)))
+            select(exists().where(m.campaign_id == campaign_id, m.status.in_(UNSENT)))
         )
         if unfinished:
             continue

@@ -20,7 +20,7 @@ from campaigns.service import CampaignError, CampaignNotFound, Campaigns, Campai
 from config.catalog import load_catalog
 from config.settings import get_settings
 from store.db import Database
-from store.status import FINAL, CampaignStatus, MessageStatus
+from store.status import FINAL, UNSENT, CampaignStatus, MessageStatus
 
 app = typer.Typer(help="Campaigns: a template sent to a recipient list.", no_args_is_help=True)
 console = Console()
@@ -277,9 +277,6 @@ def watch(
             if status in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED):
                 break
             time.sleep(interval)
-
-
-UNSENT = (MessageStatus.HELD, MessageStatus.QUEUED, MessageStatus.SENDING)
 
 
 def sent_count(counts: dict[str, int]) -> int:

@@ -31,6 +31,9 @@ SETTLED = frozenset(
         MessageStatus.CANCELLED,
     }
 )
+# A campaign's messages not sent yet: held for release, on the broker, or
+# being sent right now.
+UNSENT = frozenset({MessageStatus.HELD, MessageStatus.QUEUED, MessageStatus.SENDING})
 FINAL = frozenset(
     {
         MessageStatus.DELIVERED,

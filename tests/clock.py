@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from config.catalog import Catalog
+from config.settings import Settings
+from workers.app import create_app
+from workers.runtime import Runtime
+
 
 class FakeClock:
     def __init__(self, now: datetime) -> None:
@@ -14,3 +19,9 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+def runtime(settings: Settings, database_url: str, catalog: Catalog, clock: FakeClock) -> Runtime:
+    """A worker runtime on this database whose scheduling clock is `clock`."""
+    settings = settings.model_copy(update={"database_url": database_url})
+    return Runtime(settings, catalog, create_app(settings), clock=clock)

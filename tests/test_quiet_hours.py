@@ -19,8 +19,7 @@ from sending.pipeline import send_messages
 from simulators.server import SimulatorServer
 from store.models import messages
 from store.outbox import take_due
-from tests.clock import FakeClock
-from workers.app import create_app
+from tests.clock import FakeClock, runtime
 from workers.runtime import Runtime
 
 LATE_EVENING_IN_INDIA = datetime(2026, 11, 22, 17, 0, tzinfo=UTC)  # 22:30 IST
@@ -34,11 +33,6 @@ def catalog_with(overrides: dict[str, Any]) -> Catalog:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(LATE_EVENING_IN_INDIA)
-
-
-def runtime(settings: Settings, database_url: str, catalog: Catalog, clock: FakeClock) -> Runtime:
-    settings = settings.model_copy(update={"database_url": database_url})
-    return Runtime(settings, catalog, create_app(settings), clock=clock)
 
 
 @pytest.fixture

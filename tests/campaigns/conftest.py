@@ -12,8 +12,7 @@ import redis
 from campaigns.service import Campaigns, CampaignSpec
 from config.catalog import Catalog
 from config.settings import Settings
-from tests.clock import FakeClock
-from workers.app import create_app
+from tests.clock import FakeClock, runtime
 from workers.runtime import Runtime
 
 NOON = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -32,10 +31,9 @@ def rt(
     clock: FakeClock,
     redis_client: redis.Redis,
 ) -> Iterator[Runtime]:
-    settings = settings.model_copy(update={"database_url": database_url})
-    runtime = Runtime(settings, catalog, create_app(settings), clock=clock)
-    yield runtime
-    runtime.close()
+    rt_ = runtime(settings, database_url, catalog, clock)
+    yield rt_
+    rt_.close()
 
 
 @pytest.fixture

@@ -35,10 +35,6 @@ def by_status(rt: Runtime, campaign_id: int) -> dict[str, int]:
         return {s: n for s, n in rows}
 
 
-def published_ids(client: redis.Redis, queue: str) -> list[int]:
-    return held_ids(client, [queue])
-
-
 def send_released(rt: Runtime, campaign_id: int, how_many: int | None = None) -> None:
     """What workers would do: released messages become accepted."""
     m = messages.c
@@ -98,7 +94,7 @@ def test_the_backlog_is_the_vendors_rate_over_the_horizon_and_is_topped_up(
 
     assert dispatch_campaigns(rt).released == {campaign_id: CUE_RATE * HORIZON}
     assert dispatch_campaigns(rt).released == {}  # full: nothing more
-    assert len(published_ids(redis_client, "sms.cue")) == CUE_RATE * HORIZON
+    assert len(held_ids(redis_client, ["sms.cue"])) == CUE_RATE * HORIZON
 
     send_released(rt, campaign_id, how_many=300)
     assert dispatch_campaigns(rt).released == {campaign_id: 300}
@@ -136,7 +132,7 @@ def test_pause_takes_back_released_messages_and_resume_releases_them_again(
     assert dispatch_campaigns(rt).released == {campaign_id: 1000}
     # The old tasks are still on the broker; their ids are claimable again
     # only because they were released again, so each is sent once.
-    ids = published_ids(redis_client, "sms.cue")
+    ids = held_ids(redis_client, ["sms.cue"])
     assert len(ids) == 2000
     assert len(set(ids)) == 1000
 
