@@ -33,7 +33,7 @@ from config.settings import Settings
 from providers.registry import ADAPTERS
 from providers.reports import DeliveryReport, IncomingReport, MalformedReport
 from sending.callbacks import token_valid
-from store.db import Database, utcnow
+from store.db import Database
 from store.reports import Applied, apply_report, record
 
 log = logging.getLogger(__name__)
@@ -46,11 +46,11 @@ def reports_router(settings: Settings, db: Database) -> APIRouter:
 
     def apply(provider: str, report: DeliveryReport, last_try: bool) -> Applied:
         with db.session() as session, session.begin():
-            return apply_report(session, provider, report, utcnow(), last_try=last_try)
+            return apply_report(session, provider, report, db.clock(), last_try=last_try)
 
     def keep_malformed(provider: str, raw: str) -> None:
         with db.session() as session, session.begin():
-            record(session, provider, None, utcnow(), Applied.MALFORMED, raw=raw)
+            record(session, provider, None, db.clock(), Applied.MALFORMED, raw=raw)
 
     async def receive(provider: str, token: str, request: Request) -> dict[str, str]:
         """One delivery report, in the form the vendor's document gives."""

@@ -25,7 +25,7 @@ from bench.stack import bench_stack, reset_database
 from localstack.processes import api_process, free_port, wait_http
 from sending.callbacks import report_url
 from store.bulk import insert_many
-from store.db import Database, utcnow
+from store.db import Database
 from store.models import messages
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/smsdispatch_bench"
@@ -34,7 +34,7 @@ SECRET = "bench-report-secret-0123456789abcdef"  # noqa: S105 (a throwaway bench
 
 def seed(db: Database, count: int) -> list[str]:
     """`count` accepted Restcomm messages; their tracking ids."""
-    now = utcnow()
+    now = db.clock()
     sids = [f"SM{i:032d}" for i in range(count)]
     shared = {
         "provider": "restcomm",

@@ -23,7 +23,8 @@ from campaigns.numbers import NumberSet
 from campaigns.preparation import Prepared, RowPreparer, prepare_all
 from campaigns.recipients import BadRow, Row
 from store.bulk import insert_many
-from store.db import Database, utcnow
+from store.clock import Clock
+from store.db import Database
 from store.models import campaigns, messages
 from store.optouts import opted_out
 from store.status import CampaignStatus, MessageStatus
@@ -84,7 +85,7 @@ def import_rows(
     # SQLite connection per chunk costs a WAL checkpoint on each close.
     with db.session() as session:
         _import(session, target, rows, preparer, chunk_size, processes, seen, result, rejected,
-                on_progress)  # fmt: skip
+                on_progress, db.clock)  # fmt: skip
     return result
 
 
@@ -99,6 +100,7 @@ def _import(
     result: ImportResult,
     rejected: Callable[[BadRow], None],
     on_progress: Callable[[ImportResult], None] | None,
+    clock: Clock,
 ) -> None:
     chunk = Chunk()
     for item in prepare_all(preparer, rows, processes):
@@ -107,11 +109,11 @@ def _import(
             continue
         chunk.prepared.append(item)
         if len(chunk.prepared) >= chunk_size:
-            _store(session, target, chunk, seen, result)
+            _store(session, target, chunk, seen, result, clock())
             chunk.flush(rejected)
             if on_progress is not None:
                 on_progress(result)
-    _store(session, target, chunk, seen, result)
+    _store(session, target, chunk, seen, result, clock())
     chunk.flush(rejected)
     if on_progress is not None:
         on_progress(result)
@@ -148,8 +150,8 @@ def _store(
     chunk: Chunk,
     seen: NumberSet,
     result: ImportResult,
+    now: datetime,
 ) -> None:
-    now = utcnow()
     fresh = seen.add_new([int(p.recipient[1:]) for p in chunk.prepared])
     unique: list[Prepared] = []
     for p, new in zip(chunk.prepared, fresh, strict=True):

@@ -28,7 +28,8 @@ from campaigns.templates import Template, TemplateError
 from config.catalog import Catalog
 from config.settings import Settings
 from producer.validation import InvalidMessage, Validator
-from store.db import Database, utcnow
+from store.clock import Clock
+from store.db import Database
 from store.models import campaigns, messages
 from store.status import CAMPAIGN_TRANSITIONS, CampaignStatus, MessageStatus
 
@@ -83,11 +84,11 @@ class Campaigns:
         settings: Settings,
         catalog: Catalog,
         db: Database,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
     ) -> None:
         self.catalog = catalog
         self.db = db
-        self.clock = clock
+        self.clock = clock or db.clock
         self.validator = Validator(settings, catalog)
 
     # -- creating and filling ----------------------------------------------------

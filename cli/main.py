@@ -103,7 +103,7 @@ def status() -> None:
     import redis
 
     from sending.pauses import current_pause
-    from store.db import Database, utcnow
+    from store.db import Database
     from store.outbox import status_counts
 
     settings = get_settings()
@@ -115,7 +115,7 @@ def status() -> None:
     table = Table("provider", *statuses, "paused")
     client = redis.Redis.from_url(settings.redis_url)
     for provider in catalog.providers:
-        pause = current_pause(client, provider, utcnow())
+        pause = current_pause(client, provider, db.clock())
         table.add_row(
             provider,
             *(str(counts.get((provider, s), 0)) for s in statuses),
@@ -134,12 +134,13 @@ def limits() -> None:
 
     from sending.limits_report import limit_rows, waiting_counts
     from sending.pauses import current_pause
-    from store.db import Database, utcnow
+    from store.db import Database
 
     settings = get_settings()
     catalog = load_catalog(settings.catalog_path)
-    now = utcnow()
-    with Database(settings.database_url).session() as session:
+    db = Database(settings.database_url)
+    now = db.clock()
+    with db.session() as session:
         waiting = waiting_counts(session, now)
 
     async def collect() -> list[Any]:
@@ -232,11 +233,11 @@ def report(
     from reporting.chart import draw
     from reporting.queries import ReportFilter, build_report
     from reporting.tables import parse_moment, print_report
-    from store.db import Database, utcnow
+    from store.db import Database
 
-    now = utcnow()
-    wanted = ReportFilter(parse_moment(since, now), parse_moment(until, now), provider, campaign)
     db = Database(get_settings().database_url)
+    now = db.clock()
+    wanted = ReportFilter(parse_moment(since, now), parse_moment(until, now), provider, campaign)
     with db.session() as session:
         result = build_report(session, wanted)
     print_report(result, console)

@@ -11,7 +11,7 @@ from rich.console import Console
 from config.settings import get_settings
 from producer.validation import InvalidMessage, normalize_number
 from store import optouts
-from store.db import Database, utcnow
+from store.db import Database
 
 app = typer.Typer(help="The opt-out list.", no_args_is_help=True)
 console = Console()
@@ -41,7 +41,7 @@ def add(
     """Put numbers on the list."""
     db = Database(get_settings().database_url)
     with db.session() as session, session.begin():
-        added = optouts.add(session, normalized(numbers, region), utcnow(), reason)
+        added = optouts.add(session, normalized(numbers, region), db.clock(), reason)
     console.print(f"{added} added")
 
 
@@ -75,7 +75,7 @@ def import_(
                 bad += 1
                 console.print(f"[yellow]line {line_no}[/yellow]: {raw!r} {exc.reason}")
     with db.session() as session, session.begin():
-        added = optouts.add(session, good, utcnow(), reason)
+        added = optouts.add(session, good, db.clock(), reason)
     console.print(f"{added} added ({len(good) - added} already on the list); {bad} lines rejected")
 
 

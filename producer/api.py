@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from config.catalog import Catalog
 from config.settings import Settings
 from producer.validation import InvalidMessage, SendRequest, Validator, ValidMessage
-from store.db import Database, utcnow
+from store.clock import Clock
+from store.db import Database
 from store.models import messages
 from store.optouts import opted_out
 from store.status import MessageStatus
@@ -54,9 +55,13 @@ class Producer:
         celery: Celery,
         *,
         default_region: str | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.catalog = catalog
         self.db = db
+        # The database's clock by default: `next_attempt_at` is compared by
+        # workers and the sweeper on other hosts (store/clock.py).
+        self.clock = clock or db.clock
         self.celery = celery
         self.validator = Validator(settings, catalog, default_region)
 
@@ -111,7 +116,7 @@ class Producer:
         self, valid: list[tuple[int, ValidMessage]], result: BatchResult
     ) -> list[tuple[int, str, int]]:
         """Insert rows; return (id, provider, priority) of the newly stored ones."""
-        now = utcnow()
+        now = self.clock()
         for attempt in range(2):
             try:
                 with self.db.session() as session, session.begin():

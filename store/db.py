@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from store.clock import DatabaseClock
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+# libpq: give up connecting after 5 s; notice a peer that vanished (a network
+# partition, not a refusal) within about 15 s of silence.
+POSTGRES_CONNECT_ARGS = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15000,
+}
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -35,7 +43,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
+    # A connection the server dropped (a restart, a failover) is replaced on
+    # checkout instead of failing the next statement; a server that does not
+    # answer is given up on in seconds, not after the kernel's two minutes,
+    # so a worker holding vendor answers gets to keep them elsewhere
+    # (sending/pipeline.py) and beat's next run tries again.
     kwargs.setdefault("pool_pre_ping", True)
+    if url.startswith("postgresql"):
+        kwargs.setdefault("connect_args", POSTGRES_CONNECT_ARGS)
     return create_engine(url, **kwargs)
 
 
@@ -51,6 +66,9 @@ class Database:
         self._pid = -1
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
+        # The time every process agrees on (store/clock.py): what this
+        # process stamps rows with and compares them against.
+        self.clock = DatabaseClock(self)
 
     @property
     def engine(self) -> Engine:

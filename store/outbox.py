@@ -50,8 +50,9 @@ class Claimed:
         )
 
 
-# Hosts' clocks differ by a little: a row made due by the sweeper's clock must
-# not look early to a worker whose clock is a few milliseconds behind.
+# Every process reads the database's clock (store/clock.py), each carried on
+# its own monotonic clock between readings, so two of them differ by
+# milliseconds; a row the sweeper found due must not look early to the worker.
 CLOCK_SKEW = timedelta(seconds=2)
 
 

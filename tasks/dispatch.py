@@ -6,10 +6,13 @@ from celery import shared_task
 
 from campaigns.dispatcher import dispatch_campaigns
 from workers import names
+from workers.periodic import take_turn
 from workers.runtime import get_runtime
 
 
 @shared_task(name=names.DISPATCH)
 def dispatch() -> None:
     """Start, top up, end and complete campaigns (see campaigns/dispatcher.py)."""
-    dispatch_campaigns(get_runtime())
+    rt = get_runtime()
+    if take_turn(rt.redis, names.DISPATCH, rt.settings.dispatch_interval_seconds):
+        dispatch_campaigns(rt)

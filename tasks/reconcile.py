@@ -6,10 +6,13 @@ from celery import shared_task
 
 from sending.reconcile import reconcile_messages
 from workers import names
+from workers.periodic import take_turn
 from workers.runtime import get_runtime
 
 
 @shared_task(name=names.RECONCILE)
 def reconcile() -> None:
     """Poll status queries for stale `accepted` and `unknown` messages (ids stay in SQL)."""
-    reconcile_messages(get_runtime())
+    rt = get_runtime()
+    if take_turn(rt.redis, names.RECONCILE, rt.settings.reconcile_interval_seconds):
+        reconcile_messages(rt)

@@ -65,7 +65,9 @@ def attempts_by_provider_and_outcome(db: Database) -> dict[tuple[str, str], int]
 
 
 def store(rt: Runtime, requests: list[SendRequest]) -> list[int]:
-    result = Producer(rt.settings, rt.catalog, rt.db, rt.celery).send_batch(requests)
+    result = Producer(rt.settings, rt.catalog, rt.db, rt.celery, clock=rt.clock).send_batch(
+        requests
+    )
     assert not result.rejected
     return list(result.ids.values())
 

@@ -49,7 +49,7 @@ def rt(
 
 
 def store(rt: Runtime, count: int) -> list[int]:
-    producer = Producer(rt.settings, rt.catalog, rt.db, rt.celery)
+    producer = Producer(rt.settings, rt.catalog, rt.db, rt.celery, clock=rt.clock)
     result = producer.send_batch(
         [SendRequest(f"+91981234{i:04d}", f"offer {i}", "smsbuddy") for i in range(count)]
     )

@@ -51,7 +51,7 @@ def rt(
 
 
 def send(rt: Runtime, vendors: tuple[str, ...], count: int) -> list[int]:
-    producer = Producer(rt.settings, rt.catalog, rt.db, rt.celery)
+    producer = Producer(rt.settings, rt.catalog, rt.db, rt.celery, clock=rt.clock)
     result = producer.send_batch(
         [
             SendRequest(f"+91981234{i:04d}", f"message {i}", vendors[i % len(vendors)])

@@ -60,23 +60,21 @@ def create_app(settings: Settings) -> Celery:
         # Events for Flower.
         worker_send_task_events=True,
         task_send_sent_event=True,
+        # No `expires` on beat's tasks: it compares beat's clock with the
+        # worker's. A backlog of them runs once per period (workers/periodic.py).
         beat_schedule={
             "sweep-outbox": {
                 "task": names.SWEEP,
                 "schedule": settings.sweep_interval_seconds,
-                # A sweep that could not run in time is replaced by the next.
-                "options": {"expires": max(settings.sweep_interval_seconds * 5, 5.0)},
             },
             "dispatch-campaigns": {
                 "task": names.DISPATCH,
                 "schedule": settings.dispatch_interval_seconds,
-                "options": {"expires": max(settings.dispatch_interval_seconds * 5, 5.0)},
             },
             # Status queries for messages whose delivery report never came.
             "reconcile-reports": {
                 "task": names.RECONCILE,
                 "schedule": settings.reconcile_interval_seconds,
-                "options": {"expires": settings.reconcile_interval_seconds},
             },
         },
         timezone="UTC",

@@ -41,3 +41,8 @@ def rate_status_query(provider: str) -> str:
 
 # Held by the one dispatcher run in progress (campaigns/dispatcher.py).
 DISPATCH_LOCK = f"{PREFIX}:dispatch:lock"
+
+
+def periodic_turn(task: str) -> str:
+    """Set (with a TTL) by the run of a periodic task that took the current turn."""
+    return f"{PREFIX}:periodic:{task}"

@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Callable, Coroutine
-from datetime import datetime
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import httpx
@@ -29,7 +28,8 @@ from providers.registry import build_adapter
 from providers.transport import vendor_client
 from sending.callbacks import report_url
 from sending.gate import LimiterGate
-from store.db import Database, utcnow
+from store.clock import Clock
+from store.db import Database
 from store.models import campaigns
 from workers.limiter import RedisLimiter
 
@@ -42,14 +42,15 @@ class Runtime:
         settings: Settings,
         catalog: Catalog | None = None,
         celery: Celery | None = None,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
-        # Wall-clock time for scheduling decisions (quiet hours, back-off);
-        # tests pass a fake. The rate limiter uses Redis server time instead.
-        self.clock = clock
         self.catalog = catalog or load_catalog(settings.catalog_path)
         self.db = Database(settings.database_url)
+        # The time rows are stamped with and compared against: the database's
+        # (store/clock.py), shared by every host; tests pass a fake. The rate
+        # limiter uses Redis server time instead.
+        self.clock = clock or self.db.clock
         self.redis = redis.Redis.from_url(settings.redis_url)
         self._celery = celery
         # uvloop: the event loop every vendor call runs on (see BENCHMARKS.md).

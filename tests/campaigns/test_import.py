@@ -11,7 +11,6 @@ from campaigns.importer import ImportRefused
 from campaigns.recipients import BadRow
 from campaigns.service import CampaignError, Campaigns
 from store import optouts
-from store.db import utcnow
 from store.models import messages
 from store.status import MessageStatus
 from tests.campaigns.conftest import campaign_with, csv_of, spec
@@ -33,7 +32,7 @@ def test_a_csv_with_bad_rows_imports_the_good_ones_and_reports_each_bad_one(
     service: Campaigns,
 ) -> None:
     with service.db.session() as session, session.begin():
-        optouts.add(session, ["+12125551006"], utcnow(), "STOP")
+        optouts.add(session, ["+12125551006"], service.clock(), "STOP")
     campaign_id = service.create(spec(default_region="US"))
     reported: list[BadRow] = []
 

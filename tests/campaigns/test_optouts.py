@@ -23,7 +23,7 @@ def opt_out(rt: Runtime, *numbers: str) -> None:
 
 def test_the_producer_rejects_an_opted_out_number_and_stores_the_rest(rt: Runtime) -> None:
     opt_out(rt, "+12125551002")
-    producer = Producer(rt.settings, rt.catalog, rt.db, rt.celery)
+    producer = Producer(rt.settings, rt.catalog, rt.db, rt.celery, clock=rt.clock)
     result = producer.send_batch(
         [SendRequest("+12125551001", "hi", "cue"), SendRequest("+12125551002", "hi", "cue")]
     )
