@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # query to settle it; then it is failed as "unconfirmed".
     unknown_deadline_seconds: float = 86400.0
     sweep_batch_limit: int = 5000
+    # A worker that cannot reach the database tries again with back-off for
+    # this long: to claim (then the task comes back a few seconds later), or
+    # to record vendor answers (then it hands them to the sweeper through
+    # Redis, which writes them when the database is back: sending/journal.py).
+    database_retry_seconds: float = 10.0
 
     # The global rate limiter: the longest a worker waits in-process for a
     # slot (longer waits go through the database; it also bounds how far
@@ -126,9 +131,15 @@ class Settings(BaseSettings):
     # query; at most `reconcile_batch` per run and `reconcile_rate_per_second`
     # queries per vendor across all workers.
     reconcile_after_seconds: float = 900.0
-    reconcile_interval_seconds: float = 60.0
+    reconcile_interval_seconds: float = 10.0
     reconcile_batch: int = 500
     reconcile_rate_per_second: float = 5.0
+    # A send whose answer was lost (a read timeout, a worker killed before it
+    # recorded it) is looked for where the vendor lists what it took, once the
+    # vendor has had this long to list it; not found, it is sent again. The
+    # search window is widened by the tolerance: the vendor's clock is not ours.
+    lost_send_search_after_seconds: float = 10.0
+    vendor_clock_tolerance_seconds: float = 30.0
 
     # The HTTP API: the keys other applications present (X-API-Key; with
     # none configured every request is refused), and request size limits.

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
@@ -39,6 +39,10 @@ NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
     httpx.ConnectTimeout,
     httpx.PoolTimeout,
 )
+
+
+# Hears one request's messages and their outcomes as soon as they are known.
+AnswerHook = Callable[[Sequence[OutboundMessage], Sequence[Outcome]], None]
 
 
 class Gate(Protocol):
@@ -144,11 +148,15 @@ class Adapter(ABC, Generic[SettingsT]):
 
     # -- the shared flow --------------------------------------------------
 
-    async def send(self, messages: Sequence[OutboundMessage]) -> list[Outcome]:
+    async def send(
+        self, messages: Sequence[OutboundMessage], on_answers: AnswerHook | None = None
+    ) -> list[Outcome]:
         """Send every message; return one outcome per message, in order.
 
         Never raises: what a vendor, the network, our configuration or a bug
         in a vendor module did is an outcome for the messages it touched.
+        `on_answers` hears each request's outcomes the moment they are known,
+        so the caller can keep them safe before the whole batch is done.
         """
         if not messages:
             return []
@@ -158,7 +166,7 @@ class Adapter(ABC, Generic[SettingsT]):
         else:
             groups = [[m] for m in messages]
         results = await asyncio.gather(
-            *(self._send_group(g) for g in groups), return_exceptions=True
+            *(self._send_and_tell(g, on_answers) for g in groups), return_exceptions=True
         )
         by_id: dict[int, Outcome] = {}
         for group, outs in zip(groups, results, strict=True):
@@ -177,6 +185,17 @@ class Adapter(ABC, Generic[SettingsT]):
             size = self.entry.request_size_for(group[0].sender)
             for start in range(0, len(group), size):
                 yield group[start : start + size]
+
+    async def _send_and_tell(
+        self, group: Sequence[OutboundMessage], on_answers: AnswerHook | None
+    ) -> list[Outcome]:
+        outcomes = await self._send_group(group)
+        if on_answers is not None:
+            try:
+                on_answers(group, outcomes)
+            except Exception:  # the answers must still reach the caller
+                log.exception("%s: the answer hook failed", self.name)
+        return outcomes
 
     async def _send_group(self, group: Sequence[OutboundMessage]) -> list[Outcome]:
         """One request's messages, start to end; every failure is an outcome.

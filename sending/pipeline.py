@@ -10,18 +10,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import redis
 
 from config.catalog import UnknownProviderError
+from providers.base import AnswerHook
+from providers.message import OutboundMessage
 from providers.outcomes import Outcome, OutcomeKind
-from sending import pauses
-from sending.transitions import RowUpdate, hold, invalid, plan_update
+from sending import journal, pauses
+from sending.journal import Answer, JournalWriter
+from sending.transitions import hold, invalid, result_of
+from store.db import DATABASE_AWAY, retrying
 from store.optouts import opted_out
-from store.outbox import Claimed, apply_updates, claim, log_attempts
+from store.outbox import Claimed, claim, write_results, write_results_once
+from store.results import SendResult
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -35,80 +42,169 @@ class SendSummary:
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
+class ClaimFailed(Exception):
+    """The database could not be reached to claim the rows: nothing was sent,
+    and the task should come back shortly (tasks/send.py)."""
+
+
 def send_messages(rt: Runtime, ids: Sequence[int]) -> SendSummary:
     summary = SendSummary()
-    with rt.db.session() as session, session.begin():
-        claimed = claim(session, ids, rt.clock())
-        # Checked here, at the last moment, as well as where messages enter:
-        # a number may opt out while its campaign is waiting to be sent.
-        blocked = opted_out(session, (r.recipient for r in claimed)) if claimed else set()
+    try:
+        claimed, blocked = retrying(
+            lambda: _claim(rt, ids), rt.settings.database_retry_seconds, what="claiming"
+        )
+    except DATABASE_AWAY as exc:
+        raise ClaimFailed(f"could not claim {len(ids)} messages: {type(exc).__name__}") from exc
     summary.claimed = len(claimed)
     if not claimed:
         return summary
 
-    updates: list[RowUpdate] = []
-    to_send: dict[str, list[Claimed]] = defaultdict(list)
     now = rt.clock()
-    for row in claimed:
-        problem = row_problem(rt, row)
-        if row.recipient in blocked:
-            updates.append(
-                invalid(
-                    row.id, row.attempts, "the recipient is on the opt-out list", now, "opted_out"
-                )
-            )
-        elif problem:
-            updates.append(invalid(row.id, row.attempts, problem, now))
-        else:
-            to_send[row.provider].append(row)
-
-    for provider in list(to_send):
-        pause = pauses.current_pause(rt.redis, provider, now)
-        if pause is not None:
-            updates += [
-                hold(r.id, r.attempts, pause.until, reason=f"{provider} paused: {pause.reason}")
-                for r in to_send.pop(provider)
-            ]
-
+    results, to_send = _set_aside(rt, claimed, blocked, now)
     providers = list(to_send)
-    results = rt.run(_send_all(rt, [to_send[p] for p in providers])) if providers else []
+    outcomes = rt.run(_send_all(rt, [to_send[p] for p in providers], now)) if providers else []
     now = rt.clock()
-    calls: list[tuple[Claimed, Outcome]] = []
-    for provider, outcomes in zip(providers, results, strict=True):
-        rows = to_send[provider]
+    answers: list[Answer] = []
+    for provider, provider_outcomes in zip(providers, outcomes, strict=True):
         entry = rt.catalog.get(provider)
-        for row, outcome in zip(rows, outcomes, strict=True):
-            calls.append((row, outcome))
-            updates.append(plan_update(row.id, row.attempts, outcome, entry, now))
+        for row, outcome in zip(to_send[provider], provider_outcomes, strict=True):
+            answer = Answer(row.id, row.attempts, provider, outcome, now)
+            answers.append(answer)
+            results.append(result_of(answer, entry))
 
     # The results first: a Redis hiccup below must not cost what the vendors said.
-    with rt.db.session() as session, session.begin():
-        apply_updates(session, updates, now)
-        log_attempts(session, calls, now)
-    for provider, outcomes in zip(providers, results, strict=True):
+    persist(rt, results, answers)
+    for provider, provider_outcomes in zip(providers, outcomes, strict=True):
         try:
-            pause_if_the_vendor_said_so(rt, provider, outcomes)
+            pause_if_the_vendor_said_so(rt, provider, provider_outcomes)
         except redis.RedisError:
             log.warning("could not record %s's pause in Redis", provider, exc_info=True)
     # The batch's counts and limiter waits: one Redis round trip (best-effort).
-    rt.metrics.count_sends((row.provider, outcome.kind.value) for row, outcome in calls)
+    rt.metrics.count_sends(
+        (provider, outcome.kind.value)
+        for provider, provider_outcomes in zip(providers, outcomes, strict=True)
+        for outcome in provider_outcomes
+    )
     rt.metrics.flush(rt.redis)
-    summary.outcomes.update(u.status.value for u in updates)
+    summary.outcomes.update(r.update.status.value for r in results)
     log.info("sent batch: claimed=%d outcomes=%s", summary.claimed, dict(summary.outcomes))
     return summary
 
 
-async def _send_all(rt: Runtime, groups: list[list[Claimed]]) -> list[list[Outcome]]:
-    return list(
-        await asyncio.gather(
-            *(
-                rt.adapter(rows[0].provider).send(
-                    [r.outbound(rt.campaign_template(r.campaign_id)) for r in rows]
+def _set_aside(
+    rt: Runtime, claimed: Sequence[Claimed], blocked: set[str], now: datetime
+) -> tuple[list[SendResult], dict[str, list[Claimed]]]:
+    """The results of rows that cannot go now (opted out, invalid, their
+    vendor paused), and the rest by vendor."""
+    results: list[SendResult] = []
+    to_send: dict[str, list[Claimed]] = defaultdict(list)
+    for row in claimed:
+        problem = row_problem(rt, row)
+        if row.recipient in blocked:
+            reason = "the recipient is on the opt-out list"
+            results.append(SendResult(invalid(row.id, row.attempts, reason, now, "opted_out")))
+        elif problem:
+            results.append(SendResult(invalid(row.id, row.attempts, problem, now)))
+        else:
+            to_send[row.provider].append(row)
+    for provider in list(to_send):
+        try:
+            pause = pauses.current_pause(rt.redis, provider, now)
+        except redis.RedisError:
+            pause = None  # the limiter will not grant a slot without Redis either
+        if pause is not None:
+            reason = f"{provider} paused: {pause.reason}"
+            results += [
+                SendResult(hold(r.id, r.attempts, pause.until, reason=reason))
+                for r in to_send.pop(provider)
+            ]
+    return results, to_send
+
+
+def _claim(rt: Runtime, ids: Sequence[int]) -> tuple[list[Claimed], set[str]]:
+    """Claim the rows, and read what sending them needs, in one transaction."""
+    with rt.db.session() as session, session.begin():
+        claimed = claim(session, ids, rt.clock())
+        if not claimed:
+            return [], set()
+        # Checked here, at the last moment, as well as where messages enter:
+        # a number may opt out while its campaign is waiting to be sent.
+        blocked = opted_out(session, (r.recipient for r in claimed))
+        rt.load_templates(session, (r.campaign_id for r in claimed))
+    return claimed, blocked
+
+
+def persist(rt: Runtime, results: Sequence[SendResult], answers: Sequence[Answer]) -> None:
+    """Write the batch's results; never lose a vendor answer doing it.
+
+    One transaction normally. While the database is away, again with
+    back-off for `database_retry_seconds` (written row by row then, so a
+    first try that committed unseen is not written twice); if it is still
+    away, the answers are handed to the sweeper through Redis
+    (sending/journal.py), which writes them once the database is back.
+    """
+    try:
+        with rt.db.session() as session, session.begin():
+            write_results(session, results, rt.clock())
+    except DATABASE_AWAY:
+        log.warning("database unreachable while recording %d results; retrying", len(results))
+        try:
+            retrying(
+                lambda: _write_once(rt, results),
+                rt.settings.database_retry_seconds,
+                what="recording results",
+            )
+        except DATABASE_AWAY:
+            kept = journal.hand_over(rt.redis, answers)
+            log.error(
+                "database unreachable: %d vendor answers %s",
+                len(answers),
+                "left for the sweeper in Redis" if kept else "kept only in the journal",
+            )
+            return
+    journal.settle(rt.redis, [a.claim for a in answers if journal.worth_keeping(a.outcome)])
+
+
+def _write_once(rt: Runtime, results: Sequence[SendResult]) -> None:
+    with rt.db.session() as session, session.begin():
+        write_results_once(session, results, rt.clock())
+
+
+async def _send_all(
+    rt: Runtime, groups: list[list[Claimed]], started: datetime
+) -> list[list[Outcome]]:
+    """Every group's vendor calls at once; each answer is journaled as it comes."""
+    writer = JournalWriter(rt.aioredis)
+    began = time.monotonic()
+
+    def keep(group: list[Claimed]) -> AnswerHook:
+        claims = {row.id: row.attempts for row in group}
+        provider = group[0].provider
+
+        def hook(sent: Sequence[OutboundMessage], outcomes: Sequence[Outcome]) -> None:
+            # The time from this host's monotonic clock: no database call in the loop.
+            at = started + timedelta(seconds=time.monotonic() - began)
+            writer.add(
+                Answer(m.id, claims[m.id], provider, o, at)
+                for m, o in zip(sent, outcomes, strict=True)
+            )
+
+        return hook
+
+    try:
+        return list(
+            await asyncio.gather(
+                *(
+                    rt.adapter(rows[0].provider).send(
+                        [r.outbound(rt.campaign_template(r.campaign_id)) for r in rows],
+                        keep(rows),
+                    )
+                    for rows in groups
                 )
-                for rows in groups
             )
         )
-    )
+    finally:
+        await writer.drain()
 
 
 def row_problem(rt: Runtime, row: Claimed) -> str | None:

@@ -10,12 +10,15 @@ same forward-only update as the webhooks (`store.reports.apply_report`, stored
 with source "poll").
 
 An `unknown` message without a tracking id (the answer to its send was
-lost) is searched for where the vendor can list what it took (Restcomm, by
-To, From and time): exactly one listed message with its text, created between
-our claim and our giving up, that no other message of ours carries, settles
-it and records its id. None found, or several, leaves it for the
-`unknown_deadline_seconds` sweep: "none found" would make a resend safe, but
-resending is the send pipeline's decision and is not taken here.
+lost: a read timeout, or its worker died before recording it) is searched
+for where the vendor can list what it took (Restcomm, by To, From and time):
+exactly one listed message with its text, created between our claim and our
+giving up (widened by `vendor_clock_tolerance_seconds`, since the vendor's
+clock is not ours), that no other message of ours carries, settles it and
+records its id. None found, once the vendor has had `lost_send_search_after_seconds`
+to list it, means it never arrived: the message goes back to `queued` and is
+sent again (DESIGN.md: resend where a query shows the message absent).
+Several found leaves it for the `unknown_deadline_seconds` sweep.
 
 Pace: status queries are not SMS, so they do not take tokens from the send
 limiter (that would slow sending down); they have their own modest limit,
@@ -30,6 +33,7 @@ import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -45,6 +49,7 @@ from store.reports import (
     apply_report,
     mark_polled,
     reapply_unmatched,
+    resend_absent,
     stale_messages,
     tracked_elsewhere,
     untracked_unknown,
@@ -62,6 +67,7 @@ Answer = DeliveryReport | Outcome
 class ReconcileResult:
     asked: int = 0
     results: Counter[str] = field(default_factory=Counter)  # Applied values, and "no_answer"
+    resent: int = 0  # lost sends the vendor had no record of: queued again
 
 
 def pollable(rt: Runtime) -> list[str]:
@@ -96,7 +102,14 @@ def reconcile_messages(rt: Runtime) -> ReconcileResult:
             )
         for provider in searchable(rt):
             work.setdefault(provider, []).extend(
-                untracked_unknown(session, provider, now, s.reconcile_after_seconds, per_run)
+                untracked_unknown(
+                    session,
+                    provider,
+                    now,
+                    s.reconcile_after_seconds,
+                    per_run,
+                    listed_after_seconds=s.lost_send_search_after_seconds,
+                )
             )
     work = {p: rows for p, rows in work.items() if rows}
     if not work:
@@ -107,13 +120,16 @@ def reconcile_messages(rt: Runtime) -> ReconcileResult:
         asked = [row for rows in answers.values() for row, _ in rows]
         mark_polled(session, [_id(row) for row in asked], now)
         for provider, rows in answers.items():
-            for _, answer in rows:
+            for row, answer in rows:
                 report = _one(session, provider, answer)
                 if isinstance(report, DeliveryReport):
                     applied = apply_report(session, provider, report, now, source="poll")
                     result.results[applied.value] += 1
-                else:
-                    result.results[report] += 1
+                    continue
+                result.results[report] += 1
+                if report == "not_found" and isinstance(row, Untracked):
+                    resend_absent(session, row.message.id, provider, now)
+                    result.resent += 1
     result.asked = len(asked)
     log.info("reconcile: asked=%d results=%s", result.asked, dict(result.results))
     return result
@@ -164,7 +180,8 @@ async def _ask(rt: Runtime, provider: str, rows: list[Work]) -> list[tuple[Work,
         if grant.wait > 0:
             await asyncio.sleep(grant.wait)
         asked.append(row)
-        pending.append(asyncio.create_task(_question(adapter, row)))
+        tolerance = rt.settings.vendor_clock_tolerance_seconds
+        pending.append(asyncio.create_task(_question(adapter, row, tolerance)))
     answers = await asyncio.gather(*pending, return_exceptions=True)
     out: list[tuple[Work, Answer | Found]] = []
     for row, answer in zip(asked, answers, strict=True):
@@ -175,7 +192,8 @@ async def _ask(rt: Runtime, provider: str, rows: list[Work]) -> list[tuple[Work,
     return out
 
 
-async def _question(adapter: Adapter[Any], row: Work) -> Answer | Found:
+async def _question(adapter: Adapter[Any], row: Work, tolerance: float) -> Answer | Found:
     if isinstance(row, Stale):
         return await adapter.query_status(row.tracking_id)
-    return await adapter.find_sent(row.message, row.claimed_at, row.sent_at)
+    slack = timedelta(seconds=tolerance)
+    return await adapter.find_sent(row.message, row.claimed_at - slack, row.sent_at + slack)

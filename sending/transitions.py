@@ -7,30 +7,14 @@ throttling and pauses, back-off with jitter) is tested without a database.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from config.catalog import ProviderEntry, RetryPolicy
-from providers.outcomes import Outcome, OutcomeKind
+from providers.outcomes import Outcome, OutcomeKind, clip_raw
+from store.results import AttemptRecord, RowUpdate, SendResult
 from store.status import MessageStatus
-
-
-@dataclass(frozen=True, slots=True)
-class RowUpdate:
-    """The new values for one claimed row (the claim is id + attempts)."""
-
-    id: int
-    claimed_attempts: int
-    status: MessageStatus
-    attempts: int
-    next_attempt_at: datetime | None = None  # None: leave as it is
-    sender: str | None = None  # the sender chosen from a pool at send time
-    tracking_id: str | None = None
-    vendor_status: str | None = None
-    error_code: str | None = None
-    error_reason: str | None = None
-    sent_at: datetime | None = None
-    final_at: datetime | None = None
 
 
 def backoff_seconds(attempt: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:
@@ -42,6 +26,37 @@ def backoff_seconds(attempt: int, policy: RetryPolicy, rng: random.Random | None
     ceiling = min(policy.backoff_cap_seconds, policy.backoff_base_seconds * 2.0 ** (attempt - 1))
     uniform = rng.uniform if rng is not None else random.uniform
     return ceiling / 2 + uniform(0, ceiling / 2)
+
+
+class Answered(Protocol):
+    """One vendor answer for one claimed message (sending.journal.Answer)."""
+
+    @property
+    def message_id(self) -> int: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def outcome(self) -> Outcome: ...
+    @property
+    def at(self) -> datetime: ...
+
+
+def result_of(answer: Answered, entry: ProviderEntry) -> SendResult:
+    """The row update and the attempt record one vendor answer leaves to write."""
+    o = answer.outcome
+    return SendResult(
+        plan_update(answer.message_id, answer.attempts, o, entry, answer.at),
+        AttemptRecord(
+            answer.message_id,
+            answer.attempts,
+            o.kind.value,
+            o.code,
+            o.reason,
+            o.tracking_id,
+            clip_raw(o.raw),
+            answer.at,
+        ),
+    )
 
 
 def plan_update(

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from store.clock import DatabaseClock
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# What a database that cannot be reached raises (refused, dropped, timed
+# out; SQLite's "database is locked" too): worth trying again shortly.
+DATABASE_AWAY: tuple[type[Exception], ...] = (OperationalError, InterfaceError)
 
 # libpq: give up connecting after 5 s; notice a peer that vanished (a network
 # partition, not a refusal) within about 15 s of silence.
@@ -87,3 +98,27 @@ class Database:
         if self._engine is not None:
             self._engine.dispose()
         self._engine = None
+
+
+def retrying(
+    attempt: Callable[[], T],
+    budget_seconds: float,
+    *,
+    what: str,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> T:
+    """`attempt()`, tried again with back-off while the database is away, for
+    up to `budget_seconds`; then its last error is raised."""
+    deadline = monotonic() + budget_seconds
+    delay = 0.25
+    while True:
+        try:
+            return attempt()
+        except DATABASE_AWAY as exc:
+            if monotonic() + delay > deadline:
+                raise
+            log.warning("database unreachable while %s (%s); again in %.2gs", what,
+                        type(exc).__name__, delay)  # fmt: skip
+        sleep(delay)
+        delay = min(delay * 2, 4.0)

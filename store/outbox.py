@@ -8,17 +8,18 @@ another cannot overwrite the newer attempt's result.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from providers.message import Encoding, OutboundMessage
-from providers.outcomes import Outcome, clip_raw
-from sending.transitions import RowUpdate
 from store.models import messages, send_attempts
+from store.results import AttemptRecord, RowUpdate, SendResult, claim_key
 from store.status import MessageStatus
 
 
@@ -124,84 +125,164 @@ _PERSIST = (
 
 def apply_updates(session: Session, updates: Sequence[RowUpdate], now: datetime) -> None:
     """Write every row's new state in one executemany statement."""
-    if not updates:
-        return
-    params = [
-        {
-            "b_id": u.id,
-            "b_claim": u.claimed_attempts,
-            "b_status": u.status.value,
-            "b_attempts": u.attempts,
-            "b_next": u.next_attempt_at,
-            "b_tracking": u.tracking_id,
-            "b_sender": u.sender,
-            "b_vendor_status": u.vendor_status,
-            "b_code": u.error_code,
-            "b_reason": u.error_reason,
-            "b_sent": u.sent_at,
-            "b_final": u.final_at,
-            "b_now": now,
-        }
-        for u in updates
-    ]
-    session.execute(_PERSIST, params)
+    if updates:
+        session.execute(_PERSIST, [_persist_params(u, now) for u in updates])
 
 
-def log_attempts(session: Session, calls: Sequence[tuple[Claimed, Outcome]], now: datetime) -> None:
+def _persist_params(u: RowUpdate, now: datetime) -> dict[str, object]:
+    return {
+        "b_id": u.id,
+        "b_claim": u.claimed_attempts,
+        "b_status": u.status.value,
+        "b_attempts": u.attempts,
+        "b_next": u.next_attempt_at,
+        "b_tracking": u.tracking_id,
+        "b_sender": u.sender,
+        "b_vendor_status": u.vendor_status,
+        "b_code": u.error_code,
+        "b_reason": u.error_reason,
+        "b_sent": u.sent_at,
+        "b_final": u.final_at,
+        "b_now": now,
+    }
+
+
+def log_attempts(session: Session, attempts: Sequence[AttemptRecord]) -> None:
     """One `send_attempts` row per vendor call, with what the vendor said."""
-    if not calls:
-        return
-    session.execute(
-        insert(send_attempts),
-        [
-            {
-                "message_id": c.id,
-                "attempt": c.attempts,
-                "outcome": o.kind.value,
-                "code": o.code,
-                "reason": o.reason,
-                "tracking_id": o.tracking_id,
-                "raw": clip_raw(o.raw),
-                "at": now,
-            }
-            for c, o in calls
-        ],
+    if attempts:
+        session.execute(insert(send_attempts), [asdict(a) for a in attempts])
+
+
+def write_results(session: Session, results: Sequence[SendResult], now: datetime) -> None:
+    """A batch's results, by the worker that holds their claims: two statements."""
+    apply_updates(session, [r.update for r in results], now)
+    log_attempts(session, [r.attempt for r in results if r.attempt is not None])
+
+
+def write_results_once(session: Session, results: Sequence[SendResult], now: datetime) -> set[str]:
+    """Results kept elsewhere while their worker could not write them (a
+    database outage, a killed worker), written by whoever finds them.
+
+    Row by row, so that only the results whose claim still holds are written,
+    attempt records included: a copy written twice, or after the row moved
+    on, changes nothing. Returns the claims written ("<id>:<attempts>").
+    """
+    written: set[str] = set()
+    for result in results:
+        matched = session.execute(_PERSIST, _persist_params(result.update, now))
+        if getattr(matched, "rowcount", 0):
+            written.add(result.claim)
+            log_attempts(session, [result.attempt] if result.attempt else [])
+    return written
+
+
+@dataclass(frozen=True, slots=True)
+class Stuck:
+    """A row left in `sending` past the deadline: its worker is presumed dead."""
+
+    id: int
+    provider: str
+    attempts: int
+
+    @property
+    def claim(self) -> str:
+        return claim_key(self.id, self.attempts)
+
+
+def stuck_rows(session: Session, now: datetime, deadline_seconds: float, limit: int) -> list[Stuck]:
+    """Rows a worker claimed and never finished (killed, or it lost the
+    database and gave up), locked until this transaction ends."""
+    m = messages.c
+    rows = session.execute(
+        select(m.id, m.provider, m.attempts)
+        .where(
+            m.status == MessageStatus.SENDING,
+            m.claimed_at < now - timedelta(seconds=deadline_seconds),
+        )
+        .order_by(m.claimed_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
     )
+    return [Stuck(*row) for row in rows]
 
 
-def reclaim_stuck(
-    session: Session, now: datetime, deadline_seconds: float, max_attempts: Mapping[str, int]
-) -> int:
-    """Rows a worker claimed and never finished (it was killed): back to queued.
+class Reclaim(StrEnum):
+    """What becomes of a stuck row whose answer nobody kept."""
 
-    The attempt stays counted, and a row that has used its vendor's
-    `max_attempts` this way becomes `unknown` instead (its worker may have
-    sent it before dying), so a message that kills its worker every time
-    cannot loop forever.
+    RESEND = "resend"  # back to queued: sent again
+    ASK = "ask"  # unknown: the vendor is asked first (sending/reconcile.py)
+    GIVE_UP = "give_up"  # unknown: its worker died on every attempt
+
+
+def reclaim(
+    session: Session,
+    rows: Sequence[Stuck],
+    now: datetime,
+    *,
+    ask_first: Collection[str],
+    max_attempts: Mapping[str, int],
+) -> Counter[tuple[str, Reclaim]]:
+    """Hand stuck rows on: resend them, or have the vendor asked first.
+
+    Its worker may have sent a row before dying, so a vendor that can list
+    what it took (`ask_first`) is asked before the row is sent again. A row
+    that has used its vendor's `max_attempts` this way becomes `unknown`
+    for good, so a message that kills its worker every time cannot loop.
+    The attempt stays counted either way.
     """
     m = messages.c
-    stuck = (
-        m.status == MessageStatus.SENDING,
-        m.claimed_at < now - timedelta(seconds=deadline_seconds),
-    )
-    for provider, limit in max_attempts.items():
+    decided: dict[Reclaim, list[int]] = {r: [] for r in Reclaim}
+    counts: Counter[tuple[str, Reclaim]] = Counter()
+    for row in rows:
+        if row.attempts >= max_attempts.get(row.provider, 1):
+            action = Reclaim.GIVE_UP
+        elif row.provider in ask_first:
+            action = Reclaim.ASK
+        else:
+            action = Reclaim.RESEND
+        decided[action].append(row.id)
+        counts[row.provider, action] += 1
+    sending = m.status == MessageStatus.SENDING
+    for ids in _chunks(decided[Reclaim.RESEND]):
         session.execute(
             update(messages)
-            .where(*stuck, m.provider == provider, m.attempts >= limit)
+            .where(m.id.in_(ids), sending)
+            .values(
+                status=MessageStatus.QUEUED, next_attempt_at=now, enqueued_at=None, updated_at=now
+            )
+        )
+    for ids in _chunks(decided[Reclaim.ASK]):
+        session.execute(
+            update(messages)
+            .where(m.id.in_(ids), sending)
             .values(
                 status=MessageStatus.UNKNOWN,
                 error_code="worker_lost",
-                error_reason=f"its worker stopped during each of {limit} attempts",
+                error_reason="its worker stopped before recording the vendor's answer; "
+                "the vendor is asked whether it took the message before it is sent again",
+                # The end of the window in which the vendor is searched.
                 sent_at=now,
                 updated_at=now,
             )
         )
-    result = session.execute(
-        update(messages)
-        .where(*stuck)
-        .values(status=MessageStatus.QUEUED, next_attempt_at=now, enqueued_at=None, updated_at=now)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    for ids in _chunks(decided[Reclaim.GIVE_UP]):
+        session.execute(
+            update(messages)
+            .where(m.id.in_(ids), sending)
+            .values(
+                status=MessageStatus.UNKNOWN,
+                error_code="worker_lost",
+                error_reason="its worker stopped during each of its attempts",
+                sent_at=now,
+                updated_at=now,
+            )
+        )
+    return counts
+
+
+def _chunks(ids: Sequence[int], size: int = 1000) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 def settle_unconfirmed(session: Session, now: datetime, deadline_seconds: float) -> int:

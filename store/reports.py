@@ -258,10 +258,18 @@ class Untracked:
 
 
 def untracked_unknown(
-    session: Session, provider: str, now: datetime, after_seconds: float, limit: int
+    session: Session,
+    provider: str,
+    now: datetime,
+    after_seconds: float,
+    limit: int,
+    *,
+    listed_after_seconds: float = 0.0,
 ) -> list[Untracked]:
     """The vendor's `unknown` messages with no tracking id (the answer to the
-    send was lost), not searched for within the last `after_seconds`."""
+    send was lost), given up on at least `listed_after_seconds` ago (the
+    vendor has had time to list them) and not searched for within the last
+    `after_seconds`."""
     m = messages.c
     before = now - timedelta(seconds=after_seconds)
     rows = session.execute(
@@ -271,7 +279,7 @@ def untracked_unknown(
             m.status == S.UNKNOWN.value,
             m.tracking_id.is_(None),
             m.claimed_at.is_not(None),
-            m.sent_at.is_not(None),
+            m.sent_at < now - timedelta(seconds=listed_after_seconds),
             or_(m.polled_at.is_(None), m.polled_at < before),
         )
         .order_by(func.coalesce(m.polled_at, m.sent_at))
@@ -285,6 +293,26 @@ def untracked_unknown(
         )
         for r in rows
     ]
+
+
+def resend_absent(session: Session, message_id: int, provider: str, now: datetime) -> bool:
+    """Queue an `unknown` message again: the vendor has no record of it, so
+    sending it again cannot send it twice. The attempt stays counted."""
+    m = messages.c
+    result = session.execute(
+        update(messages)
+        .where(m.id == message_id, m.status == S.UNKNOWN.value, m.tracking_id.is_(None))
+        .values(
+            status=S.QUEUED.value,
+            next_attempt_at=now,
+            enqueued_at=None,
+            sent_at=None,
+            error_code="not_at_vendor",
+            error_reason=f"{provider} has no record of it: sent again",
+            updated_at=now,
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def tracked_elsewhere(session: Session, provider: str, tracking_ids: Sequence[str]) -> set[str]:

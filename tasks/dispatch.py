@@ -6,7 +6,7 @@ from celery import shared_task
 
 from campaigns.dispatcher import dispatch_campaigns
 from workers import names
-from workers.periodic import take_turn
+from workers.periodic import run_periodic
 from workers.runtime import get_runtime
 
 
@@ -14,5 +14,9 @@ from workers.runtime import get_runtime
 def dispatch() -> None:
     """Start, top up, end and complete campaigns (see campaigns/dispatcher.py)."""
     rt = get_runtime()
-    if take_turn(rt.redis, names.DISPATCH, rt.settings.dispatch_interval_seconds):
-        dispatch_campaigns(rt)
+    run_periodic(
+        rt.redis,
+        names.DISPATCH,
+        rt.settings.dispatch_interval_seconds,
+        lambda: dispatch_campaigns(rt),
+    )

@@ -6,7 +6,7 @@ from celery import shared_task
 
 from sending.reconcile import reconcile_messages
 from workers import names
-from workers.periodic import take_turn
+from workers.periodic import run_periodic
 from workers.runtime import get_runtime
 
 
@@ -14,5 +14,9 @@ from workers.runtime import get_runtime
 def reconcile() -> None:
     """Poll status queries for stale `accepted` and `unknown` messages (ids stay in SQL)."""
     rt = get_runtime()
-    if take_turn(rt.redis, names.RECONCILE, rt.settings.reconcile_interval_seconds):
-        reconcile_messages(rt)
+    run_periodic(
+        rt.redis,
+        names.RECONCILE,
+        rt.settings.reconcile_interval_seconds,
+        lambda: reconcile_messages(rt),
+    )

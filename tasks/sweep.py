@@ -6,7 +6,7 @@ from celery import shared_task
 
 from sending.sweeper import sweep_outbox
 from workers import names
-from workers.periodic import take_turn
+from workers.periodic import run_periodic
 from workers.runtime import get_runtime
 
 
@@ -14,5 +14,6 @@ from workers.runtime import get_runtime
 def sweep() -> None:
     """Re-enqueue due retries, rows lost from the broker, and rows of dead workers."""
     rt = get_runtime()
-    if take_turn(rt.redis, names.SWEEP, rt.settings.sweep_interval_seconds):
-        sweep_outbox(rt)
+    run_periodic(
+        rt.redis, names.SWEEP, rt.settings.sweep_interval_seconds, lambda: sweep_outbox(rt)
+    )

@@ -5,13 +5,25 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import String, insert, select, update
+from sqlalchemy.orm import Session
 
 from config.catalog import ProviderEntry
 from providers.outcomes import Outcome
 from sending.transitions import plan_update
 from store.db import Database
-from store.models import messages
-from store.outbox import apply_updates, claim, reclaim_stuck, settle_unconfirmed, take_due
+from store.models import messages, send_attempts
+from store.outbox import (
+    Stuck,
+    apply_updates,
+    claim,
+    reclaim,
+    settle_unconfirmed,
+    stuck_rows,
+    take_due,
+    write_results,
+    write_results_once,
+)
+from store.results import AttemptRecord, SendResult
 from store.status import MessageStatus
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -112,15 +124,67 @@ def test_accepted_outcome_is_persisted_with_tracking_id(database: Database) -> N
     assert tuple(got) == ("accepted", "T9", NOW)
 
 
-def test_rows_stuck_in_sending_past_the_deadline_are_reclaimed(database: Database) -> None:
+def reclaim_stuck(s: Session, *, ask_first: frozenset[str] = frozenset()) -> list[Stuck]:
+    stuck = stuck_rows(s, NOW, deadline_seconds=120, limit=100)
+    reclaim(s, stuck, NOW, ask_first=ask_first, max_attempts={"cue": 8, "restcomm": 8})
+    return stuck
+
+
+def test_rows_stuck_in_sending_past_the_deadline_are_sent_again(database: Database) -> None:
     ids = add_rows(database, 2, at=NOW - timedelta(minutes=15))
     with database.session() as s, s.begin():
         claim(s, ids[:1], NOW - timedelta(minutes=10))
         claim(s, ids[1:], NOW)
     with database.session() as s, s.begin():
-        assert reclaim_stuck(s, NOW, deadline_seconds=120, max_attempts={"cue": 8}) == 1
+        assert [row.id for row in reclaim_stuck(s)] == ids[:1]
     assert status_of(database, ids[0]) == ("queued", 1)
     assert status_of(database, ids[1]) == ("sending", 1)
+
+
+def test_stuck_rows_of_a_vendor_that_can_be_asked_wait_as_unknown(database: Database) -> None:
+    [mid] = add_rows(database, 1, at=NOW - timedelta(minutes=15), provider="restcomm")
+    with database.session() as s, s.begin():
+        claim(s, [mid], NOW - timedelta(minutes=10))
+    with database.session() as s, s.begin():
+        reclaim_stuck(s, ask_first=frozenset({"restcomm"}))
+    assert status_of(database, mid) == ("unknown", 1)
+
+
+def accepted_result(mid: int, attempts: int, tracking_id: str) -> SendResult:
+    outcome = Outcome.accepted(tracking_id)
+    update_ = plan_update(mid, attempts, outcome, ProviderEntry(name="cue"), NOW)
+    attempt = AttemptRecord(mid, attempts, "accepted", None, None, tracking_id, None, NOW)
+    return SendResult(update_, attempt)
+
+
+def attempts_of(db: Database, mid: int) -> int:
+    with db.session() as s:
+        return len(s.execute(select(send_attempts).where(send_attempts.c.message_id == mid)).all())
+
+
+def test_a_result_written_twice_once_is_recorded_once(database: Database) -> None:
+    [mid] = add_rows(database, 1)
+    with database.session() as s, s.begin():
+        [row] = claim(s, [mid], NOW)
+    result = accepted_result(mid, row.attempts, "T1")
+    with database.session() as s, s.begin():
+        write_results(s, [result], NOW)
+    with database.session() as s, s.begin():
+        assert write_results_once(s, [result], NOW) == set()
+    assert status_of(database, mid) == ("accepted", 1)
+    assert attempts_of(database, mid) == 1
+
+
+def test_a_result_for_an_older_claim_is_not_written(database: Database) -> None:
+    [mid] = add_rows(database, 1)
+    with database.session() as s, s.begin():
+        [first] = claim(s, [mid], NOW)
+        s.execute(update(messages).where(messages.c.id == mid).values(status="queued"))
+        claim(s, [mid], NOW)  # a second claim: attempts 2
+    with database.session() as s, s.begin():
+        assert write_results_once(s, [accepted_result(mid, first.attempts, "OLD")], NOW) == set()
+    assert status_of(database, mid) == ("sending", 2)
+    assert attempts_of(database, mid) == 0
 
 
 def test_take_due_finds_due_retries_and_lost_rows_but_not_fresh_ones(database: Database) -> None:
@@ -176,7 +240,7 @@ def test_a_row_whose_worker_died_on_every_attempt_becomes_unknown(database: Data
     with database.session() as s, s.begin():
         claim(s, [mid], NOW - timedelta(minutes=10))  # the 8th attempt; its worker dies
     with database.session() as s, s.begin():
-        assert reclaim_stuck(s, NOW, deadline_seconds=120, max_attempts={"cue": 8}) == 0
+        reclaim_stuck(s)
     assert status_of(database, mid) == ("unknown", 8)
 
 

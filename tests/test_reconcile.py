@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -134,6 +134,7 @@ def test_an_unknown_restcomm_message_without_a_sid_is_found_by_the_list_query(
         update={
             "database_url": database_url,
             "reconcile_after_seconds": 0.0,
+            "lost_send_search_after_seconds": 0.0,
             "http_read_timeout_seconds": 0.5,
         }
     )
@@ -151,6 +152,73 @@ def test_an_unknown_restcomm_message_without_a_sid_is_found_by_the_list_query(
         [sent] = simulators["restcomm"].state.received
         assert result.results == {"applied": 1}
         assert rows(rt, [mid])[mid] == ("restcomm", "failed", sent.tracking_id)
+    finally:
+        rt.close()
+
+
+def test_an_unknown_restcomm_message_the_vendor_never_took_is_sent_again(
+    settings: Settings,
+    database_url: str,
+    catalog: Catalog,
+    redis_client: redis.Redis,
+    simulators: SimulatorServer,
+) -> None:
+    settings = settings.model_copy(
+        update={"database_url": database_url, "lost_send_search_after_seconds": 5.0}
+    )
+    rt = Runtime(settings, catalog, create_app(settings))
+    try:
+        producer = Producer(rt.settings, rt.catalog, rt.db, rt.celery, clock=rt.clock)
+        mid = producer.send(SendRequest("+919812340001", "lost on the way", "restcomm"))
+        # Its worker claimed it and died before recording anything (store.outbox.reclaim).
+        now = rt.clock()
+        with rt.db.session() as s, s.begin():
+            s.execute(
+                messages.update()
+                .where(messages.c.id == mid)
+                .values(
+                    status="unknown",
+                    attempts=1,
+                    claimed_at=now - timedelta(seconds=130),
+                    sent_at=now - timedelta(seconds=6),
+                )
+            )
+
+        result = reconcile_messages(rt)
+        assert (result.results, result.resent) == ({"not_found": 1}, 1)
+        assert rows(rt, [mid])[mid][1] == "queued"
+        send_messages(rt, [mid])
+
+        assert rows(rt, [mid])[mid][1] == "accepted"
+        assert len(simulators["restcomm"].state.received) == 1
+    finally:
+        rt.close()
+
+
+def test_a_lost_send_is_not_looked_for_before_the_vendor_could_list_it(
+    settings: Settings,
+    database_url: str,
+    catalog: Catalog,
+    redis_client: redis.Redis,
+    simulators: SimulatorServer,
+) -> None:
+    settings = settings.model_copy(
+        update={"database_url": database_url, "lost_send_search_after_seconds": 60.0}
+    )
+    rt = Runtime(settings, catalog, create_app(settings))
+    try:
+        producer = Producer(rt.settings, rt.catalog, rt.db, rt.celery, clock=rt.clock)
+        mid = producer.send(SendRequest("+919812340001", "lost on the way", "restcomm"))
+        now = rt.clock()
+        with rt.db.session() as s, s.begin():
+            s.execute(
+                messages.update()
+                .where(messages.c.id == mid)
+                .values(status="unknown", attempts=1, claimed_at=now, sent_at=now)
+            )
+
+        assert reconcile_messages(rt).asked == 0
+        assert rows(rt, [mid])[mid][1] == "unknown"
     finally:
         rt.close()
 

@@ -46,3 +46,13 @@ DISPATCH_LOCK = f"{PREFIX}:dispatch:lock"
 def periodic_turn(task: str) -> str:
     """Set (with a TTL) by the run of a periodic task that took the current turn."""
     return f"{PREFIX}:periodic:{task}"
+
+
+# Vendor answers not yet in the database (sending/journal.py): fields are
+# "<message id>:<attempts>", values an answer (outcome, code, vendor id).
+JOURNAL = f"{PREFIX}:journal"
+ORPHANED = f"{PREFIX}:orphaned"
+
+# How stuck or orphaned sends were recovered (sending/sweeper.py):
+# "<provider>|<how>" -> count.
+METRICS_RECOVERIES = f"{PREFIX}:metrics:recoveries"

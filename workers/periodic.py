@@ -9,9 +9,15 @@ alone), so after an outage a backlog of beat messages costs one SET each.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+
 import redis
 
+from store.db import DATABASE_AWAY
 from workers import keys
+
+log = logging.getLogger(__name__)
 
 # A turn lasts this share of the period: the next on-time run always finds it
 # over, while a backlog drained in a burst finds it taken.
@@ -29,3 +35,17 @@ def take_turn(client: redis.Redis, task: str, period_seconds: float) -> bool:
         return bool(client.set(keys.periodic_turn(task), 1, nx=True, px=ms))
     except redis.RedisError:
         return True
+
+
+def run_periodic(
+    client: redis.Redis, task: str, period_seconds: float, job: Callable[[], object]
+) -> None:
+    """Run `job` if this is the period's turn. A database that cannot be
+    reached is one line in the log, not a traceback a second: the next
+    period tries again, and nothing is lost by waiting (the rows are there)."""
+    if not take_turn(client, task, period_seconds):
+        return
+    try:
+        job()
+    except DATABASE_AWAY as exc:
+        log.warning("%s skipped: the database is unreachable (%s)", task, type(exc).__name__)

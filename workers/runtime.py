@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
 import httpx
@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 import uvloop
 from celery import Celery
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from campaigns.templates import Template
 from config.catalog import Catalog, load_catalog
@@ -96,23 +97,27 @@ class Runtime:
             )
         return self._adapters[provider]
 
-    def campaign_template(self, campaign_id: int | None) -> str | None:
-        """The campaign's template in positional form ("Hi {0}"), or None.
-
-        Cached for the life of the process: a campaign's template never
-        changes once it has messages.
-        """
-        if campaign_id is None:
-            return None
-        if campaign_id not in self._templates:
-            with self.db.session() as session:
-                source = session.scalar(
-                    select(campaigns.c.template).where(campaigns.c.id == campaign_id)
-                )
+    def load_templates(self, session: Session, campaign_ids: Iterable[int | None]) -> None:
+        """Read the templates of these campaigns not yet known, in the caller's
+        transaction: a campaign's template never changes once it has messages,
+        so each is read once for the life of the process."""
+        missing = {c for c in campaign_ids if c is not None and c not in self._templates}
+        if not missing:
+            return
+        rows = session.execute(
+            select(campaigns.c.id, campaigns.c.template).where(campaigns.c.id.in_(missing))
+        )
+        found: dict[int, str] = {cid: source for cid, source in rows}
+        for campaign_id in missing:
+            source = found.get(campaign_id)
             self._templates[campaign_id] = (
                 Template.parse(source).positional() if source is not None else None
             )
-        return self._templates[campaign_id]
+
+    def campaign_template(self, campaign_id: int | None) -> str | None:
+        """The campaign's template in positional form ("Hi {0}"), or None
+        (loaded by `load_templates`)."""
+        return self._templates.get(campaign_id) if campaign_id is not None else None
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -126,8 +131,9 @@ class Runtime:
         return self._client
 
     @property
-    def limiter(self) -> RedisLimiter:
-        if self._limiter is None:
+    def aioredis(self) -> aioredis.Redis:
+        """Redis for the event loop: the limiter and the answer journal."""
+        if self._aioredis is None:
             # A task asks for a hundred slots at once: excess callers wait for
             # a connection instead of failing, and a Redis that is down fails
             # fast (the gate then defers: no limiter, no send).
@@ -140,8 +146,13 @@ class Runtime:
             )
             # from_pool: the client owns the pool and closes it with itself.
             self._aioredis = aioredis.Redis.from_pool(pool)
+        return self._aioredis
+
+    @property
+    def limiter(self) -> RedisLimiter:
+        if self._limiter is None:
             self._limiter = RedisLimiter(
-                self._aioredis, reset_guard=self.settings.limiter_max_wait_seconds + 1.0
+                self.aioredis, reset_guard=self.settings.limiter_max_wait_seconds + 1.0
             )
         return self._limiter
 
