@@ -22,15 +22,15 @@ from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import httpx
-from pydantic import BaseModel
 
 from config.catalog import ProviderEntry
+from config.settings import VendorSettings
 from providers.errors import ConfigurationError, VendorProtocolError
 from providers.message import OutboundMessage
 from providers.outcomes import CodeTable, Outcome, OutcomeKind, clip_raw
 from providers.reports import DeliveryReport, IncomingReport, MalformedReport
 
-SettingsT = TypeVar("SettingsT", bound=BaseModel)
+SettingsT = TypeVar("SettingsT", bound=VendorSettings)
 log = logging.getLogger(__name__)
 
 # httpx raises these when the request never reached the vendor: resending is safe.
@@ -152,6 +152,13 @@ class Adapter(ABC, Generic[SettingsT]):
         """
         if not messages:
             return []
+        missing = self.settings.missing(self.name)
+        if missing:
+            # Nothing leaves, nor takes the limiter's slots: a request without
+            # its URL or credentials would fail naming the symptom, not the setting.
+            verb = "is" if len(missing) == 1 else "are"
+            why = self._misconfigured(f"{', '.join(missing)} {verb} not set")
+            return [why] * len(messages)
         groups: list[Sequence[OutboundMessage]]
         if self.supports_batch and self.entry.request_size > 1 and len(messages) > 1:
             groups = list(self.plan_batches(messages))

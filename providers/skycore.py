@@ -1,7 +1,9 @@
 """Skycore: one JSON POST per message, `"action": "sendsms"`, key in `x-api-key`.
 
 Request (document "Request: JSON"): POST to API_ENDPOINT_URL itself, the whole
-URL being `SkycoreSettings.base_url` (the document names no path of its own).
+URL being `SkycoreSettings.base_url` (`SKYCORE__BASE_URL`). The document names
+neither a host nor a path, so the setting has no default: without it nothing
+is sent and the producer refuses Skycore messages.
 
     {"action": "sendsms", "message-text": ..., "to": ..., "from": ...,
      "from-mask": ...}                       # from-mask only for a brand sender

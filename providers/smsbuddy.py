@@ -5,10 +5,13 @@ base URL `https://thesmsbuddy.com/api/v1` the document gives:
 
     POST {base_url}/sms/send            form: key, type, sender, to, message, ...
     POST {base_url}/sms/send/json       JSON: {"root": {...}, "nodes": [{to, message, refid}]}
-    POST {base_url}/sms/balance/check   form: key
+    POST {balance_url}                  form: key
 
 The document's curl examples drop the `v1` (`https://thesmsbuddy.com/api/sms/send`)
-while its base URL and its JSON endpoint carry it; we follow the base URL.
+while its base URL and the headings of the send endpoints carry it; for those
+we follow the base URL. The balance check is the one endpoint whose heading
+and curl example agree on no `v1`: `https://thesmsbuddy.com/api/sms/balance/check`,
+so that is where we ask (`SMSBuddySettings.balance_endpoint`, a setting).
 
 Every answer is a JSON object whose "status" is a code as text ("200" on
 success) and whose "message" says why. We read the code from the body and fall
@@ -289,7 +292,7 @@ class SMSBuddyAdapter(Adapter[SMSBuddySettings]):
         httpx raised them.
         """
         request = self.client.build_request(
-            "POST", self._url("sms/balance/check"), data={"key": self._key()}
+            "POST", self.settings.balance_endpoint(), data={"key": self._key()}
         )
         response = await self.client.send(request)
         try:

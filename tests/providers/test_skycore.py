@@ -162,6 +162,25 @@ def test_skycore_unknown_error_code_on_a_server_error_is_retried(catalog: Catalo
     assert (outcome.kind, outcome.code) == (OutcomeKind.RETRY, "E999")
 
 
+# -- the endpoint: a setting with no default ----------------------------------
+
+
+def test_skycore_has_no_invented_endpoint() -> None:
+    assert SkycoreSettings().base_url == ""
+
+
+def test_skycore_without_its_endpoint_sends_nothing_and_pauses_naming_the_setting(
+    settings: Settings, catalog: Catalog, simulators: SimulatorServer
+) -> None:
+    unset = settings.model_copy(
+        update={"skycore": settings.skycore.model_copy(update={"base_url": ""})}
+    )
+    [outcome] = send(unset, catalog, "skycore", [message()])
+    assert (outcome.kind, outcome.code) == (OutcomeKind.ACCOUNT, "configuration")
+    assert outcome.reason == "SKYCORE__BASE_URL is not set"
+    assert simulators["skycore"].state.requests == 0
+
+
 def test_skycore_status_details_are_kept_as_vendor_status(
     settings: Settings, catalog: Catalog, simulators: SimulatorServer
 ) -> None:

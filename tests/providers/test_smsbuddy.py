@@ -245,6 +245,27 @@ def test_smsbuddy_balance_check_returns_the_simulators_balance(
     assert balance == {"trans": 4200, "promo": 7, "transscrub": 0}
 
 
+def test_smsbuddy_balance_check_asks_at_the_documents_path_without_v1(
+    catalog: Catalog,
+) -> None:
+    urls: list[str] = []
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        urls.append(str(request.url))
+        return httpx.Response(200, json={"status": "200", "data": {"trans": 1}})
+
+    with_adapter(make_settings(), catalog, lambda a: a.balance(), vendor)
+    assert urls == ["https://thesmsbuddy.com/api/sms/balance/check"]
+
+
+def test_smsbuddy_simulator_serves_the_balance_check_only_at_the_documents_path(
+    simulators: SimulatorServer,
+) -> None:
+    form = {"key": TEST_CREDENTIALS["smsbuddy"]["key"]}
+    response = httpx.post(f"{simulators.root}/smsbuddy/api/v1/sms/balance/check", data=form)
+    assert response.status_code == 404
+
+
 def test_smsbuddy_balance_check_with_a_wrong_key_is_a_configuration_error(
     settings: Settings, catalog: Catalog, simulators: SimulatorServer
 ) -> None:
