@@ -206,8 +206,7 @@ class SMSBuddyAdapter(Adapter[SMSBuddySettings]):
             if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
                 raise VendorProtocolError('"status": "200" without a list of records in "data"')
             return data
-        if code in self.codes or response.is_success:
-            # An unknown code in a 2xx answer: permanent, marked "unmapped".
+        if code in self.codes:
             return Outcome.from_code(
                 code,
                 self.codes,
@@ -215,8 +214,9 @@ class SMSBuddyAdapter(Adapter[SMSBuddySettings]):
                 raw=response.text,
                 retry_after=retry_after_seconds(response),
             )
-        # An unknown code in an HTTP error: let the HTTP status decide.
-        return self.classify_http(response, code=code, reason=reason)
+        # A code the document's table lacks: the HTTP status decides where it
+        # says more than "refused"; otherwise retried, never failed at once.
+        return self.classify_undocumented(response, code, reason)
 
     # -- delivery reports and the status query ------------------------------
 

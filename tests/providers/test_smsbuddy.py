@@ -220,6 +220,28 @@ def test_smsbuddy_error_code_is_read_from_the_body_not_the_http_status(
     )
 
 
+@pytest.mark.parametrize("http_status", [200, 418])
+def test_smsbuddy_undocumented_code_is_retried_not_failed(
+    http_status: int, catalog: Catalog
+) -> None:
+    def vendor(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(http_status, json={"status": "417", "message": "Account expired"})
+
+    [outcome] = with_adapter(make_settings(), catalog, lambda a: a.send([message()]), vendor)
+    assert (outcome.kind, outcome.code, outcome.undocumented) == (OutcomeKind.RETRY, "417", True)
+    assert outcome.reason == "undocumented code 417: Account expired"
+
+
+def test_smsbuddy_undocumented_code_on_payment_required_pauses_the_account(
+    catalog: Catalog,
+) -> None:
+    def vendor(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(402, json={"status": "402", "message": "Recharge your account"})
+
+    [outcome] = with_adapter(make_settings(), catalog, lambda a: a.send([message()]), vendor)
+    assert (outcome.kind, outcome.code) == (OutcomeKind.ACCOUNT, "402")
+
+
 def test_smsbuddy_template_id_is_sent_when_configured(catalog: Catalog) -> None:
     forms: list[dict[str, list[str]]] = []
 
