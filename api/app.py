@@ -15,6 +15,7 @@ with no keys configured every request is refused.
 from __future__ import annotations
 
 import hmac
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,7 +41,7 @@ from api.schemas import (
 )
 from campaigns.service import Campaigns
 from config.catalog import load_catalog
-from config.settings import Settings
+from config.settings import Settings, warn_unconfigured
 from monitoring.web import metrics_router
 from producer.api import Producer
 from producer.validation import SendRequest
@@ -50,10 +51,15 @@ from workers.app import create_app as create_celery
 
 RECIPIENT_UPLOAD = re.compile(r"/v1/campaigns/\d+/recipients")
 API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False)
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
     catalog = load_catalog(settings.catalog_path)
+    # The producer refuses messages for a vendor without its base URL: say so
+    # once, when the API starts, not only in each refusal. (Credentials are
+    # the workers' concern: the API never calls a vendor.)
+    warn_unconfigured(settings, catalog.providers, log, fields=("base_url",))
     db = Database(settings.database_url, pool_size=settings.api_db_pool_size)
 
     @asynccontextmanager

@@ -99,6 +99,14 @@ class RetryPolicy(BaseModel):
     # the first time, doubling with each throttle in a row, up to the cap.
     throttle_pause_seconds: Annotated[float, Field(gt=0)] = 2.0
     throttle_pause_cap_seconds: Annotated[float, Field(gt=0)] = 60.0
+    # A code the vendor's document does not give is retried within this
+    # policy's budget; when the same one comes back for this many distinct
+    # messages within the window, it is taken for an account problem the
+    # document left out and pauses the vendor for `pause_seconds`, with the
+    # vendor's words as the reason. (Once its meaning is known, classify it
+    # in `code_overrides`: it is then no longer undocumented.)
+    undocumented_pause_after: Annotated[int, Field(ge=1)] = 5
+    undocumented_window_seconds: Annotated[float, Field(gt=0)] = 60.0
 
 
 class ProviderEntry(BaseModel):

@@ -11,8 +11,11 @@ Vendor settings are nested: `CUE__BASE_URL`, `CUE__USERNAME`, ...
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import BaseModel, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,31 +23,88 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_CATALOG = Path(__file__).with_name("providers.toml")
 
 
-class CueSettings(BaseModel):
+class VendorSettings(BaseModel):
+    """What every vendor's settings have.
+
+    `REQUIRED` names the fields a vendor cannot send without. A base URL with
+    no default (Skycore's document names none) is required like a credential.
+    """
+
+    REQUIRED: ClassVar[tuple[str, ...]] = ("base_url",)
+
+    base_url: str = ""
+    default_sender: str = ""
+
+    def missing(self, vendor: str, fields: Iterable[str] | None = None) -> list[str]:
+        """The environment names (`SKYCORE__BASE_URL`) of required settings left empty."""
+        return [
+            env_name(vendor, name)
+            for name in (self.REQUIRED if fields is None else fields)
+            if not _is_set(getattr(self, name))
+        ]
+
+
+def env_name(vendor: str, field: str) -> str:
+    """The environment variable of a vendor setting: `cue`, `base_url` -> `CUE__BASE_URL`."""
+    return f"{vendor.upper()}__{field.upper()}"
+
+
+def _is_set(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        return bool(value.get_secret_value())
+    return bool(value)
+
+
+class CueSettings(VendorSettings):
+    REQUIRED = ("base_url", "username", "password")
+
     base_url: str = "https://cuetechnologies.sms-console.com"
     username: SecretStr = SecretStr("")
     password: SecretStr = SecretStr("")
     default_sender: str = "CUESMS"
 
 
-class MessangiSettings(BaseModel):
+class MessangiSettings(VendorSettings):
+    REQUIRED = ("base_url", "api_key")
+
     # The document names the host and the paths `raven/v2/messages` and
     # `v3/messages/batch`; we read both as relative to `<host>/raven`.
     base_url: str = "https://elastic.messangi.me/raven"
     api_key: SecretStr = SecretStr("")
     default_sender: str = "12345"
+    # The document gives the batch path, `v3/messages/batch`, relative to
+    # nothing. Empty: `{base_url}/v3/messages/batch`, our reading; set it to
+    # the whole URL if the account's is elsewhere (`<host>/v3/messages/batch`).
+    batch_url: str = ""
+
+    def batch_endpoint(self) -> str:
+        return self.batch_url or f"{self.base_url.rstrip('/')}/v3/messages/batch"
 
 
-class SMSBuddySettings(BaseModel):
+class SMSBuddySettings(VendorSettings):
+    REQUIRED = ("base_url", "key")
+
     base_url: str = "https://thesmsbuddy.com/api/v1"
     key: SecretStr = SecretStr("")
     default_sender: str = "SMSBDY"
     # 1 transactional, 2 promotional, 3 transscrub (the document's `type`).
     service_type: str = "1"
     template_id: str = ""
+    # The document gives the balance check outside its own base URL:
+    # `https://thesmsbuddy.com/api/sms/balance/check`, no `v1`. Empty: that
+    # path next to the base URL (its trailing `/v1` dropped).
+    balance_url: str = ""
+
+    def balance_endpoint(self) -> str:
+        if self.balance_url:
+            return self.balance_url
+        root = self.base_url.rstrip("/").removesuffix("/v1")
+        return f"{root}/sms/balance/check"
 
 
-class RestcommSettings(BaseModel):
+class RestcommSettings(VendorSettings):
+    REQUIRED = ("base_url", "account_sid", "auth_token")
+
     base_url: str = "https://mycompany.restcomm.com/restcomm/2012-04-24"
     account_sid: SecretStr = SecretStr("")
     auth_token: SecretStr = SecretStr("")
@@ -52,11 +112,18 @@ class RestcommSettings(BaseModel):
     default_sender: str = "55555"
 
 
-class SkycoreSettings(BaseModel):
-    # The document only says API_ENDPOINT_URL: the whole URL is the setting.
-    base_url: str = "https://api.skycore.com/API/wxml/1.3/index.php"
+class SkycoreSettings(VendorSettings):
+    REQUIRED = ("base_url", "api_key")
+
+    # The document only says API_ENDPOINT_URL, the whole URL, and names no
+    # host: Skycore gives it with the account, so there is no default and a
+    # process without it refuses Skycore messages (see `Settings.unconfigured`).
+    base_url: str = ""
     api_key: SecretStr = SecretStr("")
     default_sender: str = "00000"
+
+
+VENDORS = ("cue", "messangi", "smsbuddy", "restcomm", "skycore")
 
 
 class Settings(BaseSettings):
@@ -171,6 +238,41 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _deadlines(self) -> Settings:
         return _check_deadlines(self)
+
+    def vendor(self, name: str) -> VendorSettings:
+        settings: VendorSettings = getattr(self, name)
+        return settings
+
+    def unconfigured(
+        self, vendors: Iterable[str], fields: Iterable[str] | None = None
+    ) -> dict[str, list[str]]:
+        """Each of `vendors` that lacks a required setting (of `fields`, if
+        given) -> the settings' environment names."""
+        only = tuple(fields) if fields is not None else None
+        found = {name: self.vendor(name).missing(name, only) for name in vendors if name in VENDORS}
+        return {name: missing for name, missing in found.items() if missing}
+
+
+def warn_unconfigured(
+    settings: Settings,
+    vendors: Iterable[str],
+    log: logging.Logger,
+    fields: Iterable[str] | None = None,
+) -> None:
+    """Say at start-up, one line per vendor, which vendor of the catalog cannot send."""
+    for vendor, missing in settings.unconfigured(vendors, fields).items():
+        consequence = (
+            "new messages for it are refused, and workers hold any they claim"
+            if env_name(vendor, "base_url") in missing
+            else "workers hold its messages, pausing the vendor, until that is fixed"
+        )
+        log.warning(
+            "%s is in the provider catalog but %s %s not set: %s",
+            vendor,
+            ", ".join(missing),
+            "is" if len(missing) == 1 else "are",
+            consequence,
+        )
 
 
 def _check_deadlines(settings: Settings) -> Settings:

@@ -99,12 +99,20 @@ class Validator:
 
     def provider(self, name: str) -> ProviderEntry:
         try:
-            return self.catalog.get(name)
+            entry = self.catalog.get(name)
         except UnknownProviderError as exc:
             raise InvalidMessage("provider", str(exc)) from None
+        # Without its endpoint a vendor can never send: refuse here, with the
+        # fix, rather than store a message a worker could only hold. Only the
+        # URL is checked: credentials are the workers' (a producer need not
+        # hold vendor secrets), and a worker without them says so by pausing.
+        missing = self.settings.vendor(entry.name).missing(entry.name, ("base_url",))
+        if missing:
+            raise InvalidMessage("provider", f"{entry.name} cannot send: {missing[0]} is not set")
+        return entry
 
     def sender(self, entry: ProviderEntry, sender: str | None) -> str:
-        default = getattr(self.settings, entry.name).default_sender
+        default = self.settings.vendor(entry.name).default_sender
         sender = sender or default
         if entry.pool(sender) is not None:
             return sender  # a catalog pool: its members were checked when it was loaded

@@ -22,15 +22,15 @@ from datetime import datetime
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import httpx
-from pydantic import BaseModel
 
 from config.catalog import ProviderEntry
+from config.settings import VendorSettings
 from providers.errors import ConfigurationError, VendorProtocolError
 from providers.message import OutboundMessage
 from providers.outcomes import CodeTable, Outcome, OutcomeKind, clip_raw
 from providers.reports import DeliveryReport, IncomingReport, MalformedReport
 
-SettingsT = TypeVar("SettingsT", bound=BaseModel)
+SettingsT = TypeVar("SettingsT", bound=VendorSettings)
 log = logging.getLogger(__name__)
 
 # httpx raises these when the request never reached the vendor: resending is safe.
@@ -160,6 +160,13 @@ class Adapter(ABC, Generic[SettingsT]):
         """
         if not messages:
             return []
+        missing = self.settings.missing(self.name)
+        if missing:
+            # Nothing leaves, nor takes the limiter's slots: a request without
+            # its URL or credentials would fail naming the symptom, not the setting.
+            verb = "is" if len(missing) == 1 else "are"
+            why = self._misconfigured(f"{', '.join(missing)} {verb} not set")
+            return [replace(why, message_id=m.id) for m in messages]
         groups: list[Sequence[OutboundMessage]]
         if self.supports_batch and self.entry.request_size > 1 and len(messages) > 1:
             groups = list(self.plan_batches(messages))
@@ -174,7 +181,7 @@ class Adapter(ABC, Generic[SettingsT]):
                 log.error("%s: a request failed: %s", self.name, type(outs).__name__)
                 outs = [self._maybe_sent(f"{type(outs).__name__} in the send flow")] * len(group)
             by_id.update({m.id: o for m, o in zip(group, outs, strict=True)})
-        return [by_id[m.id] for m in messages]
+        return [replace(by_id[m.id], message_id=m.id) for m in messages]
 
     def plan_batches(self, messages: Sequence[OutboundMessage]) -> Iterable[list[OutboundMessage]]:
         """Group messages by `batch_key`, at most `request_size` per request."""
@@ -321,7 +328,8 @@ class Adapter(ABC, Generic[SettingsT]):
                 raw=raw,
                 retry_after=retry_after_seconds(response),
             )
-        if status in (401, 403):
+        if status in (401, 402, 403):
+            # 402 Payment Required: the account's balance, not this message.
             return Outcome(OutcomeKind.ACCOUNT, code=code, reason=reason, raw=raw)
         if status == 404:
             # The endpoint is not there: a wrong base URL or account path would
@@ -346,6 +354,23 @@ class Adapter(ABC, Generic[SettingsT]):
                 reason=f"HTTP {status} redirect: check the base URL setting",
             )
         raise VendorProtocolError(f"HTTP {status} with an unreadable body")
+
+    def classify_undocumented(
+        self, response: httpx.Response, code: str | None, reason: str | None
+    ) -> Outcome:
+        """A vendor code that is not in the vendor's table (`Outcome.undocumented_code`).
+
+        Where the HTTP status is an error that says more than "refused" (a
+        5xx, a throttle, a refused key, a wrong URL), its class is kept; any
+        other answer (a 200 or a plain 4xx) is retried, never failed at once.
+        """
+        if response.status_code >= 300:
+            generic = self.classify_http(response, code=code, reason=reason)
+            if generic.kind is not OutcomeKind.PERMANENT:
+                return replace(generic, undocumented=True)
+        return Outcome.undocumented_code(
+            code, reason=reason, raw=response.text, retry_after=retry_after_seconds(response)
+        )
 
 
 def json_object(response: httpx.Response) -> dict[str, Any]:

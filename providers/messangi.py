@@ -2,11 +2,13 @@
 
     POST {base_url}/v2/messages          one message
         -> {"meta": {...}, "data": {"id", "status", ...}}
-    POST {base_url}/v3/messages/batch    one text, many recipients
+    POST {batch_url}                     one text, many recipients
         -> {"meta": {...}, "data": {"ids": [{"id", "mobile"}], "invalidNumber": [...],
                                     "status", ...}}
 
-`base_url` is `<host>/raven` (see config.settings). The document gives no
+`base_url` is `<host>/raven` (see config.settings). The document gives the
+batch path as `v3/messages/batch`, relative to nothing: `batch_url` is its own
+setting, `{base_url}/v3/messages/batch` unless set. The document gives no
 HTTP error codes and no error codes besides the status words; what each HTTP
 status means here is our reading, written next to it in `CODES`. Error bodies
 are taken to be `{"meta": {"timestamp", "transactionId", "explain"}}` (the
@@ -142,7 +144,7 @@ class MessangiAdapter(Adapter[MessangiSettings]):
             "externalId": message.reference,
             **self._report_fields(),
         }
-        return self._post("/v2/messages", payload)
+        return self._post(f"{self.settings.base_url.rstrip('/')}/v2/messages", payload)
 
     def build_batch_request(self, messages: Sequence[OutboundMessage]) -> httpx.Request:
         first = messages[0]
@@ -166,7 +168,7 @@ class MessangiAdapter(Adapter[MessangiSettings]):
             "externalId": f"batch{first.id}x{len(messages)}",
             **self._report_fields(),
         }
-        return self._post("/v3/messages/batch", payload)
+        return self._post(self.settings.batch_endpoint(), payload)
 
     def _report_fields(self) -> dict[str, Any]:
         # "To notify the status of the message delivery through a callback,
@@ -175,8 +177,7 @@ class MessangiAdapter(Adapter[MessangiSettings]):
             return {}
         return {"requestDR": True, "callbacks": self.report_url}
 
-    def _post(self, path: str, payload: dict[str, Any]) -> httpx.Request:
-        url = self.settings.base_url.rstrip("/") + path
+    def _post(self, url: str, payload: dict[str, Any]) -> httpx.Request:
         return self.client.build_request(
             "POST", url, json=payload, headers={"Accept": "application/json"}
         )

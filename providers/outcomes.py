@@ -41,6 +41,11 @@ class Outcome:
     retry_after: float | None = None  # seconds, where the vendor said how long to wait
     raw: str | None = None  # the vendor's answer, truncated: nothing it said is lost
     sender: str | None = None  # the sender it went from, when chosen at send time (a pool)
+    # The code is not in the vendor's code table (see `undocumented_code`).
+    undocumented: bool = False
+    # The message this outcome answers (`Adapter.send` sets it), so an answer
+    # that repeats can be counted across distinct messages.
+    message_id: int | None = None
 
     @classmethod
     def accepted(
@@ -66,24 +71,20 @@ class Outcome:
         table: CodeTable,
         *,
         reason: str | None = None,
-        default: OutcomeKind = OutcomeKind.PERMANENT,
+        default: OutcomeKind = OutcomeKind.RETRY,
         raw: str | None = None,
         retry_after: float | None = None,
     ) -> Outcome:
         """Classify a vendor code through its table.
 
-        A code the table does not know gets `default` (permanent unless the
-        vendor module says otherwise) and says so in its reason, so an
-        unmapped code is visible in the results table instead of guessed at.
+        A code the table does not know is `undocumented_code`, of class
+        `default` where the vendor module knows better than a retry (an
+        unknown status word that came with an acceptance is ambiguous).
         """
         rule = table.get(code)
         if rule is None:
-            return cls(
-                default,
-                code=code,
-                reason=f"unmapped code {code}: {reason or ''}".strip(),
-                raw=clip_raw(raw),
-                retry_after=retry_after,
+            return cls.undocumented_code(
+                code, reason=reason, kind=default, raw=raw, retry_after=retry_after
             )
         return cls(
             rule.kind,
@@ -93,8 +94,42 @@ class Outcome:
             retry_after=retry_after,
         )
 
+    @classmethod
+    def undocumented_code(
+        cls,
+        code: str | None,
+        *,
+        reason: str | None = None,
+        kind: OutcomeKind = OutcomeKind.RETRY,
+        raw: str | None = None,
+        retry_after: float | None = None,
+    ) -> Outcome:
+        """A code the vendor's document does not give, marked `undocumented`.
+
+        It never fails a message at once: nobody knows what it means, and an
+        account problem the document left out (no balance, a key turned off)
+        would fail every queued message. So it is retried within the vendor's
+        retry budget, and when the same code comes back for several messages
+        the pipeline pauses the vendor with the vendor's words as the reason
+        (sending/pauses.py). A class the answer gives by other means (a 5xx,
+        a throttle, a refused key) is kept; only "permanent" is refused.
+        """
+        if kind is OutcomeKind.PERMANENT:
+            kind = OutcomeKind.RETRY
+        return cls(
+            kind,
+            code=code,
+            reason=f"{f'undocumented code {code}' if code else 'undocumented answer'}: "
+            f"{reason or 'no explanation'}",
+            raw=clip_raw(raw),
+            retry_after=retry_after,
+            undocumented=True,
+        )
+
     def reclassified(self, kind: OutcomeKind) -> Outcome:
-        return replace(self, kind=kind)
+        """The class an operator gave the code in the catalog (`code_overrides`):
+        a code classified there is no longer undocumented."""
+        return replace(self, kind=kind, undocumented=False)
 
 
 def clip_raw(raw: str | None) -> str | None:

@@ -179,17 +179,14 @@ class RestcommAdapter(Adapter[RestcommSettings]):
             body = {}
         reason = _text(body.get("message"))
         code = _code_text(body.get("code"))
-        generic = self.classify_http(response, reason=reason)
         if status == 401 or code is None:
-            return generic
-        # An unmapped code keeps the class the HTTP status gives it.
+            return self.classify_http(response, reason=reason)
+        if code not in CODES:
+            # Keeps the class of its HTTP status, unless that would fail the
+            # message for a code nobody documented (base.classify_undocumented).
+            return self.classify_undocumented(response, code, reason)
         return Outcome.from_code(
-            code,
-            CODES,
-            reason=reason,
-            default=generic.kind,
-            raw=response.text,
-            retry_after=retry_after_seconds(response),
+            code, CODES, reason=reason, raw=response.text, retry_after=retry_after_seconds(response)
         )
 
     # -- delivery reports ----------------------------------------------------

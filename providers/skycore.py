@@ -1,7 +1,9 @@
 """Skycore: one JSON POST per message, `"action": "sendsms"`, key in `x-api-key`.
 
 Request (document "Request: JSON"): POST to API_ENDPOINT_URL itself, the whole
-URL being `SkycoreSettings.base_url` (the document names no path of its own).
+URL being `SkycoreSettings.base_url` (`SKYCORE__BASE_URL`). The document names
+neither a host nor a path, so the setting has no default: without it nothing
+is sent and the producer refuses Skycore messages.
 
     {"action": "sendsms", "message-text": ..., "to": ..., "from": ...,
      "from-mask": ...}                       # from-mask only for a brand sender
@@ -42,7 +44,7 @@ from config.settings import SkycoreSettings
 from providers.base import Adapter, json_object, retry_after_seconds
 from providers.errors import ConfigurationError, VendorProtocolError
 from providers.message import OutboundMessage
-from providers.outcomes import CodeTable, Outcome, OutcomeKind, Rule, clip_raw
+from providers.outcomes import CodeTable, Outcome, OutcomeKind, Rule
 from providers.reports import (
     DeliveryReport,
     IncomingReport,
@@ -166,15 +168,13 @@ class SkycoreAdapter(Adapter[SkycoreSettings]):
             raise VendorProtocolError(f"status is neither Success nor Failure: {status!r}")
         code = _text(body.get("error-code"))
         info = _text(body.get("error-info"))
-        if code is None or (code not in CODES and not response.is_success):
-            # A Failure the table cannot place, on an HTTP error status: the
-            # status says more than "unmapped" would (a 5xx is retried).
-            if not response.is_success:
-                return self.classify_http(response, code=code, reason=info)
-            return Outcome(
-                OutcomeKind.PERMANENT,
-                reason=info or "Failure without an error-code",
-                raw=clip_raw(raw),
+        if code is None or code not in CODES:
+            # The document lists one code (E111): any other, on an HTTP 200
+            # above all, may be an account problem it does not describe (no
+            # balance, a key turned off, "Enforce Campaign Check" turned on).
+            # Retried, and the vendor paused if it repeats across messages.
+            return self.classify_undocumented(
+                response, code, info or "Failure without an error-code"
             )
         return Outcome.from_code(
             code, CODES, reason=info, raw=raw, retry_after=retry_after_seconds(response)

@@ -5,10 +5,13 @@ base URL `https://thesmsbuddy.com/api/v1` the document gives:
 
     POST {base_url}/sms/send            form: key, type, sender, to, message, ...
     POST {base_url}/sms/send/json       JSON: {"root": {...}, "nodes": [{to, message, refid}]}
-    POST {base_url}/sms/balance/check   form: key
+    POST {balance_url}                  form: key
 
 The document's curl examples drop the `v1` (`https://thesmsbuddy.com/api/sms/send`)
-while its base URL and its JSON endpoint carry it; we follow the base URL.
+while its base URL and the headings of the send endpoints carry it; for those
+we follow the base URL. The balance check is the one endpoint whose heading
+and curl example agree on no `v1`: `https://thesmsbuddy.com/api/sms/balance/check`,
+so that is where we ask (`SMSBuddySettings.balance_endpoint`, a setting).
 
 Every answer is a JSON object whose "status" is a code as text ("200" on
 success) and whose "message" says why. We read the code from the body and fall
@@ -203,8 +206,7 @@ class SMSBuddyAdapter(Adapter[SMSBuddySettings]):
             if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
                 raise VendorProtocolError('"status": "200" without a list of records in "data"')
             return data
-        if code in self.codes or response.is_success:
-            # An unknown code in a 2xx answer: permanent, marked "unmapped".
+        if code in self.codes:
             return Outcome.from_code(
                 code,
                 self.codes,
@@ -212,8 +214,9 @@ class SMSBuddyAdapter(Adapter[SMSBuddySettings]):
                 raw=response.text,
                 retry_after=retry_after_seconds(response),
             )
-        # An unknown code in an HTTP error: let the HTTP status decide.
-        return self.classify_http(response, code=code, reason=reason)
+        # A code the document's table lacks: the HTTP status decides where it
+        # says more than "refused"; otherwise retried, never failed at once.
+        return self.classify_undocumented(response, code, reason)
 
     # -- delivery reports and the status query ------------------------------
 
@@ -289,7 +292,7 @@ class SMSBuddyAdapter(Adapter[SMSBuddySettings]):
         httpx raised them.
         """
         request = self.client.build_request(
-            "POST", self._url("sms/balance/check"), data={"key": self._key()}
+            "POST", self.settings.balance_endpoint(), data={"key": self._key()}
         )
         response = await self.client.send(request)
         try:

@@ -231,12 +231,14 @@ def row_problem(rt: Runtime, row: Claimed) -> str | None:
 def pause_if_the_vendor_said_so(rt: Runtime, provider: str, outcomes: Sequence[Outcome]) -> None:
     """Pause the vendor for every worker on an account error or a throttle.
 
-    An account error (bad key, no credit) pauses for `pause_seconds`. A
+    An account error (bad key, no credit), or an undocumented code that
+    repeats across messages, pauses for `pause_seconds`. A
     throttle (429, queue overflow) pauses for the vendor's Retry-After or,
     adaptively, for `throttle_pause_seconds` doubled with each throttle in a
     row; then sending resumes by itself when the pause key expires.
     """
     policy = rt.catalog.get(provider).retry
+    pauses.pause_if_undocumented_code_repeats(rt.redis, provider, outcomes, policy)
     account = next((o for o in outcomes if o.kind is OutcomeKind.ACCOUNT), None)
     if account is not None:
         reason = f"{account.code}: {account.reason}"

@@ -2,6 +2,8 @@
 
     POST /raven/v2/messages         one message
     POST /raven/v3/messages/batch   one text (with {0} placeholders) to many recipients
+                                    (also at /v3/messages/batch: the document's path
+                                    is relative to nothing)
 
 Both want `Authorization: Bearer <api key>` and a JSON body. The document
 names no HTTP error codes; this simulator answers what the adapter's reading
@@ -84,6 +86,9 @@ class MessangiSimulator(VendorSimulator):
         return [
             Route("/raven/v2/messages", self.send_one, methods=["POST"]),
             Route("/raven/v3/messages/batch", self.send_batch, methods=["POST"]),
+            # The document gives the batch path relative to nothing: the other
+            # reading, off the host, is served too (MESSANGI__BATCH_URL picks one).
+            Route("/v3/messages/batch", self.send_batch, methods=["POST"]),
         ]
 
     # -- endpoints ------------------------------------------------------------

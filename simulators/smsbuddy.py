@@ -2,7 +2,8 @@
 
 Mounted at /smsbuddy; the real base URL is https://thesmsbuddy.com/api/v1, so
 the routes carry /api/v1. The document's curl examples drop the `v1`; both
-forms are served.
+forms of the send endpoints are served. The balance check is only at
+/api/sms/balance/check: the document never gives it with `v1`.
 
 Errors are answered with the code as the HTTP status and the body
 {"status": "<code>", "message": "<the document's text>"}. The documented
@@ -98,8 +99,9 @@ class SMSBuddySimulator(VendorSimulator):
                 Route(f"{prefix}/sms/send", self.send_form, methods=["POST"]),
                 Route(f"{prefix}/sms/send", self.query_status, methods=["GET"]),
                 Route(f"{prefix}/sms/send/json", self.send_json, methods=["POST"]),
-                Route(f"{prefix}/sms/balance/check", self.check_balance, methods=["POST"]),
             ]
+        # The balance check's heading and curl example agree: no `v1`.
+        routes.append(Route("/api/sms/balance/check", self.check_balance, methods=["POST"]))
         return routes
 
     def fault_response(self, code: str) -> Response:

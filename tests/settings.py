@@ -24,7 +24,14 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+# Skycore's endpoint has no default (its document names none). Tests that send
+# point it at the simulators (`simulators.app.pointed_at`); the others only
+# need it set. `.invalid` never resolves.
+TEST_SKYCORE_URL = "https://skycore.invalid/API"
+
+
 def make_settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"redis_url": REDIS_URL, **TEST_CREDENTIALS}
+    values["skycore"] = {**values["skycore"], "base_url": TEST_SKYCORE_URL}
     values.update(overrides)
     return Settings(_env_file=None, **values)

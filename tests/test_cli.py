@@ -76,3 +76,13 @@ def test_limits_shows_each_vendor_ceiling_and_the_rate_the_limiter_allows(
     smsbuddy = next(line for line in result.stdout.splitlines() if "smsbuddy" in line)
     assert "1000/60s" in smsbuddy
     assert "990" in smsbuddy
+
+
+def test_send_rejects_a_vendor_without_its_base_url_naming_the_setting(
+    tmp_path: Path, simulators: SimulatorServer, redis_url: str
+) -> None:
+    env = cli_env(tmp_path, simulators, redis_url)
+    del env["SKYCORE__BASE_URL"]
+    result = run(["send", "--to", "+27821230001", "--text", "hi", "--provider", "skycore"], env)
+    assert result.returncode == 2
+    assert "provider: skycore cannot send: SKYCORE__BASE_URL is not set" in result.stdout

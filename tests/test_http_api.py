@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,8 +10,10 @@ import httpx
 import pytest
 import redis
 
+from api.app import create_app
 from store.db import Database
 from tests.api_server import served_api
+from tests.settings import TEST_CREDENTIALS, make_settings
 
 
 @pytest.fixture
@@ -127,3 +130,27 @@ def test_a_number_json_reads_as_infinity_is_a_422_naming_the_field(client: httpx
     )
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "to"]
+
+
+def test_a_message_for_a_vendor_without_its_base_url_is_a_422_naming_the_setting(
+    database_url: str, redis_client: redis.Redis, redis_url: str
+) -> None:
+    with served_api(
+        database_url=database_url, redis_url=redis_url, skycore=TEST_CREDENTIALS["skycore"]
+    ) as client:
+        response = client.post("/v1/messages", json=message(provider="skycore"))
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "provider"]
+    assert error["msg"] == "skycore cannot send: SKYCORE__BASE_URL is not set"
+    assert redis_client.llen("sms.skycore") == 0
+
+
+def test_the_api_says_at_start_up_which_vendor_has_no_base_url(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(database_url=database_url, skycore=TEST_CREDENTIALS["skycore"])
+    with caplog.at_level(logging.WARNING, logger="api.app"):
+        create_app(settings)
+    [line] = [r.getMessage() for r in caplog.records if r.name == "api.app"]
+    assert line.startswith("skycore is in the provider catalog but SKYCORE__BASE_URL is not set")

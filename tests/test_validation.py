@@ -9,7 +9,7 @@ import pytest
 from config.catalog import Catalog, ProviderEntry, RateLimit, Sender, SenderKind
 from producer.validation import InvalidMessage, SendRequest, Validator
 from providers.message import Encoding
-from tests.settings import make_settings
+from tests.settings import TEST_CREDENTIALS, make_settings
 
 
 @pytest.fixture
@@ -145,3 +145,23 @@ def test_the_e164_fast_path_agrees_with_phonenumbers_for_every_region() -> None:
     accepted = [c for c in candidates if already_e164(c)]
     assert len(accepted) > len(candidates) // 3  # the fast path does take most valid ones
     assert [c for c in accepted if _full_parse(c) != c] == []
+
+
+def test_a_vendor_without_its_base_url_is_rejected_naming_the_setting(catalog: Catalog) -> None:
+    settings = make_settings(skycore=TEST_CREDENTIALS["skycore"])
+    with pytest.raises(InvalidMessage) as exc:
+        Validator(settings, catalog).validate(request(provider="skycore", sender="00000"))
+    assert (exc.value.field, exc.value.reason) == (
+        "provider",
+        "skycore cannot send: SKYCORE__BASE_URL is not set",
+    )
+
+
+def test_a_vendor_without_credentials_is_still_accepted_for_the_workers_to_send(
+    catalog: Catalog,
+) -> None:
+    # A producer need not hold vendor secrets: the worker that lacks them pauses.
+    settings = make_settings(restcomm={})
+    assert (
+        Validator(settings, catalog).validate(request(provider="restcomm")).provider == "restcomm"
+    )

@@ -20,6 +20,7 @@ Choices and why:
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery, signals
@@ -27,8 +28,10 @@ from kombu.entity import Queue
 
 from config.catalog import load_catalog
 from config.logs import quiet_third_party_loggers
-from config.settings import Settings, get_settings
+from config.settings import Settings, get_settings, warn_unconfigured
 from workers import names
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> Celery:
@@ -86,6 +89,14 @@ def create_app(settings: Settings) -> Celery:
 @signals.after_setup_task_logger.connect
 def _quiet_loggers(**_: Any) -> None:
     quiet_third_party_loggers()
+
+
+@signals.celeryd_after_setup.connect
+def _say_which_vendors_cannot_send(**_: Any) -> None:
+    """At start-up, once logging is set up: a vendor of the catalog without its
+    base URL or credentials would otherwise show only as a pause later."""
+    settings = get_settings()
+    warn_unconfigured(settings, load_catalog(settings.catalog_path).providers, log)
 
 
 app = create_app(get_settings())

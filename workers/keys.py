@@ -27,6 +27,12 @@ def throttles(provider: str) -> str:
     return f"{PREFIX}:throttles:{provider}"
 
 
+def undocumented(provider: str, code: str) -> str:
+    """The messages (a set of ids) that got one undocumented code from a
+    vendor within the catalog's window: enough of them pause the vendor."""
+    return f"{PREFIX}:undocumented:{provider}:{code}"
+
+
 # Counters the workers add to and the /metrics collector reads (see
 # monitoring/counters.py): hash fields are "<provider>|<outcome>" and
 # "<provider>|<bucket>", never anything personal.

@@ -260,12 +260,13 @@ def test_cue_acceptance_on_an_http_error_is_classified_by_the_http_status(
     assert (outcome.kind, outcome.code) == (OutcomeKind.RETRY, "502")
 
 
-def test_cue_unmapped_code_fails_visibly(settings: Settings, catalog: Catalog) -> None:
+def test_cue_undocumented_code_is_retried_and_marked_with_the_vendor_words(
+    settings: Settings, catalog: Catalog
+) -> None:
     handler = answering(200, json={"status": -99, "message": "New Thing", "details": ""})
     outcome = through_mock(settings, catalog, handler)
-    assert (outcome.kind, outcome.code) == (OutcomeKind.PERMANENT, "-99")
-    assert outcome.reason is not None
-    assert outcome.reason.startswith("unmapped code -99")
+    assert (outcome.kind, outcome.code, outcome.undocumented) == (OutcomeKind.RETRY, "-99", True)
+    assert outcome.reason == "undocumented code -99: New Thing"
 
 
 def test_cue_error_reason_keeps_the_vendor_details(settings: Settings, catalog: Catalog) -> None:

@@ -18,7 +18,7 @@ from providers.outcomes import Outcome, OutcomeKind
 from providers.registry import build_adapter
 from simulators.common import Ceiling
 from simulators.server import SimulatorServer
-from tests.providers.contract import AdapterContract, message, send
+from tests.providers.contract import AdapterContract, closed_port_url, message, send
 
 SEGMENTS_EXCEEDED = "Text exceeds the limit of allowed segments"
 REPORT_URL = "https://hooks.example.com/messangi"
@@ -233,6 +233,37 @@ def test_batch_with_one_text_goes_out_as_one_request_with_an_id_per_message(
     assert all(r.batch for r in sim.state.received)
     assert [o.tracking_id for o in outcomes] == [issued[m.recipient] for m in messages]
     assert len(set(issued.values())) == 20
+
+
+def test_batch_goes_to_the_batch_url_setting_when_it_is_set(
+    settings: Settings, catalog: Catalog, simulators: SimulatorServer
+) -> None:
+    # The document's `v3/messages/batch` read off the host, not off /raven;
+    # the base URL leads nowhere, so only the batch URL can have answered.
+    update = {
+        "base_url": closed_port_url(),
+        "batch_url": f"{simulators.root}/messangi/v3/messages/batch",
+    }
+    elsewhere = settings.model_copy(
+        update={"messangi": settings.messangi.model_copy(update=update)}
+    )
+    messages = [message(i, to=f"+2782123{i:04d}") for i in range(1, 4)]
+    outcomes = sent(elsewhere, catalog, messages)
+    assert [o.kind for o in outcomes] == [OutcomeKind.ACCEPTED] * 3
+    assert simulators["messangi"].state.requests == 1
+
+
+def test_batch_url_defaults_to_the_path_after_the_base_url(
+    settings: Settings, catalog: Catalog
+) -> None:
+    urls: list[str] = []
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        urls.append(str(request.url))
+        return httpx.Response(500)
+
+    mocked(settings, catalog, from_default(message(1), message(2, to="+27821230002")), vendor)
+    assert urls == [f"{settings.messangi.base_url}/v3/messages/batch"]
 
 
 def test_messages_with_different_texts_go_in_separate_requests(

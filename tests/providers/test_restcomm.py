@@ -212,6 +212,24 @@ def test_restcomm_unmapped_error_code_keeps_the_class_of_its_http_status(
     assert (outcome.kind, outcome.code) == (K.RETRY, "12345"), outcome
 
 
+def test_restcomm_undocumented_error_code_on_a_client_error_is_retried_not_failed(
+    catalog: Catalog,
+) -> None:
+    body = json.dumps({"code": 21606, "message": "Account balance too low", "status": 400})
+    outcome = mock_send(answering(400, body), catalog)
+    assert (outcome.kind, outcome.code, outcome.undocumented) == (K.RETRY, "21606", True)
+    assert outcome.reason == "undocumented code 21606: Account balance too low"
+
+
+def test_restcomm_failed_answer_with_an_undocumented_code_is_retried_not_failed(
+    settings: Settings, catalog: Catalog, simulators: SimulatorServer
+) -> None:
+    restcomm(simulators).state.control.fail_next = 1
+    restcomm(simulators).state.control.fail_with = "failed:39999"
+    [outcome] = send(settings, catalog, "restcomm", [message()])
+    assert (outcome.kind, outcome.code, outcome.undocumented) == (K.RETRY, "39999", True)
+
+
 def test_restcomm_queue_overflow_honours_retry_after(catalog: Catalog) -> None:
     body = json.dumps({"code": 30001, "message": "Queue overflow", "status": 429})
     outcome = mock_send(answering(429, body, {"Retry-After": "7"}), catalog)

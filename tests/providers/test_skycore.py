@@ -149,17 +149,84 @@ def test_skycore_lowercase_failure_status_is_understood(catalog: Catalog) -> Non
     assert (outcome.kind, outcome.code) == (OutcomeKind.PERMANENT, "E111")
 
 
-def test_skycore_unknown_error_code_fails_permanently_as_unmapped(catalog: Catalog) -> None:
-    body = {"status": "Failure", "error-code": "E999", "error-info": "Something new."}
+def test_skycore_undocumented_code_on_http_200_is_retried_with_the_vendor_words(
+    catalog: Catalog,
+) -> None:
+    body = {"status": "Failure", "error-code": "E999", "error-info": "Insufficient balance."}
     [outcome] = send_mocked(catalog, answer(200, body), [message(sender="00000")])
-    assert (outcome.kind, outcome.code) == (OutcomeKind.PERMANENT, "E999")
-    assert str(outcome.reason).startswith("unmapped code E999")
+    assert (outcome.kind, outcome.code, outcome.undocumented) == (OutcomeKind.RETRY, "E999", True)
+    assert outcome.reason == "undocumented code E999: Insufficient balance."
 
 
-def test_skycore_unknown_error_code_on_a_server_error_is_retried(catalog: Catalog) -> None:
+def test_skycore_undocumented_code_on_a_plain_client_error_is_retried_not_failed(
+    catalog: Catalog,
+) -> None:
+    body = {"status": "Failure", "error-code": "E120", "error-info": "Campaign check failed."}
+    [outcome] = send_mocked(catalog, answer(409, body), [message(sender="00000")])
+    assert (outcome.kind, outcome.code, outcome.undocumented) == (OutcomeKind.RETRY, "E120", True)
+
+
+def test_skycore_undocumented_code_on_a_server_error_is_retried(catalog: Catalog) -> None:
     body = {"status": "Failure", "error-code": "E999", "error-info": "Try later."}
     [outcome] = send_mocked(catalog, answer(503, body), [message(sender="00000")])
     assert (outcome.kind, outcome.code) == (OutcomeKind.RETRY, "E999")
+
+
+def test_skycore_undocumented_code_on_a_refused_key_pauses_the_account(catalog: Catalog) -> None:
+    body = {"status": "Failure", "error-code": "E401", "error-info": "Key disabled."}
+    [outcome] = send_mocked(catalog, answer(403, body), [message(sender="00000")])
+    assert (outcome.kind, outcome.code, outcome.undocumented) == (
+        OutcomeKind.ACCOUNT,
+        "E401",
+        True,
+    )
+
+
+def test_skycore_failure_without_an_error_code_is_retried_as_undocumented(
+    catalog: Catalog,
+) -> None:
+    [outcome] = send_mocked(catalog, answer(200, {"status": "Failure"}), [message(sender="00000")])
+    assert (outcome.kind, outcome.undocumented) == (OutcomeKind.RETRY, True)
+    assert outcome.reason == "undocumented answer: Failure without an error-code"
+
+
+def test_skycore_code_classified_in_the_catalog_is_no_longer_undocumented(
+    catalog: Catalog,
+) -> None:
+    entry = catalog.get("skycore").model_copy(
+        update={"code_overrides": {"E112": OutcomeKind.PERMANENT}}
+    )
+    classified = catalog.model_copy(update={"providers": {**catalog.providers, "skycore": entry}})
+    body = {"status": "Failure", "error-code": "E112", "error-info": "Invalid number."}
+    [outcome] = send_mocked(classified, answer(200, body), [message(sender="00000")])
+    assert (outcome.kind, outcome.undocumented) == (OutcomeKind.PERMANENT, False)
+
+
+def test_skycore_outcomes_name_the_message_they_answer(catalog: Catalog) -> None:
+    body = {"status": "Failure", "error-code": "E999", "error-info": "Insufficient balance."}
+    outcomes = send_mocked(
+        catalog, answer(200, body), [message(4, sender="00000"), message(9, sender="00000")]
+    )
+    assert [o.message_id for o in outcomes] == [4, 9]
+
+
+# -- the endpoint: a setting with no default ----------------------------------
+
+
+def test_skycore_has_no_invented_endpoint() -> None:
+    assert SkycoreSettings().base_url == ""
+
+
+def test_skycore_without_its_endpoint_sends_nothing_and_pauses_naming_the_setting(
+    settings: Settings, catalog: Catalog, simulators: SimulatorServer
+) -> None:
+    unset = settings.model_copy(
+        update={"skycore": settings.skycore.model_copy(update={"base_url": ""})}
+    )
+    [outcome] = send(unset, catalog, "skycore", [message()])
+    assert (outcome.kind, outcome.code) == (OutcomeKind.ACCOUNT, "configuration")
+    assert outcome.reason == "SKYCORE__BASE_URL is not set"
+    assert simulators["skycore"].state.requests == 0
 
 
 def test_skycore_status_details_are_kept_as_vendor_status(

@@ -220,6 +220,28 @@ def test_smsbuddy_error_code_is_read_from_the_body_not_the_http_status(
     )
 
 
+@pytest.mark.parametrize("http_status", [200, 418])
+def test_smsbuddy_undocumented_code_is_retried_not_failed(
+    http_status: int, catalog: Catalog
+) -> None:
+    def vendor(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(http_status, json={"status": "417", "message": "Account expired"})
+
+    [outcome] = with_adapter(make_settings(), catalog, lambda a: a.send([message()]), vendor)
+    assert (outcome.kind, outcome.code, outcome.undocumented) == (OutcomeKind.RETRY, "417", True)
+    assert outcome.reason == "undocumented code 417: Account expired"
+
+
+def test_smsbuddy_undocumented_code_on_payment_required_pauses_the_account(
+    catalog: Catalog,
+) -> None:
+    def vendor(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(402, json={"status": "402", "message": "Recharge your account"})
+
+    [outcome] = with_adapter(make_settings(), catalog, lambda a: a.send([message()]), vendor)
+    assert (outcome.kind, outcome.code) == (OutcomeKind.ACCOUNT, "402")
+
+
 def test_smsbuddy_template_id_is_sent_when_configured(catalog: Catalog) -> None:
     forms: list[dict[str, list[str]]] = []
 
@@ -243,6 +265,27 @@ def test_smsbuddy_balance_check_returns_the_simulators_balance(
     sim(simulators).balance = {"trans": 4200, "promo": 7, "transscrub": 0}
     balance = with_adapter(settings, catalog, lambda a: a.balance())
     assert balance == {"trans": 4200, "promo": 7, "transscrub": 0}
+
+
+def test_smsbuddy_balance_check_asks_at_the_documents_path_without_v1(
+    catalog: Catalog,
+) -> None:
+    urls: list[str] = []
+
+    def vendor(request: httpx.Request) -> httpx.Response:
+        urls.append(str(request.url))
+        return httpx.Response(200, json={"status": "200", "data": {"trans": 1}})
+
+    with_adapter(make_settings(), catalog, lambda a: a.balance(), vendor)
+    assert urls == ["https://thesmsbuddy.com/api/sms/balance/check"]
+
+
+def test_smsbuddy_simulator_serves_the_balance_check_only_at_the_documents_path(
+    simulators: SimulatorServer,
+) -> None:
+    form = {"key": TEST_CREDENTIALS["smsbuddy"]["key"]}
+    response = httpx.post(f"{simulators.root}/smsbuddy/api/v1/sms/balance/check", data=form)
+    assert response.status_code == 404
 
 
 def test_smsbuddy_balance_check_with_a_wrong_key_is_a_configuration_error(
