@@ -40,7 +40,7 @@ from prometheus_client.core import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitoring.counters import read_sends, read_wait_histograms
+from monitoring.counters import read_counts, read_wait_histograms
 from store.db import Database
 from store.outbox import status_counts
 from workers import keys
@@ -107,10 +107,11 @@ class ClusterCollector:
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(keys.METRICS_SENDS)
         pipe.hgetall(keys.METRICS_LIMITER_WAITS)
+        pipe.hgetall(keys.METRICS_RECOVERIES)
         for queue in self.queues:
             for name in queue_lists(queue):
                 pipe.llen(name)
-        sends_raw, waits_raw, *lengths = pipe.execute()
+        sends_raw, waits_raw, recoveries_raw, *lengths = pipe.execute()
 
         sends = CounterMetricFamily(
             "smsdispatch_sends",
@@ -118,7 +119,7 @@ class ClusterCollector:
             "our limiter or quiet hours, not sent).",
             labels=["provider", "outcome"],
         )
-        for (provider, outcome), n in sorted(read_sends(sends_raw).items()):
+        for (provider, outcome), n in sorted(read_counts(sends_raw).items()):
             sends.add_metric([provider, outcome], n)
         yield sends
 
@@ -134,6 +135,19 @@ class ClusterCollector:
                 histogram.total,
             )
         yield waits
+
+        recovered = CounterMetricFamily(
+            "smsdispatch_recovered_sends",
+            "Sends recovered after their worker died or lost the database, by how: "
+            "'orphaned' and 'journaled' (the vendor's answer was kept and written), "
+            "'ask' (the vendor is asked before any resend), 'resend' (sent again; a "
+            "duplicate is possible where the vendor neither deduplicates nor can be "
+            "asked), 'give_up' (left unknown after dying on every attempt).",
+            labels=["provider", "how"],
+        )
+        for (provider, how), n in sorted(read_counts(recoveries_raw).items()):
+            recovered.add_metric([provider, how], n)
+        yield recovered
 
         backlog = GaugeMetricFamily(
             "smsdispatch_queue_backlog",

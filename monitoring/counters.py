@@ -12,6 +12,9 @@ scrape sees the cluster-wide totals.
     smsdispatch:metrics:sends           "<provider>|<outcome>" -> count
     smsdispatch:metrics:limiter_waits   "<provider>|<bucket>"  -> count   (one field per bucket,
                                         "<provider>|sum"       -> seconds  not cumulative)
+    smsdispatch:metrics:recoveries      "<provider>|<how>"     -> count   (by the sweeper: how a
+                                                                          dead worker's sends
+                                                                          were recovered)
 
 Outcomes are the `send_attempts.outcome` values, so the sends counter equals
 the attempts table grouped by provider and outcome. Field names hold only a
@@ -134,8 +137,8 @@ def read_wait_histograms(raw: dict[bytes, bytes]) -> dict[str, WaitHistogram]:
     return result
 
 
-def read_sends(raw: dict[bytes, bytes]) -> dict[tuple[str, str], int]:
-    """The sends hash as {(provider, outcome): count}."""
+def read_counts(raw: dict[bytes, bytes]) -> dict[tuple[str, str], int]:
+    """A "<provider>|<word>" -> count hash (sends, recoveries) as {(provider, word): count}."""
     result = {}
     for key, value in raw.items():
         provider, _, outcome = key.decode().partition("|")

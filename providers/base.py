@@ -14,7 +14,6 @@ import asyncio
 import email.utils
 import json
 import logging
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -385,7 +384,13 @@ def json_object(response: httpx.Response) -> dict[str, Any]:
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
-    """Retry-After as seconds, whether given as a number or an HTTP date."""
+    """Retry-After as seconds, whether given as a number or an HTTP date.
+
+    A date is read against the response's own Date header, both from the
+    vendor's clock: against ours, a host minutes off would wait minutes too
+    long or not at all. Without a Date header, the date cannot be read
+    safely and the caller's default wait applies.
+    """
     value = response.headers.get("retry-after")
     if not value:
         return None
@@ -395,6 +400,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         pass
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        sent = email.utils.parsedate_to_datetime(response.headers.get("date", ""))
+        return max(0.0, (when - sent).total_seconds())
+    except (TypeError, ValueError):  # unreadable, or one with a zone and one without
         return None
-    return max(0.0, when.timestamp() - time.time())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -14,8 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from store.clock import DatabaseClock, server_time
 from store.db import make_engine
-
-FAKETIME = shutil.which("faketime")
+from tests.skew import faketime_argv
 
 
 class Monotonic:
@@ -85,7 +83,6 @@ def test_a_clock_that_never_reached_the_database_raises() -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.skipif(FAKETIME is None, reason="needs faketime (apt-get install faketime)")
 @pytest.mark.parametrize("offset", ["-180s", "+180s"])
 def test_a_host_whose_clock_is_minutes_off_reads_the_databases_time(
     postgres_url: str, offset: str
@@ -97,7 +94,7 @@ def test_a_host_whose_clock_is_minutes_off_reads_the_databases_time(
         "db = Database(sys.argv[1]); print(db.clock().timestamp(), datetime.now(UTC).timestamp())"
     )
     out = subprocess.run(
-        [str(FAKETIME), "-f", offset, sys.executable, "-c", script, postgres_url],
+        [*faketime_argv(offset), sys.executable, "-c", script, postgres_url],
         capture_output=True,
         text=True,
         check=True,

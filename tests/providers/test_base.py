@@ -7,6 +7,7 @@ import asyncio
 import httpx
 
 from config.catalog import Catalog
+from providers.base import retry_after_seconds
 from providers.message import OutboundMessage
 from providers.outcomes import OutcomeKind
 from providers.registry import build_adapter
@@ -31,3 +32,21 @@ def test_an_unexpected_error_while_sending_is_ambiguous_and_spares_the_other_mes
             return [o.kind for o in await adapter.send(messages)]
 
     assert asyncio.run(go()) == [OutcomeKind.ACCEPTED, OutcomeKind.AMBIGUOUS]
+
+
+def test_a_retry_after_date_is_read_against_the_vendors_own_date_header() -> None:
+    response = httpx.Response(
+        429,
+        headers={
+            "Date": "Tue, 01 Dec 2026 10:00:00 GMT",
+            "Retry-After": "Tue, 01 Dec 2026 10:00:30 GMT",
+        },
+    )
+
+    assert retry_after_seconds(response) == 30.0
+
+
+def test_a_retry_after_date_without_the_vendors_date_is_not_guessed_from_our_clock() -> None:
+    response = httpx.Response(429, headers={"Retry-After": "Tue, 01 Dec 2026 10:00:30 GMT"})
+
+    assert retry_after_seconds(response) is None
