@@ -25,6 +25,7 @@ from store.status import MessageStatus
 @dataclass(frozen=True, slots=True)
 class Claimed:
     id: int
+    reference: str
     provider: str
     sender: str
     recipient: str
@@ -40,6 +41,7 @@ class Claimed:
         params = tuple(self.params or ())
         return OutboundMessage(
             self.id,
+            self.reference,
             self.recipient,
             self.sender,
             self.text,
@@ -47,6 +49,7 @@ class Claimed:
             self.segments,
             template if self.params is not None else None,
             params,
+            attempt=self.attempts,
         )
 
 
@@ -76,6 +79,7 @@ def claim(session: Session, ids: Sequence[int], now: datetime) -> list[Claimed]:
         )
         .returning(
             m.id,
+            m.reference,
             m.provider,
             m.sender,
             m.recipient,
