@@ -138,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
             row = session.execute(
                 select(
                     m.id,
+                    m.reference,
                     m.provider,
                     m.status,
                     m.attempts,

@@ -52,6 +52,9 @@ class MessageStatusOut(BaseModel):
     """A message's state; the recipient and the text are not echoed back."""
 
     id: int
+    # Our reference for the message at the vendor (Cue client_reference,
+    # Messangi externalId, SMSBuddy refid/custom), for looking it up there.
+    reference: str
     provider: str
     status: str
     attempts: int

@@ -24,7 +24,7 @@ from config.catalog import load_catalog
 from config.settings import Settings
 from localstack.environment import demo_credentials, stack_env
 from localstack.processes import free_port, simulators_process, wait_http
-from providers.message import OutboundMessage
+from providers.message import OutboundMessage, new_reference
 from providers.registry import build_adapter
 from providers.transport import vendor_client
 from simulators.app import pointed_at
@@ -45,7 +45,8 @@ async def measure(kind: str, settings: Settings, in_flight: int, total: int) -> 
         adapter = build_adapter("skycore", settings, client, catalog)
         sender = settings.skycore.default_sender
         messages = [
-            OutboundMessage(i, f"+1202555{i % 10000:04d}", sender, f"t{i}") for i in range(total)
+            OutboundMessage(i, new_reference(), f"+1202555{i % 10000:04d}", sender, f"t{i}")
+            for i in range(total)
         ]
         await adapter.send(messages[:in_flight])  # open the connections
         cpu, wall = time.process_time(), time.perf_counter()

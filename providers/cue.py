@@ -6,15 +6,19 @@ so httpx's INFO request log would print them: keep the `httpx` logger quiet.
 Every answer is HTTP 200 with `{"status": n, "message": "...", "details": "..."}`; `status`
 1 and 2 are acceptances and `details` is then Cue's tracking id.
 
-Our message id is sent as `client_reference`, and Cue rejects a repeated one
-with -7 "Duplicate Client Reference": that means "already accepted"
-(DESIGN invariant 3), so resending after an ambiguous read timeout is safe.
+Our message's reference (random, unique across installations: DESIGN
+invariant 3) is sent as `client_reference`, and Cue rejects a repeated one
+with -7 "Duplicate Client Reference". On a resend that means "already
+accepted", so resending after an ambiguous read timeout is safe; on a first
+send it cannot be ours (see `parse_response`).
 
 Delivery reports: Cue requests `report_url` on the status changes chosen by
 `report_mask` (bits below) and replaces a literal `%d` in that URL with the
-status bit. We append `message_id=<our id>&status=%d` to the account's report
-URL, so a report names our message even when it arrives before the send was
-recorded or when the send was accepted as a duplicate (no tracking id).
+status bit. We append `message_id=<our reference>&status=%d` to the account's
+report URL, so a report names our message even when it arrives before the
+send was recorded or when the send was accepted as a duplicate (no tracking
+id). The parameter keeps its old name; its value is the reference, not the
+row id, which another installation on the same account has too.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from providers.reports import (
     MalformedReport,
     ReportTable,
     lookup,
-    our_id,
+    our_reference,
 )
 from store.status import MessageStatus
 
@@ -57,9 +61,13 @@ CODES: CodeTable = {
     # parameter but the message's own (to, from, text, client_reference) is
     # fixed by this module, so an invalid one is this message's (e.g. empty text).
     "-6": Rule(K.PERMANENT, "Invalid Parameter: a parameter is missing or has an invalid value"),
-    # DESIGN invariant 3: our client_reference is our message id, so a
-    # duplicate means Cue already accepted this very message.
-    "-7": Rule(K.ACCEPTED, "Duplicate Client Reference: already accepted under this reference"),
+    # On a resend (attempt > 1) `parse_response` counts it accepted instead:
+    # see there why only then.
+    "-7": Rule(
+        K.PERMANENT,
+        "Duplicate Client Reference on a first send: another system used this "
+        "client_reference at Cue; not sent",
+    ),
     "-8": Rule(K.PERMANENT, "Message Too Long: the text exceeds the maximum allowed length"),
     "-9": Rule(K.PERMANENT, "Blacklisted Destination: the recipient's number is on a blacklist"),
     "-10": Rule(K.ACCOUNT, "Account Suspended"),
@@ -78,6 +86,7 @@ CODES: CodeTable = {
 
 ACCEPTED_STATUSES = frozenset({1, 2})
 DUPLICATE_REFERENCE = -7
+ALREADY_ACCEPTED = "Duplicate Client Reference on a resend: an earlier attempt was accepted"
 
 
 class ReportStatus(IntFlag):
@@ -171,21 +180,21 @@ class CueAdapter(Adapter[CueSettings]):
 
     @classmethod
     def parse_report(cls, incoming: IncomingReport) -> DeliveryReport:
-        """Cue requests our report URL with `message_id` (ours, added when
-        sending) and `status` (the bit Cue put in place of `%d`).
+        """Cue requests our report URL with `message_id` (our reference, added
+        when sending) and `status` (the bit Cue put in place of `%d`).
 
         The document says Cue "will call this URL" without naming the method:
         we take the query of a GET and the form of a POST alike.
         """
         fields = incoming.fields()
-        message_id = our_id(fields.get(REPORT_ID_PARAM))
+        reference = our_reference(fields.get(REPORT_ID_PARAM))
         word = fields.get(REPORT_STATUS_PARAM)
-        if message_id is None or not word:
-            raise MalformedReport("cue: a report needs message_id and status")
+        if reference is None or not word:
+            raise MalformedReport("cue: a report needs message_id (our reference) and status")
         return DeliveryReport(
             lookup(REPORT_STATUSES, word, cls.name),
             word,
-            message_id=message_id,
+            reference=reference,
             raw=incoming.raw,
         )
 
@@ -206,16 +215,31 @@ class CueAdapter(Adapter[CueSettings]):
                 vendor_status=words,
                 raw=clip_raw(raw),
             )
-        if status == DUPLICATE_REFERENCE:
+        if status == DUPLICATE_REFERENCE and message.attempt > 1:
+            # Our references are 122-128 random bits drawn per message, so no
+            # other message, installation or database sends this one: a -7
+            # can only be Cue remembering our own earlier attempt of this very
+            # message, whose answer we lost (a read timeout, a worker killed
+            # before it recorded the answer). That send was accepted.
+            # `attempt` counts claims, and a claim is given back (a hold) only
+            # when Cue did not take the message (a throttle, a refusal of the
+            # account, a pause before sending), so attempt 1 is the first
+            # time this reference could have been accepted.
             # The document does not say `details` carries the first send's
-            # tracking id, so none is recorded; the report names our id.
+            # tracking id, so none is recorded; the report names our reference.
             return Outcome(
                 OutcomeKind.ACCEPTED,
                 code=str(status),
                 vendor_status="duplicate",
-                reason=words or CODES[str(status)].reason,
+                reason=ALREADY_ACCEPTED,
                 raw=clip_raw(raw),
             )
+        if status == DUPLICATE_REFERENCE:
+            # A first attempt: nothing of ours used this reference before, so
+            # someone else did (another system given our reference, a copied
+            # database). Not "accepted": that would record a message nobody
+            # sent. Fail it, saying so; a resend would get -7 again.
+            return Outcome.from_code(str(status), CODES, raw=raw)
         reason = ": ".join(part for part in (words, details) if part) or None
         return Outcome.from_code(str(status), CODES, reason=reason, raw=raw)
 

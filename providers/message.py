@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+
+# Our reference for a message, as the database draws it (store.models
+# `RandomReference`): 32 lowercase hex digits, 122 or 128 random bits.
+# Alphanumeric, as Messangi's externalId must be.
+REFERENCE = re.compile(r"[0-9a-f]{32}")
 
 
 class Encoding(StrEnum):
@@ -14,6 +21,10 @@ class Encoding(StrEnum):
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
     id: int
+    # Our reference for this message at the vendor, random and unique across
+    # installations and time (DESIGN invariant 3): never derived from `id`,
+    # which a second database hands out again.
+    reference: str
     recipient: str  # E.164 with the leading '+'
     sender: str
     text: str
@@ -24,13 +35,22 @@ class OutboundMessage:
     # A vendor with a template batch endpoint sends many recipients at once.
     template: str | None = None
     params: tuple[str, ...] = ()
-
-    @property
-    def reference(self) -> str:
-        """Our id as the vendor's reference field, so a resend can be recognised."""
-        return str(self.id)
+    # Which send of this message this is (the claim's `attempts`, from 1): a
+    # vendor that rejects a repeated reference (Cue's -7) means "already
+    # accepted" only if an earlier attempt could have used it.
+    attempt: int = 1
 
     @property
     def recipient_digits(self) -> str:
         """International format without '+' or '00', as several vendors want it."""
         return self.recipient.removeprefix("+")
+
+
+def new_reference() -> str:
+    """A reference drawn in Python, like the database's: for messages built
+    outside the database (benchmarks of the adapters alone, tests)."""
+    return secrets.token_hex(16)
+
+
+def is_reference(value: str) -> bool:
+    return REFERENCE.fullmatch(value) is not None

@@ -42,7 +42,7 @@ from providers.reports import (
     MalformedReport,
     ReportTable,
     lookup,
-    our_id,
+    our_reference,
     text,
 )
 from store.status import MessageStatus
@@ -139,8 +139,8 @@ class MessangiAdapter(Adapter[MessangiSettings]):
             "text": message.text,
             "to": message.recipient,
             "type": "MT",
-            # Our id: comes back in delivery reports. Messangi does not reject a
-            # repeated externalId, so it cannot make a resend safe.
+            # Our reference: comes back in delivery reports. Messangi does not
+            # reject a repeated externalId, so it cannot make a resend safe.
             "externalId": message.reference,
             **self._report_fields(),
         }
@@ -162,10 +162,15 @@ class MessangiAdapter(Adapter[MessangiSettings]):
                 for m in messages
             ],
             "type": "MT",
-            # One externalId for the whole request: the first message's id and
-            # the batch's size ("batch1001x100"), alphanumeric as documented.
-            # Each message's own identity is the id in data.ids.
-            "externalId": f"batch{first.id}x{len(messages)}",
+            # The batch format has one externalId for the whole request (the
+            # document lists no per-recipient one under `to`), so no message's
+            # own reference can go. The batch's: "batch" + the first message's
+            # reference + its size, unique like the references and alphanumeric
+            # as documented; not itself a reference, so a callback echoing it
+            # matches no message by it. Each message is matched by the id
+            # Messangi issued for its mobile in data.ids (parse_batch_response
+            # records it as the tracking id), and its callbacks by that id.
+            "externalId": f"batch{first.reference}x{len(messages)}",
             **self._report_fields(),
         }
         return self._post(self.settings.batch_endpoint(), payload)
@@ -229,7 +234,7 @@ class MessangiAdapter(Adapter[MessangiSettings]):
         A body wrapped in `{"data": {...}}` is read the same. The message is
         matched by `id`; `externalId` names it when the send was never
         recorded (an ambiguous send): a batch's externalId is not a message
-        id, so it matches nothing.
+        reference, so it matches nothing.
         """
         if incoming.method != "POST":
             raise MalformedReport("messangi: a callback is a POST")
@@ -250,7 +255,7 @@ class MessangiAdapter(Adapter[MessangiSettings]):
             lookup(REPORT_STATUSES, word, cls.name),
             word,
             tracking_id=text(body.get("id")),
-            message_id=our_id(text(body.get("externalId"))),
+            reference=our_reference(text(body.get("externalId"))),
             raw=incoming.raw,
         )
 

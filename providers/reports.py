@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+from providers.message import is_reference
 from store.status import MessageStatus
 
 # Report vocabularies map onto these only: a report never says "queued" or
@@ -87,7 +88,7 @@ class DeliveryReport:
     status: MessageStatus
     vendor_status: str  # the vendor's own word or code, as sent
     tracking_id: str | None = None  # the vendor's id for the message
-    message_id: int | None = None  # ours, where the vendor echoes our reference
+    reference: str | None = None  # ours, where the vendor echoes it (see `our_reference`)
     error_code: str | None = None
     error_reason: str | None = None
     raw: str = field(default="", repr=False)
@@ -95,7 +96,7 @@ class DeliveryReport:
     def __post_init__(self) -> None:
         if self.status not in REPORTABLE:
             raise ValueError(f"a report cannot carry status {self.status}")
-        if self.tracking_id is None and self.message_id is None:
+        if self.tracking_id is None and self.reference is None:
             raise MalformedReport("the report names no message")
         # Longer than any id we store (messages.tracking_id is 128): not one of ours.
         if self.tracking_id is not None and len(self.tracking_id) > MAX_ID_CHARS:
@@ -121,14 +122,18 @@ def lookup(table: ReportTable, word: str, vendor: str) -> MessageStatus:
         raise MalformedReport(f"{vendor}: unknown report status {word!r}") from None
 
 
-def our_id(value: str | None) -> int | None:
-    """Our message id from a reference field, or None when it is not one."""
+def our_reference(value: str | None) -> str | None:
+    """Our message reference from a vendor's echo of it, or None when it is not one.
+
+    Only a well-formed reference (32 lowercase hex digits) is ours: a row id
+    ("17", what we sent before references were random), a Messangi batch's
+    externalId or anything else names no message of ours, so it can never
+    match a row another installation's report was meant for.
+    """
     if value is None:
         return None
     value = value.strip()
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
-        return None
-    return int(value)
+    return value if is_reference(value) else None
 
 
 def text(value: object) -> str | None:

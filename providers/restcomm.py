@@ -291,7 +291,7 @@ class RestcommAdapter(Adapter[RestcommSettings]):
                     REPORT_STATUSES[status],
                     status,
                     tracking_id=sid,
-                    message_id=message.id,
+                    reference=message.reference,
                     error_code=code,
                     error_reason=_text(item.get("error_message")) or _reason(code),
                     raw=clip_raw(json.dumps(item)) or "",

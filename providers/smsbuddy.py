@@ -37,7 +37,7 @@ from providers.reports import (
     MalformedReport,
     ReportTable,
     lookup,
-    our_id,
+    our_reference,
     text,
 )
 from store.status import MessageStatus
@@ -227,20 +227,20 @@ class SMSBuddyAdapter(Adapter[SMSBuddySettings]):
         """A request to our `dlr_url`. The document says only that the URL
         receives "the status of the message" and the `custom` parameter; we
         read `id` (the vendor's id from the send answer), `status` and `custom`
-        (our id, sent with single messages) from the query of a GET or the
-        form of a POST alike.
+        (our reference, sent with single messages) from the query of a GET or
+        the form of a POST alike.
         """
         fields = incoming.fields()
         word = fields.get("status")
         tracking_id = fields.get("id") or None
-        message_id = our_id(fields.get("custom"))
+        reference = our_reference(fields.get("custom"))
         if not word:
             raise MalformedReport("smsbuddy: a report needs a status")
         return DeliveryReport(
             lookup(REPORT_STATUSES, word, cls.name),
             word,
             tracking_id=tracking_id,
-            message_id=message_id,
+            reference=reference,
             raw=incoming.raw,
         )
 

@@ -7,7 +7,7 @@ ORM classes are for reading and for the producer's inserts.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -24,7 +24,11 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import CompileError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 from store.status import CampaignStatus, MessageStatus
@@ -55,6 +59,35 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class RandomReference(FunctionElement[str]):
+    """A new message reference drawn by the database: 32 lowercase hex digits.
+
+    The column's server default, so every insert path gets one without
+    knowing about it: the producer, the campaign importer's COPY and
+    executemany, and rows another application writes directly. PostgreSQL
+    draws a version-4 UUID (122 random bits), SQLite 128 random bits.
+    """
+
+    type = String(32)
+    name = "random_reference"
+    inherit_cache = True
+
+
+@compiles(RandomReference, "postgresql")
+def _random_reference_postgresql(element: RandomReference, compiler: SQLCompiler, **kw: Any) -> str:
+    return "replace(CAST(gen_random_uuid() AS TEXT), '-', '')"
+
+
+@compiles(RandomReference, "sqlite")
+def _random_reference_sqlite(element: RandomReference, compiler: SQLCompiler, **kw: Any) -> str:
+    return "lower(hex(randomblob(16)))"
+
+
+@compiles(RandomReference)
+def _random_reference_other(element: RandomReference, compiler: SQLCompiler, **kw: Any) -> str:
+    raise CompileError(f"no random message reference for {compiler.dialect.name}")
 
 
 NAMING = {
@@ -91,6 +124,11 @@ class Message(Base):
     )
     params: Mapped[list[str] | None] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Our reference at the vendor (Cue client_reference, Messangi externalId,
+    # SMSBuddy refid/custom, Cue's report URL) and in its reports: random, so
+    # no other database, past or future, sends the same one (DESIGN
+    # invariant 3); the row id is not, a second installation counts 1, 2, 3 too.
+    reference: Mapped[str] = mapped_column(String(32), server_default=RandomReference())
     # The producer's own reference, returned in reports; and its idempotency key:
     # the same key again returns the same message instead of sending anew.
     client_reference: Mapped[str | None] = mapped_column(String(128))
@@ -115,6 +153,8 @@ class Message(Base):
     __table_args__ = (
         # Delivery reports and status polls look messages up by the vendor's id.
         Index("ix_messages_provider_tracking_id", "provider", "tracking_id"),
+        # ... and by ours, which no two messages share.
+        Index("ix_messages_reference", "reference", unique=True),
         # The sweeper scans what is due or stuck.
         Index("ix_messages_status_next_attempt_at", "status", "next_attempt_at"),
         # The dispatcher releases a campaign's held rows in id order and counts

@@ -26,6 +26,7 @@ from store.status import MessageStatus
 @dataclass(frozen=True, slots=True)
 class Claimed:
     id: int
+    reference: str
     provider: str
     sender: str
     recipient: str
@@ -41,6 +42,7 @@ class Claimed:
         params = tuple(self.params or ())
         return OutboundMessage(
             self.id,
+            self.reference,
             self.recipient,
             self.sender,
             self.text,
@@ -48,6 +50,7 @@ class Claimed:
             self.segments,
             template if self.params is not None else None,
             params,
+            attempt=self.attempts,
         )
 
 
@@ -78,6 +81,7 @@ def claim(session: Session, ids: Sequence[int], now: datetime) -> list[Claimed]:
         )
         .returning(
             m.id,
+            m.reference,
             m.provider,
             m.sender,
             m.recipient,

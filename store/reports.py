@@ -15,7 +15,7 @@ nothing. An intermediate report ("sent to network") updates the vendor's
 word on an `accepted` message and settles an `unknown` one as `accepted`.
 
 A final report may also settle a message still `queued` or `sending`: a
-vendor that names our id (Cue) can report before the worker recorded the
+vendor that names our reference (Cue) can report before the worker recorded the
 send, or after a timeout that queued a (safe) resend; the resend is then not
 made, and the worker's own update, which requires `sending`, matches nothing.
 
@@ -51,7 +51,7 @@ RAW_LIMIT = 8000
 class Applied(StrEnum):
     APPLIED = "applied"  # the message moved forward, or its vendor status was updated
     IGNORED = "ignored"  # the message is already there or further: a late or repeated report
-    UNMATCHED = "unmatched"  # no message of this vendor carries this id
+    UNMATCHED = "unmatched"  # no message of this vendor carries this id or reference
     PENDING = "pending"  # its worker is still recording the send: try again shortly
     MALFORMED = "malformed"  # the body could not be read as a report
 
@@ -66,7 +66,7 @@ def apply_report(
     last_try: bool = True,
 ) -> Applied:
     """Apply one report to its message (matched by the vendor's id, else by
-    ours) and store it raw; return what it did.
+    our reference as the vendor echoed it) and store it raw; return what it did.
 
     A caller that will try again shortly passes `last_try=False`: a report
     that matches nothing, or a final one for a message still `sending`, is
@@ -77,8 +77,8 @@ def apply_report(
     matchers: list[ColumnElement[bool]] = []
     if report.tracking_id is not None:
         matchers.append(m.tracking_id == report.tracking_id)
-    if report.message_id is not None:
-        matchers.append(m.id == report.message_id)
+    if report.reference is not None:
+        matchers.append(m.reference == report.reference)
     result, message_id = Applied.UNMATCHED, None
     final_from = FINAL_FROM if last_try else tuple(s for s in FINAL_FROM if s is not S.SENDING)
     for match in matchers:
@@ -273,7 +273,18 @@ def untracked_unknown(
     m = messages.c
     before = now - timedelta(seconds=after_seconds)
     rows = session.execute(
-        select(m.id, m.recipient, m.sender, m.text, m.encoding, m.segments, m.claimed_at, m.sent_at)
+        select(
+            m.id,
+            m.reference,
+            m.attempts,
+            m.recipient,
+            m.sender,
+            m.text,
+            m.encoding,
+            m.segments,
+            m.claimed_at,
+            m.sent_at,
+        )
         .where(
             m.provider == provider,
             m.status == S.UNKNOWN.value,
@@ -287,7 +298,16 @@ def untracked_unknown(
     )
     return [
         Untracked(
-            OutboundMessage(r.id, r.recipient, r.sender, r.text, Encoding(r.encoding), r.segments),
+            OutboundMessage(
+                r.id,
+                r.reference,
+                r.recipient,
+                r.sender,
+                r.text,
+                Encoding(r.encoding),
+                r.segments,
+                attempt=r.attempts,
+            ),
             r.claimed_at,
             r.sent_at,
         )

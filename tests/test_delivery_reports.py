@@ -13,7 +13,7 @@ from store.db import Database
 from store.models import delivery_reports, messages
 from store.reports import Applied, apply_report
 from store.status import MessageStatus
-from tests.test_outbox import add_rows
+from tests.test_outbox import add_rows, reference_of
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 S = MessageStatus
@@ -24,11 +24,11 @@ def report(
     word: str,
     *,
     tracking_id: str | None = "T1",
-    message_id: int | None = None,
+    reference: str | None = None,
     code: str | None = None,
 ) -> DeliveryReport:
     return DeliveryReport(
-        status, word, tracking_id=tracking_id, message_id=message_id, error_code=code, raw=word
+        status, word, tracking_id=tracking_id, reference=reference, error_code=code, raw=word
     )
 
 
@@ -122,7 +122,9 @@ def test_an_intermediate_report_updates_the_vendor_word_and_keeps_accepted(
 def test_an_unknown_message_becomes_final_and_records_the_tracking_id(database: Database) -> None:
     [mid] = add_rows(database, 1, provider="messangi", status="unknown", error_code="ambiguous")
     [result] = apply(
-        database, "messangi", report(S.DELIVERED, "DELIVRD", tracking_id="M-9", message_id=mid)
+        database,
+        "messangi",
+        report(S.DELIVERED, "DELIVRD", tracking_id="M-9", reference=reference_of(database, mid)),
     )
     assert result is Applied.APPLIED
     assert state(database, mid) == ("delivered", "DELIVRD", "M-9", None)
@@ -132,23 +134,44 @@ def test_an_unknown_message_becomes_accepted_on_an_intermediate_report(
     database: Database,
 ) -> None:
     [mid] = add_rows(database, 1, provider="messangi", status="unknown")
-    apply(database, "messangi", report(S.ACCEPTED, "ENROUTE", tracking_id="M-9", message_id=mid))
+    ref = reference_of(database, mid)
+    apply(database, "messangi", report(S.ACCEPTED, "ENROUTE", tracking_id="M-9", reference=ref))
     assert state(database, mid)[:3] == ("accepted", "ENROUTE", "M-9")
 
 
-def test_a_final_report_naming_our_id_settles_a_message_still_sending(
+def test_a_final_report_naming_our_reference_settles_a_message_still_sending(
     database: Database,
 ) -> None:
     [mid] = add_rows(database, 1, provider="cue", status="sending")
-    apply(database, "cue", report(S.DELIVERED, "1", tracking_id=None, message_id=mid))
+    ref = reference_of(database, mid)
+    apply(database, "cue", report(S.DELIVERED, "1", tracking_id=None, reference=ref))
     assert state(database, mid)[0] == "delivered"
+
+
+def test_a_report_is_matched_by_our_reference_among_messages_of_the_vendor(
+    database: Database,
+) -> None:
+    ids = add_rows(database, 3, provider="cue", status="accepted")
+    ref = reference_of(database, ids[1])
+    assert apply(database, "cue", report(S.DELIVERED, "1", tracking_id=None, reference=ref)) == [
+        Applied.APPLIED
+    ]
+    assert [state(database, mid)[0] for mid in ids] == ["accepted", "delivered", "accepted"]
+
+
+def test_a_report_naming_a_row_id_as_its_reference_matches_nothing(database: Database) -> None:
+    [mid] = add_rows(database, 1, provider="cue", status="accepted")
+    row_id = report(S.DELIVERED, "1", tracking_id=None, reference=str(mid))
+    assert apply(database, "cue", row_id) == [Applied.UNMATCHED]
+    assert state(database, mid)[0] == "accepted"
 
 
 def test_an_intermediate_report_leaves_a_message_still_sending_to_its_worker(
     database: Database,
 ) -> None:
     [mid] = add_rows(database, 1, provider="cue", status="sending")
-    assert apply(database, "cue", report(S.ACCEPTED, "8", tracking_id=None, message_id=mid)) == [
+    ref = reference_of(database, mid)
+    assert apply(database, "cue", report(S.ACCEPTED, "8", tracking_id=None, reference=ref)) == [
         Applied.IGNORED
     ]
     assert state(database, mid)[0] == "sending"
@@ -204,7 +227,7 @@ def test_a_final_report_for_a_message_still_sending_waits_for_its_worker_until_t
     database: Database,
 ) -> None:
     [mid] = add_rows(database, 1, provider="cue", status="sending")
-    early = report(S.DELIVERED, "1", tracking_id=None, message_id=mid)
+    early = report(S.DELIVERED, "1", tracking_id=None, reference=reference_of(database, mid))
     with database.session() as s, s.begin():
         assert apply_report(s, "cue", early, NOW, last_try=False) is Applied.PENDING
     assert state(database, mid)[0] == "sending"

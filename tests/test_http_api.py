@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from api.app import create_app
+from providers.message import is_reference
 from store.db import Database
 from tests.api_server import served_api
 from tests.settings import TEST_CREDENTIALS, make_settings
@@ -55,6 +56,13 @@ def test_a_submitted_message_is_stored_enqueued_and_readable(
     )
     assert "to" not in state
     assert "text" not in state
+
+
+def test_a_message_shows_the_reference_its_vendor_knows_it_by(client: httpx.Client) -> None:
+    first, second = (client.post("/v1/messages", json=message()).json()["id"] for _ in range(2))
+    references = [client.get(f"/v1/messages/{mid}").json()["reference"] for mid in (first, second)]
+    assert all(is_reference(r) for r in references)
+    assert references[0] != references[1]
 
 
 def test_an_invalid_number_is_a_422_naming_the_to_field(client: httpx.Client) -> None:

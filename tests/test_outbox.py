@@ -53,6 +53,12 @@ def add_rows(db: Database, count: int, *, at: datetime = NOW, **values: object) 
         return [r.id for r in s.execute(stmt, rows)]
 
 
+def reference_of(db: Database, mid: int) -> str:
+    """The reference the database drew for the message."""
+    with db.session() as s:
+        return str(s.scalar(select(messages.c.reference).where(messages.c.id == mid)))
+
+
 def status_of(db: Database, mid: int) -> tuple[str, int]:
     with db.session() as s:
         row = s.execute(

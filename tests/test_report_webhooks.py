@@ -22,7 +22,7 @@ from simulators.server import SimulatorServer
 from store.db import Database
 from store.models import delivery_reports, messages
 from tests.settings import TEST_CREDENTIALS, make_settings
-from tests.test_outbox import add_rows
+from tests.test_outbox import add_rows, reference_of
 
 SECRET = "report-secret-for-tests-0123456789"
 
@@ -69,28 +69,29 @@ def stored_outcomes(db: Database) -> list[str]:
 
 
 # One delivered report per vendor, in the form its module documents.
-Send = Callable[[Webhooks, int, str], httpx.Response]
+# (webhooks, our reference, the vendor's tracking id)
+Send = Callable[[Webhooks, str, str], httpx.Response]
 
 
-def cue(w: Webhooks, mid: int, tid: str) -> httpx.Response:
-    return w.http.get(w.url("cue"), params={"message_id": mid, "status": 1})
+def cue(w: Webhooks, ref: str, tid: str) -> httpx.Response:
+    return w.http.get(w.url("cue"), params={"message_id": ref, "status": 1})
 
 
-def messangi(w: Webhooks, mid: int, tid: str) -> httpx.Response:
-    body = {"id": tid, "externalId": str(mid), "status": "DELIVRD"}
+def messangi(w: Webhooks, ref: str, tid: str) -> httpx.Response:
+    body = {"id": tid, "externalId": ref, "status": "DELIVRD"}
     return w.http.post(w.url("messangi"), json=body)
 
 
-def smsbuddy(w: Webhooks, mid: int, tid: str) -> httpx.Response:
+def smsbuddy(w: Webhooks, ref: str, tid: str) -> httpx.Response:
     return w.http.post(w.url("smsbuddy"), data={"id": tid, "status": "DELIVRD"})
 
 
-def restcomm(w: Webhooks, mid: int, tid: str) -> httpx.Response:
+def restcomm(w: Webhooks, ref: str, tid: str) -> httpx.Response:
     form = {"MessageSid": tid, "MessageStatus": "delivered", "AccountSid": "AC1"}
     return w.http.post(w.url("restcomm"), data=form)
 
 
-def skycore(w: Webhooks, mid: int, tid: str) -> httpx.Response:
+def skycore(w: Webhooks, ref: str, tid: str) -> httpx.Response:
     return w.http.post(w.url("skycore"), json={"tracking-id": tid, "status": "DELIVERED"})
 
 
@@ -109,7 +110,7 @@ def test_each_vendors_report_in_its_own_form_delivers_the_message(
 ) -> None:
     send, word = VENDORS[vendor]
     [mid] = add_rows(database, 1, provider=vendor, status="accepted", tracking_id="V-1")
-    response = send(webhooks, mid, "V-1")
+    response = send(webhooks, reference_of(database, mid), "V-1")
     assert response.status_code == 200, response.text
     assert response.json() == {"result": "applied"}
     assert status_of(database, mid) == ("delivered", word)
@@ -145,7 +146,7 @@ def test_a_report_for_an_unknown_tracking_id_is_a_404_and_changes_nothing(
     webhooks: Webhooks, database: Database
 ) -> None:
     [mid] = add_rows(database, 1, provider="skycore", status="accepted", tracking_id="V-1")
-    response = skycore(webhooks, mid, "V-unknown")
+    response = skycore(webhooks, reference_of(database, mid), "V-unknown")
     assert response.status_code == 404
     assert status_of(database, mid) == ("accepted", None)
     assert stored_outcomes(database) == ["unmatched"]
@@ -161,6 +162,8 @@ def test_a_report_for_an_unknown_tracking_id_is_a_404_and_changes_nothing(
         ("skycore", {"json": ["tracking-id", "V-1"]}),
         ("restcomm", {"data": {"MessageStatus": "delivered"}}),
         ("cue", {"params": {"message_id": "1", "status": "%d"}}),
+        # A row id, as references were once: not one of ours, whoever's it is.
+        ("cue", {"params": {"message_id": "1", "status": "1"}}),
         ("skycore", {"json": {"tracking-id": "T" * 200, "status": "DELIVERED"}}),
     ],
 )
@@ -200,7 +203,8 @@ def test_a_repeated_report_is_answered_200_and_changes_nothing(
     webhooks: Webhooks, database: Database
 ) -> None:
     [mid] = add_rows(database, 1, provider="skycore", status="accepted", tracking_id="V-1")
-    first, again = skycore(webhooks, mid, "V-1"), skycore(webhooks, mid, "V-1")
+    ref = reference_of(database, mid)
+    first, again = skycore(webhooks, ref, "V-1"), skycore(webhooks, ref, "V-1")
     late = webhooks.http.post(
         webhooks.url("skycore"), json={"tracking-id": "V-1", "status": "sent"}
     )
@@ -229,7 +233,7 @@ def test_a_report_that_beats_the_send_being_recorded_waits_for_it(
 
     recorder = threading.Thread(target=worker_records_the_send)
     recorder.start()
-    response = cue(webhooks, mid, "")
+    response = cue(webhooks, reference_of(database, mid), "")
     recorder.join()
     assert response.json() == {"result": "applied"}
     with database.session() as s:

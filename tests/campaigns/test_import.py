@@ -10,6 +10,7 @@ from sqlalchemy import select
 from campaigns.importer import ImportRefused
 from campaigns.recipients import BadRow
 from campaigns.service import CampaignError, Campaigns
+from providers.message import is_reference
 from store import optouts
 from store.models import messages
 from store.status import MessageStatus
@@ -64,6 +65,21 @@ def test_a_csv_with_bad_rows_imports_the_good_ones_and_reports_each_bad_one(
     ]
     campaign = service.get(campaign_id)
     assert (campaign["imported"], campaign["rejected"]) == (2, 6)
+
+
+def test_every_imported_recipient_gets_a_reference_of_its_own(service: Campaigns) -> None:
+    # COPY on PostgreSQL and executemany on SQLite leave the reference to the
+    # column's default: each row must still draw its own.
+    campaign_id = campaign_with(service, 300)
+    with service.db.session() as session:
+        refs = list(
+            session.scalars(
+                select(messages.c.reference).where(messages.c.campaign_id == campaign_id)
+            )
+        )
+    assert len(refs) == 300
+    assert all(is_reference(r) for r in refs)
+    assert len(set(refs)) == 300
 
 
 def test_importing_the_same_list_again_adds_nothing(service: Campaigns) -> None:

@@ -74,7 +74,7 @@ def test_postgres_unreachable_mid_send_loses_no_answer_and_sends_nothing_twice(
 
         wait_until(lambda: settled(direct) >= total, 120, "every message recorded")
         recovered = {
-            bytes(k).decode(): int(v)
+            (k.decode() if isinstance(k, bytes) else k): int(v)
             for k, v in redis_client.hgetall(keys.METRICS_RECOVERIES).items()
         }
     print(f"\nrecovered after the outage: {recovered}")

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from config.catalog import Catalog
 from config.settings import Settings
-from providers.message import OutboundMessage
+from providers.message import OutboundMessage, new_reference
 from providers.outcomes import Outcome, OutcomeKind
 from providers.registry import ADAPTERS, build_adapter
 from providers.transport import vendor_client
@@ -32,7 +32,10 @@ def message(
     sender: str | None = None,
     text: str = "Your code is 12345",
 ) -> OutboundMessage:
-    return OutboundMessage(id=mid, recipient=to, sender=sender or "", text=text)
+    """A message as the database would hand it over: a fresh random reference."""
+    return OutboundMessage(
+        id=mid, reference=new_reference(), recipient=to, sender=sender or "", text=text
+    )
 
 
 def send(

@@ -8,7 +8,7 @@ import httpx
 
 from config.catalog import Catalog
 from providers.base import retry_after_seconds
-from providers.message import OutboundMessage
+from providers.message import OutboundMessage, new_reference
 from providers.outcomes import OutcomeKind
 from providers.registry import build_adapter
 from tests.settings import make_settings
@@ -26,8 +26,8 @@ def test_an_unexpected_error_while_sending_is_ambiguous_and_spares_the_other_mes
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
             adapter = build_adapter("skycore", make_settings(), client, catalog)
             messages = [
-                OutboundMessage(1, "+12025550001", "00000", "fine"),
-                OutboundMessage(2, "+12025550002", "00000", "boom"),
+                OutboundMessage(1, new_reference(), "+12025550001", "00000", "fine"),
+                OutboundMessage(2, new_reference(), "+12025550002", "00000", "boom"),
             ]
             return [o.kind for o in await adapter.send(messages)]
 

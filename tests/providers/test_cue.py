@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 
 import httpx
 
@@ -32,7 +33,8 @@ class TestCueContract(AdapterContract):
         ("-4", OutcomeKind.PERMANENT),
         ("-5", OutcomeKind.PERMANENT),
         ("-6", OutcomeKind.PERMANENT),
-        ("-7", OutcomeKind.ACCEPTED),
+        # On a first send; a resend's -7 is accepted (tests below).
+        ("-7", OutcomeKind.PERMANENT),
         ("-8", OutcomeKind.PERMANENT),
         ("-9", OutcomeKind.PERMANENT),
         ("-10", OutcomeKind.ACCOUNT),
@@ -45,8 +47,13 @@ class TestCueContract(AdapterContract):
     )
 
 
+CUE_REFERENCE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
+
 def cue_message(mid: int = 7, text: str = "Your code is 12345") -> OutboundMessage:
-    return OutboundMessage(id=mid, recipient="+27821230001", sender="CUESMS", text=text)
+    return OutboundMessage(
+        id=mid, reference=CUE_REFERENCE, recipient="+27821230001", sender="CUESMS", text=text
+    )
 
 
 def through_mock(
@@ -97,11 +104,12 @@ def answering(
 # -- duplicates --------------------------------------------------------------
 
 
-def test_cue_duplicate_reference_counts_as_accepted(
+def test_cue_duplicate_reference_on_a_later_attempt_counts_as_accepted(
     settings: Settings, catalog: Catalog, simulators: SimulatorServer
 ) -> None:
-    [first] = send(settings, catalog, "cue", [message(7)])
-    [again] = send(settings, catalog, "cue", [message(7)])
+    sent = message(7)
+    [first] = send(settings, catalog, "cue", [sent])
+    [again] = send(settings, catalog, "cue", [replace(sent, attempt=2)])
     assert first.kind is OutcomeKind.ACCEPTED
     assert (again.kind, again.code, again.vendor_status) == (
         OutcomeKind.ACCEPTED,
@@ -109,7 +117,20 @@ def test_cue_duplicate_reference_counts_as_accepted(
         "duplicate",
     )
     assert again.tracking_id is None
-    assert [r.reference for r in simulators["cue"].state.received] == ["7"]
+    assert [r.reference for r in simulators["cue"].state.received] == [sent.reference]
+
+
+def test_cue_duplicate_reference_on_a_first_attempt_fails_the_message(
+    settings: Settings, catalog: Catalog, simulators: SimulatorServer
+) -> None:
+    theirs = message(7)
+    send(settings, catalog, "cue", [theirs])
+    # Another system's message under the same reference: Cue never sent ours.
+    ours = replace(message(7, to="+27821230002"), reference=theirs.reference)
+    [outcome] = send(settings, catalog, "cue", [ours])
+    assert (outcome.kind, outcome.code) == (OutcomeKind.PERMANENT, "-7")
+    assert "another system" in (outcome.reason or "")
+    assert [r.to for r in simulators["cue"].state.received] == ["27821230001"]
 
 
 def test_cue_resend_after_read_timeout_is_accepted_once(
@@ -117,8 +138,9 @@ def test_cue_resend_after_read_timeout_is_accepted_once(
 ) -> None:
     simulators["cue"].state.control.hang_next = 1
     simulators["cue"].state.control.hang_seconds = 1.0
-    [timed_out] = send(settings, catalog, "cue", [message(8)], timeout=0.3)
-    [resent] = send(settings, catalog, "cue", [message(8)])
+    sent = message(8)
+    [timed_out] = send(settings, catalog, "cue", [sent], timeout=0.3)
+    [resent] = send(settings, catalog, "cue", [replace(sent, attempt=2)])
     assert timed_out.kind is OutcomeKind.RETRY
     assert (resent.kind, resent.code) == (OutcomeKind.ACCEPTED, "-7")
     assert simulators["cue"].stats().received == 1
@@ -144,7 +166,7 @@ def test_cue_request_carries_the_documented_message_fields(
         "to": "27821230001",
         "from": "CUESMS",
         "text": "Your code is 12345",
-        "client_reference": "7",
+        "client_reference": CUE_REFERENCE,
         "username": TEST_CREDENTIALS["cue"]["username"],
         "password": TEST_CREDENTIALS["cue"]["password"],
     }
@@ -156,23 +178,24 @@ def test_cue_asks_for_no_report_without_report_url(settings: Settings, catalog: 
     assert "report_mask" not in params
 
 
-def test_cue_asks_for_final_reports_naming_our_message_with_report_url(
+def test_cue_asks_for_final_reports_naming_our_reference_with_report_url(
     settings: Settings, catalog: Catalog
 ) -> None:
     params = sent_request(settings, catalog, report_url=REPORT_URL).url.params
     assert params["report_mask"] == "19"
-    assert params["report_url"] == REPORT_URL + "&message_id=7&status=%d"
+    assert params["report_url"] == REPORT_URL + f"&message_id={CUE_REFERENCE}&status=%d"
 
 
-def test_cue_report_url_comes_back_with_our_message_id_and_the_status(
+def test_cue_report_url_comes_back_with_our_reference_and_the_status(
     settings: Settings, catalog: Catalog, simulators: SimulatorServer
 ) -> None:
-    [outcome] = send(settings, catalog, "cue", [message(9)], report_url=REPORT_URL)
+    sent = message(9)
+    [outcome] = send(settings, catalog, "cue", [sent], report_url=REPORT_URL)
     assert outcome.tracking_id is not None
     sim = simulators["cue"]
     assert isinstance(sim, CueSimulator)
     assert sim.delivery_report_url(outcome.tracking_id, 1) == (
-        REPORT_URL + "&message_id=9&status=1"
+        REPORT_URL + f"&message_id={sent.reference}&status=1"
     )
     assert sim.delivery_report_url(outcome.tracking_id, 4) is None  # not in mask 19
 

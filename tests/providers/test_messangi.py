@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -12,10 +13,11 @@ import pytest
 
 from config.catalog import Catalog
 from config.settings import Settings
-from providers.message import OutboundMessage
+from providers.message import OutboundMessage, new_reference
 from providers.messangi import MessangiAdapter
 from providers.outcomes import Outcome, OutcomeKind
 from providers.registry import build_adapter
+from providers.reports import our_reference
 from simulators.common import Ceiling
 from simulators.server import SimulatorServer
 from tests.providers.contract import AdapterContract, closed_port_url, message, send
@@ -85,19 +87,20 @@ def mocked(
 
 
 def from_default(*messages: OutboundMessage) -> list[OutboundMessage]:
-    return [OutboundMessage(m.id, m.recipient, "12345", m.text) for m in messages]
+    return [replace(m, sender="12345") for m in messages]
 
 
 # -- single sends -------------------------------------------------------------
 
 
-def test_single_send_carries_our_message_id_as_external_id(
+def test_single_send_carries_our_reference_as_external_id(
     settings: Settings, catalog: Catalog, simulators: SimulatorServer
 ) -> None:
-    [outcome] = sent(settings, catalog, [message(4242)])
+    ours = message(4242)
+    [outcome] = sent(settings, catalog, [ours])
     [received] = simulators["messangi"].state.received
     assert outcome.kind is OutcomeKind.ACCEPTED
-    assert received.reference == "4242"
+    assert received.reference == ours.reference
 
 
 def test_single_send_is_accepted_with_the_vendor_status_word(
@@ -356,6 +359,7 @@ def test_text_with_placeholders_is_not_batched(
 def campaign_message(mid: int, name: str, amount: str) -> OutboundMessage:
     return OutboundMessage(
         id=mid,
+        reference=new_reference(),
         recipient=f"+2782123{mid:04d}",
         sender="",
         text=f"Hi {name}, {amount} due",
@@ -399,10 +403,13 @@ def test_server_error_on_a_batch_retries_every_message(
     assert [(o.kind, o.code) for o in outcomes] == [(OutcomeKind.RETRY, "503")] * 3
 
 
-def test_batch_externalid_names_the_batch(settings: Settings, catalog: Catalog) -> None:
+def test_batch_externalid_names_the_batch_by_its_first_reference_not_a_message(
+    settings: Settings, catalog: Catalog
+) -> None:
     batch = from_default(message(1001, to="+27821230001"), message(1002, to="+27821230002"))
     body = built_body(settings, catalog, batch)
-    assert body["externalId"] == "batch1001x2"
+    assert body["externalId"] == f"batch{batch[0].reference}x2"
+    assert our_reference(body["externalId"]) is None
     assert body["to"] == [
         {"to": "+27821230001", "params": []},
         {"to": "+27821230002", "params": []},

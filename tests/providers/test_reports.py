@@ -9,10 +9,12 @@ import pytest
 
 from providers import cue, messangi, restcomm, skycore, smsbuddy
 from providers.base import Adapter
-from providers.reports import IncomingReport, MalformedReport
+from providers.reports import IncomingReport, MalformedReport, our_reference
 from store.status import MessageStatus
 
 S = MessageStatus
+# One of our references, as a vendor echoes it.
+OURS = "3f2a9c0d1b4e5f60718293a4b5c6d7e8"
 
 # The callback statuses messangi.txt lists, every one.
 MESSANGI_DOCUMENTED = {
@@ -42,23 +44,35 @@ def test_restcomm_maps_every_outbound_status_of_its_document() -> None:
 
 def test_cue_report_names_our_message_from_the_query_cue_requested() -> None:
     report = cue.CueAdapter.parse_report(
-        IncomingReport("GET", {"message_id": "42", "status": "2"}, b"")
+        IncomingReport("GET", {"message_id": OURS, "status": "2"}, b"")
     )
-    assert (report.message_id, report.status, report.vendor_status) == (42, S.UNDELIVERED, "2")
+    assert (report.reference, report.status, report.vendor_status) == (OURS, S.UNDELIVERED, "2")
+
+
+def test_cue_report_naming_a_row_id_is_refused_as_not_ours() -> None:
+    with pytest.raises(MalformedReport):
+        cue.CueAdapter.parse_report(IncomingReport("GET", {"message_id": "42", "status": "2"}, b""))
 
 
 def test_messangi_callback_is_matched_by_its_id_and_names_our_external_id() -> None:
     report = messangi.MessangiAdapter.parse_report(
-        post_json({"id": "611b3a42", "externalId": "7", "status": "EXPIRED"})
+        post_json({"id": "611b3a42", "externalId": OURS, "status": "EXPIRED"})
     )
-    assert (report.tracking_id, report.message_id, report.status) == ("611b3a42", 7, S.EXPIRED)
+    assert (report.tracking_id, report.reference, report.status) == ("611b3a42", OURS, S.EXPIRED)
 
 
 def test_messangi_batch_external_id_names_no_message_of_ours() -> None:
+    batch = f"batch{OURS}x100"
     report = messangi.MessangiAdapter.parse_report(
-        post_json({"data": {"id": "611b3a42", "externalId": "batch7x100", "status": "DELIVRD"}})
+        post_json({"data": {"id": "611b3a42", "externalId": batch, "status": "DELIVRD"}})
     )
-    assert (report.tracking_id, report.message_id) == ("611b3a42", None)
+    assert (report.tracking_id, report.reference) == ("611b3a42", None)
+
+
+@pytest.mark.parametrize("echoed", ["7", "0042", OURS.upper(), OURS[:-1], OURS + "0", f"{OURS}x"])
+def test_only_a_well_formed_reference_is_ours(echoed: str) -> None:
+    assert our_reference(echoed) is None
+    assert our_reference(OURS) == OURS
 
 
 def test_restcomm_status_callback_carries_the_error_code_and_its_words() -> None:
@@ -70,13 +84,13 @@ def test_restcomm_status_callback_carries_the_error_code_and_its_words() -> None
 
 def test_smsbuddy_report_reads_a_get_query_as_well_as_a_form() -> None:
     query = smsbuddy.SMSBuddyAdapter.parse_report(
-        IncomingReport("GET", {"id": "x-1", "status": "DND", "custom": "9"}, b"")
+        IncomingReport("GET", {"id": "x-1", "status": "DND", "custom": OURS}, b"")
     )
     form = smsbuddy.SMSBuddyAdapter.parse_report(
         IncomingReport("POST", {}, b"id=x-1&status=DELIVRD")
     )
-    assert (query.tracking_id, query.message_id, query.status) == ("x-1", 9, S.FAILED)
-    assert (form.tracking_id, form.message_id, form.status) == ("x-1", None, S.DELIVERED)
+    assert (query.tracking_id, query.reference, query.status) == ("x-1", OURS, S.FAILED)
+    assert (form.tracking_id, form.reference, form.status) == ("x-1", None, S.DELIVERED)
 
 
 def test_skycore_postback_status_is_read_case_insensitively() -> None:

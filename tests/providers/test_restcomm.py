@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from config.catalog import Catalog
 from config.settings import Settings
-from providers.message import OutboundMessage
+from providers.message import OutboundMessage, new_reference
 from providers.outcomes import Outcome, OutcomeKind
 from providers.restcomm import RestcommAdapter, VendorStatus
 from simulators.common import Ceiling
@@ -67,7 +67,13 @@ def restcomm(simulators: SimulatorServer) -> RestcommSimulator:
 
 
 def outbound(mid: int = 1, to: str = "+27821230001") -> OutboundMessage:
-    return OutboundMessage(id=mid, recipient=to, sender="19876543212", text="Your code is 12345")
+    return OutboundMessage(
+        id=mid,
+        reference=new_reference(),
+        recipient=to,
+        sender="19876543212",
+        text="Your code is 12345",
+    )
 
 
 def mock_send(

@@ -76,11 +76,14 @@ def bulk(count: int, *, first_id: int = 1) -> list[Any]:
 def test_smsbuddy_bulk_is_one_request_and_each_message_gets_the_id_matched_by_refid(
     settings: Settings, catalog: Catalog, simulators: SimulatorServer
 ) -> None:
-    outcomes = send(settings, catalog, "smsbuddy", bulk(5))
+    messages = bulk(5)
+    outcomes = send(settings, catalog, "smsbuddy", messages)
     received = {r.reference: r for r in sim(simulators).state.received}
     assert sim(simulators).state.requests == 1
     assert all(r.batch for r in received.values())
-    assert [o.tracking_id for o in outcomes] == [received[str(i)].tracking_id for i in range(1, 6)]
+    assert [o.tracking_id for o in outcomes] == [
+        received[m.reference].tracking_id for m in messages
+    ]
 
 
 def test_smsbuddy_bulk_answer_is_matched_by_refid_not_by_position(
@@ -90,10 +93,10 @@ def test_smsbuddy_bulk_answer_is_matched_by_refid_not_by_position(
         nodes = json.loads(request.content)["nodes"]
         data = [
             {
-                "id": f"id-{n['refid']}",
+                "id": f"id-{n['to']}",
                 "mobile": n["to"],
                 "status": "AWAITING-DLR",
-                "refid": int(n["refid"]),
+                "refid": n["refid"],
             }
             for n in reversed(nodes)
         ]
@@ -101,7 +104,7 @@ def test_smsbuddy_bulk_answer_is_matched_by_refid_not_by_position(
 
     messages = bulk(3, first_id=40)
     outcomes = with_adapter(make_settings(), catalog, lambda a: a.send(messages), vendor)
-    assert [o.tracking_id for o in outcomes] == ["id-40", "id-41", "id-42"]
+    assert [o.tracking_id for o in outcomes] == [f"id-{m.recipient_digits}" for m in messages]
     assert {o.vendor_status for o in outcomes} == {"AWAITING-DLR"}
 
 
@@ -124,6 +127,7 @@ def test_smsbuddy_invalid_number_in_a_bulk_fails_only_that_message(
 ) -> None:
     messages = [*bulk(2), message(3, to="+12345"), *bulk(1, first_id=4)]
     outcomes = send(settings, catalog, "smsbuddy", messages)
+    accepted = [messages[i].reference for i in (0, 1, 3)]
     assert [o.kind for o in outcomes] == [
         OutcomeKind.ACCEPTED,
         OutcomeKind.ACCEPTED,
@@ -131,7 +135,7 @@ def test_smsbuddy_invalid_number_in_a_bulk_fails_only_that_message(
         OutcomeKind.ACCEPTED,
     ]
     assert outcomes[2].code == NOT_ACCEPTED
-    assert sorted(r.reference or "" for r in sim(simulators).state.received) == ["1", "2", "4"]
+    assert sorted(r.reference or "" for r in sim(simulators).state.received) == sorted(accepted)
 
 
 def test_smsbuddy_bulk_without_any_valid_number_is_refused_with_406(
@@ -145,19 +149,23 @@ def test_smsbuddy_bulk_without_any_valid_number_is_refused_with_406(
 # -- our reference ----------------------------------------------------------
 
 
-def test_smsbuddy_single_send_carries_our_message_id_as_custom(
+def test_smsbuddy_single_send_carries_our_reference_as_custom(
     settings: Settings, catalog: Catalog, simulators: SimulatorServer
 ) -> None:
-    send(settings, catalog, "smsbuddy", [message(7)])
+    sent = message(7)
+    send(settings, catalog, "smsbuddy", [sent])
     [received] = sim(simulators).state.received
-    assert (received.reference, received.batch) == ("7", False)
+    assert (received.reference, received.batch) == (sent.reference, False)
 
 
-def test_smsbuddy_bulk_carries_our_message_ids_as_refid(
+def test_smsbuddy_bulk_carries_our_references_as_refid(
     settings: Settings, catalog: Catalog, simulators: SimulatorServer
 ) -> None:
-    send(settings, catalog, "smsbuddy", bulk(3, first_id=20))
-    assert sorted(r.reference or "" for r in sim(simulators).state.received) == ["20", "21", "22"]
+    messages = bulk(3, first_id=20)
+    send(settings, catalog, "smsbuddy", messages)
+    assert sorted(r.reference or "" for r in sim(simulators).state.received) == sorted(
+        m.reference for m in messages
+    )
 
 
 # -- the ceiling ------------------------------------------------------------

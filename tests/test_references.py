@@ -1,0 +1,136 @@
+"""Our vendor reference: random per message, drawn by the database, never the row id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import create_engine, select, text, update
+
+from config.catalog import Catalog
+from config.settings import Settings
+from providers.message import is_reference
+from sending.pipeline import send_messages
+from simulators.cue import CueSimulator
+from simulators.server import SimulatorServer
+from store.db import Database
+from store.migrate import downgrade, upgrade
+from store.models import messages
+from store.outbox import claim
+from tests.test_outbox import NOW, add_rows, reference_of
+from workers.app import create_app
+from workers.runtime import Runtime
+
+
+def references(db: Database, ids: list[int]) -> list[str]:
+    return [reference_of(db, mid) for mid in ids]
+
+
+def test_every_message_gets_a_well_formed_reference_of_its_own(database: Database) -> None:
+    refs = references(database, add_rows(database, 200))
+    assert all(is_reference(r) for r in refs)
+    assert len(set(refs)) == len(refs)
+
+
+def test_a_second_database_gives_the_same_row_ids_other_references(
+    database: Database, tmp_path: Path
+) -> None:
+    other_url = f"sqlite:///{tmp_path / 'staging.db'}"
+    upgrade(other_url)
+    other = Database(other_url)
+    try:
+        ours, theirs = add_rows(database, 20), add_rows(other, 20)
+        assert ours == theirs  # 1..20 in both
+        assert not set(references(database, ours)) & set(references(other, theirs))
+    finally:
+        other.dispose()
+
+
+def test_the_claim_hands_the_adapter_the_stored_reference_and_this_attempt(
+    database: Database,
+) -> None:
+    [mid] = add_rows(database, 1)
+    with database.session() as s, s.begin():
+        s.execute(update(messages).where(messages.c.id == mid).values(attempts=1))
+    with database.session() as s, s.begin():
+        [claimed] = claim(s, [mid], NOW)
+    outbound = claimed.outbound()
+    assert (outbound.reference, outbound.attempt) == (reference_of(database, mid), 2)
+
+
+def test_the_migration_gives_every_existing_row_its_own_reference(database_url: str) -> None:
+    downgrade(database_url, "0004")
+    engine = create_engine(database_url)
+    at = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO messages (provider, sender, recipient, text, encoding, segments,"
+                    " status, attempts, next_attempt_at, created_at, updated_at)"
+                    " VALUES ('cue', 'CUESMS', :to, 'hi', 'gsm7', 1, 'accepted', 1, :at, :at, :at)"
+                ),
+                [{"to": f"+2782123{i:04d}", "at": at} for i in range(50)],
+            )
+        upgrade(database_url)
+        with engine.connect() as conn:
+            refs = list(conn.scalars(select(messages.c.reference)))
+    finally:
+        engine.dispose()
+    assert len(refs) == 50
+    assert all(is_reference(r) for r in refs)
+    assert len(set(refs)) == 50
+
+
+# -- Cue's -7 "Duplicate Client Reference", through the send pipeline --------
+
+
+@pytest.fixture
+def rt(
+    settings: Settings, database_url: str, catalog: Catalog, redis_client: redis.Redis
+) -> Iterator[Runtime]:
+    settings = settings.model_copy(update={"database_url": database_url})
+    runtime = Runtime(settings, catalog, create_app(settings))
+    yield runtime
+    runtime.close()
+
+
+def cue_row_whose_reference_cue_has_seen(
+    rt: Runtime, simulators: SimulatorServer, attempts: int
+) -> int:
+    """A queued Cue message, `attempts` sends already made, whose reference
+    Cue already holds (so it answers -7)."""
+    [mid] = add_rows(rt.db, 1, at=rt.clock(), attempts=attempts)
+    cue = simulators["cue"]
+    assert isinstance(cue, CueSimulator)
+    cue.references.add(reference_of(rt.db, mid))
+    return mid
+
+
+def outcome_of(rt: Runtime, mid: int) -> tuple[str, str | None, str | None]:
+    """Its status, Cue's code where it failed, Cue's word where it was accepted."""
+    m = messages.c
+    with rt.db.session() as s:
+        row = s.execute(select(m.status, m.error_code, m.vendor_status).where(m.id == mid)).one()
+    return row.status, row.error_code, row.vendor_status
+
+
+def test_cue_duplicate_reference_on_a_first_attempt_fails_the_message(
+    rt: Runtime, simulators: SimulatorServer
+) -> None:
+    mid = cue_row_whose_reference_cue_has_seen(rt, simulators, attempts=0)
+    send_messages(rt, [mid])
+    assert outcome_of(rt, mid) == ("failed", "-7", None)
+    assert simulators["cue"].state.received == []
+
+
+def test_cue_duplicate_reference_on_a_later_attempt_counts_as_accepted(
+    rt: Runtime, simulators: SimulatorServer
+) -> None:
+    # The first attempt reached Cue and its answer was lost (a timeout).
+    mid = cue_row_whose_reference_cue_has_seen(rt, simulators, attempts=1)
+    send_messages(rt, [mid])
+    assert outcome_of(rt, mid) == ("accepted", None, "duplicate")
