@@ -81,7 +81,7 @@ def sweep_outbox(rt: Runtime) -> SweepResult:
     if due:
         publish(rt.celery, rt.catalog, due)
     result.enqueued = len(due)
-    if redis_ok and take_turn(rt.redis, "journal-prune", PRUNE_PERIOD_SECONDS * 2):
+    if redis_ok and take_turn(rt.redis, "journal-prune", PRUNE_PERIOD_SECONDS, share=1.0):
         _prune_journal(rt, now)
     _count(rt.redis, result.recovered)
     if result.reclaimed or due or result.unconfirmed or result.recovered:

@@ -22,7 +22,7 @@ from config.settings import Settings
 from producer.api import Producer
 from producer.validation import SendRequest
 from providers.outcomes import Outcome, OutcomeKind
-from sending import journal, pipeline
+from sending import journal, pipeline, sweeper
 from sending.journal import Answer, JournalWriter
 from sending.pipeline import send_messages
 from sending.sweeper import sweep_outbox
@@ -203,3 +203,22 @@ def test_no_stuck_row_is_reclaimed_while_the_journal_cannot_be_read(
     sweep_outbox(rt)
 
     assert row(rt, mid)[0] == "sending"
+
+
+def test_journal_copies_left_behind_are_pruned_but_not_those_of_rows_still_sending(
+    rt: Runtime, simulators: SimulatorServer, redis_client: redis.Redis
+) -> None:
+    written, sending = store(rt, "skycore", 2)
+    send_messages(rt, [written])
+    claim_as_a_dead_worker(rt, [sending])
+    long_ago = rt.clock() - timedelta(seconds=rt.settings.sending_deadline_seconds * 3)
+    leftovers = [
+        Answer(written, 1, "skycore", Outcome.accepted("SKY-W"), long_ago),  # its removal failed
+        Answer(sending, 9, "skycore", Outcome.accepted("SKY-S"), long_ago),  # an older claim
+        Answer(sending, 1, "skycore", Outcome.accepted("SKY-S"), long_ago),
+    ]
+    redis_client.hset(keys.JOURNAL, mapping={a.claim: a.to_json() for a in leftovers})
+
+    sweeper._prune_journal(rt, rt.clock())
+
+    assert redis_client.hkeys(keys.JOURNAL) == [f"{sending}:1".encode()]

@@ -24,13 +24,16 @@ log = logging.getLogger(__name__)
 TURN_SHARE = 0.5
 
 
-def take_turn(client: redis.Redis, task: str, period_seconds: float) -> bool:
-    """True if this run is the period's; False if one ran less than a turn ago.
+def take_turn(
+    client: redis.Redis, task: str, period_seconds: float, share: float = TURN_SHARE
+) -> bool:
+    """True if this run is the period's; False if one ran less than a turn
+    (`share` of the period) ago.
 
     Redis unreachable: run anyway. The tasks are safe to run twice; a sweep
     that does not run is worse than one that runs again.
     """
-    ms = max(1, int(period_seconds * TURN_SHARE * 1000))
+    ms = max(1, int(period_seconds * share * 1000))
     try:
         return bool(client.set(keys.periodic_turn(task), 1, nx=True, px=ms))
     except redis.RedisError:
