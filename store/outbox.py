@@ -246,41 +246,29 @@ def reclaim(
             action = Reclaim.RESEND
         decided[action].append(row.id)
         counts[row.provider, action] += 1
-    sending = m.status == MessageStatus.SENDING
-    for ids in _chunks(decided[Reclaim.RESEND]):
-        session.execute(
-            update(messages)
-            .where(m.id.in_(ids), sending)
-            .values(
-                status=MessageStatus.QUEUED, next_attempt_at=now, enqueued_at=None, updated_at=now
+    worker_lost = {"status": MessageStatus.UNKNOWN, "error_code": "worker_lost", "sent_at": now}
+    values: dict[Reclaim, dict[str, object]] = {
+        Reclaim.RESEND: {
+            "status": MessageStatus.QUEUED,
+            "next_attempt_at": now,
+            "enqueued_at": None,
+        },
+        # sent_at: the end of the window in which the vendor is searched.
+        Reclaim.ASK: worker_lost
+        | {
+            "error_reason": "its worker stopped before recording the vendor's answer; the "
+            "vendor is asked whether it took the message before it is sent again"
+        },
+        Reclaim.GIVE_UP: worker_lost
+        | {"error_reason": "its worker stopped during each of its attempts"},
+    }
+    for action, ids in decided.items():
+        for chunk in _chunks(ids):
+            session.execute(
+                update(messages)
+                .where(m.id.in_(chunk), m.status == MessageStatus.SENDING)
+                .values(**values[action], updated_at=now)
             )
-        )
-    for ids in _chunks(decided[Reclaim.ASK]):
-        session.execute(
-            update(messages)
-            .where(m.id.in_(ids), sending)
-            .values(
-                status=MessageStatus.UNKNOWN,
-                error_code="worker_lost",
-                error_reason="its worker stopped before recording the vendor's answer; "
-                "the vendor is asked whether it took the message before it is sent again",
-                # The end of the window in which the vendor is searched.
-                sent_at=now,
-                updated_at=now,
-            )
-        )
-    for ids in _chunks(decided[Reclaim.GIVE_UP]):
-        session.execute(
-            update(messages)
-            .where(m.id.in_(ids), sending)
-            .values(
-                status=MessageStatus.UNKNOWN,
-                error_code="worker_lost",
-                error_reason="its worker stopped during each of its attempts",
-                sent_at=now,
-                updated_at=now,
-            )
-        )
     return counts
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -156,71 +156,65 @@ def test_an_unknown_restcomm_message_without_a_sid_is_found_by_the_list_query(
         rt.close()
 
 
-def test_an_unknown_restcomm_message_the_vendor_never_took_is_sent_again(
-    settings: Settings,
-    database_url: str,
-    catalog: Catalog,
-    redis_client: redis.Redis,
-    simulators: SimulatorServer,
-) -> None:
-    settings = settings.model_copy(
-        update={"database_url": database_url, "lost_send_search_after_seconds": 5.0}
-    )
-    rt = Runtime(settings, catalog, create_app(settings))
-    try:
-        producer = Producer(rt.settings, rt.catalog, rt.db, rt.celery, clock=rt.clock)
-        mid = producer.send(SendRequest("+919812340001", "lost on the way", "restcomm"))
-        # Its worker claimed it and died before recording anything (store.outbox.reclaim).
-        now = rt.clock()
-        with rt.db.session() as s, s.begin():
-            s.execute(
-                messages.update()
-                .where(messages.c.id == mid)
-                .values(
-                    status="unknown",
-                    attempts=1,
-                    claimed_at=now - timedelta(seconds=130),
-                    sent_at=now - timedelta(seconds=6),
-                )
+@pytest.fixture
+def runtime_with(
+    settings: Settings, database_url: str, catalog: Catalog, redis_client: redis.Redis
+) -> Iterator[Callable[..., Runtime]]:
+    made: list[Runtime] = []
+
+    def make(**overrides: object) -> Runtime:
+        changed = settings.model_copy(update={"database_url": database_url, **overrides})
+        made.append(Runtime(changed, catalog, create_app(changed)))
+        return made[-1]
+
+    yield make
+    for runtime in made:
+        runtime.close()
+
+
+def lost_send(rt: Runtime, *, claimed_ago: float, given_up_ago: float) -> int:
+    """A Restcomm message whose answer nobody kept: its worker claimed it and
+    died (store.outbox.reclaim made it `unknown`), or its request timed out."""
+    producer = Producer(rt.settings, rt.catalog, rt.db, rt.celery, clock=rt.clock)
+    mid = producer.send(SendRequest("+919812340001", "lost on the way", "restcomm"))
+    now = rt.clock()
+    with rt.db.session() as s, s.begin():
+        s.execute(
+            messages.update()
+            .where(messages.c.id == mid)
+            .values(
+                status="unknown",
+                attempts=1,
+                claimed_at=now - timedelta(seconds=claimed_ago),
+                sent_at=now - timedelta(seconds=given_up_ago),
             )
+        )
+    return mid
 
-        result = reconcile_messages(rt)
-        assert (result.results, result.resent) == ({"not_found": 1}, 1)
-        assert rows(rt, [mid])[mid][1] == "queued"
-        send_messages(rt, [mid])
 
-        assert rows(rt, [mid])[mid][1] == "accepted"
-        assert len(simulators["restcomm"].state.received) == 1
-    finally:
-        rt.close()
+def test_an_unknown_restcomm_message_the_vendor_never_took_is_sent_again(
+    runtime_with: Callable[..., Runtime], simulators: SimulatorServer
+) -> None:
+    rt = runtime_with(lost_send_search_after_seconds=5.0)
+    mid = lost_send(rt, claimed_ago=130, given_up_ago=6)
+
+    result = reconcile_messages(rt)
+    assert (result.results, result.resent) == ({"not_found": 1}, 1)
+    assert rows(rt, [mid])[mid][1] == "queued"
+    send_messages(rt, [mid])
+
+    assert rows(rt, [mid])[mid][1] == "accepted"
+    assert len(simulators["restcomm"].state.received) == 1
 
 
 def test_a_lost_send_is_not_looked_for_before_the_vendor_could_list_it(
-    settings: Settings,
-    database_url: str,
-    catalog: Catalog,
-    redis_client: redis.Redis,
-    simulators: SimulatorServer,
+    runtime_with: Callable[..., Runtime], simulators: SimulatorServer
 ) -> None:
-    settings = settings.model_copy(
-        update={"database_url": database_url, "lost_send_search_after_seconds": 60.0}
-    )
-    rt = Runtime(settings, catalog, create_app(settings))
-    try:
-        producer = Producer(rt.settings, rt.catalog, rt.db, rt.celery, clock=rt.clock)
-        mid = producer.send(SendRequest("+919812340001", "lost on the way", "restcomm"))
-        now = rt.clock()
-        with rt.db.session() as s, s.begin():
-            s.execute(
-                messages.update()
-                .where(messages.c.id == mid)
-                .values(status="unknown", attempts=1, claimed_at=now, sent_at=now)
-            )
+    rt = runtime_with(lost_send_search_after_seconds=60.0)
+    mid = lost_send(rt, claimed_ago=0, given_up_ago=0)
 
-        assert reconcile_messages(rt).asked == 0
-        assert rows(rt, [mid])[mid][1] == "unknown"
-    finally:
-        rt.close()
+    assert reconcile_messages(rt).asked == 0
+    assert rows(rt, [mid])[mid][1] == "unknown"
 
 
 def test_a_report_that_came_before_its_send_was_recorded_is_applied_later(

@@ -10,16 +10,13 @@ delays nothing, sends nothing twice and breaks no ceiling.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import redis
 
 from localstack.processes import celery_worker, wait_until
 from producer.validation import SendRequest
 from simulators.server import SimulatorServer
-from tests.integration.stack import Stack, running_stack
+from tests.integration.stack import Stack
 from tests.skew import faketime_argv
 from workers import names
 
@@ -30,20 +27,6 @@ CUE_LONG_CODE = "27821230000"  # one message a second, across every worker
 # Without skew this load settles in about 15 s here; a stall caused by the
 # skew would last minutes (the skew itself, or the requeue deadline).
 SETTLE_WITHIN_SECONDS = 60.0
-
-
-@pytest.fixture
-def stack(
-    redis_client: redis.Redis,
-    redis_url: str,
-    database_url: str,
-    simulators: SimulatorServer,
-    tmp_path: Path,
-) -> Iterator[Stack]:
-    with running_stack(
-        redis_url=redis_url, database_url=database_url, simulators=simulators, tmp_path=tmp_path
-    ) as running:
-        yield running
 
 
 def start_skewed_worker(stack: Stack, offset: str) -> None:

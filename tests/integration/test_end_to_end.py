@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,20 +19,6 @@ from workers import keys
 pytestmark = pytest.mark.slow
 
 VENDORS = ("cue", "messangi", "smsbuddy", "restcomm", "skycore")
-
-
-@pytest.fixture
-def stack(
-    redis_client: redis.Redis,
-    redis_url: str,
-    database_url: str,
-    simulators: SimulatorServer,
-    tmp_path: Path,
-) -> Iterator[Stack]:
-    with running_stack(
-        redis_url=redis_url, database_url=database_url, simulators=simulators, tmp_path=tmp_path
-    ) as running:
-        yield running
 
 
 def requests_for(vendors: tuple[str, ...], count: int, offset: int = 0) -> list[SendRequest]:
