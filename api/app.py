@@ -27,7 +27,7 @@ from fastapi.security import APIKeyHeader
 from sqlalchemy import select
 
 from api.campaigns import campaigns_router
-from api.errors import validation_failed
+from api.errors import database_away, validation_failed
 from api.limits import MaxBodySize
 from api.reports import reports_router
 from api.schemas import (
@@ -45,7 +45,7 @@ from config.settings import Settings, warn_unconfigured
 from monitoring.web import metrics_router
 from producer.api import Producer
 from producer.validation import SendRequest
-from store.db import Database
+from store.db import DATABASE_AWAY, Database
 from store.models import messages
 from workers.app import create_app as create_celery
 
@@ -163,6 +163,8 @@ def create_app(settings: Settings) -> FastAPI:
         return response
 
     app.add_exception_handler(RequestValidationError, validation_failed)
+    for away in DATABASE_AWAY:
+        app.add_exception_handler(away, database_away)
     app.include_router(metrics_router(settings, db))
     app.include_router(reports_router(settings, db))
     app.include_router(campaigns_router(Campaigns(settings, catalog, db), guarded))

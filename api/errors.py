@@ -1,4 +1,4 @@
-"""422 answers that can always be written, whatever the request held.
+"""Error answers: 422s that can always be written, and 503 while the database is away.
 
 FastAPI's own handler echoes each invalid value back (`input`), and writing
 that echo failed for some bodies: bytes that are not UTF-8 (a body sent as
@@ -9,6 +9,7 @@ Here, when the echo cannot be written, the errors go back without it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,3 +35,24 @@ async def validation_failed(request: Request, exc: Exception) -> JSONResponse:
         return unprocessable(errors)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return unprocessable([{k: v for k, v in e.items() if k != "input"} for e in errors])
+
+
+log = logging.getLogger(__name__)
+
+# How long a client (or a vendor posting a report) is asked to wait.
+RETRY_AFTER_SECONDS = 5
+
+
+async def database_away(request: Request, exc: Exception) -> JSONResponse:
+    """503 while the database cannot be reached: nothing was stored, and the
+    client, or the vendor posting a report, should try again shortly. A 500
+    would read as our bug, and a vendor may not retry it."""
+    # The route's template, not the path: a report's path holds its token.
+    route = getattr(request.scope.get("route"), "path", "?")
+    log.warning("%s %s: the database is unreachable (%s)", request.method, route,
+                type(exc).__name__)  # fmt: skip
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={"detail": "the database is unreachable: nothing was stored; try again shortly"},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )

@@ -26,6 +26,7 @@ from simulators.server import SimulatorServer
 from store.db import Database
 from store.models import messages
 from store.status import SETTLED
+from tests.api_server import served_api
 from tests.integration.stack import Stack, running_stack
 from workers import keys
 
@@ -118,3 +119,24 @@ def rows_by_vendor(db: Database) -> dict[str, list[tuple[str, str | None]]]:
         ):
             found[provider].append((status, tracking_id))
     return found
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_the_api_answers_503_while_postgres_is_away_and_serves_again_without_a_restart(
+    redis_client: redis.Redis, redis_url: str, database_url: str, proxy: TcpProxy
+) -> None:
+    proxied = make_url(database_url).set(host=proxy.host, port=proxy.port)
+    message = {"to": "+12025550100", "text": "hello", "provider": "cue"}
+    with served_api(
+        redis_url=redis_url, database_url=proxied.render_as_string(hide_password=False)
+    ) as http:
+        assert http.post("/v1/messages", json=message).status_code == 202
+        with proxy.down():
+            refused = http.post("/v1/messages", json=message)
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "5"
+        assert "nothing was stored" in refused.json()["detail"]
+
+        again = http.post("/v1/messages", json=message)
+        assert again.status_code == 202
+        assert http.get(f"/v1/messages/{again.json()['id']}").json()["status"] == "queued"
