@@ -2,7 +2,9 @@
 
 The database is touched twice per task (one claim, one persist), whatever the
 batch size; the vendor calls in between run concurrently on the process's
-event loop.
+event loop, and each answer is journaled in Redis as it arrives
+(sending/journal.py), so that neither a killed worker nor a database outage
+between the answer and the commit costs a resend.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from sending.journal import Answer, JournalWriter
 from sending.transitions import hold, invalid, result_of
 from store.db import DATABASE_AWAY, retrying
 from store.optouts import opted_out
-from store.outbox import Claimed, claim, write_results, write_results_once
+from store.outbox import REFUSED, Claimed, claim, write_results, write_results_once
 from store.results import SendResult
 from workers.runtime import Runtime
 
@@ -146,6 +148,10 @@ def persist(rt: Runtime, results: Sequence[SendResult], answers: Sequence[Answer
     try:
         with rt.db.session() as session, session.begin():
             write_results(session, results, rt.clock())
+    except REFUSED:
+        # One result the database will not take must not cost the others.
+        log.exception("the database refused this batch's results; writing them one by one")
+        _write_once(rt, results)
     except DATABASE_AWAY:
         log.warning("database unreachable while recording %d results; retrying", len(results))
         try:

@@ -8,19 +8,28 @@ another cannot overwrite the newer attempt's result.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import Column, bindparam, func, insert, or_, select, update
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from providers.message import Encoding, OutboundMessage
 from store.models import messages, send_attempts
 from store.results import AttemptRecord, RowUpdate, SendResult, claim_key
 from store.status import MessageStatus
+
+log = logging.getLogger(__name__)
+
+# What the database says of a value it will not store (too wide for its
+# column, a broken constraint): the statement is wrong, not the connection.
+REFUSED = (DataError, IntegrityError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,17 +142,25 @@ def apply_updates(session: Session, updates: Sequence[RowUpdate], now: datetime)
         session.execute(_PERSIST, [_persist_params(u, now) for u in updates])
 
 
+def _fit(value: str | None, column: Column[Any]) -> str | None:
+    """A vendor's value cut to its column: a vendor that sends a longer id or
+    code than any it documents must not cost the row its result."""
+    length = getattr(column.type, "length", None)
+    return value[:length] if value is not None and length else value
+
+
 def _persist_params(u: RowUpdate, now: datetime) -> dict[str, object]:
+    m = messages.c
     return {
         "b_id": u.id,
         "b_claim": u.claimed_attempts,
         "b_status": u.status.value,
         "b_attempts": u.attempts,
         "b_next": u.next_attempt_at,
-        "b_tracking": u.tracking_id,
+        "b_tracking": _fit(u.tracking_id, m.tracking_id),
         "b_sender": u.sender,
-        "b_vendor_status": u.vendor_status,
-        "b_code": u.error_code,
+        "b_vendor_status": _fit(u.vendor_status, m.vendor_status),
+        "b_code": _fit(u.error_code, m.error_code),
         "b_reason": u.error_reason,
         "b_sent": u.sent_at,
         "b_final": u.final_at,
@@ -153,8 +170,14 @@ def _persist_params(u: RowUpdate, now: datetime) -> dict[str, object]:
 
 def log_attempts(session: Session, attempts: Sequence[AttemptRecord]) -> None:
     """One `send_attempts` row per vendor call, with what the vendor said."""
-    if attempts:
-        session.execute(insert(send_attempts), [asdict(a) for a in attempts])
+    a = send_attempts.c
+    rows = [
+        asdict(r)
+        | {"code": _fit(r.code, a.code), "tracking_id": _fit(r.tracking_id, a.tracking_id)}
+        for r in attempts
+    ]
+    if rows:
+        session.execute(insert(send_attempts), rows)
 
 
 def write_results(session: Session, results: Sequence[SendResult], now: datetime) -> None:
@@ -169,15 +192,46 @@ def write_results_once(session: Session, results: Sequence[SendResult], now: dat
 
     Row by row, so that only the results whose claim still holds are written,
     attempt records included: a copy written twice, or after the row moved
-    on, changes nothing. Returns the claims written ("<id>:<attempts>").
+    on, changes nothing. A result the database refuses (a value no column
+    can hold) is replaced, in a savepoint of its own, by `unknown` saying so:
+    the vendor may have taken the message, so it must not be sent again
+    blindly, and it cannot hold up the others. Returns the claims written
+    ("<id>:<attempts>").
     """
     written: set[str] = set()
     for result in results:
-        matched = session.execute(_PERSIST, _persist_params(result.update, now))
-        if getattr(matched, "rowcount", 0):
-            written.add(result.claim)
-            log_attempts(session, [result.attempt] if result.attempt else [])
+        try:
+            with session.begin_nested():
+                if _write_one(session, result, now):
+                    written.add(result.claim)
+        except REFUSED as exc:
+            log.error("could not record the result of claim %s: %s", result.claim, exc.orig)
+            if _write_one(session, _unrecordable(result, type(exc).__name__, now), now):
+                written.add(result.claim)
     return written
+
+
+def _write_one(session: Session, result: SendResult, now: datetime) -> bool:
+    matched = session.execute(_PERSIST, _persist_params(result.update, now))
+    if not getattr(matched, "rowcount", 0):
+        return False
+    log_attempts(session, [result.attempt] if result.attempt else [])
+    return True
+
+
+def _unrecordable(result: SendResult, why: str, now: datetime) -> SendResult:
+    u = result.update
+    return SendResult(
+        RowUpdate(
+            u.id,
+            u.claimed_attempts,
+            MessageStatus.UNKNOWN,
+            u.attempts,
+            error_code="unrecordable",
+            error_reason=f"the vendor's answer could not be recorded ({why})",
+            sent_at=u.sent_at or now,
+        )
+    )
 
 
 @dataclass(frozen=True, slots=True)

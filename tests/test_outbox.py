@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import String, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -254,3 +256,32 @@ def test_a_row_made_due_by_a_clock_slightly_ahead_is_still_claimed(database: Dat
     [mid] = add_rows(database, 1, at=NOW + timedelta(milliseconds=300))
     with database.session() as s, s.begin():
         assert [c.id for c in claim(s, [mid], NOW)] == [mid]
+
+
+def test_a_vendor_id_wider_than_its_column_is_cut_not_refused(database: Database) -> None:
+    [mid] = add_rows(database, 1)
+    with database.session() as s, s.begin():
+        [row] = claim(s, [mid], NOW)
+    with database.session() as s, s.begin():
+        write_results(s, [accepted_result(mid, row.attempts, "T" * 300)], NOW)
+    with database.session() as s:
+        stored = s.scalar(select(messages.c.tracking_id).where(messages.c.id == mid))
+    assert stored == "T" * 128
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_result_the_database_refuses_leaves_its_message_unknown_and_the_rest_written(
+    database: Database,
+) -> None:
+    refused, fine = add_rows(database, 2)
+    with database.session() as s, s.begin():
+        claimed = {c.id: c.attempts for c in claim(s, [refused, fine], NOW)}
+    bad = accepted_result(refused, claimed[refused], "T1")
+    bad = SendResult(replace(bad.update, sender="S" * 40), bad.attempt)  # wider than sender
+
+    with database.session() as s, s.begin():
+        written = write_results_once(s, [bad, accepted_result(fine, claimed[fine], "T2")], NOW)
+
+    assert written == {f"{refused}:1", f"{fine}:1"}
+    assert status_of(database, refused) == ("unknown", 1)
+    assert status_of(database, fine) == ("accepted", 1)
