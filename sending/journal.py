@@ -29,7 +29,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 import redis
@@ -57,7 +57,12 @@ class Answer:
         return claim_key(self.message_id, self.attempts)
 
     def to_json(self) -> str:
-        outcome = {k: v for k, v in asdict(self.outcome).items() if v is not None}
+        # Not dataclasses.asdict: it deep-copies, and this runs for every answer.
+        outcome = {
+            name: value
+            for name in OUTCOME_FIELDS
+            if (value := getattr(self.outcome, name)) is not None
+        }
         return json.dumps(
             {
                 "id": self.message_id,
@@ -76,6 +81,9 @@ class Answer:
         outcome["kind"] = OutcomeKind(outcome["kind"])
         at = datetime.fromisoformat(data["at"])
         return cls(data["id"], data["n"], data["p"], Outcome(**outcome), at)
+
+
+OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
 
 
 def worth_keeping(outcome: Outcome) -> bool:
