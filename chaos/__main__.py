@@ -111,6 +111,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="a PostgreSQL database of the harness's own (created if missing, emptied per run)",
     )
     parser.add_argument("--per-vendor", type=int, default=1000)
+    parser.add_argument(
+        "--submit-seconds", type=float, default=20.0, help="spread the submissions over this long"
+    )
+    parser.add_argument("--wave-seconds", type=float, default=2.0, help="one batch this often")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--only", action="append", default=[], help="run only these plan keys")
@@ -126,7 +130,13 @@ def main(argv: list[str] | None = None) -> int:
         for plan in plans():
             print(f"{plan.key:<20} {'; '.join(s.describe() for s in plan.schedule())}")
         return 0 if args.list else 2
-    load = Load(per_vendor=args.per_vendor, workers=args.workers, concurrency=args.concurrency)
+    load = Load(
+        per_vendor=args.per_vendor,
+        workers=args.workers,
+        concurrency=args.concurrency,
+        submit_seconds=args.submit_seconds,
+        wave_seconds=args.wave_seconds,
+    )
     results: list[RunResult] = []
     with Harness(args.database_url) as harness:
         baseline = harness.baseline(load)

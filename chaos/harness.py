@@ -70,7 +70,6 @@ from workers.app import create_app
 VENDORS = ("cue", "messangi", "smsbuddy", "restcomm", "skycore")
 TABLES = "messages, send_attempts, campaigns, opt_outs, delivery_reports"
 POLL_SECONDS = 0.2
-WAVE_SECONDS = 0.25
 RESUBMIT_SECONDS = 0.5
 
 
@@ -117,13 +116,20 @@ RETRY = {"max_attempts": 20, "backoff_base_seconds": 0.5, "backoff_cap_seconds":
 @dataclass(frozen=True)
 class Load:
     """What a run submits: `per_vendor` messages to each vendor, each to its own number,
-    as a steady stream over `submit_seconds` (so a fault finds every vendor busy)."""
+    in waves every `wave_seconds` over `submit_seconds` (0: all at once).
+
+    Waves of a task's size (100 for the single-message vendors) keep every
+    vendor busy with whole tasks: a worker persists a task's outcomes once,
+    after its last vendor call, so while it sends it holds answers the
+    database has not seen. That window is where a fault does harm.
+    """
 
     per_vendor: int = 60
     vendors: tuple[str, ...] = VENDORS
     workers: int = 2
     concurrency: int = 2
-    submit_seconds: float = 5.0
+    submit_seconds: float = 0.0
+    wave_seconds: float = 1.0
     # Vendor latency keeps requests in flight when a fault strikes.
     latency_seconds: float = 0.2
 
@@ -146,12 +152,12 @@ class Load:
         return out
 
     def waves(self) -> list[tuple[float, list[SendRequest]]]:
-        """(seconds after the start, batch): one batch every `WAVE_SECONDS`."""
+        """(seconds after the start, batch): one batch every `wave_seconds`."""
         requests = self.requests()
-        count = max(1, math.ceil(self.submit_seconds / WAVE_SECONDS))
+        count = max(1, math.ceil(self.submit_seconds / self.wave_seconds))
         size = math.ceil(len(requests) / count)
         return [
-            (i * WAVE_SECONDS, requests[i * size : (i + 1) * size])
+            (i * self.wave_seconds, requests[i * size : (i + 1) * size])
             for i in range(count)
             if requests[i * size : (i + 1) * size]
         ]
@@ -176,7 +182,9 @@ class Scheduled:
 
     def describe(self) -> str:
         when = f"at {self.at_share:.0%} settled" if self.at_share is not None else ""
-        if self.at_seconds or not when:
+        if not when and not self.at_seconds:
+            return f"{self.fault} from the start"
+        if self.at_seconds:
             when = f"{when}, " if when else ""
             when += f"at {self.at_seconds:g} s"
         return f"{self.fault} {when}"
@@ -272,26 +280,27 @@ class RunningStack:
         self.retired: list[ManagedProcess] = []
         self.beat: ManagedProcess | None = None
         self._generation: Counter[int] = Counter()
+        self._concurrency = 1
 
     def start(self, load: Load, celery: Celery) -> None:
+        """Beat and the workers; back once every worker answers a ping."""
+        self._concurrency = load.concurrency
         self.beat = celery_beat(self.env, self.log_dir).start()
         for index in range(load.workers):
             self.workers.append(self._worker(index, load.concurrency).start())
-        expected = {f"{w.name}@" for w in self.workers}
+        expected = {w.name for w in self.workers}
 
         def ready() -> bool:
             try:
                 replies = celery.control.ping(timeout=0.5)
             except (OSError, redis.RedisError, OperationalError):
                 return False  # the harness's own broker connection: try again
-            answered = {name.split("@")[0] + "@" for reply in replies for name in reply}
-            return expected <= answered
+            return expected <= {node.split("@")[0] for reply in replies for node in reply}
 
         try:
             wait_until(ready, 60, "the workers to answer a ping", interval=0.2)
         except TimeoutError:
             raise RuntimeError(f"workers did not start:\n{self.logs()}") from None
-        self._concurrency = load.concurrency
 
     def _worker(self, index: int, concurrency: int) -> ManagedProcess:
         env = dict(self.env)
@@ -426,7 +435,7 @@ class Harness:
         *,
         workdir: Path | None = None,
         timings: Timings | None = None,
-        grace_seconds: float = 2.0,
+        grace_seconds: float = 1.5,
     ) -> None:
         self.database_url = database_url
         self.timings = timings or Timings()

@@ -33,7 +33,9 @@ from chaos.harness import VENDORS, Harness, Load, RunResult, Scheduled, Timings
 
 pytestmark = pytest.mark.slow
 
-LOAD = Load(per_vendor=60, submit_seconds=3.0)
+# All at once: each vendor's 60 messages make one task, so a fault at 30%
+# finds workers holding vendor answers they have not recorded yet.
+LOAD = Load(per_vendor=60)
 # Shorter than the harness's defaults so each run takes seconds; the read
 # timeout stays well above the simulators' 50 ms on a busy machine.
 TIMINGS = Timings(
@@ -73,7 +75,8 @@ def assert_no_violations(result: RunResult) -> None:
 def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing_at_cue_and_restcomm(
     harness: Harness, baseline: RunResult
 ) -> None:
-    result = run(harness, baseline, "SIGKILL", Scheduled(KillWorker(0), at_share=0.3))
+    # Early, while every single-message vendor's task is still sending.
+    result = run(harness, baseline, "SIGKILL", Scheduled(KillWorker(0), at_share=0.1))
     assert_no_violations(result)
 
 
