@@ -17,8 +17,10 @@ import json
 import os
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from chaos.faults import (
     DatabaseUnreachable,
@@ -138,7 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         wave_seconds=args.wave_seconds,
     )
     results: list[RunResult] = []
-    with Harness(args.database_url) as harness:
+    # Kept after the run: each run's worker and beat logs and its result.json.
+    workdir = Path(".run") / f"chaos-{time.strftime('%Y%m%d-%H%M%S')}"
+    workdir.mkdir(parents=True)
+    with Harness(args.database_url, workdir=workdir.resolve()) as harness:
         baseline = harness.baseline(load)
         print(baseline.table(), flush=True)
         results.append(baseline)
@@ -152,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             command = " ".join(["python -m chaos", *(shlex.quote(a) for a in sys.argv[1:])])
             path = write_reliability(results, load.vendors, harness, command)
             print(f"\nwritten to {path}")
+        print(f"logs and per-run figures: {workdir}")
     return 1 if any(r.violations() for r in results) else 0
 
 

@@ -199,6 +199,15 @@ class FaultEvent:
     killed_in_flight: bool = False  # they were a dead worker's (chaos.faults.Fault)
 
 
+@dataclass(frozen=True)
+class Drive:
+    """What one run's driving loop saw."""
+
+    final_at: dict[str, float]  # vendor -> seconds from the first submission
+    events: list[FaultEvent]
+    resubmitted: int
+
+
 @dataclass
 class RunResult:
     name: str
@@ -209,6 +218,7 @@ class RunResult:
     allowance_seconds: float
     baseline_seconds: dict[str, float | None]
     log_dir: Path
+    resubmitted: int = 0  # producer calls the database refused, made again
 
     def violations(self) -> list[str]:
         found = []
@@ -224,16 +234,18 @@ class RunResult:
         """One line per vendor: the figures a reader compares with the baseline."""
         head = (
             f"{'vendor':<9} {'submitted':>9} {'received':>8} {'lost':>5} {'dup':>4} "
-            f"{'inflight':>8} {'unknown':>7} {'failed':>6} {'untracked':>9} {'final s':>8} "
-            f"{'baseline':>8}"
+            f"{'inflight':>8} {'unknown':>7} {'failed':>6} {'untracked':>9} {'throttled':>9} "
+            f"{'final s':>8} {'baseline':>8}"
         )
         lines = [f"{self.name}: {'; '.join(self.schedule) or 'no faults'}", head]
+        if self.resubmitted:
+            lines[0] += f" (the producer's database calls failed {self.resubmitted}x, retried)"
         for vendor, t in self.tallies.items():
             base = self.baseline_seconds.get(vendor)
             lines.append(
                 f"{vendor:<9} {t.submitted:>9} {t.received:>8} {t.lost:>5} {t.duplicated:>4} "
                 f"{t.in_flight:>8} {t.unknown:>7} {t.failed:>6} {t.untracked:>9} "
-                f"{_seconds(t.seconds_to_final):>8} {_seconds(base):>8}"
+                f"{t.throttled:>9} {_seconds(t.seconds_to_final):>8} {_seconds(base):>8}"
             )
         for event in self.events:
             healed = f", healed {event.healed_at:.1f} s" if event.healed_at is not None else ""
@@ -254,6 +266,7 @@ class RunResult:
                 "latency_seconds": self.load.latency_seconds,
             },
             "allowance_seconds": self.allowance_seconds,
+            "resubmitted": self.resubmitted,
             "events": [e.__dict__ for e in self.events],
             "vendors": {
                 v: {**t.as_dict(), "baseline_seconds": self.baseline_seconds.get(v)}
@@ -539,10 +552,9 @@ class Harness:
         faults = [s.fault for s in schedule]
         stack = RunningStack(self, self.env, log_dir, faults)
         celery = create_app(self.settings)
-        events: list[FaultEvent] = []
         try:
             stack.start(load, celery)
-            final_at, events = self._drive(stack, load, schedule, celery, timeout)
+            drive = self._drive(stack, load, schedule, celery, timeout)
         except BaseException as exc:
             exc.add_note(stack.logs())
             raise
@@ -551,7 +563,7 @@ class Harness:
             self.start_redis()
             stack.stop()
             celery.close()
-        in_flight = merged_in_flight(events)
+        in_flight = merged_in_flight(drive.events)
         rows = self._rows()
         tallies = {
             vendor: tally_vendor(
@@ -560,7 +572,7 @@ class Harness:
                 self.simulators[vendor].state.received,
                 throttled=self.simulators[vendor].state.throttled,
                 in_flight=in_flight[vendor],
-                seconds_to_final=final_at.get(vendor),
+                seconds_to_final=drive.final_at.get(vendor),
             )
             for vendor in load.vendors
         }
@@ -569,10 +581,11 @@ class Harness:
             load,
             [s.describe() for s in schedule],
             tallies,
-            events,
+            drive.events,
             allowance,
             baseline_seconds,
             log_dir,
+            drive.resubmitted,
         )
         (log_dir / "result.json").write_text(json.dumps(result.as_dict(), indent=2, default=str))
         return result
@@ -584,7 +597,7 @@ class Harness:
         schedule: Sequence[Scheduled],
         celery: Celery,
         timeout: float,
-    ) -> tuple[dict[str, float], list[FaultEvent]]:
+    ) -> Drive:
         """Submit, fire and heal the faults, and time each vendor until all is final."""
         pending = list(schedule)
         active: list[tuple[Fault, FaultEvent, float]] = []
@@ -633,7 +646,7 @@ class Harness:
             submitter.stop()
         # A resend still on its way when the last row settled shows up here.
         time.sleep(self.grace_seconds)
-        return final_at, events
+        return Drive(final_at, events, submitter.failures)
 
     def _reset(self, load: Load) -> None:
         """Empty tables, Redis and simulators; the vendors' latency for this load."""

@@ -27,6 +27,7 @@ COLUMNS = (
     "unknown",
     "failed",
     "untracked",
+    "throttled",
     "s to final (baseline)",
     "verdict",
 )
@@ -54,6 +55,7 @@ def _cells(result: RunResult, tally: VendorTally) -> list[str]:
         str(tally.unknown),
         str(tally.failed),
         str(tally.untracked),
+        str(tally.throttled),
         final,
         verdict,
     ]
@@ -132,8 +134,11 @@ database (chaos/tally.py says what each column means).
 
 A run fails on any message lost; on a duplicate at Cue (it deduplicates our
 reference) or Restcomm (it can be asked); elsewhere on more duplicates than
-rows in flight when the fault struck; and on a stall. "untracked" counts
-messages the vendor took whose row lacks the vendor's tracking id.
+rows a killed worker had in flight (none after any other fault); and on a
+stall. Also counted, not judged here: "untracked", messages the vendor took
+whose row lacks the vendor's tracking id (delivery reports cannot find
+them), and "throttled", requests the vendor refused for its own ceiling
+(SMSBuddy's 1000 a minute: invariant 2).
 
 ## What failed
 
