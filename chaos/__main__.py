@@ -33,7 +33,7 @@ from chaos.faults import (
 )
 from chaos.harness import VENDORS, Harness, Load, RunResult, Scheduled
 from chaos.proxy import ProxyState
-from chaos.report import figures, text_tables, write_reliability
+from chaos.report import figures, schedules, text_tables, write_reliability
 
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/smsdispatch_chaos"
 
@@ -51,7 +51,7 @@ def plans() -> list[Plan]:
         Plan(
             f"sigkill-{n}",
             f"SIGKILL #{n}",
-            lambda n=n: [Scheduled(KillWorker(n % 2), at_share=at_30)],  # type: ignore[misc]
+            lambda n=n: [Scheduled(KillWorker(n % 2), at_received=at_30)],  # type: ignore[misc]
         )
         for n in (1, 2, 3)
     ]
@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             result = harness.run(plan.name, load, plan.schedule(), baseline=baseline)
             print(f"\n{result.table()}", flush=True)
             results.append(result)
+        print("\n" + "\n".join(schedules(results)))
         print(f"\n{text_tables(results, load.vendors)}\n")
         print(json.dumps(figures(results), indent=2, default=str))
         if not args.no_write:

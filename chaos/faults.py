@@ -89,7 +89,6 @@ class KillWorker(Fault):
     """
 
     index: int = 0
-    replace: bool = True
 
     def __post_init__(self) -> None:
         self.name = f"SIGKILL worker {self.index}"
@@ -97,8 +96,7 @@ class KillWorker(Fault):
 
     def inject(self, target: Target) -> None:
         target.kill_worker(self.index, signal.SIGKILL)
-        if self.replace:
-            target.replace_worker(self.index)
+        target.replace_worker(self.index)
 
 
 @dataclass

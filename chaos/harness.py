@@ -171,17 +171,32 @@ def recipient(n: int) -> str:
 @dataclass(frozen=True)
 class Scheduled:
     """A fault fired `at_seconds` after the first submission, and not before
-    `at_share` of all messages are settled (when given)."""
+    `at_share` of all messages are settled in the database, nor before
+    `at_received` of them reached the vendors (when given).
+
+    `at_received` aims at the window a worker is most exposed in: vendors have
+    taken messages whose outcomes the workers still hold, unrecorded.
+    """
 
     fault: Fault
     at_seconds: float = 0.0
     at_share: float | None = None
+    at_received: float | None = None
 
-    def due(self, elapsed: float, share: float) -> bool:
-        return elapsed >= self.at_seconds and (self.at_share is None or share >= self.at_share)
+    def due(self, elapsed: float, settled: float, received: float) -> bool:
+        return (
+            elapsed >= self.at_seconds
+            and (self.at_share is None or settled >= self.at_share)
+            and (self.at_received is None or received >= self.at_received)
+        )
 
     def describe(self) -> str:
-        when = f"at {self.at_share:.0%} settled" if self.at_share is not None else ""
+        moments = []
+        if self.at_share is not None:
+            moments.append(f"{self.at_share:.0%} settled")
+        if self.at_received is not None:
+            moments.append(f"{self.at_received:.0%} at the vendors")
+        when = f"at {', '.join(moments)}" if moments else ""
         if not when and not self.at_seconds:
             return f"{self.fault} from the start"
         if self.at_seconds:
@@ -206,6 +221,7 @@ class Drive:
     final_at: dict[str, float]  # vendor -> seconds from the first submission
     events: list[FaultEvent]
     resubmitted: int
+    exits: list[str]
 
 
 @dataclass
@@ -219,6 +235,7 @@ class RunResult:
     baseline_seconds: dict[str, float | None]
     log_dir: Path
     resubmitted: int = 0  # producer calls the database refused, made again
+    exits: list[str] = field(default_factory=list)  # processes that crashed, restarted
 
     def violations(self) -> list[str]:
         found = []
@@ -234,8 +251,8 @@ class RunResult:
         """One line per vendor: the figures a reader compares with the baseline."""
         head = (
             f"{'vendor':<9} {'submitted':>9} {'received':>8} {'lost':>5} {'dup':>4} "
-            f"{'inflight':>8} {'unknown':>7} {'failed':>6} {'untracked':>9} {'throttled':>9} "
-            f"{'final s':>8} {'baseline':>8}"
+            f"{'inflight':>8} {'unknown':>7} {'failed':>6} {'unsettled':>9} {'untracked':>9} "
+            f"{'throttled':>9} {'final s':>8} {'baseline':>8}"
         )
         lines = [f"{self.name}: {'; '.join(self.schedule) or 'no faults'}", head]
         if self.resubmitted:
@@ -244,8 +261,9 @@ class RunResult:
             base = self.baseline_seconds.get(vendor)
             lines.append(
                 f"{vendor:<9} {t.submitted:>9} {t.received:>8} {t.lost:>5} {t.duplicated:>4} "
-                f"{t.in_flight:>8} {t.unknown:>7} {t.failed:>6} {t.untracked:>9} "
-                f"{t.throttled:>9} {_seconds(t.seconds_to_final):>8} {_seconds(base):>8}"
+                f"{t.in_flight:>8} {t.unknown:>7} {t.failed:>6} {t.unsettled:>9} "
+                f"{t.untracked:>9} {t.throttled:>9} {_seconds(t.seconds_to_final):>8} "
+                f"{_seconds(base):>8}"
             )
         for event in self.events:
             healed = f", healed {event.healed_at:.1f} s" if event.healed_at is not None else ""
@@ -253,6 +271,7 @@ class RunResult:
                 f"  {event.fault}: injected {event.injected_at:.1f} s{healed}; "
                 f"rows in sending then {dict(event.in_flight)}"
             )
+        lines += [f"  {crash}" for crash in self.exits]
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
@@ -267,6 +286,7 @@ class RunResult:
             },
             "allowance_seconds": self.allowance_seconds,
             "resubmitted": self.resubmitted,
+            "exits": self.exits,
             "events": [e.__dict__ for e in self.events],
             "vendors": {
                 v: {**t.as_dict(), "baseline_seconds": self.baseline_seconds.get(v)}
@@ -274,6 +294,11 @@ class RunResult:
             },
             "violations": self.violations(),
         }
+
+
+def _exit(process: ManagedProcess, elapsed: float) -> str:
+    code = process.proc.returncode if process.proc is not None else None
+    return f"{process.name} exited by itself (status {code}) at {elapsed:.1f} s; restarted"
 
 
 def _seconds(value: float | None) -> str:
@@ -292,6 +317,7 @@ class RunningStack:
         self.workers: list[ManagedProcess] = []
         self.retired: list[ManagedProcess] = []
         self.beat: ManagedProcess | None = None
+        self.exits: list[str] = []  # processes that died by themselves, restarted
         self._generation: Counter[int] = Counter()
         self._concurrency = 1
 
@@ -327,6 +353,19 @@ class RunningStack:
         return celery_worker(
             env, self.log_dir, queues, concurrency=concurrency, name=name, loglevel="INFO"
         )
+
+    def supervise(self, elapsed: float) -> None:
+        """Restart any worker or beat that exited by itself, as the operator's
+        supervisor would (docker compose's `restart: unless-stopped`), and
+        note it: a crash is a finding even when nothing is lost."""
+        for index, worker in enumerate(self.workers):
+            if not worker.alive():
+                self.exits.append(_exit(worker, elapsed))
+                self.replace_worker(index)
+        if self.beat is not None and not self.beat.alive():
+            self.exits.append(_exit(self.beat, elapsed))
+            self.retired.append(self.beat)
+            self.beat = celery_beat(self.env, self.log_dir).start()
 
     # -- chaos.faults.Target -------------------------------------------------
 
@@ -586,6 +625,7 @@ class Harness:
             baseline_seconds,
             log_dir,
             drive.resubmitted,
+            drive.exits,
         )
         (log_dir / "result.json").write_text(json.dumps(result.as_dict(), indent=2, default=str))
         return result
@@ -613,13 +653,15 @@ class Harness:
             while True:
                 elapsed = time.monotonic() - started
                 submitter.check()
+                stack.supervise(elapsed)
                 submitted = submitter.finished.is_set()
                 settled = self._settled()
                 for vendor, count in planned.items():
                     if vendor not in final_at and submitted and settled.get(vendor, 0) >= count:
                         final_at[vendor] = elapsed
                 share = sum(settled.values()) / total
-                for item in [s for s in pending if s.due(elapsed, share)]:
+                received = self._received(load) / total
+                for item in [s for s in pending if s.due(elapsed, share, received)]:
                     pending.remove(item)
                     item.fault.inject(stack)
                     event = FaultEvent(
@@ -646,7 +688,7 @@ class Harness:
             submitter.stop()
         # A resend still on its way when the last row settled shows up here.
         time.sleep(self.grace_seconds)
-        return Drive(final_at, events, submitter.failures)
+        return Drive(final_at, events, submitter.failures, stack.exits)
 
     def _reset(self, load: Load) -> None:
         """Empty tables, Redis and simulators; the vendors' latency for this load."""
@@ -678,6 +720,9 @@ class Harness:
 
     def _settled(self) -> dict[str, int]:
         return self._count_by_provider(frozenset(s.value for s in SETTLED))
+
+    def _received(self, load: Load) -> int:
+        return sum(len(self.simulators[vendor].state.received) for vendor in load.vendors)
 
     def _sending(self) -> dict[str, int]:
         return self._count_by_provider(frozenset({MessageStatus.SENDING.value}))

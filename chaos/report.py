@@ -26,6 +26,7 @@ COLUMNS = (
     "duplicated (in flight)",
     "unknown",
     "failed",
+    "unsettled",
     "untracked",
     "throttled",
     "s to final (baseline)",
@@ -47,13 +48,14 @@ def _cells(result: RunResult, tally: VendorTally) -> list[str]:
     broken = violations(tally, baseline_seconds=base, allowance_seconds=result.allowance_seconds)
     verdict = "; ".join(b.removeprefix(f"{tally.vendor}: ") for b in broken) or "ok"
     return [
-        f"{result.name}: {'; '.join(result.schedule) or 'no faults'}",
+        result.name,
         str(tally.submitted),
         str(tally.received),
         str(tally.lost),
         f"{tally.duplicated} ({tally.in_flight})",
         str(tally.unknown),
         str(tally.failed),
+        str(tally.unsettled),
         str(tally.untracked),
         str(tally.throttled),
         final,
@@ -64,6 +66,11 @@ def _cells(result: RunResult, tally: VendorTally) -> list[str]:
 def _vendor_title(vendor: str) -> str:
     how = ASKABLE.get(vendor, "cannot be asked: duplicates tolerated up to those in flight")
     return f"{vendor} ({how})"
+
+
+def schedules(results: Sequence[RunResult]) -> list[str]:
+    """What each run did, named as the tables name it."""
+    return [f"{r.name}: {'; '.join(r.schedule) or 'no faults'}" for r in results]
 
 
 def markdown_tables(results: Sequence[RunResult], vendors: Sequence[str]) -> str:
@@ -112,6 +119,9 @@ def write_reliability(
         if failing
         else "No run lost, duplicated beyond what was in flight, or stalled."
     )
+    crashes = "\n".join(f"- {r.name}: {e}" for r in results for e in r.exits) or (
+        "No worker or beat process exited by itself."
+    )
     body = f"""# Reliability under faults
 
 Every figure here was written by `chaos/` (`make chaos`); rerun the command
@@ -135,10 +145,20 @@ database (chaos/tally.py says what each column means).
 A run fails on any message lost; on a duplicate at Cue (it deduplicates our
 reference) or Restcomm (it can be asked); elsewhere on more duplicates than
 rows a killed worker had in flight (none after any other fault); and on a
-stall. Also counted, not judged here: "untracked", messages the vendor took
+stall (a vendor's messages final later than its baseline plus the faults'
+durations plus the margin, or "unsettled": still `queued` or `sending` when
+the run ended). Also counted, not judged here: "untracked", messages the vendor took
 whose row lacks the vendor's tracking id (delivery reports cannot find
 them), and "throttled", requests the vendor refused for its own ceiling
 (SMSBuddy's 1000 a minute: invariant 2).
+
+## Runs
+
+{chr(10).join(f"- {line}" for line in schedules(results))}
+
+## Crashes
+
+{crashes}
 
 ## What failed
 

@@ -6,9 +6,11 @@ whatever the vendor does with a '+'. Per vendor:
 
 - submitted: rows the producer stored (ids it returned);
 - received: distinct messages the vendor took at least once;
-- lost: submitted, never received, and not failed with a reason: the promise
-  broken silently (a row left `unknown` that never reached the vendor counts
-  here too: nothing will ever send it);
+- lost: submitted, never received, not failed with a reason, and no longer
+  waiting to be sent: the promise broken silently (a row `accepted` that the
+  vendor never got, or left `unknown` though it never reached the vendor:
+  nothing will ever send it). A row still `queued` or `sending` when the run
+  ended is not counted here but as unsettled: it may yet be sent, late;
 - duplicated: receptions beyond the first of the same message;
 - unknown: rows left `unknown` (ambiguous sends awaiting reconciliation);
 - failed: rows failed with a reason (not a loss: the caller is told);
@@ -32,7 +34,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from simulators.common import Received
-from store.status import MessageStatus
+from store.status import UNSENT, MessageStatus
 
 # Vendors whose duplicates are avoidable: Cue rejects our client_reference a
 # second time (-7); Restcomm's message list by To, From and date tells
@@ -101,7 +103,7 @@ def tally_vendor(
     for row in ours:
         key = digits(row.recipient)
         if takes[key] == 0:
-            if row.status != MessageStatus.FAILED:
+            if row.status not in (MessageStatus.FAILED, *UNSENT):
                 lost += 1
         elif row.status != MessageStatus.UNKNOWN and row.tracking_id not in tracking[key]:
             untracked += 1
@@ -115,9 +117,7 @@ def tally_vendor(
         duplicated=sum(n - 1 for key, n in takes.items() if key in mine),
         unknown=statuses[MessageStatus.UNKNOWN],
         failed=statuses[MessageStatus.FAILED],
-        unsettled=statuses[MessageStatus.QUEUED]
-        + statuses[MessageStatus.SENDING]
-        + statuses[MessageStatus.HELD],
+        unsettled=sum(statuses[s] for s in UNSENT),
         untracked=untracked,
         throttled=throttled,
         in_flight=in_flight,

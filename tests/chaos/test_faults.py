@@ -33,9 +33,15 @@ from chaos.harness import VENDORS, Harness, Load, RunResult, Scheduled, Timings
 
 pytestmark = pytest.mark.slow
 
-# All at once: each vendor's 60 messages make one task, so a fault at 30%
-# finds workers holding vendor answers they have not recorded yet.
-LOAD = Load(per_vendor=60)
+# Eight batches within half a second: each vendor's messages make eight
+# tasks spread over both workers, so whichever worker a fault strikes holds
+# some, and a skewed worker defers some of SMSBuddy's (its ceiling makes the
+# later ones wait longer than a worker holds a message).
+LOAD = Load(per_vendor=60, submit_seconds=0.5, wave_seconds=0.0625)
+# One worker running every vendor's task at once, 100 messages each: a task
+# records its vendor answers only after its last call, so a SIGKILL early on
+# always finds answers the database has not seen, at every vendor.
+KILL_LOAD = Load(per_vendor=100, workers=1, concurrency=5)
 # Shorter than the harness's defaults so each run takes seconds; the read
 # timeout stays well above the simulators' 50 ms on a busy machine.
 TIMINGS = Timings(
@@ -62,8 +68,10 @@ def baseline(harness: Harness) -> RunResult:
     return result
 
 
-def run(harness: Harness, baseline: RunResult, name: str, *schedule: Scheduled) -> RunResult:
-    result = harness.run(name, LOAD, schedule, baseline=baseline)
+def run(
+    harness: Harness, baseline: RunResult, name: str, *schedule: Scheduled, load: Load = LOAD
+) -> RunResult:
+    result = harness.run(name, load, schedule, baseline=baseline)
     print(f"\n{result.table()}\n(logs: {result.log_dir})")
     return result
 
@@ -73,10 +81,14 @@ def assert_no_violations(result: RunResult) -> None:
 
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing_at_cue_and_restcomm(
-    harness: Harness, baseline: RunResult
+    harness: Harness,
 ) -> None:
-    # Early, while every single-message vendor's task is still sending.
-    result = run(harness, baseline, "SIGKILL", Scheduled(KillWorker(0), at_share=0.1))
+    baseline = harness.baseline(KILL_LOAD, timeout=120)
+    assert baseline.violations() == [], baseline.table()
+    # When the vendors have taken 40%: Messangi's batch (20%) and about a
+    # quarter of every other vendor's task, answers the worker still holds.
+    kill = Scheduled(KillWorker(0), at_received=0.4)
+    result = run(harness, baseline, "SIGKILL", kill, load=KILL_LOAD)
     assert_no_violations(result)
 
 

@@ -49,6 +49,11 @@ def test_a_message_never_received_and_not_failed_is_lost() -> None:
     assert (t.lost, t.failed, t.unknown) == (2, 1, 1)
 
 
+def test_a_message_still_waiting_to_be_sent_is_unsettled_not_lost() -> None:
+    t = tally([row(1, "queued"), row(2, "sending")], [])
+    assert (t.lost, t.unsettled) == (0, 2)
+
+
 def test_a_message_received_twice_counts_one_duplicate() -> None:
     t = tally([row(1)], [took(1), took(1, "T1-again")])
     assert (t.received, t.duplicated, t.lost) == (1, 1, 0)
