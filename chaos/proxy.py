@@ -200,6 +200,11 @@ class TcpProxy:
         self._handlers.add(handler)
         try:
             await self._forward(reader, writer)
+        except asyncio.CancelledError:
+            # Cancelled by stop(): end normally, since Python 3.11's stream
+            # server asks a finished handler for its exception and logs an
+            # error when the handler was cancelled.
+            return
         finally:
             self._handlers.discard(handler)
 
