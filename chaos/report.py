@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
+import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +40,32 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     system = f"{platform.system()} {platform.release()}"
     return f"{os.cpu_count()} cores ({cpu}), {system}, Python {platform.python_version()}"
+
+
+def code_version() -> str:
+    """The commit measured, so a figure can be told from a later fix's."""
+    root = RELIABILITY.parent
+    git = shutil.which("git")
+    if git is None:
+        return "unknown (no git)"
+    try:
+        commit = subprocess.run(  # noqa: S603 (our own fixed argv)
+            [git, "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(  # noqa: S603 (our own fixed argv)
+            [git, "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"{commit} with uncommitted changes" if dirty else commit
 
 
 def _cells(result: RunResult, tally: VendorTally) -> list[str]:
@@ -133,6 +161,7 @@ database (chaos/tally.py says what each column means).
 
 - command: `{command}`
 - date: {datetime.now(UTC):%Y-%m-%d %H:%M UTC}
+- code: {code_version()}
 - machine: {machine()}
 - load: {load.per_vendor} messages per vendor, each to its own number;
   vendor latency {load.latency_seconds * 1000:.0f} ms; the shipped catalog's
