@@ -167,7 +167,8 @@ database (chaos/tally.py says what each column means).
   vendor latency {load.latency_seconds * 1000:.0f} ms; the shipped catalog's
   limits; retries: 20 attempts, back-off 0.5 s doubling to 5 s
 - deadlines: sending {t.sending_deadline:g} s, requeue {t.requeue_after:g} s,
-  HTTP read {t.http_read_timeout:g} s / total {t.http_total_timeout:g} s;
+  HTTP read {t.http_read_timeout:g} s / total {t.http_total_timeout:g} s,
+  reconciliation every {t.reconcile_interval:g} s;
   a run is late when a vendor's time to final exceeds its baseline by more
   than the faults' durations + {t.margin:g} s
 

@@ -23,7 +23,9 @@ whatever the vendor does with a '+'. Per vendor:
   (DESIGN.md invariant 3); after any other fault, none;
 - seconds_to_final: from the first submission until every row of the vendor
   was settled (store/status.py SETTLED: `accepted` counts as final since
-  delivery reports are off in these runs).
+  delivery reports are off in these runs), except a row `unknown` whose
+  message the vendor never took: reconciliation may yet find it absent and
+  have it sent, so the vendor is not final until none is left.
 """
 
 from __future__ import annotations
