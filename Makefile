@@ -8,7 +8,7 @@ VENDORS := cue messangi smsbuddy restcomm skycore
 comma   := ,
 QUEUES  := $(subst $() ,$(comma),$(foreach v,$(VENDORS),sms.$(v) sms.$(v).priority) sms.default sms.maintenance)
 
-.PHONY: setup demo test test-fast lint format typecheck bench worker beat flower simulate up down migrate clean
+.PHONY: setup demo test test-fast lint format typecheck bench chaos worker beat flower simulate up down migrate clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,12 @@ bench: setup
 	$(BIN)/python -m bench.ratelimit
 	$(BIN)/python -m bench.campaign
 	$(BIN)/python -m bench.reports
+
+## The fault schedule (chaos/__main__.py) on the real pipeline; writes RELIABILITY.md.
+## CHAOS_DATABASE_URL: the PostgreSQL database it may empty (default smsdispatch_chaos).
+chaos: setup
+	bash scripts/services.sh
+	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 migrate: setup
 	$(BIN)/smsdispatch db upgrade

@@ -78,6 +78,7 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="proxy")
         self._server: asyncio.Server | None = None
         self._links: set[_Link] = set()
+        self._handlers: set[asyncio.Task[Any]] = set()  # one per accepted connection
         self._flowing: asyncio.Event | None = None
         self.accepted = 0  # connections accepted since start, for reports
 
@@ -183,7 +184,7 @@ class TcpProxy:
         self._abort_all()
         if self._flowing is not None:
             self._flowing.set()
-        tasks = [t for link in self._links for t in link.tasks]
+        tasks = [*self._handlers, *(t for link in self._links for t in link.tasks)]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -194,6 +195,20 @@ class TcpProxy:
         self._links.clear()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._handlers.add(handler)
+        try:
+            await self._forward(reader, writer)
+        except asyncio.CancelledError:
+            # Cancelled by stop(): end normally, since Python 3.11's stream
+            # server asks a finished handler for its exception and logs an
+            # error when the handler was cancelled.
+            return
+        finally:
+            self._handlers.discard(handler)
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
         link = _Link(writer)
         self._links.add(link)

@@ -15,4 +15,17 @@ if command -v pg_isready >/dev/null && ! pg_isready -h 127.0.0.1 -p 5432 -q; the
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
   fi
 fi
+# libfaketime (Debian's `faketime`) runs one worker with a skewed clock in the
+# fault tests (tests/chaos, make chaos); they fail and say so without it.
+if [ -z "$(ls /usr/lib/*/faketime/libfaketime.so.1 /usr/lib/faketime/libfaketime.so.1 2>/dev/null)" ]; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "installing faketime"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq faketime >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq faketime >/dev/null 2>&1; } \
+      || echo "could not install faketime: the clock-skew tests will fail" >&2
+  else
+    echo "libfaketime not found (apt-get install faketime): the clock-skew tests will fail" >&2
+  fi
+fi
 exit 0
