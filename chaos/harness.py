@@ -91,13 +91,16 @@ class Timings:
     http_read_timeout: float = 5.0
     http_connect_timeout: float = 2.0
     # How often beat asks the vendors about `unknown` messages: the way an
-    # ambiguous send is settled, or found absent and sent after all.
+    # ambiguous send is settled, or found absent and sent after all; and how
+    # long after giving up on a send it is looked for in the vendor's list.
     reconcile_interval: float = 2.0
+    lost_send_search_after: float = 2.0
     slack: float = 5.0
 
     @property
     def margin(self) -> float:
-        return self.sending_deadline + self.requeue_after + self.reconcile_interval + self.slack
+        asking = self.reconcile_interval + self.lost_send_search_after
+        return self.sending_deadline + self.requeue_after + asking + self.slack
 
     def env(self) -> dict[str, str]:
         return {
@@ -108,6 +111,7 @@ class Timings:
             "HTTP_READ_TIMEOUT_SECONDS": f"{self.http_read_timeout:g}",
             "HTTP_CONNECT_TIMEOUT_SECONDS": f"{self.http_connect_timeout:g}",
             "RECONCILE_INTERVAL_SECONDS": f"{self.reconcile_interval:g}",
+            "LOST_SEND_SEARCH_AFTER_SECONDS": f"{self.lost_send_search_after:g}",
         }
 
 

@@ -206,6 +206,9 @@ class Settings(BaseSettings):
     # vendor has had this long to list it; not found, it is sent again. The
     # search window is widened by the tolerance: the vendor's clock is not ours.
     lost_send_search_after_seconds: float = 10.0
+    # Searches per second per vendor: a dead worker leaves a whole batch to
+    # look for, and each waits unsent until it is looked for.
+    lost_send_search_rate: float = 20.0
     vendor_clock_tolerance_seconds: float = 30.0
 
     # The HTTP API: the keys other applications present (X-API-Key; with

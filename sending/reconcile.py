@@ -24,7 +24,9 @@ Pace: status queries are not SMS, so they do not take tokens from the send
 limiter (that would slow sending down); they have their own modest limit,
 `reconcile_rate_per_second` per vendor, kept in Redis by the same GCRA limiter
 so it holds across every worker, and a run asks at most that rate times the
-interval, so runs do not pile up behind each other.
+interval, so runs do not pile up behind each other. Searches for lost sends
+have a pace of their own, `lost_send_search_rate` (higher: a dead worker
+leaves a batch to look for, and each waits unsent until it is looked for).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from config.catalog import RateLimit
+from config.settings import Settings
 from providers.base import Adapter
 from providers.outcomes import Outcome
 from providers.registry import ADAPTERS
@@ -86,9 +89,7 @@ def reconcile_messages(rt: Runtime) -> ReconcileResult:
     s = rt.settings
     result = ReconcileResult()
     now = rt.clock()
-    per_run = max(
-        1, min(s.reconcile_batch, int(s.reconcile_rate_per_second * s.reconcile_interval_seconds))
-    )
+    per_run = _per_run(s.reconcile_rate_per_second, s)
     with rt.db.session() as session, session.begin():
         late = reapply_unmatched(session, now, s.report_unmatched_retry_seconds)
     if late:
@@ -107,7 +108,7 @@ def reconcile_messages(rt: Runtime) -> ReconcileResult:
                     provider,
                     now,
                     s.reconcile_after_seconds,
-                    per_run,
+                    _per_run(s.lost_send_search_rate, s),
                     listed_after_seconds=s.lost_send_search_after_seconds,
                 )
             )
@@ -133,6 +134,11 @@ def reconcile_messages(rt: Runtime) -> ReconcileResult:
     result.asked = len(asked)
     log.info("reconcile: asked=%d results=%s", result.asked, dict(result.results))
     return result
+
+
+def _per_run(rate: float, s: Settings) -> int:
+    """What a run may ask at `rate` so that runs do not pile up behind each other."""
+    return max(1, min(s.reconcile_batch, int(rate * s.reconcile_interval_seconds)))
 
 
 def _id(row: Work) -> int:
@@ -164,23 +170,27 @@ async def _ask_all(
 async def _ask(rt: Runtime, provider: str, rows: list[Work]) -> list[tuple[Work, Answer | Found]]:
     """Ask about each row at the vendor's polling pace; stop when the pace
     would make us wait long (the rest wait for the next run)."""
-    rate = rt.settings.reconcile_rate_per_second
-    burst = max(1, min(10, int(rate)))
-    limit = Limit.from_rate(
-        keys.rate_status_query(provider),
-        RateLimit(count=max(burst, round(rate * 60)), per_seconds=60, burst=burst),
-    )
     adapter = rt.adapter(provider)
+    limits = {
+        Stale: _pace(keys.rate_status_query(provider), rt.settings.reconcile_rate_per_second),
+        Untracked: _pace(keys.rate_lost_search(provider), rt.settings.lost_send_search_rate),
+    }
+    tolerance = rt.settings.vendor_clock_tolerance_seconds
     asked: list[Work] = []
     pending: list[asyncio.Task[Answer | Found]] = []
+    spent: set[type] = set()
     for row in rows:
-        grant = await rt.limiter.acquire([limit], max_wait=rt.settings.limiter_max_wait_seconds)
+        if type(row) in spent:
+            continue
+        grant = await rt.limiter.acquire(
+            [limits[type(row)]], max_wait=rt.settings.limiter_max_wait_seconds
+        )
         if not grant.granted:
-            break
+            spent.add(type(row))  # this kind's pace is used up; the other kind may go on
+            continue
         if grant.wait > 0:
             await asyncio.sleep(grant.wait)
         asked.append(row)
-        tolerance = rt.settings.vendor_clock_tolerance_seconds
         pending.append(asyncio.create_task(_question(adapter, row, tolerance)))
     answers = await asyncio.gather(*pending, return_exceptions=True)
     out: list[tuple[Work, Answer | Found]] = []
@@ -190,6 +200,13 @@ async def _ask(rt: Runtime, provider: str, rows: list[Work]) -> list[tuple[Work,
             continue
         out.append((row, answer))
     return out
+
+
+def _pace(key: str, rate: float) -> Limit:
+    burst = max(1, min(10, int(rate)))
+    return Limit.from_rate(
+        key, RateLimit(count=max(burst, round(rate * 60)), per_seconds=60, burst=burst)
+    )
 
 
 async def _question(adapter: Adapter[Any], row: Work, tolerance: float) -> Answer | Found:

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 from starlette.routing import Mount
 
 from config.settings import Settings
@@ -45,7 +47,13 @@ def create_app(simulators: dict[str, VendorSimulator]) -> Starlette:
     for name, sim in simulators.items():
         routes.append(Mount(f"/{name}", routes=sim.routes()))
         routes.append(Mount(f"/_sim/{name}", routes=sim.control_routes()))
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={ClientDisconnect: _gone})
+
+
+async def _gone(_: Request, __: Exception) -> Response:
+    """The client went away before its request was read (a worker killed
+    mid-request): nothing to answer, and nothing was accepted."""
+    return Response(status_code=499)
 
 
 def base_urls(root: str) -> dict[str, str]:

@@ -45,6 +45,11 @@ def rate_status_query(provider: str) -> str:
     return f"{PREFIX}:rate:{provider}:status"
 
 
+def rate_lost_search(provider: str) -> str:
+    """The TAT of the pace at which reconciliation looks for lost sends in a vendor's list."""
+    return f"{PREFIX}:rate:{provider}:search"
+
+
 # Held by the one dispatcher run in progress (campaigns/dispatcher.py).
 DISPATCH_LOCK = f"{PREFIX}:dispatch:lock"
 
