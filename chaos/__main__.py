@@ -53,7 +53,7 @@ def plans() -> list[Plan]:
             f"SIGKILL #{n}",
             lambda n=n: [Scheduled(KillWorker(n % 2), at_received=at_30)],  # type: ignore[misc]
         )
-        for n in (1, 2, 3)
+        for n in (1, 2, 3, 4, 5)
     ]
     return [
         Plan(
