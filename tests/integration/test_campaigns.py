@@ -149,7 +149,11 @@ def test_a_campaign_of_100000_completes_with_the_redis_backlog_bounded(
         campaign = service.get(campaign_id)
         rows = service.live_counts(campaign_id)
         print(f"\npeak ids in Redis {probe.peak_ids} (bound {bound}); counts {rows}")
-        assert 0 < probe.peak_ids <= bound
+        # A task's ids stay in Redis from the commit of its results until Celery
+        # acknowledges it: at most one task per worker process (2) beyond what
+        # the dispatcher keeps released.
+        acknowledging = 2 * stack.catalog.get("messangi").task_size
+        assert 0 < probe.peak_ids <= bound + acknowledging
         assert sum(n for s, n in rows.items() if s in SETTLED) == total
         assert rows == {"accepted": total}
         assert campaign["counts"] == rows

@@ -38,10 +38,12 @@ def start_skewed_worker(stack: Stack, offset: str) -> None:
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-@pytest.mark.parametrize("offset", ["-180s", "+180s"])
-def test_a_worker_three_minutes_off_delays_nothing_and_sends_nothing_twice(
-    stack: Stack, simulators: SimulatorServer, offset: str
+def test_a_worker_three_minutes_behind_delays_nothing_sends_nothing_twice_breaks_no_ceiling(
+    stack: Stack, simulators: SimulatorServer
 ) -> None:
+    """Both directions, against a baseline, run in tests/chaos; here the
+    direction the issue measured, with a long code's ceiling watched too."""
+    offset = "-180s"
     start_skewed_worker(stack, offset)
     # Retries: every Skycore request fails for the first seconds, so both
     # workers write next_attempt_at for rows the other may claim.

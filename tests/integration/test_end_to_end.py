@@ -116,54 +116,6 @@ def test_account_error_pauses_the_vendor_and_fails_nothing(
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_a_worker_killed_mid_batch_loses_nothing_and_resends_only_what_no_vendor_can_vouch_for(
-    redis_client: redis.Redis,
-    redis_url: str,
-    database_url: str,
-    simulators: SimulatorServer,
-    tmp_path: Path,
-) -> None:
-    """Cue deduplicates our reference and Restcomm is asked before a resend:
-    neither receives a message twice. Skycore can do neither: it may receive
-    again what the dead worker had in flight, and no more than was resent."""
-    quick_asking = {"LOST_SEND_SEARCH_AFTER_SECONDS": "2", "RECONCILE_INTERVAL_SECONDS": "2"}
-    with running_stack(
-        redis_url=redis_url,
-        database_url=database_url,
-        simulators=simulators,
-        tmp_path=tmp_path,
-        extra_env=quick_asking,
-    ) as stack:
-        vendors = ("cue", "restcomm", "skycore")
-        for vendor in vendors:
-            simulators[vendor].state.control.latency_seconds = 0.05
-        stack.producer.send_batch(requests_for(vendors, 1000))
-        wait_until(lambda: stack.counts().get("accepted", 0) >= 300, 60, "300 accepted")
-        worker = stack.processes[0]
-        worker.kill(signal.SIGKILL)
-        wait_until(lambda: not worker.alive(), 10, "the worker to die")
-        stack.start_worker("replacement")
-
-        wait_until(lambda: stack.counts() == {"accepted": 1000}, 180, "all 1000 accepted")
-        recovered = {
-            (k.decode() if isinstance(k, bytes) else k): int(v)
-            for k, v in redis_client.hgetall(keys.METRICS_RECOVERIES).items()
-        }
-
-    duplicates = {v: duplicates_at(simulators, v) for v in vendors}
-    print(f"\nkilled mid-batch: duplicates {duplicates}; recovered {recovered}")
-    assert all(received_by_recipient(simulators, v) for v in vendors)
-    assert sum(len(received_by_recipient(simulators, v)) for v in vendors) == 1000
-    assert duplicates["cue"] == duplicates["restcomm"] == 0
-    assert duplicates["skycore"] <= recovered.get("skycore|resend", 0)
-
-
-def duplicates_at(simulators: SimulatorServer, vendor: str) -> int:
-    received = received_by_recipient(simulators, vendor)
-    return sum(received.values()) - len(received)
-
-
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_redis_restarted_empty_mid_batch_loses_no_message(
     redis_client: redis.Redis, simulators: SimulatorServer, tmp_path: Path, database_url: str
 ) -> None:
