@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,6 +45,7 @@ from sending import pauses
 from store.models import campaigns, messages
 from store.status import UNSENT, CampaignStatus, MessageStatus
 from workers import keys
+from workers.periodic import exclusive
 from workers.publish import publish
 from workers.runtime import Runtime
 
@@ -89,11 +89,7 @@ def backlog(rate: float, horizon: float) -> int:
 
 # A run takes well under a second; a dispatcher that died holding the lock
 # gives it up after this.
-LOCK_MS = 30_000
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+LOCK_SECONDS = 30.0
 
 
 def dispatch_campaigns(rt: Runtime) -> DispatchResult:
@@ -102,14 +98,11 @@ def dispatch_campaigns(rt: Runtime) -> DispatchResult:
     Two runs at once (beat's tasks taken by two maintenance workers) would
     each see the same room in the backlog and fill it twice over.
     """
-    token = secrets.token_hex(8)
-    if not rt.redis.set(keys.DISPATCH_LOCK, token, nx=True, px=LOCK_MS):
-        log.info("dispatch: another run is in progress; skipped")
-        return DispatchResult()
-    try:
+    with exclusive(rt.redis, keys.DISPATCH_LOCK, LOCK_SECONDS) as held:
+        if not held:
+            log.info("dispatch: another run is in progress; skipped")
+            return DispatchResult()
         return _dispatch(rt)
-    finally:
-        rt.redis.eval(_RELEASE, 1, keys.DISPATCH_LOCK, token)
 
 
 def _dispatch(rt: Runtime) -> DispatchResult:

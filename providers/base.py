@@ -300,8 +300,9 @@ class Adapter(ABC, Generic[SettingsT]):
                 code="ambiguous",
                 reason=f"{why}; resending is safe: {self.name} rejects a repeated reference",
                 raw=raw,
+                maybe_sent=True,
             )
-        return Outcome(OutcomeKind.AMBIGUOUS, code="ambiguous", reason=why, raw=raw)
+        return Outcome(OutcomeKind.AMBIGUOUS, code="ambiguous", reason=why, raw=raw, maybe_sent=True)
 
     def _apply_overrides(self, outcome: Outcome) -> Outcome:
         if outcome.code is not None and outcome.code in self.entry.code_overrides:

@@ -61,13 +61,9 @@ CODES: CodeTable = {
     # parameter but the message's own (to, from, text, client_reference) is
     # fixed by this module, so an invalid one is this message's (e.g. empty text).
     "-6": Rule(K.PERMANENT, "Invalid Parameter: a parameter is missing or has an invalid value"),
-    # On a resend (attempt > 1) `parse_response` counts it accepted instead:
-    # see there why only then.
-    "-7": Rule(
-        K.PERMANENT,
-        "Duplicate Client Reference on a first send: another system used this "
-        "client_reference at Cue; not sent",
-    ),
+    # `parse_response` decides: accepted when an earlier send of ours may have
+    # reached Cue unanswered, else sent again under a new reference.
+    "-7": Rule(K.RETRY, "Duplicate Client Reference: the client_reference was already used"),
     "-8": Rule(K.PERMANENT, "Message Too Long: the text exceeds the maximum allowed length"),
     "-9": Rule(K.PERMANENT, "Blacklisted Destination: the recipient's number is on a blacklist"),
     "-10": Rule(K.ACCOUNT, "Account Suspended"),
@@ -87,6 +83,10 @@ CODES: CodeTable = {
 ACCEPTED_STATUSES = frozenset({1, 2})
 DUPLICATE_REFERENCE = -7
 ALREADY_ACCEPTED = "Duplicate Client Reference on a resend: an earlier attempt was accepted"
+SPENT_REFERENCE = (
+    "Duplicate Client Reference, though no send of ours can have been accepted: "
+    "sent again under a new reference"
+)
 
 
 class ReportStatus(IntFlag):
@@ -215,16 +215,12 @@ class CueAdapter(Adapter[CueSettings]):
                 vendor_status=words,
                 raw=clip_raw(raw),
             )
-        if status == DUPLICATE_REFERENCE and message.attempt > 1:
+        if status == DUPLICATE_REFERENCE and message.reference_in_doubt:
             # Our references are 122-128 random bits drawn per message, so no
-            # other message, installation or database sends this one: a -7
-            # can only be Cue remembering our own earlier attempt of this very
-            # message, whose answer we lost (a read timeout, a worker killed
-            # before it recorded the answer). That send was accepted.
-            # `attempt` counts claims, and a claim is given back (a hold) only
-            # when Cue did not take the message (a throttle, a refusal of the
-            # account, a pause before sending), so attempt 1 is the first
-            # time this reference could have been accepted.
+            # other message, installation or database sends this one, and an
+            # earlier send of this very message reached Cue unanswered (a read
+            # timeout, a worker killed before it recorded the answer): -7 is
+            # Cue remembering that send, which it took.
             # The document does not say `details` carries the first send's
             # tracking id, so none is recorded; the report names our reference.
             return Outcome(
@@ -235,11 +231,18 @@ class CueAdapter(Adapter[CueSettings]):
                 raw=clip_raw(raw),
             )
         if status == DUPLICATE_REFERENCE:
-            # A first attempt: nothing of ours used this reference before, so
-            # someone else did (another system given our reference, a copied
-            # database). Not "accepted": that would record a message nobody
-            # sent. Fail it, saying so; a resend would get -7 again.
-            return Outcome.from_code(str(status), CODES, raw=raw)
+            # Every earlier send of ours had a definite answer, none of them an
+            # acceptance: Cue kept the reference of a send it refused (its
+            # document says only "already been used"), or someone else used it.
+            # Either way nothing was sent, and this reference never will be:
+            # send again under a new one.
+            return Outcome(
+                OutcomeKind.RETRY,
+                code=str(status),
+                reason=SPENT_REFERENCE,
+                raw=clip_raw(raw),
+                renew_reference=True,
+            )
         reason = ": ".join(part for part in (words, details) if part) or None
         return Outcome.from_code(str(status), CODES, reason=reason, raw=raw)
 

@@ -35,10 +35,10 @@ class OutboundMessage:
     # A vendor with a template batch endpoint sends many recipients at once.
     template: str | None = None
     params: tuple[str, ...] = ()
-    # Which send of this message this is (the claim's `attempts`, from 1): a
-    # vendor that rejects a repeated reference (Cue's -7) means "already
-    # accepted" only if an earlier attempt could have used it.
-    attempt: int = 1
+    # An earlier send of this message may have reached the vendor without our
+    # hearing the answer (a timeout, a worker killed): only then can a vendor
+    # that rejects a repeated reference (Cue's -7) mean "already accepted".
+    reference_in_doubt: bool = False
 
     @property
     def recipient_digits(self) -> str:

@@ -46,6 +46,12 @@ class Outcome:
     # The message this outcome answers (`Adapter.send` sets it), so an answer
     # that repeats can be counted across distinct messages.
     message_id: int | None = None
+    # The request may have reached the vendor though no answer came back: the
+    # message's reference is in doubt from now on (see providers/cue.py -7).
+    maybe_sent: bool = False
+    # The vendor will never take this reference again (Cue's -7 after only
+    # refusals): the message is sent again under a new one.
+    renew_reference: bool = False
 
     @classmethod
     def accepted(

@@ -16,26 +16,34 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import redis
 
 from config.catalog import UnknownProviderError
 from providers.base import AnswerHook
-from providers.message import OutboundMessage
+from providers.message import Encoding, OutboundMessage
 from providers.outcomes import Outcome, OutcomeKind
 from sending import journal, pauses
-from sending.journal import Answer, JournalWriter
+from sending.journal import JournalWriter
 from sending.transitions import hold, invalid, result_of
 from store.db import DATABASE_AWAY, retrying
 from store.optouts import opted_out
-from store.outbox import REFUSED, Claimed, claim, write_results, write_results_once
+from store.outbox import (
+    REFUSED,
+    Claimed,
+    claim,
+    new_claim_token,
+    write_results,
+    write_results_once,
+)
 from store.results import SendResult
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+ENCODINGS = frozenset(e.value for e in Encoding)
 
 
 @dataclass
@@ -49,33 +57,28 @@ class ClaimFailed(Exception):
     and the task should come back shortly (tasks/send.py)."""
 
 
+# A worker finishes with its claim (written, or handed to the sweeper) this
+# long before the sweeper would take it for dead.
+DEADLINE_MARGIN_SECONDS = 5.0
+
+
 def send_messages(rt: Runtime, ids: Sequence[int]) -> SendSummary:
     summary = SendSummary()
-    try:
-        claimed, blocked = retrying(
-            lambda: _claim(rt, ids), rt.settings.database_retry_seconds, what="claiming"
-        )
-    except DATABASE_AWAY as exc:
-        raise ClaimFailed(f"could not claim {len(ids)} messages: {type(exc).__name__}") from exc
+    claimed_at = time.monotonic()
+    claimed, blocked = _claim(rt, ids)
     summary.claimed = len(claimed)
     if not claimed:
         return summary
 
     now = rt.clock()
-    results, to_send = _set_aside(rt, claimed, blocked, now)
+    set_aside, to_send = _set_aside(rt, claimed, blocked, now)
     providers = list(to_send)
-    outcomes = rt.run(_send_all(rt, [to_send[p] for p in providers], now)) if providers else []
-    now = rt.clock()
-    answers: list[Answer] = []
-    for provider, provider_outcomes in zip(providers, outcomes, strict=True):
-        entry = rt.catalog.get(provider)
-        for row, outcome in zip(to_send[provider], provider_outcomes, strict=True):
-            answer = Answer(row.id, row.attempts, provider, outcome, now)
-            answers.append(answer)
-            results.append(result_of(answer, entry))
+    groups = [to_send[p] for p in providers]
+    outcomes, results = rt.run(_send_all(rt, groups, set_aside))
 
     # The results first: a Redis hiccup below must not cost what the vendors said.
-    persist(rt, results, answers)
+    deadline = claimed_at + rt.settings.sending_deadline_seconds - DEADLINE_MARGIN_SECONDS
+    persist(rt, results, deadline)
     for provider, provider_outcomes in zip(providers, outcomes, strict=True):
         try:
             pause_if_the_vendor_said_so(rt, provider, provider_outcomes)
@@ -93,6 +96,39 @@ def send_messages(rt: Runtime, ids: Sequence[int]) -> SendSummary:
     return summary
 
 
+def _claim(rt: Runtime, ids: Sequence[int]) -> tuple[list[Claimed], set[str]]:
+    """Claim the rows under a token of this task's, retrying while the
+    database is away; `ClaimFailed` if it stays away."""
+    token = new_claim_token()
+    tries = 0
+
+    def once() -> tuple[list[Claimed], set[str]]:
+        nonlocal tries
+        tries += 1
+        # A retry may follow a claim that committed unseen: its rows are ours too.
+        return _claim_once(rt, ids, token, again=tries > 1)
+
+    try:
+        return retrying(once, rt.settings.database_retry_seconds, what="claiming")
+    except DATABASE_AWAY as exc:
+        raise ClaimFailed(f"could not claim {len(ids)} messages: {type(exc).__name__}") from exc
+
+
+def _claim_once(
+    rt: Runtime, ids: Sequence[int], token: str, *, again: bool
+) -> tuple[list[Claimed], set[str]]:
+    """Claim the rows, and read what sending them needs, in one transaction."""
+    with rt.db.session() as session, session.begin():
+        claimed = claim(session, ids, rt.clock(), token, again=again)
+        if not claimed:
+            return [], set()
+        # Checked here, at the last moment, as well as where messages enter:
+        # a number may opt out while its campaign is waiting to be sent.
+        blocked = opted_out(session, (r.recipient for r in claimed))
+        rt.load_templates(session, (r.campaign_id for r in claimed))
+    return claimed, blocked
+
+
 def _set_aside(
     rt: Runtime, claimed: Sequence[Claimed], blocked: set[str], now: datetime
 ) -> tuple[list[SendResult], dict[str, list[Claimed]]]:
@@ -104,9 +140,9 @@ def _set_aside(
         problem = row_problem(rt, row)
         if row.recipient in blocked:
             reason = "the recipient is on the opt-out list"
-            results.append(SendResult(invalid(row.id, row.attempts, reason, now, "opted_out")))
+            results.append(SendResult(invalid(row.ref, reason, now, "opted_out")))
         elif problem:
-            results.append(SendResult(invalid(row.id, row.attempts, problem, now)))
+            results.append(SendResult(invalid(row.ref, problem, now)))
         else:
             to_send[row.provider].append(row)
     for provider in list(to_send):
@@ -117,58 +153,48 @@ def _set_aside(
         if pause is not None:
             reason = f"{provider} paused: {pause.reason}"
             results += [
-                SendResult(hold(r.id, r.attempts, pause.until, reason=reason))
-                for r in to_send.pop(provider)
+                SendResult(hold(r.ref, pause.until, reason=reason)) for r in to_send.pop(provider)
             ]
     return results, to_send
 
 
-def _claim(rt: Runtime, ids: Sequence[int]) -> tuple[list[Claimed], set[str]]:
-    """Claim the rows, and read what sending them needs, in one transaction."""
-    with rt.db.session() as session, session.begin():
-        claimed = claim(session, ids, rt.clock())
-        if not claimed:
-            return [], set()
-        # Checked here, at the last moment, as well as where messages enter:
-        # a number may opt out while its campaign is waiting to be sent.
-        blocked = opted_out(session, (r.recipient for r in claimed))
-        rt.load_templates(session, (r.campaign_id for r in claimed))
-    return claimed, blocked
-
-
-def persist(rt: Runtime, results: Sequence[SendResult], answers: Sequence[Answer]) -> None:
-    """Write the batch's results; never lose a vendor answer doing it.
+def persist(rt: Runtime, results: Sequence[SendResult], deadline: float) -> None:
+    """Write the batch's results; never lose one doing it.
 
     One transaction normally. While the database is away, again with
-    back-off for `database_retry_seconds` (written row by row then, so a
-    first try that committed unseen is not written twice); if it is still
-    away, the answers are handed to the sweeper through Redis
+    back-off (row by row then, so a first try that committed unseen is not
+    written twice) for `database_retry_seconds`, but never past `deadline`
+    (monotonic), after which the sweeper would take the claim for a dead
+    worker's; then the results are handed to the sweeper through Redis
     (sending/journal.py), which writes them once the database is back.
     """
+    try:
+        _write(rt, results)
+    except DATABASE_AWAY:
+        budget = min(rt.settings.database_retry_seconds, deadline - time.monotonic())
+        log.warning("database unreachable while recording %d results; retrying", len(results))
+        try:
+            retrying(lambda: _write_once(rt, results), max(0.0, budget), what="recording")
+        except DATABASE_AWAY:
+            kept = journal.hand_over(rt.redis, results)
+            log.error(
+                "database unreachable: %d results %s",
+                len(results),
+                "left for the sweeper in Redis" if kept else "kept only where journaled",
+            )
+            return
+    journal.settle(rt.redis, [r.claim for r in results])
+
+
+def _write(rt: Runtime, results: Sequence[SendResult]) -> None:
+    """One transaction; row by row if the database refuses a value, so one
+    result it will not take costs the others nothing."""
     try:
         with rt.db.session() as session, session.begin():
             write_results(session, results, rt.clock())
     except REFUSED:
-        # One result the database will not take must not cost the others.
         log.exception("the database refused this batch's results; writing them one by one")
         _write_once(rt, results)
-    except DATABASE_AWAY:
-        log.warning("database unreachable while recording %d results; retrying", len(results))
-        try:
-            retrying(
-                lambda: _write_once(rt, results),
-                rt.settings.database_retry_seconds,
-                what="recording results",
-            )
-        except DATABASE_AWAY:
-            kept = journal.hand_over(rt.redis, answers)
-            log.error(
-                "database unreachable: %d vendor answers %s",
-                len(answers),
-                "left for the sweeper in Redis" if kept else "kept only in the journal",
-            )
-            return
-    journal.settle(rt.redis, [a.claim for a in answers if journal.worth_keeping(a.outcome)])
 
 
 def _write_once(rt: Runtime, results: Sequence[SendResult]) -> None:
@@ -177,28 +203,32 @@ def _write_once(rt: Runtime, results: Sequence[SendResult]) -> None:
 
 
 async def _send_all(
-    rt: Runtime, groups: list[list[Claimed]], started: datetime
-) -> list[list[Outcome]]:
-    """Every group's vendor calls at once; each answer is journaled as it comes."""
+    rt: Runtime, groups: list[list[Claimed]], set_aside: list[SendResult]
+) -> tuple[list[list[Outcome]], list[SendResult]]:
+    """Every group's vendor calls at once; each row's result is journaled as
+    soon as its answer comes (the rows set aside at once). Returns each
+    group's outcomes and every row's result."""
     writer = JournalWriter(rt.aioredis)
-    began = time.monotonic()
+    writer.add(set_aside)
+    answered: dict[int, SendResult] = {}
 
-    def keep(group: list[Claimed]) -> AnswerHook:
-        claims = {row.id: row.attempts for row in group}
-        provider = group[0].provider
+    def keep(rows: list[Claimed]) -> AnswerHook:
+        refs = {row.id: row.ref for row in rows}
+        entry = rt.catalog.get(rows[0].provider)
 
         def hook(sent: Sequence[OutboundMessage], outcomes: Sequence[Outcome]) -> None:
-            # The time from this host's monotonic clock: no database call in the loop.
-            at = started + timedelta(seconds=time.monotonic() - began)
-            writer.add(
-                Answer(m.id, claims[m.id], provider, o, at)
-                for m, o in zip(sent, outcomes, strict=True)
-            )
+            # Safe in the loop: the database clock resyncs in a thread of its own.
+            when = rt.clock()
+            results = [
+                result_of(refs[m.id], o, entry, when) for m, o in zip(sent, outcomes, strict=True)
+            ]
+            answered.update((r.update.id, r) for r in results)
+            writer.add(results)
 
         return hook
 
     try:
-        return list(
+        outcomes = list(
             await asyncio.gather(
                 *(
                     rt.adapter(rows[0].provider).send(
@@ -211,6 +241,13 @@ async def _send_all(
         )
     finally:
         await writer.drain()
+    results = list(set_aside)
+    for rows, group_outcomes in zip(groups, outcomes, strict=True):
+        entry = rt.catalog.get(rows[0].provider)
+        for row, outcome in zip(rows, group_outcomes, strict=True):
+            # A hook that failed left no result: plan it from the outcome.
+            results.append(answered.get(row.id) or result_of(row.ref, outcome, entry, rt.clock()))
+    return outcomes, results
 
 
 def row_problem(rt: Runtime, row: Claimed) -> str | None:
@@ -225,6 +262,8 @@ def row_problem(rt: Runtime, row: Claimed) -> str | None:
         return str(exc)
     if not E164.match(row.recipient):
         return "recipient is not in E.164 format"
+    if row.encoding not in ENCODINGS:
+        return f"encoding is not one of {', '.join(sorted(ENCODINGS))}"
     if not row.text:
         return "text is empty"
     if len(row.text) > entry.max_text_chars:

@@ -78,6 +78,7 @@ def pollable(rt: Runtime) -> list[str]:
 
 
 def searchable(rt: Runtime) -> list[str]:
+    """Vendors that can be asked whether they took a message we lost track of."""
     return [p for p in rt.catalog.providers if ADAPTERS[p].supports_sent_search]
 
 

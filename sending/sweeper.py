@@ -2,10 +2,10 @@
 
 Runs from beat every `sweep_interval_seconds`. In order:
 
-1. Answers a worker handed over because it could not reach the database
+1. Results a worker handed over because it could not reach the database
    (sending/journal.py) are written, once the database is back.
 2. Rows left in `sending` past `sending_deadline_seconds` (their worker died)
-   get the answer their worker journaled, if it did; the rest are sent
+   get the result their worker kept, if it did; the rest are sent
    again, or, where the vendor can be asked what it took (Restcomm's list
    by To, From and date), become `unknown` for reconciliation to ask first
    (sending/reconcile.py). Each is counted by how it was recovered.
@@ -16,7 +16,8 @@ Runs from beat every `sweep_interval_seconds`. In order:
    as unconfirmed, so every message ends in a final state.
 
 Step 2 needs the journal: while Redis cannot be read, no stuck row is
-reclaimed (its answer may be there), and the sweep does the rest.
+reclaimed (its result may be there), and the sweep does the rest. One sweep
+runs at a time (a Redis lock).
 """
 
 from __future__ import annotations
@@ -25,17 +26,15 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.catalog import ProviderEntry
-from providers.registry import ADAPTERS
 from sending import journal
-from sending.journal import Answer
-from sending.transitions import result_of
+from sending.reconcile import searchable
 from store.models import messages
 from store.outbox import (
     reclaim,
@@ -44,16 +43,17 @@ from store.outbox import (
     take_due,
     write_results_once,
 )
-from store.results import claim_key
+from store.results import SendResult, claim_key
 from store.status import MessageStatus
 from workers import keys
-from workers.periodic import take_turn
+from workers.periodic import exclusive, take_turn
 from workers.publish import publish
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-# How often the journal is checked for copies whose removal failed.
+# How often the journal is checked for copies whose batch was written but
+# whose removal failed.
 PRUNE_PERIOD_SECONDS = 60.0
 
 
@@ -67,22 +67,38 @@ class SweepResult:
 
 
 def sweep_outbox(rt: Runtime) -> SweepResult:
+    """One sweep; skipped while another runs (two would each reclaim the rows
+    the other is writing the kept results of)."""
+    try:
+        with exclusive(rt.redis, keys.SWEEP_LOCK, rt.settings.sending_deadline_seconds) as held:
+            if not held:
+                return SweepResult()
+            return _sweep(rt, redis_ok=True)
+    except redis.RedisError:
+        log.warning("sweep: Redis unreachable; stuck rows wait until it answers")
+        return _sweep(rt, redis_ok=False)
+
+
+def _sweep(rt: Runtime, *, redis_ok: bool) -> SweepResult:
     s = rt.settings
     now = rt.clock()
     result = SweepResult()
-    redis_ok = _write_orphans(rt, now, result)
+    # Without Redis, no stuck row is reclaimed: its result may be kept there.
+    redis_ok = redis_ok and _write_orphans(rt, now, result)
     with rt.db.session() as session, session.begin():
         written: list[str] = []
         if redis_ok:
             written = _reclaim_stuck(rt, session, now, result)
         due = take_due(session, now, s.requeue_after_seconds, s.sweep_batch_limit)
         result.unconfirmed = settle_unconfirmed(session, now, s.unknown_deadline_seconds)
-    _forget(rt.redis, keys.JOURNAL, written)
-    if due:
-        publish(rt.celery, rt.catalog, due)
+        if due:
+            # Before the commit: a broker that refuses rolls back `enqueued_at`,
+            # so the next sweep tries them again instead of after the requeue wait.
+            publish(rt.celery, rt.catalog, due)
     result.enqueued = len(due)
+    _forget(rt.redis, keys.JOURNAL, written)
     if redis_ok and take_turn(rt.redis, "journal-prune", PRUNE_PERIOD_SECONDS, share=1.0):
-        _prune_journal(rt, now)
+        _prune_journal(rt)
     _count(rt.redis, result.recovered)
     if result.reclaimed or due or result.unconfirmed or result.recovered:
         log.info(
@@ -95,27 +111,22 @@ def sweep_outbox(rt: Runtime) -> SweepResult:
     return result
 
 
-def _entry(rt: Runtime, provider: str) -> ProviderEntry:
-    # An answer outlives a catalog change: a vendor since removed still has
-    # its answer written, with the default retry policy.
-    return rt.catalog.providers.get(provider) or ProviderEntry(name=provider)
-
-
 def _write_orphans(rt: Runtime, now: datetime, result: SweepResult) -> bool:
-    """Write answers handed over by workers that lost the database; False if
+    """Write results handed over by workers that lost the database; False if
     Redis could not be read."""
     try:
-        answers = journal.orphans(rt.redis, rt.settings.sweep_batch_limit)
+        orphaned = journal.orphans(rt.redis, rt.settings.sweep_batch_limit)
     except redis.RedisError:
         log.warning("sweep: Redis unreachable; stuck rows wait until it answers")
         return False
-    if not answers:
+    if not orphaned:
         return True
     with rt.db.session() as session, session.begin():
-        write_results_once(session, [result_of(a, _entry(rt, a.provider)) for a in answers], now)
+        providers = _providers(session, [r.update.id for r in orphaned])
+        write_results_once(session, orphaned, now)
     # Written, or no longer wanted (the row moved on): either way done.
-    _forget(rt.redis, keys.ORPHANED, [a.claim for a in answers])
-    result.recovered.update((a.provider, "orphaned") for a in answers)
+    _forget(rt.redis, keys.ORPHANED, [r.claim for r in orphaned])
+    result.recovered.update((providers.get(r.update.id, "?"), "orphaned") for r in orphaned)
     return True
 
 
@@ -126,61 +137,67 @@ def _reclaim_stuck(rt: Runtime, session: Session, now: datetime, result: SweepRe
     if not stuck:
         return []
     try:
-        kept = journal.journaled(rt.redis, [row.claim for row in stuck])
+        kept = journal.kept(rt.redis, [row.claim for row in stuck])
     except redis.RedisError:
         log.warning("sweep: Redis unreachable; %d stuck rows wait", len(stuck))
         return []
-    written = write_results_once(session, [result_of(a, _entry(rt, a.provider)) for a in kept], now)
-    result.recovered.update((a.provider, "journaled") for a in kept if a.claim in written)
+    written = write_results_once(session, list(kept.values()), now)
+    result.recovered.update((row.provider, "journaled") for row in stuck if row.claim in written)
     rest = [row for row in stuck if row.claim not in written]
     decided = reclaim(
         session,
         rest,
         now,
         ask_first=searchable(rt),
-        max_attempts={p: e.retry.max_attempts for p, e in rt.catalog.providers.items()},
+        max_attempts=lambda provider: _entry(rt, provider).retry.max_attempts,
     )
     result.recovered.update({(p, how.value): n for (p, how), n in decided.items()})
     result.reclaimed = len(rest)
-    return [a.claim for a in kept]
+    return list(kept)
 
 
-def searchable(rt: Runtime) -> set[str]:
-    """Vendors that can be asked whether they took a message we lost track of."""
-    return {p for p in rt.catalog.providers if ADAPTERS[p].supports_sent_search}
+def _entry(rt: Runtime, provider: str) -> ProviderEntry:
+    # A vendor since removed from the catalog keeps the default retry policy.
+    return rt.catalog.providers.get(provider) or ProviderEntry(name=provider)
 
 
-def _prune_journal(rt: Runtime, now: datetime) -> None:
+def _providers(session: Session, ids: Sequence[int]) -> dict[int, str]:
+    m = messages.c
+    rows = session.execute(select(m.id, m.provider).where(m.id.in_(ids)))
+    return {mid: provider for mid, provider in rows}
+
+
+def _prune_journal(rt: Runtime) -> None:
     """Drop journal copies whose batch reached the database but whose removal
-    failed (Redis blinked): any whose row is no longer `sending` under that
-    claim, once they are older than a worker could still be writing them."""
-    old = now - timedelta(seconds=rt.settings.sending_deadline_seconds * 2)
+    failed (Redis blinked): those whose row is no longer `sending` under
+    their claim. A worker's copies are made after its claim committed, so a
+    live batch's row is always `sending` under its claim."""
     try:
-        sample = [a for a in journal.journal_sample(rt.redis, 1000) if a.at < old]
+        sample = journal.journal_sample(rt.redis, 1000)
     except redis.RedisError:
         return
     if not sample:
         return
     live = _still_sending(rt, sample)
-    _forget(rt.redis, keys.JOURNAL, [a.claim for a in sample if a.claim not in live])
+    _forget(rt.redis, keys.JOURNAL, [r.claim for r in sample if r.claim not in live])
 
 
-def _still_sending(rt: Runtime, answers: Sequence[Answer]) -> set[str]:
+def _still_sending(rt: Runtime, results: Sequence[SendResult]) -> set[str]:
     m = messages.c
     with rt.db.session() as session:
         rows = session.execute(
-            select(m.id, m.attempts).where(
-                m.id.in_([a.message_id for a in answers]), m.status == MessageStatus.SENDING
+            select(m.id, m.claim_token).where(
+                m.id.in_([r.update.id for r in results]), m.status == MessageStatus.SENDING
             )
         )
-        return {claim_key(mid, attempts) for mid, attempts in rows}
+        return {claim_key(mid, token) for mid, token in rows}
 
 
 def _forget(client: redis.Redis, key: str, claims: Sequence[str]) -> None:
     try:
         journal.forget(client, key, claims)
     except redis.RedisError:
-        log.warning("sweep: could not clear %d recovered answers from Redis", len(claims))
+        log.warning("sweep: could not clear %d recovered results from Redis", len(claims))
 
 
 def _count(client: redis.Redis, recovered: Counter[tuple[str, str]]) -> None:

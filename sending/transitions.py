@@ -9,11 +9,11 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from config.catalog import ProviderEntry, RetryPolicy
+from providers.message import new_reference
 from providers.outcomes import Outcome, OutcomeKind, clip_raw
-from store.results import AttemptRecord, RowUpdate, SendResult
+from store.results import AttemptRecord, ClaimRef, RowUpdate, SendResult
 from store.status import MessageStatus
 
 
@@ -28,53 +28,43 @@ def backoff_seconds(attempt: int, policy: RetryPolicy, rng: random.Random | None
     return ceiling / 2 + uniform(0, ceiling / 2)
 
 
-class Answered(Protocol):
-    """One vendor answer for one claimed message (sending.journal.Answer)."""
-
-    @property
-    def message_id(self) -> int: ...
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def outcome(self) -> Outcome: ...
-    @property
-    def at(self) -> datetime: ...
-
-
-def result_of(answer: Answered, entry: ProviderEntry) -> SendResult:
+def result_of(claim: ClaimRef, outcome: Outcome, entry: ProviderEntry, at: datetime) -> SendResult:
     """The row update and the attempt record one vendor answer leaves to write."""
-    o = answer.outcome
     return SendResult(
-        plan_update(answer.message_id, answer.attempts, o, entry, answer.at),
+        plan_update(claim, outcome, entry, at),
         AttemptRecord(
-            answer.message_id,
-            answer.attempts,
-            o.kind.value,
-            o.code,
-            o.reason,
-            o.tracking_id,
-            clip_raw(o.raw),
-            answer.at,
+            claim.id,
+            claim.attempts,
+            outcome.kind.value,
+            outcome.code,
+            outcome.reason,
+            outcome.tracking_id,
+            clip_raw(outcome.raw),
+            at,
         ),
     )
 
 
 def plan_update(
-    message_id: int,
-    attempts: int,
+    claim: ClaimRef,
     outcome: Outcome,
     entry: ProviderEntry,
     now: datetime,
     rng: random.Random | None = None,
 ) -> RowUpdate:
-    """The row update for one outcome. `attempts` counts the call just made."""
-    update = _plan(message_id, attempts, outcome, entry, now, rng)
-    return replace(update, sender=outcome.sender) if outcome.sender else update
+    """The row update for one outcome; `claim.attempts` counts the call just made."""
+    update = _plan(claim, outcome, entry, now, rng)
+    if outcome.sender:
+        update = replace(update, sender=outcome.sender)
+    if outcome.maybe_sent or outcome.kind is OutcomeKind.AMBIGUOUS:
+        update = replace(update, reference_in_doubt=True)
+    if outcome.renew_reference:
+        update = replace(update, reference=new_reference())
+    return update
 
 
 def _plan(
-    message_id: int,
-    attempts: int,
+    claim: ClaimRef,
     outcome: Outcome,
     entry: ProviderEntry,
     now: datetime,
@@ -82,10 +72,11 @@ def _plan(
 ) -> RowUpdate:
     policy = entry.retry
     kind = outcome.kind
+    attempts = claim.attempts
     if kind is OutcomeKind.ACCEPTED:
         return RowUpdate(
-            message_id,
-            attempts,
+            claim.id,
+            claim.token,
             MessageStatus.ACCEPTED,
             attempts,
             tracking_id=outcome.tracking_id,
@@ -94,21 +85,21 @@ def _plan(
         )
     if kind in (OutcomeKind.RATE_LIMITED, OutcomeKind.DEFERRED):
         wait = outcome.retry_after or policy.rate_limited_wait_seconds
-        return hold(message_id, attempts, now + timedelta(seconds=wait), outcome)
+        return hold(claim, now + timedelta(seconds=wait), outcome)
     if kind is OutcomeKind.OUTSIDE_HOURS:
         quiet = entry.quiet_hours
         opens = quiet.next_open(now) if quiet else None
         # The vendor says "not now" though our catalog thinks it is open (or
         # declares no hours): try again after a pause rather than hammer it.
         until = opens or now + timedelta(seconds=policy.pause_seconds)
-        return hold(message_id, attempts, until, outcome)
+        return hold(claim, until, outcome)
     if kind is OutcomeKind.ACCOUNT:
-        return hold(message_id, attempts, now + timedelta(seconds=policy.pause_seconds), outcome)
+        return hold(claim, now + timedelta(seconds=policy.pause_seconds), outcome)
     # A vendor may give its id with a failure (Restcomm's "failed" message):
     # keep it, since reconciliation looks messages up by it.
     failed = RowUpdate(
-        message_id,
-        attempts,
+        claim.id,
+        claim.token,
         MessageStatus.FAILED,
         attempts,
         tracking_id=outcome.tracking_id,
@@ -122,7 +113,7 @@ def _plan(
         return replace(failed, status=MessageStatus.UNKNOWN, final_at=None, sent_at=now)
     if attempts >= policy.max_attempts:
         reason = f"gave up after {attempts} attempts: {outcome.reason}"
-        if outcome.code == "ambiguous":
+        if outcome.maybe_sent:
             # The last try may have reached the vendor (a resend was safe, not
             # a proof it failed): reconciliation decides, not us.
             return replace(
@@ -143,8 +134,7 @@ def _plan(
 
 
 def hold(
-    message_id: int,
-    attempts: int,
+    claim: ClaimRef,
     until: datetime,
     outcome: Outcome | None = None,
     *,
@@ -153,26 +143,24 @@ def hold(
     """Put a claimed row back to wait, refunding the attempt: the message is
     not at fault when the vendor throttles or the account is paused."""
     return RowUpdate(
-        id=message_id,
-        claimed_attempts=attempts,
+        id=claim.id,
+        claim=claim.token,
         status=MessageStatus.QUEUED,
-        attempts=attempts - 1,
+        attempts=claim.attempts - 1,
         next_attempt_at=until,
         error_code=outcome.code if outcome else None,
         error_reason=reason or (outcome.reason if outcome else None),
     )
 
 
-def invalid(
-    message_id: int, attempts: int, reason: str, now: datetime, code: str = "invalid"
-) -> RowUpdate:
+def invalid(claim: ClaimRef, reason: str, now: datetime, code: str = "invalid") -> RowUpdate:
     """A row that can never be sent as written (another app wrote it directly),
     or whose recipient opted out after it was stored."""
     return RowUpdate(
-        id=message_id,
-        claimed_attempts=attempts,
+        id=claim.id,
+        claim=claim.token,
         status=MessageStatus.FAILED,
-        attempts=attempts,
+        attempts=claim.attempts,
         error_code=code,
         error_reason=reason,
         final_at=now,

@@ -12,11 +12,11 @@ The monotonic clock is CLOCK_BOOTTIME where the platform has it: unlike
 CLOCK_MONOTONIC it keeps counting while the machine is suspended, so a host
 that slept does not come back with a clock that is behind.
 
-If the database cannot be reached when a resync is due, the clock goes on
-from the last reading (a monotonic clock drifts by parts per million, far
-below any deadline here) and tries again after `retry_seconds`; only a clock
-that never reached the database raises, and then its process could not use
-the database anyway.
+A resync runs in a thread of its own, so no caller waits for it. If the
+database cannot be reached then, the clock goes on from the last reading (a
+monotonic clock drifts by parts per million, far below any deadline here)
+and tries again after `retry_seconds`; only a clock that never reached the
+database raises, and then its process could not use the database anyway.
 """
 
 from __future__ import annotations
@@ -77,38 +77,60 @@ class DatabaseClock:
         resync_seconds: float = 30.0,
         retry_seconds: float = 2.0,
         monotonic: Callable[[], float] = _monotonic,
+        background: bool = True,
     ) -> None:
         self._source = source
         self._resync = resync_seconds
         self._retry = retry_seconds
         self._monotonic = monotonic
+        # Resync in a thread of its own once a reading exists, so no caller
+        # (an event loop, above all) waits on a database that does not answer.
+        self._background = background
         self._lock = threading.Lock()
-        self._epoch: float | None = None  # server seconds at monotonic `_base`
-        self._base = 0.0
+        # (server seconds, monotonic seconds at that moment): one tuple, so a
+        # reader never pairs a new reading with an old base.
+        self._reading: tuple[float, float] | None = None
         self._next_sync = 0.0
+        self._syncing = False
 
     def __call__(self) -> datetime:
         now = self._monotonic()
-        if now >= self._next_sync:
-            self._sync(now)
-        assert self._epoch is not None
-        return datetime.fromtimestamp(self._epoch + (now - self._base), UTC)
+        if self._reading is None:
+            self._sync()  # nothing to carry forward yet: the caller waits
+        elif now >= self._next_sync:
+            self._resync_soon()
+        reading = self._reading
+        assert reading is not None
+        epoch, base = reading
+        return datetime.fromtimestamp(epoch + (now - base), UTC)
 
-    def _sync(self, now: float) -> None:
+    def _resync_soon(self) -> None:
         with self._lock:
-            if now < self._next_sync:  # another thread just did it
+            if self._syncing:
                 return
-            try:
-                before = self._monotonic()
-                server = server_time(self._source.engine)
-                after = self._monotonic()
-            except SQLAlchemyError:
-                if self._epoch is None:
-                    raise
-                # Carry on from the last reading; ask again soon.
-                self._next_sync = now + self._retry
-                log.debug("database clock unreachable; carrying the last reading forward")
-                return
-            # The server read its clock somewhere between `before` and `after`.
-            self._epoch, self._base = server, (before + after) / 2
-            self._next_sync = after + self._resync
+            self._syncing = True
+        if self._background:
+            threading.Thread(target=self._sync_quietly, name="db-clock", daemon=True).start()
+        else:
+            self._sync_quietly()
+
+    def _sync_quietly(self) -> None:
+        try:
+            self._sync()
+        except SQLAlchemyError:
+            # Carry on from the last reading; ask again soon.
+            log.debug("database clock unreachable; carrying the last reading forward")
+        finally:
+            self._syncing = False
+
+    def _sync(self) -> None:
+        try:
+            before = self._monotonic()
+            server = server_time(self._source.engine)
+            after = self._monotonic()
+        except SQLAlchemyError:
+            self._next_sync = self._monotonic() + self._retry
+            raise
+        # The server read its clock somewhere between `before` and `after`.
+        self._reading = (server, (before + after) / 2)
+        self._next_sync = after + self._resync

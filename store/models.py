@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import CompileError
@@ -124,6 +125,13 @@ class Message(Base):
     )
     params: Mapped[list[str] | None] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The claim of the worker holding a `sending` row: drawn anew at every
+    # claim, never given back (`attempts` is, by a hold), so a result can be
+    # written only by, and to, the send it belongs to.
+    claim_token: Mapped[str | None] = mapped_column(String(16))
+    # An earlier send may have reached the vendor unanswered (a timeout, a
+    # worker killed): then, and only then, Cue's -7 can mean "already ours".
+    reference_in_doubt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Our reference at the vendor (Cue client_reference, Messangi externalId,
     # SMSBuddy refid/custom, Cue's report URL) and in its reports: random, so
     # no other database, past or future, sends the same one (DESIGN

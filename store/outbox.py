@@ -9,8 +9,9 @@ another cannot overwrite the newer attempt's result.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections import Counter
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from providers.message import Encoding, OutboundMessage
 from store.models import messages, send_attempts
-from store.results import AttemptRecord, RowUpdate, SendResult, claim_key
+from store.results import AttemptRecord, ClaimRef, RowUpdate, SendResult, claim_key
 from store.status import MessageStatus
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,14 @@ class Claimed:
     encoding: str
     segments: int
     attempts: int
+    claim_token: str
+    reference_in_doubt: bool
     campaign_id: int | None = None
     params: list[str] | None = None
+
+    @property
+    def ref(self) -> ClaimRef:
+        return ClaimRef(self.id, self.claim_token, self.attempts)
 
     def outbound(self, template: str | None = None) -> OutboundMessage:
         """What the adapter sends; `template`: the campaign's, in positional form."""
@@ -59,7 +66,7 @@ class Claimed:
             self.segments,
             template if self.params is not None else None,
             params,
-            attempt=self.attempts,
+            reference_in_doubt=self.reference_in_doubt,
         )
 
 
@@ -69,11 +76,38 @@ class Claimed:
 CLOCK_SKEW = timedelta(seconds=2)
 
 
-def claim(session: Session, ids: Sequence[int], now: datetime) -> list[Claimed]:
-    """Move due `queued` rows among `ids` to `sending`; return what was claimed.
+def new_claim_token() -> str:
+    return secrets.token_hex(8)
+
+
+_CLAIMED = (
+    messages.c.id,
+    messages.c.reference,
+    messages.c.provider,
+    messages.c.sender,
+    messages.c.recipient,
+    messages.c.text,
+    messages.c.encoding,
+    messages.c.segments,
+    messages.c.attempts,
+    messages.c.claim_token,
+    messages.c.reference_in_doubt,
+    messages.c.campaign_id,
+    messages.c.params,
+)
+
+
+def claim(
+    session: Session, ids: Sequence[int], now: datetime, token: str, *, again: bool = False
+) -> list[Claimed]:
+    """Move due `queued` rows among `ids` to `sending` under `token`; return
+    what was claimed.
 
     Rows another worker holds, rows already settled and rows not yet due are
     skipped: a redelivered or duplicated Celery message claims nothing.
+    `again`: this claim was tried before and may have committed unseen (the
+    connection dropped with the answer), so rows already claimed under the
+    same token are ours as well.
     """
     if not ids:
         return []
@@ -86,23 +120,22 @@ def claim(session: Session, ids: Sequence[int], now: datetime) -> list[Claimed]:
             m.next_attempt_at <= now + CLOCK_SKEW,
         )
         .values(
-            status=MessageStatus.SENDING, attempts=m.attempts + 1, claimed_at=now, updated_at=now
+            status=MessageStatus.SENDING,
+            attempts=m.attempts + 1,
+            claim_token=token,
+            claimed_at=now,
+            updated_at=now,
         )
-        .returning(
-            m.id,
-            m.reference,
-            m.provider,
-            m.sender,
-            m.recipient,
-            m.text,
-            m.encoding,
-            m.segments,
-            m.attempts,
-            m.campaign_id,
-            m.params,
-        )
+        .returning(*_CLAIMED)
     )
-    return [Claimed(*row) for row in session.execute(stmt)]
+    claimed = [Claimed(*row) for row in session.execute(stmt)]
+    if again:
+        ours = select(*_CLAIMED).where(
+            m.id.in_(ids), m.status == MessageStatus.SENDING, m.claim_token == token
+        )
+        seen = {c.id for c in claimed}
+        claimed += [Claimed(*row) for row in session.execute(ours) if row.id not in seen]
+    return claimed
 
 
 _PERSIST = (
@@ -110,7 +143,7 @@ _PERSIST = (
     .where(
         messages.c.id == bindparam("b_id"),
         messages.c.status == MessageStatus.SENDING,
-        messages.c.attempts == bindparam("b_claim"),
+        messages.c.claim_token == bindparam("b_claim"),
     )
     .values(
         status=bindparam("b_status"),
@@ -131,6 +164,13 @@ _PERSIST = (
             bindparam("b_sent", type_=messages.c.sent_at.type), messages.c.sent_at
         ),
         final_at=bindparam("b_final", type_=messages.c.final_at.type),
+        reference_in_doubt=func.coalesce(
+            bindparam("b_doubt", type_=messages.c.reference_in_doubt.type),
+            messages.c.reference_in_doubt,
+        ),
+        reference=func.coalesce(
+            bindparam("b_reference", type_=messages.c.reference.type), messages.c.reference
+        ),
         updated_at=bindparam("b_now", type_=messages.c.updated_at.type),
     )
 )
@@ -153,7 +193,7 @@ def _persist_params(u: RowUpdate, now: datetime) -> dict[str, object]:
     m = messages.c
     return {
         "b_id": u.id,
-        "b_claim": u.claimed_attempts,
+        "b_claim": u.claim,
         "b_status": u.status.value,
         "b_attempts": u.attempts,
         "b_next": u.next_attempt_at,
@@ -164,6 +204,8 @@ def _persist_params(u: RowUpdate, now: datetime) -> dict[str, object]:
         "b_reason": u.error_reason,
         "b_sent": u.sent_at,
         "b_final": u.final_at,
+        "b_doubt": u.reference_in_doubt,
+        "b_reference": u.reference,
         "b_now": now,
     }
 
@@ -224,12 +266,13 @@ def _unrecordable(result: SendResult, why: str, now: datetime) -> SendResult:
     return SendResult(
         RowUpdate(
             u.id,
-            u.claimed_attempts,
+            u.claim,
             MessageStatus.UNKNOWN,
             u.attempts,
             error_code="unrecordable",
             error_reason=f"the vendor's answer could not be recorded ({why})",
             sent_at=u.sent_at or now,
+            reference_in_doubt=True,
         )
     )
 
@@ -241,10 +284,11 @@ class Stuck:
     id: int
     provider: str
     attempts: int
+    claim_token: str
 
     @property
     def claim(self) -> str:
-        return claim_key(self.id, self.attempts)
+        return claim_key(self.id, self.claim_token)
 
 
 def stuck_rows(session: Session, now: datetime, deadline_seconds: float, limit: int) -> list[Stuck]:
@@ -252,7 +296,7 @@ def stuck_rows(session: Session, now: datetime, deadline_seconds: float, limit: 
     database and gave up), locked until this transaction ends."""
     m = messages.c
     rows = session.execute(
-        select(m.id, m.provider, m.attempts)
+        select(m.id, m.provider, m.attempts, m.claim_token)
         .where(
             m.status == MessageStatus.SENDING,
             m.claimed_at < now - timedelta(seconds=deadline_seconds),
@@ -278,21 +322,22 @@ def reclaim(
     now: datetime,
     *,
     ask_first: Collection[str],
-    max_attempts: Mapping[str, int],
+    max_attempts: Callable[[str], int],
 ) -> Counter[tuple[str, Reclaim]]:
     """Hand stuck rows on: resend them, or have the vendor asked first.
 
     Its worker may have sent a row before dying, so a vendor that can list
     what it took (`ask_first`) is asked before the row is sent again. A row
-    that has used its vendor's `max_attempts` this way becomes `unknown`
+    that has used its vendor's `max_attempts(provider)` becomes `unknown`
     for good, so a message that kills its worker every time cannot loop.
-    The attempt stays counted either way.
+    The attempt stays counted either way, and the reference is in doubt from
+    now on (the worker may have sent it: Cue's -7 then means "ours").
     """
     m = messages.c
     decided: dict[Reclaim, list[int]] = {r: [] for r in Reclaim}
     counts: Counter[tuple[str, Reclaim]] = Counter()
     for row in rows:
-        if row.attempts >= max_attempts.get(row.provider, 1):
+        if row.attempts >= max_attempts(row.provider):
             action = Reclaim.GIVE_UP
         elif row.provider in ask_first:
             action = Reclaim.ASK
@@ -314,14 +359,17 @@ def reclaim(
             "vendor is asked whether it took the message before it is sent again"
         },
         Reclaim.GIVE_UP: worker_lost
-        | {"error_reason": "its worker stopped during each of its attempts"},
+        | {
+            "error_reason": "its worker stopped before recording the vendor's answer, "
+            "and it has used all its attempts"
+        },
     }
     for action, ids in decided.items():
         for chunk in _chunks(ids):
             session.execute(
                 update(messages)
                 .where(m.id.in_(chunk), m.status == MessageStatus.SENDING)
-                .values(**values[action], updated_at=now)
+                .values(**values[action], reference_in_doubt=True, updated_at=now)
             )
     return counts
 
@@ -377,11 +425,8 @@ def take_due(
         # Overlapping sweeps take different rows (PostgreSQL; SQLite serializes).
         .with_for_update(skip_locked=True)
     ).all()
-    ids = [row.id for row in rows]
-    for start in range(0, len(ids), 1000):
-        session.execute(
-            update(messages).where(m.id.in_(ids[start : start + 1000])).values(enqueued_at=now)
-        )
+    for chunk in _chunks([row.id for row in rows]):
+        session.execute(update(messages).where(m.id.in_(chunk)).values(enqueued_at=now))
     return [(row.id, row.provider, row.priority) for row in rows]
 
 

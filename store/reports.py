@@ -276,7 +276,7 @@ def untracked_unknown(
         select(
             m.id,
             m.reference,
-            m.attempts,
+            m.reference_in_doubt,
             m.recipient,
             m.sender,
             m.text,
@@ -306,7 +306,7 @@ def untracked_unknown(
                 r.text,
                 Encoding(r.encoding),
                 r.segments,
-                attempt=r.attempts,
+                reference_in_doubt=r.reference_in_doubt,
             ),
             r.claimed_at,
             r.sent_at,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,10 +32,19 @@ class Source:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.queries = 0
+        self.connects = 0
         event.listen(engine, "before_cursor_execute", self._count)
+        event.listen(engine.pool, "first_connect", self._connected, once=False)
+        event.listen(engine, "handle_error", self._failed)
 
     def _count(self, *_: object) -> None:
         self.queries += 1
+
+    def _connected(self, *_: object) -> None:
+        self.connects += 1
+
+    def _failed(self, *_: object) -> None:
+        self.connects += 1
 
 
 UNREACHABLE = "postgresql+psycopg://postgres@127.0.0.1:9/unreachable?connect_timeout=1"
@@ -48,7 +59,7 @@ def test_the_clock_reads_the_server_once_per_period_and_counts_on_in_between(
     sqlite_engine: Engine,
 ) -> None:
     monotonic, source = Monotonic(), Source(sqlite_engine)
-    clock = DatabaseClock(source, resync_seconds=30, monotonic=monotonic)
+    clock = DatabaseClock(source, resync_seconds=30, monotonic=monotonic, background=False)
 
     first = clock()
     monotonic.now += 12.5
@@ -65,7 +76,9 @@ def test_the_clock_carries_its_last_reading_forward_while_the_database_is_away(
     sqlite_engine: Engine,
 ) -> None:
     monotonic, source = Monotonic(), Source(sqlite_engine)
-    clock = DatabaseClock(source, resync_seconds=30, retry_seconds=2, monotonic=monotonic)
+    clock = DatabaseClock(
+        source, resync_seconds=30, retry_seconds=2, monotonic=monotonic, background=False
+    )
     first = clock()
     source.engine = create_engine(UNREACHABLE)
 
@@ -73,6 +86,42 @@ def test_the_clock_carries_its_last_reading_forward_while_the_database_is_away(
     assert clock() - first == timedelta(seconds=60)
     monotonic.now += 60
     assert clock() - first == timedelta(seconds=120)
+
+
+def test_a_clock_that_cannot_reach_the_database_asks_again_only_after_a_pause(
+    sqlite_engine: Engine,
+) -> None:
+    monotonic, source = Monotonic(), Source(sqlite_engine)
+    clock = DatabaseClock(
+        source, resync_seconds=30, retry_seconds=2, monotonic=monotonic, background=False
+    )
+    clock()
+    unreachable = Source(create_engine(UNREACHABLE))
+    source.engine = unreachable.engine
+    monotonic.now += 31
+
+    clock()
+    clock()
+    monotonic.now += 1
+    clock()
+    assert unreachable.connects == 1
+    monotonic.now += 1.5
+    clock()
+    assert unreachable.connects == 2
+
+
+def test_a_resync_does_not_keep_its_caller_waiting(sqlite_engine: Engine) -> None:
+    monotonic, source = Monotonic(), Source(sqlite_engine)
+    clock = DatabaseClock(source, resync_seconds=30, monotonic=monotonic)
+    clock()
+    slow = threading.Event()
+    event.listen(sqlite_engine, "before_cursor_execute", lambda *_: slow.wait(5))
+    monotonic.now += 31
+
+    started = time.monotonic()
+    clock()
+    assert time.monotonic() - started < 1
+    slow.set()
 
 
 def test_a_clock_that_never_reached_the_database_raises() -> None:

@@ -1,8 +1,9 @@
 """A vendor answer, once received, is never thrown away (DESIGN.md invariant 3).
 
-Answers are journaled in Redis as they arrive; a worker that cannot reach
-the database hands them to the sweeper; the sweeper writes them, and gives a
-dead worker's stuck rows the answers it journaled instead of sending again.
+Each row's result is journaled in Redis as its answer arrives; a worker that
+cannot reach the database hands them to the sweeper; the sweeper writes them,
+and gives a dead worker's stuck rows the results it kept instead of sending
+them again.
 """
 
 from __future__ import annotations
@@ -17,18 +18,20 @@ import redis.asyncio as aioredis
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
-from config.catalog import Catalog
+from config.catalog import Catalog, ProviderEntry
 from config.settings import Settings
 from producer.api import Producer
 from producer.validation import SendRequest
 from providers.outcomes import Outcome, OutcomeKind
 from sending import journal, pipeline, sweeper
-from sending.journal import Answer, JournalWriter
+from sending.journal import JournalWriter
 from sending.pipeline import send_messages
 from sending.sweeper import sweep_outbox
+from sending.transitions import result_of
 from simulators.server import SimulatorServer
 from store.models import messages, send_attempts
 from store.outbox import claim
+from store.results import ClaimRef, SendResult
 from workers import keys
 from workers.app import create_app
 from workers.runtime import Runtime
@@ -71,33 +74,41 @@ def attempt_rows(rt: Runtime, mid: int) -> int:
         )
 
 
-def claim_as_a_dead_worker(rt: Runtime, ids: list[int]) -> None:
+def claim_as_a_dead_worker(rt: Runtime, ids: list[int], token: str = "dead") -> list[ClaimRef]:  # noqa: S107
     """Claimed long enough ago that the sweeper takes its worker for dead."""
     long_ago = rt.clock() - timedelta(seconds=rt.settings.sending_deadline_seconds + 5)
     with rt.db.session() as s, s.begin():
-        claim(s, ids, rt.clock())
+        claimed = claim(s, ids, rt.clock(), token)
         s.execute(update(messages).where(messages.c.id.in_(ids)).values(claimed_at=long_ago))
+    return [c.ref for c in claimed]
 
 
-def test_an_answer_reads_back_from_its_json_as_it_was(rt: Runtime) -> None:
+def accepted(rt: Runtime, claimed: ClaimRef, tracking_id: str) -> SendResult:
+    entry = ProviderEntry(name="skycore")
+    return result_of(claimed, Outcome.accepted(tracking_id), entry, rt.clock())
+
+
+def keep(client: redis.Redis, key: str, *results: SendResult) -> None:
+    client.hset(key, mapping={r.claim: r.to_json() for r in results})
+
+
+def test_a_result_reads_back_from_its_json_as_it_was(rt: Runtime) -> None:
     outcome = Outcome(OutcomeKind.RETRY, code="-1", reason="System Error", retry_after=1.5)
-    answer = Answer(7, 2, "cue", outcome, rt.clock())
+    result = result_of(ClaimRef(7, "t", 2), outcome, ProviderEntry(name="cue"), rt.clock())
 
-    assert Answer.from_json(answer.to_json()) == answer
+    assert SendResult.from_json(result.to_json()) == result
 
 
-def test_answers_arriving_together_are_journaled_in_one_write(
+def test_results_arriving_together_are_journaled_in_one_write(
     rt: Runtime, redis_client: redis.Redis
 ) -> None:
-    now = rt.clock()
-    answers = [Answer(i, 1, "cue", Outcome.accepted(f"T{i}"), now) for i in range(50)]
-    deferred = Answer(99, 1, "cue", Outcome(OutcomeKind.DEFERRED, code="rate_limit"), now)
+    results = [accepted(rt, ClaimRef(i, "t", 1), f"T{i}") for i in range(50)]
 
     async def write() -> None:
         client = aioredis.Redis.from_url(rt.settings.redis_url)
         writer = JournalWriter(client)
-        for answer in [*answers, deferred]:
-            writer.add([answer])
+        for result in results:
+            writer.add([result])
         await writer.drain()
         await client.aclose()
 
@@ -106,7 +117,7 @@ def test_answers_arriving_together_are_journaled_in_one_write(
     after = redis_client.info("commandstats")["cmdstat_hset"]["calls"]
 
     assert after - before == 1
-    assert redis_client.hlen(keys.JOURNAL) == 50  # a deferral sent nothing: not kept
+    assert redis_client.hlen(keys.JOURNAL) == 50
 
 
 def test_a_batch_in_the_database_leaves_nothing_in_the_journal(
@@ -120,7 +131,7 @@ def test_a_batch_in_the_database_leaves_nothing_in_the_journal(
     assert redis_client.hlen(keys.JOURNAL) == 0
 
 
-def test_answers_the_database_refused_are_handed_to_the_sweeper_and_written_once_it_is_back(
+def test_results_the_database_refused_are_handed_to_the_sweeper_and_written_once_it_is_back(
     rt: Runtime,
     simulators: SimulatorServer,
     redis_client: redis.Redis,
@@ -150,14 +161,13 @@ def test_answers_the_database_refused_are_handed_to_the_sweeper_and_written_once
     assert len(simulators["restcomm"].state.received) == 3
 
 
-def test_a_dead_workers_journaled_answer_is_written_instead_of_sending_again(
+def test_a_dead_workers_journaled_result_is_written_instead_of_sending_again(
     rt: Runtime, simulators: SimulatorServer, redis_client: redis.Redis
 ) -> None:
     [mid] = store(rt, "skycore", 1)
-    claim_as_a_dead_worker(rt, [mid])
-    # It sent the message and journaled the answer, then died before writing it.
-    answer = Answer(mid, 1, "skycore", Outcome.accepted("SKY-1"), rt.clock())
-    redis_client.hset(keys.JOURNAL, answer.claim, answer.to_json())
+    [claimed] = claim_as_a_dead_worker(rt, [mid])
+    # It sent the message and journaled the result, then died before writing it.
+    keep(redis_client, keys.JOURNAL, accepted(rt, claimed, "SKY-1"))
 
     result = sweep_outbox(rt)
 
@@ -167,7 +177,44 @@ def test_a_dead_workers_journaled_answer_is_written_instead_of_sending_again(
     assert simulators["skycore"].state.received == []
 
 
-def test_a_dead_workers_row_with_no_kept_answer_is_sent_again_and_counted(
+def test_a_stuck_row_whose_result_was_handed_over_is_not_sent_again(
+    rt: Runtime, simulators: SimulatorServer, redis_client: redis.Redis
+) -> None:
+    """More handed-over results than one sweep writes: those left over are
+    still found when their rows come up as stuck."""
+    rt.settings.sweep_batch_limit = 1
+    first, second = store(rt, "skycore", 2)
+    claims = claim_as_a_dead_worker(rt, [first, second])
+    keep(redis_client, keys.ORPHANED, *(accepted(rt, c, f"SKY-{c.id}") for c in claims))
+
+    sweep_outbox(rt)
+    sweep_outbox(rt)
+
+    assert row(rt, first)[0] == row(rt, second)[0] == "accepted"
+    assert simulators["skycore"].state.received == []
+
+
+def test_a_result_kept_for_an_earlier_send_is_not_written_onto_a_later_one(
+    rt: Runtime, simulators: SimulatorServer, redis_client: redis.Redis
+) -> None:
+    [mid] = store(rt, "skycore", 1)
+    # An earlier send was throttled (a hold gives its attempt back); its
+    # journal copy outlived the batch.
+    throttled = ClaimRef(mid, "earlier", 1)
+    held = result_of(
+        throttled, Outcome(OutcomeKind.RATE_LIMITED, code="429"), ProviderEntry(name="skycore"),
+        rt.clock(),
+    )  # fmt: skip
+    keep(redis_client, keys.JOURNAL, held)
+    claim_as_a_dead_worker(rt, [mid], token="later")  # attempts 1 again
+
+    result = sweep_outbox(rt)
+
+    assert result.recovered == {("skycore", "resend"): 1}
+    assert row(rt, mid)[0] == "queued"
+
+
+def test_a_dead_workers_row_with_no_kept_result_is_sent_again_and_counted(
     rt: Runtime, redis_client: redis.Redis
 ) -> None:
     [mid] = store(rt, "skycore", 1)
@@ -205,20 +252,30 @@ def test_no_stuck_row_is_reclaimed_while_the_journal_cannot_be_read(
     assert row(rt, mid)[0] == "sending"
 
 
+def test_a_sweep_does_nothing_while_another_is_running(
+    rt: Runtime, redis_client: redis.Redis
+) -> None:
+    [mid] = store(rt, "skycore", 1)
+    claim_as_a_dead_worker(rt, [mid])
+    redis_client.set(keys.SWEEP_LOCK, "another sweep", px=10_000)
+
+    assert sweep_outbox(rt) == sweeper.SweepResult()
+    assert row(rt, mid)[0] == "sending"
+
+
 def test_journal_copies_left_behind_are_pruned_but_not_those_of_rows_still_sending(
     rt: Runtime, simulators: SimulatorServer, redis_client: redis.Redis
 ) -> None:
     written, sending = store(rt, "skycore", 2)
     send_messages(rt, [written])
-    claim_as_a_dead_worker(rt, [sending])
-    long_ago = rt.clock() - timedelta(seconds=rt.settings.sending_deadline_seconds * 3)
+    [live] = claim_as_a_dead_worker(rt, [sending])
     leftovers = [
-        Answer(written, 1, "skycore", Outcome.accepted("SKY-W"), long_ago),  # its removal failed
-        Answer(sending, 9, "skycore", Outcome.accepted("SKY-S"), long_ago),  # an older claim
-        Answer(sending, 1, "skycore", Outcome.accepted("SKY-S"), long_ago),
+        accepted(rt, ClaimRef(written, "spent", 1), "SKY-W"),  # its removal failed
+        accepted(rt, ClaimRef(sending, "older", 1), "SKY-S"),  # an earlier claim's
+        accepted(rt, live, "SKY-S"),
     ]
-    redis_client.hset(keys.JOURNAL, mapping={a.claim: a.to_json() for a in leftovers})
+    keep(redis_client, keys.JOURNAL, *leftovers)
 
-    sweeper._prune_journal(rt, rt.clock())
+    sweeper._prune_journal(rt)
 
-    assert redis_client.hkeys(keys.JOURNAL) == [f"{sending}:1".encode()]
+    assert redis_client.hkeys(keys.JOURNAL) == [live.key.encode()]

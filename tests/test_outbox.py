@@ -10,8 +10,8 @@ from sqlalchemy import String, insert, select, update
 from sqlalchemy.orm import Session
 
 from config.catalog import ProviderEntry
-from providers.outcomes import Outcome
-from sending.transitions import plan_update
+from providers.outcomes import Outcome, OutcomeKind
+from sending.transitions import plan_update, result_of
 from store.db import Database
 from store.models import messages, send_attempts
 from store.outbox import (
@@ -25,7 +25,7 @@ from store.outbox import (
     write_results,
     write_results_once,
 )
-from store.results import AttemptRecord, SendResult
+from store.results import ClaimRef, SendResult
 from store.status import MessageStatus
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -72,9 +72,9 @@ def status_of(db: Database, mid: int) -> tuple[str, int]:
 def test_claim_moves_due_rows_to_sending_exactly_once(database: Database) -> None:
     ids = add_rows(database, 3)
     with database.session() as s, s.begin():
-        first = claim(s, ids, NOW)
+        first = claim(s, ids, NOW, "t1")
     with database.session() as s, s.begin():
-        second = claim(s, ids, NOW)
+        second = claim(s, ids, NOW, "t1")
     assert sorted(c.id for c in first) == ids
     assert second == []
     assert status_of(database, ids[0]) == ("sending", 1)
@@ -83,7 +83,7 @@ def test_claim_moves_due_rows_to_sending_exactly_once(database: Database) -> Non
 def test_claim_skips_rows_whose_next_attempt_is_in_the_future(database: Database) -> None:
     [mid] = add_rows(database, 1, next_attempt_at=NOW + timedelta(minutes=5))
     with database.session() as s, s.begin():
-        assert claim(s, [mid], NOW) == []
+        assert claim(s, [mid], NOW, "t1") == []
 
 
 def test_timestamps_read_back_timezone_aware(database: Database) -> None:
@@ -98,13 +98,11 @@ def test_timestamps_read_back_timezone_aware(database: Database) -> None:
 def test_persist_ignores_a_claim_that_was_superseded(database: Database) -> None:
     [mid] = add_rows(database, 1)
     with database.session() as s, s.begin():
-        [old] = claim(s, [mid], NOW)
+        [old] = claim(s, [mid], NOW, "t1")
         # The sweeper gave the row to another worker, which claimed it again.
         s.execute(update(messages).values(status="queued"))
-        claim(s, [mid], NOW)
-    stale = plan_update(
-        mid, old.attempts, Outcome.accepted("STALE"), ProviderEntry(name="cue"), NOW
-    )
+        claim(s, [mid], NOW, "t2")
+    stale = plan_update(old.ref, Outcome.accepted("STALE"), ProviderEntry(name="cue"), NOW)
     with database.session() as s, s.begin():
         apply_updates(s, [stale], NOW)
     assert status_of(database, mid) == ("sending", 2)
@@ -113,14 +111,10 @@ def test_persist_ignores_a_claim_that_was_superseded(database: Database) -> None
 def test_accepted_outcome_is_persisted_with_tracking_id(database: Database) -> None:
     [mid] = add_rows(database, 1)
     with database.session() as s, s.begin():
-        [row] = claim(s, [mid], NOW)
+        [row] = claim(s, [mid], NOW, "t1")
         apply_updates(
             s,
-            [
-                plan_update(
-                    mid, row.attempts, Outcome.accepted("T9"), ProviderEntry(name="cue"), NOW
-                )
-            ],
+            [plan_update(row.ref, Outcome.accepted("T9"), ProviderEntry(name="cue"), NOW)],
             NOW,
         )
     with database.session() as s:
@@ -134,15 +128,15 @@ def test_accepted_outcome_is_persisted_with_tracking_id(database: Database) -> N
 
 def reclaim_stuck(s: Session, *, ask_first: frozenset[str] = frozenset()) -> list[Stuck]:
     stuck = stuck_rows(s, NOW, deadline_seconds=120, limit=100)
-    reclaim(s, stuck, NOW, ask_first=ask_first, max_attempts={"cue": 8, "restcomm": 8})
+    reclaim(s, stuck, NOW, ask_first=ask_first, max_attempts=lambda _: 8)
     return stuck
 
 
 def test_rows_stuck_in_sending_past_the_deadline_are_sent_again(database: Database) -> None:
     ids = add_rows(database, 2, at=NOW - timedelta(minutes=15))
     with database.session() as s, s.begin():
-        claim(s, ids[:1], NOW - timedelta(minutes=10))
-        claim(s, ids[1:], NOW)
+        claim(s, ids[:1], NOW - timedelta(minutes=10), "t1")
+        claim(s, ids[1:], NOW, "t1")
     with database.session() as s, s.begin():
         assert [row.id for row in reclaim_stuck(s)] == ids[:1]
     assert status_of(database, ids[0]) == ("queued", 1)
@@ -152,17 +146,14 @@ def test_rows_stuck_in_sending_past_the_deadline_are_sent_again(database: Databa
 def test_stuck_rows_of_a_vendor_that_can_be_asked_wait_as_unknown(database: Database) -> None:
     [mid] = add_rows(database, 1, at=NOW - timedelta(minutes=15), provider="restcomm")
     with database.session() as s, s.begin():
-        claim(s, [mid], NOW - timedelta(minutes=10))
+        claim(s, [mid], NOW - timedelta(minutes=10), "t1")
     with database.session() as s, s.begin():
         reclaim_stuck(s, ask_first=frozenset({"restcomm"}))
     assert status_of(database, mid) == ("unknown", 1)
 
 
-def accepted_result(mid: int, attempts: int, tracking_id: str) -> SendResult:
-    outcome = Outcome.accepted(tracking_id)
-    update_ = plan_update(mid, attempts, outcome, ProviderEntry(name="cue"), NOW)
-    attempt = AttemptRecord(mid, attempts, "accepted", None, None, tracking_id, None, NOW)
-    return SendResult(update_, attempt)
+def accepted_result(claimed: ClaimRef, tracking_id: str) -> SendResult:
+    return result_of(claimed, Outcome.accepted(tracking_id), ProviderEntry(name="cue"), NOW)
 
 
 def attempts_of(db: Database, mid: int) -> int:
@@ -173,8 +164,8 @@ def attempts_of(db: Database, mid: int) -> int:
 def test_a_result_written_twice_once_is_recorded_once(database: Database) -> None:
     [mid] = add_rows(database, 1)
     with database.session() as s, s.begin():
-        [row] = claim(s, [mid], NOW)
-    result = accepted_result(mid, row.attempts, "T1")
+        [row] = claim(s, [mid], NOW, "t1")
+    result = accepted_result(row.ref, "T1")
     with database.session() as s, s.begin():
         write_results(s, [result], NOW)
     with database.session() as s, s.begin():
@@ -186,13 +177,51 @@ def test_a_result_written_twice_once_is_recorded_once(database: Database) -> Non
 def test_a_result_for_an_older_claim_is_not_written(database: Database) -> None:
     [mid] = add_rows(database, 1)
     with database.session() as s, s.begin():
-        [first] = claim(s, [mid], NOW)
+        [first] = claim(s, [mid], NOW, "t1")
         s.execute(update(messages).where(messages.c.id == mid).values(status="queued"))
-        claim(s, [mid], NOW)  # a second claim: attempts 2
+        claim(s, [mid], NOW, "t2")  # a second claim: attempts 2
     with database.session() as s, s.begin():
-        assert write_results_once(s, [accepted_result(mid, first.attempts, "OLD")], NOW) == set()
+        assert write_results_once(s, [accepted_result(first.ref, "OLD")], NOW) == set()
     assert status_of(database, mid) == ("sending", 2)
     assert attempts_of(database, mid) == 0
+
+
+def test_a_result_kept_for_a_held_send_is_not_written_onto_the_next_send(
+    database: Database,
+) -> None:
+    """A hold gives the attempt back, so both sends count 1: the claim token,
+    not the count, tells them apart."""
+    [mid] = add_rows(database, 1)
+    with database.session() as s, s.begin():
+        [throttled] = claim(s, [mid], NOW, "t1")
+    held = result_of(
+        throttled.ref, Outcome(OutcomeKind.RATE_LIMITED, code="429"), ProviderEntry(name="cue"), NOW
+    )
+    with database.session() as s, s.begin():
+        write_results(s, [held], NOW)
+        s.execute(update(messages).where(messages.c.id == mid).values(next_attempt_at=NOW))
+        [again] = claim(s, [mid], NOW, "t2")
+    assert again.attempts == throttled.attempts == 1
+
+    with database.session() as s, s.begin():
+        assert write_results_once(s, [held], NOW) == set()  # a copy left in Redis
+    assert status_of(database, mid) == ("sending", 1)
+
+
+def test_a_claim_retried_after_committing_unseen_finds_its_rows_again(
+    database: Database,
+) -> None:
+    ids = add_rows(database, 2)
+    with database.session() as s, s.begin():
+        claim(s, ids, NOW, "t1")  # committed; its answer never reached the worker
+
+    with database.session() as s, s.begin():
+        assert claim(s, ids, NOW, "t1") == []
+        again = claim(s, ids, NOW, "t1", again=True)
+        assert claim(s, ids, NOW, "t2", again=True) == []
+
+    assert sorted(c.id for c in again) == ids
+    assert {c.attempts for c in again} == {1}
 
 
 def test_take_due_finds_due_retries_and_lost_rows_but_not_fresh_ones(database: Database) -> None:
@@ -246,7 +275,7 @@ def test_unknown_rows_past_the_deadline_fail_as_unconfirmed(database: Database) 
 def test_a_row_whose_worker_died_on_every_attempt_becomes_unknown(database: Database) -> None:
     [mid] = add_rows(database, 1, at=NOW - timedelta(minutes=15), attempts=7)
     with database.session() as s, s.begin():
-        claim(s, [mid], NOW - timedelta(minutes=10))  # the 8th attempt; its worker dies
+        claim(s, [mid], NOW - timedelta(minutes=10), "t1")  # the 8th attempt; its worker dies
     with database.session() as s, s.begin():
         reclaim_stuck(s)
     assert status_of(database, mid) == ("unknown", 8)
@@ -255,15 +284,15 @@ def test_a_row_whose_worker_died_on_every_attempt_becomes_unknown(database: Data
 def test_a_row_made_due_by_a_clock_slightly_ahead_is_still_claimed(database: Database) -> None:
     [mid] = add_rows(database, 1, at=NOW + timedelta(milliseconds=300))
     with database.session() as s, s.begin():
-        assert [c.id for c in claim(s, [mid], NOW)] == [mid]
+        assert [c.id for c in claim(s, [mid], NOW, "t1")] == [mid]
 
 
 def test_a_vendor_id_wider_than_its_column_is_cut_not_refused(database: Database) -> None:
     [mid] = add_rows(database, 1)
     with database.session() as s, s.begin():
-        [row] = claim(s, [mid], NOW)
+        [row] = claim(s, [mid], NOW, "t1")
     with database.session() as s, s.begin():
-        write_results(s, [accepted_result(mid, row.attempts, "T" * 300)], NOW)
+        write_results(s, [accepted_result(row.ref, "T" * 300)], NOW)
     with database.session() as s:
         stored = s.scalar(select(messages.c.tracking_id).where(messages.c.id == mid))
     assert stored == "T" * 128
@@ -275,13 +304,13 @@ def test_a_result_the_database_refuses_leaves_its_message_unknown_and_the_rest_w
 ) -> None:
     refused, fine = add_rows(database, 2)
     with database.session() as s, s.begin():
-        claimed = {c.id: c.attempts for c in claim(s, [refused, fine], NOW)}
-    bad = accepted_result(refused, claimed[refused], "T1")
+        claimed = {c.id: c.ref for c in claim(s, [refused, fine], NOW, "t1")}
+    bad = accepted_result(claimed[refused], "T1")
     bad = SendResult(replace(bad.update, sender="S" * 40), bad.attempt)  # wider than sender
 
     with database.session() as s, s.begin():
-        written = write_results_once(s, [bad, accepted_result(fine, claimed[fine], "T2")], NOW)
+        written = write_results_once(s, [bad, accepted_result(claimed[fine], "T2")], NOW)
 
-    assert written == {f"{refused}:1", f"{fine}:1"}
+    assert written == {f"{refused}:t1", f"{fine}:t1"}
     assert status_of(database, refused) == ("unknown", 1)
     assert status_of(database, fine) == ("accepted", 1)

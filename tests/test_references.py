@@ -49,16 +49,16 @@ def test_a_second_database_gives_the_same_row_ids_other_references(
         other.dispose()
 
 
-def test_the_claim_hands_the_adapter_the_stored_reference_and_this_attempt(
+def test_the_claim_hands_the_adapter_the_stored_reference_and_whether_it_is_in_doubt(
     database: Database,
 ) -> None:
     [mid] = add_rows(database, 1)
     with database.session() as s, s.begin():
-        s.execute(update(messages).where(messages.c.id == mid).values(attempts=1))
+        s.execute(update(messages).where(messages.c.id == mid).values(reference_in_doubt=True))
     with database.session() as s, s.begin():
-        [claimed] = claim(s, [mid], NOW)
+        [claimed] = claim(s, [mid], NOW, "t1")
     outbound = claimed.outbound()
-    assert (outbound.reference, outbound.attempt) == (reference_of(database, mid), 2)
+    assert (outbound.reference, outbound.reference_in_doubt) == (reference_of(database, mid), True)
 
 
 def test_the_migration_gives_every_existing_row_its_own_reference(database_url: str) -> None:
@@ -99,11 +99,11 @@ def rt(
 
 
 def cue_row_whose_reference_cue_has_seen(
-    rt: Runtime, simulators: SimulatorServer, attempts: int
+    rt: Runtime, simulators: SimulatorServer, *, in_doubt: bool
 ) -> int:
-    """A queued Cue message, `attempts` sends already made, whose reference
-    Cue already holds (so it answers -7)."""
-    [mid] = add_rows(rt.db, 1, at=rt.clock(), attempts=attempts)
+    """A queued Cue message, sent once before, whose reference Cue already
+    holds (so it answers -7); `in_doubt`: that send went unanswered."""
+    [mid] = add_rows(rt.db, 1, at=rt.clock(), attempts=1, reference_in_doubt=in_doubt)
     cue = simulators["cue"]
     assert isinstance(cue, CueSimulator)
     cue.references.add(reference_of(rt.db, mid))
@@ -118,19 +118,28 @@ def outcome_of(rt: Runtime, mid: int) -> tuple[str, str | None, str | None]:
     return row.status, row.error_code, row.vendor_status
 
 
-def test_cue_duplicate_reference_on_a_first_attempt_fails_the_message(
+def test_cue_duplicate_reference_after_only_answered_sends_resends_under_a_new_reference(
     rt: Runtime, simulators: SimulatorServer
 ) -> None:
-    mid = cue_row_whose_reference_cue_has_seen(rt, simulators, attempts=0)
+    # Its earlier send was refused (an answer came): nothing of ours was taken.
+    mid = cue_row_whose_reference_cue_has_seen(rt, simulators, in_doubt=False)
+    spent = reference_of(rt.db, mid)
     send_messages(rt, [mid])
-    assert outcome_of(rt, mid) == ("failed", "-7", None)
-    assert simulators["cue"].state.received == []
+    assert outcome_of(rt, mid) == ("queued", "-7", None)
+    assert reference_of(rt.db, mid) != spent
+
+    with rt.db.session() as s, s.begin():
+        s.execute(update(messages).where(messages.c.id == mid).values(next_attempt_at=rt.clock()))
+    send_messages(rt, [mid])
+
+    assert outcome_of(rt, mid)[0] == "accepted"
+    assert [r.reference for r in simulators["cue"].state.received] == [reference_of(rt.db, mid)]
 
 
-def test_cue_duplicate_reference_on_a_later_attempt_counts_as_accepted(
+def test_cue_duplicate_reference_after_an_unanswered_send_counts_as_accepted(
     rt: Runtime, simulators: SimulatorServer
 ) -> None:
     # The first attempt reached Cue and its answer was lost (a timeout).
-    mid = cue_row_whose_reference_cue_has_seen(rt, simulators, attempts=1)
+    mid = cue_row_whose_reference_cue_has_seen(rt, simulators, in_doubt=True)
     send_messages(rt, [mid])
     assert outcome_of(rt, mid) == ("accepted", None, "duplicate")

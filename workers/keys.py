@@ -52,6 +52,8 @@ def rate_lost_search(provider: str) -> str:
 
 # Held by the one dispatcher run in progress (campaigns/dispatcher.py).
 DISPATCH_LOCK = f"{PREFIX}:dispatch:lock"
+# Held by the one sweep in progress (sending/sweeper.py).
+SWEEP_LOCK = f"{PREFIX}:sweep:lock"
 
 
 def periodic_turn(task: str) -> str:

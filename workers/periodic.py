@@ -10,7 +10,9 @@ alone), so after an outage a backlog of beat messages costs one SET each.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import redis
 
@@ -52,3 +54,27 @@ def run_periodic(
         job()
     except DATABASE_AWAY as exc:
         log.warning("%s skipped: the database is unreachable (%s)", task, type(exc).__name__)
+
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@contextmanager
+def exclusive(client: redis.Redis, key: str, seconds: float) -> Iterator[bool]:
+    """Hold `key` for the block if nobody else does; yields whether we do.
+
+    Two runs at once of a job that reads, then decides, then writes (the
+    dispatcher's room in the backlog, the sweeper's stuck rows) would decide
+    twice on the same reading. The lock expires after `seconds` in case its
+    holder dies; it is released only by its holder (a token of its own).
+    """
+    token = secrets.token_hex(8)
+    held = bool(client.set(key, token, nx=True, px=max(1, int(seconds * 1000))))
+    try:
+        yield held
+    finally:
+        if held:
+            client.eval(_RELEASE, 1, key, token)

@@ -52,7 +52,11 @@ class Runtime:
         # (store/clock.py), shared by every host; tests pass a fake. The rate
         # limiter uses Redis server time instead.
         self.clock = clock or self.db.clock
-        self.redis = redis.Redis.from_url(settings.redis_url)
+        # A Redis that hangs rather than refuses must not hold a worker (its
+        # pauses, its journal, the sweeper) for good.
+        self.redis = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=2
+        )
         self._celery = celery
         # uvloop: the event loop every vendor call runs on (see BENCHMARKS.md).
         self._runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)

@@ -34,7 +34,7 @@ class TestCueContract(AdapterContract):
         ("-5", OutcomeKind.PERMANENT),
         ("-6", OutcomeKind.PERMANENT),
         # On a first send; a resend's -7 is accepted (tests below).
-        ("-7", OutcomeKind.PERMANENT),
+        ("-7", OutcomeKind.RETRY),  # under a new reference: see the -7 tests below
         ("-8", OutcomeKind.PERMANENT),
         ("-9", OutcomeKind.PERMANENT),
         ("-10", OutcomeKind.ACCOUNT),
@@ -104,12 +104,12 @@ def answering(
 # -- duplicates --------------------------------------------------------------
 
 
-def test_cue_duplicate_reference_on_a_later_attempt_counts_as_accepted(
+def test_cue_duplicate_reference_after_an_unanswered_send_counts_as_accepted(
     settings: Settings, catalog: Catalog, simulators: SimulatorServer
 ) -> None:
     sent = message(7)
     [first] = send(settings, catalog, "cue", [sent])
-    [again] = send(settings, catalog, "cue", [replace(sent, attempt=2)])
+    [again] = send(settings, catalog, "cue", [replace(sent, reference_in_doubt=True)])
     assert first.kind is OutcomeKind.ACCEPTED
     assert (again.kind, again.code, again.vendor_status) == (
         OutcomeKind.ACCEPTED,
@@ -120,16 +120,17 @@ def test_cue_duplicate_reference_on_a_later_attempt_counts_as_accepted(
     assert [r.reference for r in simulators["cue"].state.received] == [sent.reference]
 
 
-def test_cue_duplicate_reference_on_a_first_attempt_fails_the_message(
+def test_cue_duplicate_reference_when_no_send_of_ours_went_unanswered_asks_for_a_new_one(
     settings: Settings, catalog: Catalog, simulators: SimulatorServer
 ) -> None:
     theirs = message(7)
     send(settings, catalog, "cue", [theirs])
-    # Another system's message under the same reference: Cue never sent ours.
+    # Our message under a reference Cue already knows, though every earlier
+    # send of ours was answered: nothing of ours was taken under it.
     ours = replace(message(7, to="+27821230002"), reference=theirs.reference)
     [outcome] = send(settings, catalog, "cue", [ours])
-    assert (outcome.kind, outcome.code) == (OutcomeKind.PERMANENT, "-7")
-    assert "another system" in (outcome.reason or "")
+    assert (outcome.kind, outcome.code, outcome.renew_reference) == (OutcomeKind.RETRY, "-7", True)
+    assert "new reference" in (outcome.reason or "")
     assert [r.to for r in simulators["cue"].state.received] == ["27821230001"]
 
 
@@ -140,7 +141,7 @@ def test_cue_resend_after_read_timeout_is_accepted_once(
     simulators["cue"].state.control.hang_seconds = 1.0
     sent = message(8)
     [timed_out] = send(settings, catalog, "cue", [sent], timeout=0.3)
-    [resent] = send(settings, catalog, "cue", [replace(sent, attempt=2)])
+    [resent] = send(settings, catalog, "cue", [replace(sent, reference_in_doubt=True)])
     assert timed_out.kind is OutcomeKind.RETRY
     assert (resent.kind, resent.code) == (OutcomeKind.ACCEPTED, "-7")
     assert simulators["cue"].stats().received == 1
