@@ -277,7 +277,7 @@ class Adapter(ABC, Generic[SettingsT]):
             return [
                 self._maybe_sent(f"could not read the answer: {type(exc).__name__}", response)
             ] * len(group)
-        return [self._apply_overrides(o) for o in outcomes]
+        return [self._apply_overrides(self.http_status_decides(o, response)) for o in outcomes]
 
     def _misconfigured(self, why: str) -> Outcome:
         """Our setup is wrong (a missing credential, a bad URL): pause the vendor
@@ -358,18 +358,44 @@ class Adapter(ABC, Generic[SettingsT]):
     def classify_undocumented(
         self, response: httpx.Response, code: str | None, reason: str | None
     ) -> Outcome:
-        """A vendor code that is not in the vendor's table (`Outcome.undocumented_code`).
+        """A vendor code that is not in the vendor's table.
 
-        Where the HTTP status is an error that says more than "refused" (a
-        5xx, a throttle, a refused key, a wrong URL), its class is kept; any
-        other answer (a 200 or a plain 4xx) is retried, never failed at once.
+        Undocumented (`Outcome.undocumented_code`: retried, never failed at
+        once, and counted towards pausing the vendor) only where the HTTP
+        status gives the answer no class of its own: a 2xx, or a plain 4xx.
+        Otherwise the status decides (`http_status_decides`).
         """
-        if response.status_code >= 300:
-            generic = self.classify_http(response, code=code, reason=reason)
-            if generic.kind is not OutcomeKind.PERMANENT:
-                return replace(generic, undocumented=True)
-        return Outcome.undocumented_code(
+        undocumented = Outcome.undocumented_code(
             code, reason=reason, raw=response.text, retry_after=retry_after_seconds(response)
+        )
+        return self.http_status_decides(undocumented, response)
+
+    def http_status_decides(self, outcome: Outcome, response: httpx.Response) -> Outcome:
+        """An undocumented code on an answer whose HTTP status says what it is
+        (a 5xx or 408: retry; 429: throttle; 401/402/403: the account; 404 or a
+        redirect: our URL) takes that class and is no longer undocumented.
+
+        Those are a vendor's ordinary errors, whatever code it put in the body:
+        counted as undocumented, five 5xx answers from a vendor having a bad
+        minute would pause it for `pause_seconds` (sending/pauses.py). The
+        shared flow applies this to every answer it parses, so a vendor module
+        that classifies a body code on any status (Cue) is held to it too.
+        """
+        if not outcome.undocumented or response.status_code < 300:
+            return outcome
+        generic = self.classify_http(response, code=outcome.code, reason=outcome.reason)
+        if generic.kind is OutcomeKind.PERMANENT:
+            # A plain 4xx says only "refused": it would fail the message for
+            # a code nobody documented, so the code stays undocumented.
+            return outcome
+        return replace(
+            outcome,
+            kind=generic.kind,
+            reason=generic.reason,
+            retry_after=outcome.retry_after
+            if outcome.retry_after is not None
+            else generic.retry_after,
+            undocumented=False,
         )
 
 

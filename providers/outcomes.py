@@ -117,8 +117,9 @@ class Outcome:
         would fail every queued message. So it is retried within the vendor's
         retry budget, and when the same code comes back for several messages
         the pipeline pauses the vendor with the vendor's words as the reason
-        (sending/pauses.py). A class the answer gives by other means (a 5xx,
-        a throttle, a refused key) is kept; only "permanent" is refused.
+        (sending/pauses.py). An answer whose HTTP status gives its class (a
+        5xx, a throttle, a refused key) is not undocumented at all
+        (providers.base `Adapter.http_status_decides`); "permanent" is refused.
         """
         if kind is OutcomeKind.PERMANENT:
             kind = OutcomeKind.RETRY

@@ -17,6 +17,7 @@ type, so webhooks and polling share one forward-only update
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
@@ -37,6 +38,11 @@ REPORTABLE = frozenset(
 )
 
 ReportTable = Mapping[str, MessageStatus]
+
+# A row id as `str(id)` writes it (no sign, no leading zero, at most a
+# BigInteger's 19 digits): the reference of a message sent before references
+# were random (store migration 0005).
+LEGACY_REFERENCE = re.compile(r"[1-9][0-9]{0,18}")
 
 # The widths of messages.tracking_id and messages.error_code.
 MAX_ID_CHARS = 128
@@ -125,15 +131,24 @@ def lookup(table: ReportTable, word: str, vendor: str) -> MessageStatus:
 def our_reference(value: str | None) -> str | None:
     """Our message reference from a vendor's echo of it, or None when it is not one.
 
-    Only a well-formed reference (32 lowercase hex digits) is ours: a row id
-    ("17", what we sent before references were random), a Messangi batch's
-    externalId or anything else names no message of ours, so it can never
-    match a row another installation's report was meant for.
+    Ours is a well-formed reference (32 lowercase hex digits, `is_reference`)
+    or a legacy one: a row id as text ("17"), which is what we sent before
+    references were random, and which the rows sent then keep as their
+    reference (store migration 0005), so that their reports still match. A
+    decimal that is not one of those rows' references matches no message (a
+    report is matched by `messages.reference`, never by id). A Messangi
+    batch's externalId, a zero-padded or signed number or anything else names
+    no message of ours.
     """
     if value is None:
         return None
     value = value.strip()
-    return value if is_reference(value) else None
+    return value if is_reference(value) or is_legacy_reference(value) else None
+
+
+def is_legacy_reference(value: str) -> bool:
+    """A reference from before migration 0005: a row id, as `str(id)` writes it."""
+    return LEGACY_REFERENCE.fullmatch(value) is not None
 
 
 def text(value: object) -> str | None:

@@ -37,6 +37,7 @@ from urllib.parse import quote
 
 import httpx
 
+from config.catalog import POOL_PREFIX
 from config.settings import RestcommSettings
 from providers.base import Adapter, json_object, retry_after_seconds
 from providers.errors import ConfigurationError, VendorProtocolError
@@ -79,6 +80,9 @@ CODES: CodeTable = {
 
 # Messages asked for per list query when looking for a send whose answer was lost.
 SEARCH_PAGE = 50
+# How the list answer says there is no such page (its `next_page_uri`): the
+# document's own example writes the string "null".
+NO_PAGE: tuple[object, ...] = (None, "", "null")
 
 # Representation statuses that mean Restcomm took the message. A POST answer is
 # queued/sending/sent per the document; delivered would only be later news.
@@ -242,15 +246,28 @@ class RestcommAdapter(Adapter[RestcommSettings]):
     async def find_sent(
         self, message: OutboundMessage, since: datetime, until: datetime
     ) -> list[DeliveryReport] | Outcome:
-        """The list query ("Get SMS List") by To, From, StartTime and EndTime,
-        keeping the messages whose body is this text and whose date_created
-        falls in the window. One page of `SEARCH_PAGE`: more messages than that
-        to one number from one sender in the window is an answer we do not
-        guess from (RETRY, reported as no answer).
+        """The list query ("Get SMS List") by To, From, StartTime and EndTime:
+        a report for each listed message with this recipient, a sender this
+        message could have gone from, this text, created in the window.
+
+        An empty list must mean "Restcomm has no such message": reconciliation
+        sends the message again on it (sending/reconcile.py), so a false
+        "none" is a duplicate SMS. Whenever the answer cannot show that (a
+        list longer than the page we read, an item that looks like ours but
+        cannot be judged, a pool that is no longer in the catalog), the answer
+        is RETRY "uncertain" instead, and the message waits for the next look
+        or its `unknown` deadline.
         """
+        senders = self._senders_of(message.sender)
+        if senders is None:
+            return _uncertain(f"sender {message.sender} names a pool the catalog does not have")
         params = {
+            # Filtered in the form we sent (E.164 with '+', `build_request`):
+            # Restcomm filters what it stored, and it stores the number it was
+            # given; the document's list example shows digits only because its
+            # send example sent digits. An item's numbers are compared with or
+            # without the '+' all the same (`_same_number`).
             "To": message.recipient,
-            "From": message.sender,
             # The filters are whole seconds at best; the window is widened by
             # one and date_created is checked below.
             "StartTime": (since - timedelta(seconds=1)).isoformat(timespec="seconds"),
@@ -258,6 +275,12 @@ class RestcommAdapter(Adapter[RestcommSettings]):
             "PageSize": str(SEARCH_PAGE),
             "SortBy": "DateCreated:asc",
         }
+        if not message.sender.startswith(POOL_PREFIX):
+            # A pool's row names the pool until the send is recorded (the member
+            # chosen is recorded with it): Restcomm knows only the member, so a
+            # pool is looked for by recipient alone and its members are
+            # recognised below.
+            params["From"] = message.sender
         request = self.client.build_request("GET", f"{self._messages_url}.json", params=params)
         try:
             response = await self.client.send(request, auth=self.auth())
@@ -272,19 +295,26 @@ class RestcommAdapter(Adapter[RestcommSettings]):
                 raise VendorProtocolError("list answer without messages")
         except VendorProtocolError as exc:
             return Outcome(A.RETRY, code="unreadable", reason=f"list query: {exc}")
-        total = body.get("total")
-        if isinstance(total, int) and total > len(items):
-            return Outcome(A.RETRY, code="too_many", reason="list query: more than one page")
+        if (partial := _partial_page(body, items)) is not None:
+            return _uncertain(partial)
         found = []
         for item in items:
-            if not isinstance(item, dict) or item.get("body") != message.text:
+            ours = _looks_like(item, message, senders)
+            if ours is False:
                 continue
-            sid, status = _text(item.get("sid")), _text(item.get("status"))
+            if ours is None:
+                return _uncertain("an item that may be this message cannot be read")
+            # Our recipient, sender and text: this very send, unless it was
+            # created outside the window, so a date, a sid and a status we can
+            # read are needed to tell.
             created = _rfc2822(item.get("date_created"))
-            if sid is None or status is None or status not in REPORT_STATUSES or created is None:
-                continue
+            if created is None:
+                return _uncertain("an item like this message has no readable date_created")
             if not since - timedelta(seconds=1) <= created <= until + timedelta(seconds=1):
                 continue
+            sid, status = _text(item.get("sid")), _text(item.get("status"))
+            if sid is None or status is None or status not in REPORT_STATUSES:
+                return _uncertain(f"an item like this message has status {status!r}, sid {sid!r}")
             code = _code_text(item.get("error_code"))
             found.append(
                 DeliveryReport(
@@ -298,6 +328,13 @@ class RestcommAdapter(Adapter[RestcommSettings]):
                 )
             )
         return found
+
+    def _senders_of(self, sender: str) -> tuple[str, ...] | None:
+        """Every sender a message from `sender` may have gone from: a pool's
+        members, or the sender itself; None for a pool the catalog lacks."""
+        if sender.startswith(POOL_PREFIX):
+            return self.entry.pool(sender)
+        return (sender,)
 
     # -- status query -------------------------------------------------------
 
@@ -360,6 +397,56 @@ def _code_text(value: object) -> str | None:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _uncertain(why: str) -> Outcome:
+    """No answer from a list that cannot show the message absent."""
+    return Outcome(A.RETRY, code="uncertain", reason=f"list query: {why}")
+
+
+def _partial_page(body: dict[str, Any], items: list[Any]) -> str | None:
+    """Why the page read may not hold every message the query matched, if it may not.
+
+    The answer's paging fields ("Additional Paging Information"): `total`
+    items in all, a `next_page_uri` when there is more. A page as full as we
+    asked (or as the vendor capped it, `page_size`) may have more behind it
+    even where the vendor leaves both out.
+    """
+    total = body.get("total")
+    if isinstance(total, int) and not isinstance(total, bool) and total > len(items):
+        return f"{total} messages listed, {len(items)} on the page"
+    if body.get("next_page_uri") not in NO_PAGE:
+        return "the list has a next page"
+    page_size = body.get("page_size")
+    if not isinstance(page_size, int) or isinstance(page_size, bool) or page_size < 1:
+        page_size = SEARCH_PAGE
+    if len(items) >= min(page_size, SEARCH_PAGE):
+        return f"a full page of {len(items)}: there may be more"
+    return None
+
+
+def _looks_like(item: object, message: OutboundMessage, senders: tuple[str, ...]) -> bool | None:
+    """Whether a listed item may be `message`: False when its body, recipient
+    or sender is plainly another's; None when it cannot be told (a field
+    missing or not text); True when all three are ours."""
+    if not isinstance(item, dict):
+        return None
+    body, to, sender = item.get("body"), item.get("to"), item.get("from")
+    if isinstance(body, str) and body != message.text:
+        return False
+    if isinstance(to, str) and not _same_number(to, message.recipient):
+        return False
+    if isinstance(sender, str) and not any(_same_number(sender, s) for s in senders):
+        return False
+    if not (isinstance(body, str) and isinstance(to, str) and isinstance(sender, str)):
+        return None
+    return True
+
+
+def _same_number(shown: str, ours: str) -> bool:
+    """One number, whether shown with its '+' or without (the document's
+    examples print numbers as digits only)."""
+    return shown.removeprefix("+") == ours.removeprefix("+")
 
 
 def _rfc2822(value: object) -> datetime | None:

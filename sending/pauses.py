@@ -8,7 +8,10 @@ value is the reason, for operators (`smsdispatch status`).
 A code the vendor's document does not give may be such an account error too
 (its document lists no "no balance"), or a trouble of one message: the same
 undocumented code coming back for several distinct messages is what tells
-them apart (`pause_if_undocumented_code_repeats`).
+them apart (`pause_if_undocumented_code_repeats`). Only a code whose answer's
+HTTP status gives no class of its own counts: on a 5xx, a 429 or a refused
+key the status decides, and a vendor's bad minute pauses nothing
+(providers.base `Adapter.http_status_decides`).
 """
 
 from __future__ import annotations

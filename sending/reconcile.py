@@ -17,7 +17,10 @@ giving up (widened by `vendor_clock_tolerance_seconds`, since the vendor's
 clock is not ours), that no other message of ours carries, settles it and
 records its id. None found, once the vendor has had `lost_send_search_after_seconds`
 to list it, means it never arrived: the message goes back to `queued` and is
-sent again (DESIGN.md: resend where a query shows the message absent).
+sent again (DESIGN.md: resend where a query shows the message absent). So
+the adapter answers "none" only for a list that shows absence; a list longer
+than its page, or an item like ours it cannot judge, is no answer
+(providers/restcomm.py `find_sent`).
 Several found leaves it for the `unknown_deadline_seconds` sweep.
 
 Pace: status queries are not SMS, so they do not take tokens from the send

@@ -121,6 +121,10 @@ class Control(BaseModel):
     report_retry_seconds: float = 300.0
     # Skycore only: the account's postback URL, set in its web panel, not per request.
     postback_url: str | None = None
+    # Restcomm only: print the numbers of stored messages (to, from) without
+    # their '+', as the document's examples do; filters still match the number
+    # as it was sent.
+    numbers_without_plus: bool = False
 
 
 @dataclass

@@ -26,6 +26,9 @@ Choices not in the document:
   two events in its order, when its fate is due: MessageStatus "sent", then
   the delivery status; form fields MessageSid, MessageStatus, ErrorCode (on
   failure), AccountSid, From, To, Body, as the document lists them.
+- The stored numbers are printed as they were sent, or without their '+'
+  (`Control.numbers_without_plus`), as the document's examples print them;
+  the list's To and From filters match the number as it was sent.
 - `fail_with` takes a documented code ("30003": that code's JSON refusal),
   "failed:30003" (a 200 representation with status failed and that
   error_code), or "http:NNN" (plain text HTTP NNN).
@@ -99,7 +102,8 @@ class StoredSms:
     direction: str = "outbound-api"
     updated: float = 0.0
 
-    def representation(self, *, segments: bool = True) -> dict[str, Any]:
+    def representation(self, *, segments: bool = True, plus: bool = True) -> dict[str, Any]:
+        """The SMS resource; `plus=False` prints its numbers as digits only."""
         created = datetime.fromtimestamp(self.created, UTC)
         updated = datetime.fromtimestamp(self.updated or self.created, UTC)
         body: dict[str, Any] = {
@@ -109,8 +113,8 @@ class StoredSms:
             "date_sent": created.strftime("%Y-%m-%dT%H:%M:%S.")
             + f"{created.microsecond // 1000:03d}Z",
             "account_sid": self.account_sid,
-            "from": self.sender,
-            "to": self.to,
+            "from": self.sender if plus else self.sender.removeprefix("+"),
+            "to": self.to if plus else self.to.removeprefix("+"),
             "body": self.body,
             "status": self.status,
             "direction": self.direction,
@@ -222,7 +226,7 @@ class RestcommSimulator(VendorSimulator):
             received.at,
             form.get("StatusCallback") or None,
         )
-        answer = JSONResponse(sms.representation(segments=False), status_code=200)
+        answer = JSONResponse(sms.representation(segments=False, plus=self._plus), status_code=200)
         sms.status = "sent"
         self.messages[sms.sid] = sms
         return await self.finish(answer)
@@ -234,7 +238,7 @@ class RestcommSimulator(VendorSimulator):
         if sms is None:
             return error(404, "The requested resource was not found")
         self._catch_up(sms, self.fate(sms.sid))
-        return JSONResponse(sms.representation())
+        return JSONResponse(sms.representation(plus=self._plus))
 
     async def list_sms(self, request: Request) -> Response:
         account_sid = request.path_params["account_sid"]
@@ -288,9 +292,13 @@ class RestcommSimulator(VendorSimulator):
                 "previous_page_uri": page_uri(page - 1) if page > 0 else "null",
                 "next_page_uri": page_uri(page + 1) if page + 1 < num_pages else "null",
                 "last_page_uri": page_uri(num_pages - 1),
-                "messages": [s.representation() for s in chunk],
+                "messages": [s.representation(plus=self._plus) for s in chunk],
             }
         )
+
+    @property
+    def _plus(self) -> bool:
+        return not self.state.control.numbers_without_plus
 
     def _authorized(self, request: Request, path_sid: str) -> bool:
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")

@@ -11,6 +11,10 @@ Failure body carrying the HTTP status as its "error-code":
     "to" not digits ('+' or '00' prefix)  HTTP 400, error-code "400"
     throttled (the ceiling)               HTTP 429, error-code "429", Retry-After
 
+An injected fault (`Control.fail_with`) is a Failure body with that
+error-code: on HTTP 200, on the HTTP status it names ("503"), or on the status
+after an '@' ("E200@503": an undocumented code on a server error).
+
 "Enforce Campaign Check" is off (campaign-ref is optional). Postbacks go to
 the account's postback URL (`Control.postback_url`, an account setting at
 Skycore, not a request field) as the JSON providers/skycore.py reads:
@@ -123,6 +127,9 @@ class SkycoreSimulator(VendorSimulator):
             return PlainTextResponse(f"HTTP {status}", status_code=status)
         if code == "429":
             return self.throttle_response()
+        if "@" in code:
+            error_code, _, on_status = code.partition("@")
+            return failure(error_code, status=int(on_status))
         if is_number(code) and 400 <= int(code) <= 599:
             return failure(code, status=int(code))
         return failure(code)

@@ -12,7 +12,9 @@ from sqlalchemy import create_engine, select, text, update
 
 from config.catalog import Catalog
 from config.settings import Settings
+from providers.cue import CueAdapter
 from providers.message import is_reference
+from providers.reports import IncomingReport
 from sending.pipeline import send_messages
 from simulators.cue import CueSimulator
 from simulators.server import SimulatorServer
@@ -20,6 +22,7 @@ from store.db import Database
 from store.migrate import downgrade, upgrade
 from store.models import messages
 from store.outbox import claim
+from store.reports import Applied, apply_report
 from tests.test_outbox import NOW, add_rows, reference_of
 from workers.app import create_app
 from workers.runtime import Runtime
@@ -61,28 +64,66 @@ def test_the_claim_hands_the_adapter_the_stored_reference_and_whether_it_is_in_d
     assert (outbound.reference, outbound.reference_in_doubt) == (reference_of(database, mid), True)
 
 
-def test_the_migration_gives_every_existing_row_its_own_reference(database_url: str) -> None:
+# -- migration 0005 on a database with messages in it --------------------------
+
+
+MIGRATED_AT = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+
+
+def rows_before_references(
+    database_url: str, rows: list[tuple[str, int]], at: datetime = MIGRATED_AT
+) -> list[int]:
+    """Go back to 0004, store Cue messages of these (status, attempts), and
+    upgrade to head; their ids, in order."""
     downgrade(database_url, "0004")
     engine = create_engine(database_url)
-    at = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     try:
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO messages (provider, sender, recipient, text, encoding, segments,"
-                    " status, attempts, next_attempt_at, created_at, updated_at)"
-                    " VALUES ('cue', 'CUESMS', :to, 'hi', 'gsm7', 1, 'accepted', 1, :at, :at, :at)"
-                ),
-                [{"to": f"+2782123{i:04d}", "at": at} for i in range(50)],
-            )
-        upgrade(database_url)
-        with engine.connect() as conn:
-            refs = list(conn.scalars(select(messages.c.reference)))
+            ids = [
+                conn.execute(
+                    text(
+                        "INSERT INTO messages (provider, sender, recipient, text, encoding,"
+                        " segments, status, attempts, next_attempt_at, created_at, updated_at)"
+                        " VALUES ('cue', 'CUESMS', :to, 'hi', 'gsm7', 1, :status, :attempts,"
+                        " :at, :at, :at) RETURNING id"
+                    ),
+                    {"to": f"+2782123{i:04d}", "status": status, "attempts": n, "at": at},
+                ).scalar_one()
+                for i, (status, n) in enumerate(rows)
+            ]
     finally:
         engine.dispose()
-    assert len(refs) == 50
-    assert all(is_reference(r) for r in refs)
-    assert len(set(refs)) == 50
+    upgrade(database_url)
+    return ids
+
+
+def test_the_migration_keeps_the_row_id_as_the_reference_of_rows_that_may_have_been_sent(
+    database_url: str, database: Database
+) -> None:
+    # Queued again after an ambiguous answer; accepted; never attempted (twice).
+    rows = [("queued", 1), ("accepted", 2), ("queued", 0), ("queued", 0)]
+    retried, accepted, *fresh = rows_before_references(database_url, rows)
+
+    assert references(database, [retried, accepted]) == [str(retried), str(accepted)]
+    drawn = references(database, fresh)
+    assert all(is_reference(r) for r in drawn)
+    assert len(set(drawn)) == len(drawn)
+
+
+def test_a_cue_report_naming_a_legacy_row_id_settles_the_row_sent_before_the_migration(
+    database_url: str, database: Database
+) -> None:
+    [legacy] = rows_before_references(database_url, [("accepted", 1)])
+    incoming = IncomingReport("GET", {"message_id": str(legacy), "status": "1"}, b"")
+
+    report = CueAdapter.parse_report(incoming)
+    with database.session() as s, s.begin():
+        applied = apply_report(s, "cue", report, MIGRATED_AT)
+
+    assert applied is Applied.APPLIED
+    with database.session() as s:
+        status = s.scalar(select(messages.c.status).where(messages.c.id == legacy))
+    assert status == "delivered"
 
 
 # -- Cue's -7 "Duplicate Client Reference", through the send pipeline --------
@@ -143,3 +184,18 @@ def test_cue_duplicate_reference_after_an_unanswered_send_counts_as_accepted(
     mid = cue_row_whose_reference_cue_has_seen(rt, simulators, in_doubt=True)
     send_messages(rt, [mid])
     assert outcome_of(rt, mid) == ("accepted", None, "duplicate")
+
+
+def test_a_cue_row_queued_for_a_retry_before_the_migration_is_resent_under_its_old_reference(
+    rt: Runtime, database_url: str, simulators: SimulatorServer
+) -> None:
+    # Its first attempt reached Cue under the row id; the answer was lost.
+    [mid] = rows_before_references(database_url, [("queued", 1)], at=rt.clock())
+    cue = simulators["cue"]
+    assert isinstance(cue, CueSimulator)
+    cue.references.add(str(mid))
+
+    send_messages(rt, [mid])
+
+    assert outcome_of(rt, mid) == ("accepted", None, "duplicate")
+    assert cue.state.received == []

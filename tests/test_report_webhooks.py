@@ -152,6 +152,19 @@ def test_a_report_for_an_unknown_tracking_id_is_a_404_and_changes_nothing(
     assert stored_outcomes(database) == ["unmatched"]
 
 
+def test_a_cue_report_naming_a_row_id_that_is_not_its_reference_is_a_404_and_changes_nothing(
+    webhooks: Webhooks, database: Database
+) -> None:
+    # Only rows sent before migration 0005 keep their id as their reference.
+    [mid] = add_rows(database, 1, provider="cue", status="accepted")
+    response = webhooks.http.post(
+        webhooks.url("cue"), params={"message_id": str(mid), "status": "1"}
+    )
+    assert response.status_code == 404
+    assert status_of(database, mid) == ("accepted", None)
+    assert stored_outcomes(database) == ["unmatched"]
+
+
 @pytest.mark.parametrize(
     ("vendor", "request_kwargs"),
     [
@@ -162,8 +175,8 @@ def test_a_report_for_an_unknown_tracking_id_is_a_404_and_changes_nothing(
         ("skycore", {"json": ["tracking-id", "V-1"]}),
         ("restcomm", {"data": {"MessageStatus": "delivered"}}),
         ("cue", {"params": {"message_id": "1", "status": "%d"}}),
-        # A row id, as references were once: not one of ours, whoever's it is.
-        ("cue", {"params": {"message_id": "1", "status": "1"}}),
+        # Not a reference, nor a row id as the references of old rows are.
+        ("cue", {"params": {"message_id": "01", "status": "1"}}),
         ("skycore", {"json": {"tracking-id": "T" * 200, "status": "DELIVERED"}}),
     ],
 )

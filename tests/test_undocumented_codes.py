@@ -91,6 +91,20 @@ def test_an_undocumented_code_across_messages_pauses_the_vendor_and_fails_none(
     assert rows(rt, ids) == [("queued", 1, "E200", f"undocumented code E200: {WORDS}")] * 3
 
 
+def test_an_unknown_code_on_server_errors_across_messages_is_retried_without_a_pause(
+    rt: Runtime, simulators: SimulatorServer, clock: FakeClock
+) -> None:
+    ids = store(rt, 3)
+    fail_with(simulators, "E200@503", 3)  # HTTP 503 carrying a Failure with error-code E200
+
+    send_messages(rt, ids)
+
+    assert current_pause(rt.redis, "skycore", clock.now) is None
+    assert [(status, attempts, code) for status, attempts, code, _ in rows(rt, ids)] == [
+        ("queued", 1, "E200")
+    ] * 3
+
+
 def test_messages_claimed_while_paused_for_an_undocumented_code_wait_without_a_request(
     rt: Runtime, simulators: SimulatorServer, clock: FakeClock
 ) -> None:

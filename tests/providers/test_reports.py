@@ -49,9 +49,19 @@ def test_cue_report_names_our_message_from_the_query_cue_requested() -> None:
     assert (report.reference, report.status, report.vendor_status) == (OURS, S.UNDELIVERED, "2")
 
 
-def test_cue_report_naming_a_row_id_is_refused_as_not_ours() -> None:
+def test_cue_report_naming_a_row_id_names_it_as_a_legacy_reference() -> None:
+    # Matched by messages.reference: only a row sent before migration 0005 has it.
+    report = cue.CueAdapter.parse_report(
+        IncomingReport("GET", {"message_id": "42", "status": "2"}, b"")
+    )
+    assert (report.reference, report.status) == ("42", S.UNDELIVERED)
+
+
+def test_cue_report_naming_no_reference_is_refused_as_not_ours() -> None:
     with pytest.raises(MalformedReport):
-        cue.CueAdapter.parse_report(IncomingReport("GET", {"message_id": "42", "status": "2"}, b""))
+        cue.CueAdapter.parse_report(
+            IncomingReport("GET", {"message_id": "042", "status": "2"}, b"")
+        )
 
 
 def test_messangi_callback_is_matched_by_its_id_and_names_our_external_id() -> None:
@@ -69,10 +79,19 @@ def test_messangi_batch_external_id_names_no_message_of_ours() -> None:
     assert (report.tracking_id, report.reference) == ("611b3a42", None)
 
 
-@pytest.mark.parametrize("echoed", ["7", "0042", OURS.upper(), OURS[:-1], OURS + "0", f"{OURS}x"])
+@pytest.mark.parametrize(
+    "echoed",
+    ["0042", "-7", "1" * 20, OURS.upper(), OURS[:-1], OURS + "0", f"{OURS}x"],
+)
 def test_only_a_well_formed_reference_is_ours(echoed: str) -> None:
     assert our_reference(echoed) is None
     assert our_reference(OURS) == OURS
+
+
+@pytest.mark.parametrize("row_id", ["7", "1234567890123456789"])
+def test_a_row_id_as_references_were_before_migration_0005_is_ours(row_id: str) -> None:
+    # Rows sent before references were random keep their row id as reference.
+    assert our_reference(row_id) == row_id
 
 
 def test_restcomm_status_callback_carries_the_error_code_and_its_words() -> None:

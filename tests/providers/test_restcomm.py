@@ -1,5 +1,5 @@
 """Restcomm: the contract, plus basic auth, the SMS representation, failed
-answers, StatusCallback and the status query."""
+answers, StatusCallback, the status query and the search for lost sends."""
 
 from __future__ import annotations
 
@@ -7,16 +7,20 @@ import asyncio
 import base64
 import json
 from collections.abc import Callable
-from typing import ClassVar
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
-from config.catalog import Catalog
+from config.catalog import Catalog, ProviderEntry
 from config.settings import Settings
 from providers.message import OutboundMessage, new_reference
 from providers.outcomes import Outcome, OutcomeKind
+from providers.reports import DeliveryReport
 from providers.restcomm import RestcommAdapter, VendorStatus
 from simulators.common import Ceiling
 from simulators.restcomm import RestcommSimulator
@@ -215,7 +219,7 @@ def test_restcomm_unmapped_error_code_keeps_the_class_of_its_http_status(
 ) -> None:
     body = json.dumps({"code": 12345, "message": "Service unavailable", "status": 503})
     outcome = mock_send(answering(503, body), catalog)
-    assert (outcome.kind, outcome.code) == (K.RETRY, "12345"), outcome
+    assert (outcome.kind, outcome.code, outcome.undocumented) == (K.RETRY, "12345", False)
 
 
 def test_restcomm_undocumented_error_code_on_a_client_error_is_retried_not_failed(
@@ -359,3 +363,217 @@ def test_restcomm_simulator_lists_messages_filtered_by_recipient(
     page = httpx.get(url, auth=(SID, TOKEN), params={"To": "+27821230002"}).json()
     assert page["total"] == 1
     assert [m["to"] for m in page["messages"]] == ["+27821230002"]
+
+
+# -- looking for a send whose answer was lost ------------------------------------
+
+# The search window (claim to giving up): the adapter takes it as given.
+SINCE = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+UNTIL = SINCE + timedelta(minutes=1)
+MEMBER = "19876543213"  # a second long code, in pool "alerts" with 19876543212
+
+
+def pooled(catalog: Catalog) -> ProviderEntry:
+    """Restcomm's catalog entry with a pool "alerts" of two long codes."""
+    data = catalog.get("restcomm").model_dump()
+    data["senders"] = [*data["senders"], {"id": MEMBER, "kind": "long_code"}]
+    data["pools"] = {"alerts": ("19876543212", MEMBER)}
+    return ProviderEntry.model_validate(data)
+
+
+def listed_item(**fields: object) -> dict[str, Any]:
+    """One item of a list answer: by default `outbound()` as Restcomm lists it."""
+    return {
+        "sid": "SM1",
+        "date_created": "Sun, 22 Nov 2026 12:00:30 +0000",
+        "from": "19876543212",
+        "to": "+27821230001",
+        "body": "Your code is 12345",
+        "status": "sent",
+        "direction": "outbound-api",
+        **fields,
+    }
+
+
+class ListAnswer:
+    """A Restcomm that answers every list query with `items`; it keeps the queries."""
+
+    def __init__(self, *items: object, **page: object) -> None:
+        self.body = {
+            "page": 0,
+            "page_size": 50,
+            "total": len(items),
+            "previous_page_uri": "null",
+            "next_page_uri": "null",
+            "messages": list(items),
+            **page,
+        }
+        self.queries: list[dict[str, list[str]]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.queries.append(parse_qs(request.url.query.decode()))
+        return httpx.Response(200, json=self.body)
+
+
+def search(
+    vendor: Callable[[httpx.Request], httpx.Response],
+    entry: ProviderEntry,
+    lost: OutboundMessage,
+) -> list[DeliveryReport] | Outcome:
+    """`find_sent` in the window SINCE..UNTIL, against a mocked Restcomm."""
+
+    async def go() -> list[DeliveryReport] | Outcome:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(vendor)) as client:
+            adapter = RestcommAdapter(make_settings().restcomm, client, entry)
+            return await adapter.find_sent(lost, SINCE, UNTIL)
+
+    return asyncio.run(go())
+
+
+def search_simulator(
+    settings: Settings, entry: ProviderEntry, lost: OutboundMessage, around: datetime
+) -> list[DeliveryReport] | Outcome:
+    """`find_sent` against the simulator, in a window of 5 s either side of `around`."""
+
+    async def go() -> list[DeliveryReport] | Outcome:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            adapter = RestcommAdapter(settings.restcomm, client, entry)
+            slack = timedelta(seconds=5)
+            return await adapter.find_sent(lost, around - slack, around + slack)
+
+    return asyncio.run(go())
+
+
+def assert_uncertain(found: list[DeliveryReport] | Outcome) -> None:
+    assert isinstance(found, Outcome), found
+    assert (found.kind, found.code) == (K.RETRY, "uncertain"), found
+
+
+def test_restcomm_search_finds_the_listed_message_with_our_text_in_the_window(
+    catalog: Catalog,
+) -> None:
+    vendor = ListAnswer(listed_item())
+    found = search(vendor, catalog.get("restcomm"), outbound())
+    assert isinstance(found, list), found
+    assert [(r.tracking_id, r.vendor_status) for r in found] == [("SM1", "sent")]
+    [query] = vendor.queries
+    assert (query["To"], query["From"]) == (["+27821230001"], ["19876543212"])
+
+
+def test_restcomm_search_of_a_complete_list_without_our_message_finds_nothing(
+    catalog: Catalog,
+) -> None:
+    assert search(ListAnswer(), catalog.get("restcomm"), outbound()) == []
+
+
+def test_restcomm_search_filters_by_the_recipient_as_sent_and_knows_it_without_plus(
+    catalog: Catalog,
+) -> None:
+    vendor = ListAnswer(listed_item(to="27821230001"))
+    found = search(vendor, catalog.get("restcomm"), outbound())
+    assert isinstance(found, list), found
+    assert [r.tracking_id for r in found] == ["SM1"]
+    assert vendor.queries[0]["To"] == ["+27821230001"]
+
+
+def test_restcomm_search_for_a_pool_asks_by_recipient_alone_and_knows_each_member(
+    catalog: Catalog,
+) -> None:
+    vendor = ListAnswer(
+        listed_item(sid="SM1", **{"from": "55555"}),  # not in the pool: another message
+        listed_item(sid="SM2", **{"from": MEMBER}),
+    )
+    found = search(vendor, pooled(catalog), replace(outbound(), sender="pool:alerts"))
+    assert isinstance(found, list), found
+    assert [r.tracking_id for r in found] == ["SM2"]
+    assert "From" not in vendor.queries[0]
+
+
+def test_restcomm_search_for_a_pool_the_catalog_lacks_is_uncertain_and_asks_nothing(
+    catalog: Catalog,
+) -> None:
+    vendor = ListAnswer()
+    assert_uncertain(search(vendor, pooled(catalog), replace(outbound(), sender="pool:gone")))
+    assert vendor.queries == []
+
+
+@pytest.mark.parametrize(
+    "unclear",
+    [
+        {"status": "received"},
+        {"status": "on its way"},
+        {"status": None},
+        {"date_created": "2026-11-22T12:00:30Z"},
+        {"date_created": None},
+        {"sid": None},
+        {"to": None},
+        {"from": None},
+        {"body": None},
+    ],
+    ids=lambda fields: next(f"{k}={v}" for k, v in fields.items()),
+)
+def test_restcomm_search_is_uncertain_about_an_item_like_ours_it_cannot_judge(
+    catalog: Catalog, unclear: dict[str, object]
+) -> None:
+    found = search(ListAnswer(listed_item(**unclear)), catalog.get("restcomm"), outbound())
+    assert_uncertain(found)
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"body": "Your code is 99999"},
+        {"to": "+27821230002"},
+        {"from": "55555"},
+        {"date_created": "Sun, 22 Nov 2026 11:58:00 +0000"},
+        {"date_created": "Sun, 22 Nov 2026 12:02:00 +0000"},
+    ],
+    ids=lambda fields: next(f"{k}={v}" for k, v in fields.items()),
+)
+def test_restcomm_search_leaves_out_an_item_that_is_plainly_another_message(
+    catalog: Catalog, other: dict[str, object]
+) -> None:
+    unreadable_status = {"status": "on its way"}  # not judged: it is not ours anyway
+    found = search(
+        ListAnswer(listed_item(**other, **unreadable_status), listed_item(sid="SM2")),
+        catalog.get("restcomm"),
+        outbound(),
+    )
+    assert isinstance(found, list), found
+    assert [r.tracking_id for r in found] == ["SM2"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        ListAnswer(listed_item(), total=2),
+        ListAnswer(listed_item(), next_page_uri="/2012-04-24/Accounts/AC1/SMS/Messages?Page=1"),
+        ListAnswer(listed_item(), page_size=1),
+        ListAnswer(*[listed_item(body=f"other {i}") for i in range(50)]),
+        ListAnswer(*[listed_item(body=f"other {i}") for i in range(50)], total=None),
+    ],
+    ids=["total", "next_page_uri", "capped_page_size", "full_page", "full_page_no_total"],
+)
+def test_restcomm_search_of_a_list_longer_than_its_page_is_uncertain(
+    catalog: Catalog, answer: ListAnswer
+) -> None:
+    assert_uncertain(search(answer, catalog.get("restcomm"), outbound()))
+
+
+@pytest.mark.parametrize("without_plus", [False, True], ids=["as_sent", "without_plus"])
+def test_restcomm_search_finds_a_lost_send_from_a_pool_member_at_the_simulator(
+    settings: Settings, catalog: Catalog, simulators: SimulatorServer, without_plus: bool
+) -> None:
+    sim = restcomm(simulators)
+    sim.state.control.numbers_without_plus = without_plus
+    # The dead worker's send went from a member; another sender sent the same text.
+    [sent, _] = send(
+        settings,
+        catalog,
+        "restcomm",
+        [message(1, sender=MEMBER), message(2, sender="55555")],
+    )
+    at = datetime.fromtimestamp(sim.state.received[0].at, UTC)
+    found = search_simulator(settings, pooled(catalog), message(1, sender="pool:alerts"), at)
+    assert isinstance(found, list), found
+    assert [r.tracking_id for r in found] == [sent.tracking_id]

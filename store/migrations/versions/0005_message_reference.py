@@ -2,9 +2,28 @@
 
 The reference sent to vendors was the row id, which a second database (staging,
 a demo, a move to PostgreSQL) hands out again: Cue then rejected its messages
-as duplicates (-7) and they were recorded accepted without being sent. Every
-existing row gets a random reference here; new rows get one from the column's
-server default (store.models `RandomReference`), whatever inserts them.
+as duplicates (-7) and they were recorded accepted without being sent. New rows
+get a random reference from the column's server default (store.models
+`RandomReference`), whatever inserts them.
+
+Existing rows are split by whether a vendor may already have them:
+
+- A row never attempted (attempts = 0) has been sent under no reference: it
+  gets a random one, like a new row.
+- A row attempted at least once may be at a vendor under its old reference,
+  the row id: it keeps that, as text (`str(id)`). A row queued again after an
+  ambiguous answer must go to Cue under the reference Cue already holds, so
+  that Cue's -7 still recognises the earlier send instead of a new reference
+  sending it twice; and the reports for messages sent before the upgrade name
+  the row id (Cue's report URL carries `message_id=<id>`, Messangi's
+  externalId and SMSBuddy's custom echo it), which still match by
+  `messages.reference` (providers.reports `our_reference` accepts such a
+  legacy decimal reference). These references are only as unique as before:
+  they exist only on rows that were already sent with them, and no new row
+  gets one.
+
+Decimal references and random ones cannot collide in the unique index: a
+random reference is 32 hex digits, a row id at most 19 digits.
 
 Revision ID: 0005
 Revises: 0004
@@ -37,6 +56,7 @@ def upgrade() -> None:
     # and existing rows need one reference each, not one shared default.
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("reference", sa.String(length=32), nullable=True))
+    op.execute("UPDATE messages SET reference = CAST(id AS TEXT) WHERE attempts > 0")
     op.execute(f"UPDATE messages SET reference = {draw} WHERE reference IS NULL")  # noqa: S608
     # On SQLite, batch mode rebuilds the table with the NOT NULL column and
     # its default; PostgreSQL alters it in place.
