@@ -302,7 +302,9 @@ class Adapter(ABC, Generic[SettingsT]):
                 raw=raw,
                 maybe_sent=True,
             )
-        return Outcome(OutcomeKind.AMBIGUOUS, code="ambiguous", reason=why, raw=raw, maybe_sent=True)
+        return Outcome(
+            OutcomeKind.AMBIGUOUS, code="ambiguous", reason=why, raw=raw, maybe_sent=True
+        )
 
     def _apply_overrides(self, outcome: Outcome) -> Outcome:
         if outcome.code is not None and outcome.code in self.entry.code_overrides:

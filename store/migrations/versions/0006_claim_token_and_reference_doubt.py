@@ -34,6 +34,13 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("reference_in_doubt", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+    # What was recorded before cannot tell a refused send from an unanswered
+    # one: a message already tried and not yet settled may have reached the
+    # vendor, so its reference is in doubt (Cue's -7 then counts as ours).
+    op.execute(
+        "UPDATE messages SET reference_in_doubt = TRUE "
+        "WHERE attempts > 0 AND status IN ('queued', 'sending', 'unknown')"
+    )
 
 
 def downgrade() -> None:
