@@ -130,11 +130,15 @@ def tally_vendor(
 def violations(
     tally: VendorTally, *, baseline_seconds: float | None, allowance_seconds: float
 ) -> list[str]:
-    """What breaks the promise: loss, an avoidable or excess duplicate, a stall."""
+    """What breaks the promise: loss (failures too), an avoidable or excess
+    duplicate, a stall."""
     found = []
     v = tally.vendor
     if tally.lost:
         found.append(f"{v}: {tally.lost} of {tally.submitted} lost")
+    if tally.failed:
+        # No fault here makes a message unsendable: a failure is one lost with a reason.
+        found.append(f"{v}: {tally.failed} of {tally.submitted} failed")
     if v in ASKABLE and tally.duplicated:
         found.append(f"{v}: {tally.duplicated} duplicates, though the vendor {ASKABLE[v]}")
     elif tally.duplicated > tally.in_flight:

@@ -8,12 +8,23 @@ in the driver's form. Values common to every row are converted once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+
+T = TypeVar("T")
+
+# Ids per `IN (...)` list: well under every backend's bound-parameter limit.
+IN_LIST = 1000
+
+
+def chunked(items: Sequence[T], size: int = IN_LIST) -> Iterator[Sequence[T]]:
+    """`items` in slices of at most `size` (for IN lists and batched writes)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def insert_many(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,6 +22,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
 from providers.message import Encoding, OutboundMessage
+from store.bulk import chunked
 from store.models import messages, send_attempts
 from store.results import AttemptRecord, ClaimRef, RowUpdate, SendResult, claim_key
 from store.status import MessageStatus
@@ -365,18 +366,13 @@ def reclaim(
         },
     }
     for action, ids in decided.items():
-        for chunk in _chunks(ids):
+        for chunk in chunked(ids):
             session.execute(
                 update(messages)
                 .where(m.id.in_(chunk), m.status == MessageStatus.SENDING)
                 .values(**values[action], reference_in_doubt=True, updated_at=now)
             )
     return counts
-
-
-def _chunks(ids: Sequence[int], size: int = 1000) -> Iterator[Sequence[int]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
 
 
 def settle_unconfirmed(session: Session, now: datetime, deadline_seconds: float) -> int:
@@ -425,7 +421,7 @@ def take_due(
         # Overlapping sweeps take different rows (PostgreSQL; SQLite serializes).
         .with_for_update(skip_locked=True)
     ).all()
-    for chunk in _chunks([row.id for row in rows]):
+    for chunk in chunked([row.id for row in rows]):
         session.execute(update(messages).where(m.id.in_(chunk)).values(enqueued_at=now))
     return [(row.id, row.provider, row.priority) for row in rows]
 

@@ -36,6 +36,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from providers.message import Encoding, OutboundMessage
 from providers.reports import DeliveryReport
+from store.bulk import chunked
 from store.models import delivery_reports, messages
 from store.status import MessageStatus
 
@@ -348,9 +349,5 @@ def tracked_elsewhere(session: Session, provider: str, tracking_ids: Sequence[st
 
 
 def mark_polled(session: Session, ids: Sequence[int], now: datetime) -> None:
-    for start in range(0, len(ids), 1000):
-        session.execute(
-            update(messages)
-            .where(messages.c.id.in_(ids[start : start + 1000]))
-            .values(polled_at=now)
-        )
+    for chunk in chunked(ids):
+        session.execute(update(messages).where(messages.c.id.in_(chunk)).values(polled_at=now))

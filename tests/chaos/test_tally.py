@@ -93,3 +93,9 @@ def test_messages_not_final_when_the_run_ended_are_a_stall() -> None:
     assert "cue: stalled: 1 not final when the run ended" in violations(
         stuck, baseline_seconds=1.0, allowance_seconds=10
     )
+
+
+def test_a_failed_message_is_a_violation_no_fault_here_excuses() -> None:
+    assert violations(figures("cue", failed=1), baseline_seconds=None, allowance_seconds=5) == [
+        "cue: 1 of 1 failed"
+    ]

@@ -26,7 +26,7 @@ VENDORS = ("cue", "messangi", "smsbuddy", "restcomm", "skycore")
 CUE_LONG_CODE = "27821230000"  # one message a second, across every worker
 # Without skew this load settles in about 15 s here; a stall caused by the
 # skew would last minutes (the skew itself, or the requeue deadline).
-SETTLE_WITHIN_SECONDS = 60.0
+SETTLE_WITHIN_SECONDS = 45.0
 
 
 def start_skewed_worker(stack: Stack, offset: str) -> None:
