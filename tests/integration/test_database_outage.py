@@ -64,7 +64,7 @@ def test_postgres_unreachable_mid_send_loses_no_answer_and_sends_nothing_twice(
         extra_env={"DATABASE_RETRY_SECONDS": "2"},
     ) as stack:
         stack.start_worker("second")
-        total = 1500
+        total = 1000
         send(stack, total)
         wait_until(lambda: received(simulators) >= total // 5, 60, "a fifth received")
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import signal
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import redis
 
-from localstack.processes import PrivateRedis, wait_until
+from localstack.processes import wait_until
 from producer.validation import SendRequest
 from simulators.server import SimulatorServer
-from tests.integration.stack import Stack, running_stack
+from tests.integration.stack import Stack
 from workers import keys
 
 pytestmark = pytest.mark.slow
@@ -113,40 +111,3 @@ def test_account_error_pauses_the_vendor_and_fails_nothing(
     control.error_rate = 0.0
 
     assert stack.wait_settled(30, timeout=60) == {"accepted": 30}
-
-
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_redis_restarted_empty_mid_batch_loses_no_message(
-    redis_client: redis.Redis, simulators: SimulatorServer, tmp_path: Path, database_url: str
-) -> None:
-    broker = PrivateRedis(tmp_path).start()
-    try:
-        with running_stack(
-            redis_url=broker.url,
-            database_url=database_url,
-            simulators=simulators,
-            tmp_path=tmp_path,
-        ) as stack:
-            for vendor in ("messangi", "smsbuddy", "cue"):
-                simulators[vendor].state.control.latency_seconds = 0.05
-            stack.producer.send_batch(requests_for(("cue", "messangi", "smsbuddy"), 1000))
-            wait_until(lambda: stack.counts().get("accepted", 0) >= 100, 60, "100 accepted")
-            broker.kill(signal.SIGKILL)
-            broker.proc.wait(5)  # type: ignore[union-attr]
-            broker = PrivateRedis(tmp_path, port=broker.port).start()  # empty
-            counts = stack.wait_settled(1000, timeout=180)
-        assert counts == {"accepted": 1000}
-        report_duplicates(simulators, ("cue", "messangi", "smsbuddy"), 1000)
-    finally:
-        broker.stop()
-
-
-def report_duplicates(simulators: SimulatorServer, vendors: tuple[str, ...], sent: int) -> None:
-    """Every message reached its vendor; duplicates are counted and printed."""
-    recipients: Counter[str] = Counter()
-    for vendor in vendors:
-        recipients.update(received_by_recipient(simulators, vendor))
-    missing = sent - len(recipients)
-    duplicates = sum(recipients.values()) - len(recipients)
-    print(f"\n{sent} messages: {missing} missing at the vendors, {duplicates} duplicates")
-    assert missing == 0
