@@ -3,19 +3,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
-COPY config config
-COPY providers providers
-COPY producer producer
-COPY sending sending
-COPY store store
-COPY workers workers
-COPY tasks tasks
-COPY simulators simulators
-COPY localstack localstack
-COPY cli cli
-COPY api api
-COPY monitoring monitoring
-COPY reporting reporting
+COPY smsdispatch smsdispatch
 RUN pip install .
 RUN useradd --create-home smsdispatch
 USER smsdispatch

@@ -3,7 +3,7 @@ PY      ?= python3.11
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
-CELERY  := $(BIN)/celery -A workers.app
+CELERY  := $(BIN)/celery -A smsdispatch.workers.app
 VENDORS := cue messangi smsbuddy restcomm skycore
 comma   := ,
 QUEUES  := $(subst $() ,$(comma),$(foreach v,$(VENDORS),sms.$(v) sms.$(v).priority) sms.default sms.maintenance)
@@ -28,6 +28,7 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 test-fast: setup
@@ -37,6 +38,7 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff format .
@@ -69,7 +71,7 @@ beat: setup
 ## out of the command line). FLOWER_PORT, FLOWER_ADDRESS: where it listens.
 flower: setup
 	@test -n "$$FLOWER_BASIC_AUTH" || { echo "set FLOWER_BASIC_AUTH=user:password"; exit 2; }
-	$(BIN)/python -m localstack.flower
+	$(BIN)/python -m smsdispatch.monitoring.flower
 
 simulate: setup
 	$(BIN)/smsdispatch simulate

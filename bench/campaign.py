@@ -33,17 +33,17 @@ from sqlalchemy import func, select
 
 from bench.report import write_section
 from bench.stack import bench_stack, ensure_database, reset_database
-from campaigns.service import Campaigns, CampaignSpec
-from config.catalog import load_catalog
-from config.settings import Settings
-from localstack.processes import celery_beat, celery_worker
-from store.db import Database
-from store.migrate import upgrade
-from store.models import messages
-from workers import names
-from workers.app import create_app
-from workers.backlog import RedisProbe
-from workers.publish import publish
+from smsdispatch.campaigns.service import Campaigns, CampaignSpec
+from smsdispatch.config.catalog import load_catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.processes import celery_beat, celery_worker
+from smsdispatch.queueing.backlog import RedisProbe
+from smsdispatch.queueing.publish import publish
+from smsdispatch.store.db import Database
+from smsdispatch.store.migrate import upgrade
+from smsdispatch.store.models import messages
+from smsdispatch.vocabulary import names
+from smsdispatch.workers.app import create_app
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/smsdispatch_bench"
 TEMPLATE = "Hi {first_name}, your code is {code}. Reply STOP to opt out."

@@ -25,13 +25,13 @@ from sqlalchemy import func, select
 
 from bench.report import write_section
 from bench.stack import bench_stack, reset_database
-from localstack.processes import celery_worker
-from producer.api import Producer
-from producer.validation import SendRequest
-from store.db import Database
-from store.models import messages
-from workers import names
-from workers.app import create_app
+from smsdispatch.local.processes import celery_worker
+from smsdispatch.producer.api import Producer
+from smsdispatch.producer.validation import SendRequest
+from smsdispatch.store.db import Database
+from smsdispatch.store.models import messages
+from smsdispatch.vocabulary import names
+from smsdispatch.workers.app import create_app
 
 
 @dataclass(frozen=True)

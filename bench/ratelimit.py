@@ -22,14 +22,14 @@ from sqlalchemy import select
 
 from bench.report import write_section
 from bench.stack import bench_stack
-from localstack.processes import celery_beat, celery_worker
-from producer.api import Producer
-from producer.validation import SendRequest
-from simulators.common import max_in_window
-from store.db import Database
-from store.models import messages
-from workers import names
-from workers.app import create_app
+from smsdispatch.local.processes import celery_beat, celery_worker
+from smsdispatch.producer.api import Producer
+from smsdispatch.producer.validation import SendRequest
+from smsdispatch.simulators.common import max_in_window
+from smsdispatch.store.db import Database
+from smsdispatch.store.models import messages
+from smsdispatch.vocabulary import names
+from smsdispatch.workers.app import create_app
 
 CEILING = 1000  # SMSBuddy: "Your threshold value is 1000 SMS/minute."
 LONG_CODES = [f"1555000000{i}" for i in range(1, 5)]

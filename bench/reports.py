@@ -22,11 +22,11 @@ from pydantic import SecretStr
 
 from bench.report import write_section
 from bench.stack import bench_stack, reset_database
-from localstack.processes import api_process, free_port, wait_http
-from sending.callbacks import report_url
-from store.bulk import insert_many
-from store.db import Database
-from store.models import messages
+from smsdispatch.local.processes import api_process, free_port, wait_http
+from smsdispatch.reports.urls import report_url
+from smsdispatch.store.bulk import insert_many
+from smsdispatch.store.db import Database
+from smsdispatch.store.models import messages
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/smsdispatch_bench"
 SECRET = "bench-report-secret-0123456789abcdef"  # noqa: S105 (a throwaway bench stack)

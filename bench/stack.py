@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
-from config.catalog import Catalog, load_catalog
-from config.settings import Settings
-from localstack.catalogs import write_catalog
-from localstack.environment import demo_credentials, stack_env
-from localstack.processes import (
+from smsdispatch.config.catalog import Catalog, load_catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.catalogs import write_catalog
+from smsdispatch.local.environment import demo_credentials, stack_env
+from smsdispatch.local.processes import (
     ManagedProcess,
     PrivateRedis,
     free_port,
@@ -50,7 +50,7 @@ def bench_stack(
 ) -> Iterator[BenchStack]:
     """A migrated, empty database, a private Redis and the simulators, torn down after."""
     ensure_database(database_url)
-    from store.migrate import upgrade
+    from smsdispatch.store.migrate import upgrade
 
     upgrade(database_url)
     reset_database(database_url)

@@ -1,6 +1,6 @@
 """httpx's default pool versus the aiohttp pool under it, measured in one run.
 
-The question behind `providers/transport.py`: how much client CPU does one
+The question behind `smsdispatch/providers/transport.py`: how much client CPU does one
 vendor call cost, and how many calls per second does one process make, with
 1 and with 50 requests in flight? Both transports send the same Skycore
 requests to the same simulator process, alternating, several rounds each.
@@ -20,14 +20,14 @@ from typing import Any
 import httpx
 
 from bench.report import write_section
-from config.catalog import load_catalog
-from config.settings import Settings
-from localstack.environment import demo_credentials, stack_env
-from localstack.processes import free_port, simulators_process, wait_http
-from providers.message import OutboundMessage, new_reference
-from providers.registry import build_adapter
-from providers.transport import vendor_client
-from simulators.app import pointed_at
+from smsdispatch.config.catalog import load_catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.environment import demo_credentials, stack_env
+from smsdispatch.local.processes import free_port, simulators_process, wait_http
+from smsdispatch.providers.registry import build_adapter
+from smsdispatch.providers.transport import vendor_client
+from smsdispatch.simulators.app import pointed_at
+from smsdispatch.vocabulary.message import OutboundMessage, new_reference
 
 TRANSPORTS = ("httpcore (httpx default)", "aiohttp (VendorTransport)")
 

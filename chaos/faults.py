@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from chaos.proxy import ProxyState
-from simulators.common import VendorSimulator
+from smsdispatch.simulators.common import VendorSimulator
 
 # Where Debian's `faketime` package puts the library, per architecture.
 LIBFAKETIME_GLOBS = (

@@ -45,27 +45,27 @@ from sqlalchemy.exc import DBAPIError
 from chaos.faults import Fault
 from chaos.proxy import ProxyState, TcpProxy
 from chaos.tally import Row, VendorTally, digits, tally_vendor, violations
-from config.catalog import Catalog, load_catalog
-from config.settings import Settings
-from localstack.catalogs import write_catalog
-from localstack.environment import demo_credentials, stack_env
-from localstack.processes import (
+from smsdispatch.config.catalog import Catalog, load_catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.catalogs import write_catalog
+from smsdispatch.local.environment import demo_credentials, stack_env
+from smsdispatch.local.processes import (
     ManagedProcess,
     PrivateRedis,
     celery_beat,
     celery_worker,
     wait_until,
 )
-from producer.api import Producer
-from producer.validation import SendRequest
-from simulators.common import VendorSimulator
-from simulators.server import SimulatorServer
-from store.db import Database
-from store.migrate import upgrade
-from store.models import messages
-from store.status import SETTLED, MessageStatus
-from workers import keys, names
-from workers.app import create_app
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.producer.api import Producer
+from smsdispatch.producer.validation import SendRequest
+from smsdispatch.simulators.common import VendorSimulator
+from smsdispatch.store.db import Database
+from smsdispatch.store.migrate import upgrade
+from smsdispatch.store.models import messages
+from smsdispatch.vocabulary import keys, names
+from smsdispatch.vocabulary.status import SETTLED, MessageStatus
+from smsdispatch.workers.app import create_app
 
 VENDORS = ("cue", "messangi", "smsbuddy", "restcomm", "skycore")
 TABLES = "messages, send_attempts, campaigns, opt_outs, delivery_reports"

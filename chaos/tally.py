@@ -22,7 +22,7 @@ whatever the vendor does with a '+'. Per vendor:
   can neither deduplicate nor be asked, that many duplicates are tolerated
   (DESIGN.md invariant 3); after any other fault, none;
 - seconds_to_final: from the first submission until every row of the vendor
-  was settled (store/status.py SETTLED: `accepted` counts as final since
+  was settled (smsdispatch/vocabulary/status.py SETTLED: `accepted` counts as final since
   delivery reports are off in these runs), except a row `unknown` whose
   message the vendor never took: reconciliation may yet find it absent and
   have it sent, so the vendor is not final until none is left.
@@ -35,8 +35,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from simulators.common import Received
-from store.status import UNSENT, MessageStatus
+from smsdispatch.simulators.common import Received
+from smsdispatch.vocabulary.status import UNSENT, MessageStatus
 
 # Vendors whose duplicates are avoidable: Cue rejects our client_reference a
 # second time (-7); Restcomm's message list by To, From and date tells

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from api.app import create_app
-from localstack.serve import BackgroundServer
+from smsdispatch.api.app import create_app
+from smsdispatch.local.serve import BackgroundServer
 from tests.settings import make_settings
 
 KEY = "test-api-key-0123456789"

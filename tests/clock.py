@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from config.catalog import Catalog
-from config.settings import Settings
-from workers.app import create_app
-from workers.runtime import Runtime
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.workers.app import create_app
+from smsdispatch.workers.runtime import Runtime
 
 
 class FakeClock:

@@ -10,14 +10,14 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from config.catalog import Catalog, load_catalog
-from config.settings import DEFAULT_CATALOG, Settings
-from simulators.app import pointed_at
-from simulators.server import SimulatorServer
-from store.db import Database
-from store.migrate import upgrade
+from smsdispatch.config.catalog import Catalog, load_catalog
+from smsdispatch.config.settings import DEFAULT_CATALOG, Settings
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.simulators.app import pointed_at
+from smsdispatch.store.db import Database
+from smsdispatch.store.migrate import upgrade
+from smsdispatch.vocabulary import keys
 from tests.settings import POSTGRES_URL, REDIS_URL, make_settings
-from workers import keys
 
 
 @pytest.fixture(scope="session")

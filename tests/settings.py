@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from config.settings import Settings
+from smsdispatch.config.settings import Settings
 
 TEST_CREDENTIALS: dict[str, dict[str, str]] = {
     "cue": {"username": "cue-user", "password": "cue-pass-s3cret"},
@@ -25,7 +25,7 @@ POSTGRES_URL = os.environ.get(
 
 
 # Skycore's endpoint has no default (its document names none). Tests that send
-# point it at the simulators (`simulators.app.pointed_at`); the others only
+# point it at the simulators (`smsdispatch.simulators.app.pointed_at`); the others only
 # need it set. `.invalid` never resolves.
 TEST_SKYCORE_URL = "https://skycore.invalid/API"
 

@@ -1,6 +1,6 @@
 """Malformed requests to every endpoint of the HTTP API: none is answered 5xx.
 
-The API is served over real HTTP (localstack.serve.BackgroundServer) on a
+The API is served over real HTTP (smsdispatch.local.serve.BackgroundServer) on a
 migrated database with one campaign and one message in it, and fuzzed two ways:
 
 * From its live OpenAPI document (schemathesis): every operation it lists,
@@ -15,7 +15,7 @@ migrated database with one campaign and one message in it, and fuzzed two ways:
   numbers past 64 bits, garbage) under right and wrong content types,
   including the campaign CSV upload (text/csv); the delivery-report webhooks
   GET and POST /reports/{vendor}/{token} with each vendor's valid token
-  (derived with sending.callbacks), forged tokens and unknown vendors, and
+  (derived with smsdispatch.reports.urls), forged tokens and unknown vendors, and
   bodies as JSON, as forms and as garbage; and GET /metrics, which is not in
   the document.
 
@@ -42,10 +42,10 @@ from schemathesis import BaseSchema, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
-from api.app import create_app
-from localstack.serve import BackgroundServer
-from providers.registry import ADAPTERS
-from sending.callbacks import report_token
+from smsdispatch.api.app import create_app
+from smsdispatch.local.serve import BackgroundServer
+from smsdispatch.providers.registry import ADAPTERS
+from smsdispatch.reports.urls import report_token
 from tests.settings import make_settings
 
 KEY = "fuzz-api-key-0123456789"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import redis
 
-from localstack.environment import credentials_from, stack_env
-from simulators.server import SimulatorServer
-from store.migrate import upgrade
+from smsdispatch.local.environment import credentials_from, stack_env
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.store.migrate import upgrade
 from tests.settings import TEST_CREDENTIALS
 
 SMSDISPATCH = str(Path(sys.executable).parent / "smsdispatch")

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
 
-from store.clock import DatabaseClock, server_time
-from store.db import make_engine
+from smsdispatch.store.clock import DatabaseClock, server_time
+from smsdispatch.store.db import make_engine
 from tests.skew import faketime_argv
 
 
@@ -139,7 +139,8 @@ def test_a_host_whose_clock_is_minutes_off_reads_the_databases_time(
     """A process under libfaketime (its wall clock 3 minutes off) stamps rows
     with the time every other host agrees on."""
     script = (
-        "import sys; from datetime import datetime, UTC; from store.db import Database; "
+        "import sys; from datetime import datetime, UTC; "
+        "from smsdispatch.store.db import Database; "
         "db = Database(sys.argv[1]); print(db.clock().timestamp(), datetime.now(UTC).timestamp())"
     )
     out = subprocess.run(

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from providers.reports import DeliveryReport
-from store.db import Database
-from store.models import delivery_reports, messages
-from store.reports import Applied, apply_report
-from store.status import MessageStatus
+from smsdispatch.store.db import Database
+from smsdispatch.store.models import delivery_reports, messages
+from smsdispatch.store.reports import Applied, apply_report
+from smsdispatch.vocabulary.delivery import DeliveryReport
+from smsdispatch.vocabulary.status import MessageStatus
 from tests.test_outbox import add_rows, reference_of
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from config.catalog import Catalog
-from simulators.app import BASE_PATHS
-from workers import names
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.simulators.app import BASE_PATHS
+from smsdispatch.vocabulary import names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +55,7 @@ def test_flower_refuses_to_start_without_a_password(compose: dict[str, Any]) -> 
     flower = compose["services"]["flower"]
     assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
     # The same launcher as `make flower`: it checks the password and keeps the API closed.
-    assert flower["command"][:3] == ["python", "-m", "localstack.flower"]
+    assert flower["command"][:3] == ["python", "-m", "smsdispatch.monitoring.flower"]
 
 
 def test_workers_point_at_the_simulators_by_default(compose: dict[str, Any]) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from producer.encoding import detect_encoding, segment_count
-from providers.message import Encoding
+from smsdispatch.producer.encoding import detect_encoding, segment_count
+from smsdispatch.vocabulary.message import Encoding
 
 
 @pytest.mark.parametrize(

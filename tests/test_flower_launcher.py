@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from localstack.flower import FlowerConfigError, flower_argv, flower_env
-from localstack.processes import flower_process
+from smsdispatch.local.processes import flower_process
+from smsdispatch.monitoring.flower import FlowerConfigError, flower_argv, flower_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_flower_refuses_to_start_without_basic_auth() -> None:
     env = {k: v for k, v in os.environ.items() if k != "FLOWER_BASIC_AUTH"}
     result = subprocess.run(
-        [sys.executable, "-m", "localstack.flower", "--port", "1"],
+        [sys.executable, "-m", "smsdispatch.monitoring.flower", "--port", "1"],
         env=env,
         capture_output=True,
         text=True,
@@ -45,7 +45,7 @@ def test_flower_keeps_its_api_closed_and_its_password_off_the_command_line() -> 
 
 def test_the_demo_and_tests_start_flower_through_the_launcher(tmp_path: Path) -> None:
     process = flower_process({}, tmp_path, 5599, "admin:pw")
-    assert process.argv[1:3] == ["-m", "localstack.flower"]
+    assert process.argv[1:3] == ["-m", "smsdispatch.monitoring.flower"]
     assert process.env["FLOWER_BASIC_AUTH"] == "admin:pw"
     assert not any("admin:pw" in arg for arg in process.argv)
 
@@ -61,4 +61,4 @@ def test_make_flower_runs_the_launcher() -> None:
         timeout=30,
         check=True,
     )
-    assert "-m localstack.flower" in dry_run.stdout.strip().splitlines()[-1]
+    assert "-m smsdispatch.monitoring.flower" in dry_run.stdout.strip().splitlines()[-1]

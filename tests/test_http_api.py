@@ -10,9 +10,9 @@ import httpx
 import pytest
 import redis
 
-from api.app import create_app
-from providers.message import is_reference
-from store.db import Database
+from smsdispatch.api.app import create_app
+from smsdispatch.store.db import Database
+from smsdispatch.vocabulary.message import is_reference
 from tests.api_server import served_api
 from tests.settings import TEST_CREDENTIALS, make_settings
 
@@ -158,7 +158,7 @@ def test_the_api_says_at_start_up_which_vendor_has_no_base_url(
     database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = make_settings(database_url=database_url, skycore=TEST_CREDENTIALS["skycore"])
-    with caplog.at_level(logging.WARNING, logger="api.app"):
+    with caplog.at_level(logging.WARNING, logger="smsdispatch.api.app"):
         create_app(settings)
-    [line] = [r.getMessage() for r in caplog.records if r.name == "api.app"]
+    [line] = [r.getMessage() for r in caplog.records if r.name == "smsdispatch.api.app"]
     assert line.startswith("skycore is in the provider catalog but SKYCORE__BASE_URL is not set")

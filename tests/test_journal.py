@@ -18,23 +18,23 @@ import redis.asyncio as aioredis
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
-from config.catalog import Catalog, ProviderEntry
-from config.settings import Settings
-from producer.api import Producer
-from producer.validation import SendRequest
-from providers.outcomes import Outcome, OutcomeKind
-from sending import journal, pipeline, sweeper
-from sending.journal import JournalWriter
-from sending.pipeline import send_messages
-from sending.sweeper import sweep_outbox
-from sending.transitions import result_of
-from simulators.server import SimulatorServer
-from store.models import messages, send_attempts
-from store.outbox import claim
-from store.results import ClaimRef, SendResult
-from workers import keys
-from workers.app import create_app
-from workers.runtime import Runtime
+from smsdispatch.config.catalog import Catalog, ProviderEntry
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.producer.api import Producer
+from smsdispatch.producer.validation import SendRequest
+from smsdispatch.sending import journal, pipeline, sweeper
+from smsdispatch.sending.journal import JournalWriter
+from smsdispatch.sending.pipeline import send_messages
+from smsdispatch.sending.sweeper import sweep_outbox
+from smsdispatch.sending.transitions import result_of
+from smsdispatch.store.models import messages, send_attempts
+from smsdispatch.store.outbox import claim
+from smsdispatch.store.results import ClaimRef, SendResult
+from smsdispatch.vocabulary import keys
+from smsdispatch.vocabulary.outcomes import Outcome, OutcomeKind
+from smsdispatch.workers.app import create_app
+from smsdispatch.workers.runtime import Runtime
 
 
 @pytest.fixture

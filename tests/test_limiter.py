@@ -10,10 +10,10 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from config.catalog import RateLimit
-from simulators.common import max_in_window
-from workers import keys
-from workers.limiter import Grant, Limit, RedisLimiter
+from smsdispatch.config.catalog import RateLimit
+from smsdispatch.limits.limiter import Grant, Limit, RedisLimiter
+from smsdispatch.simulators.common import max_in_window
+from smsdispatch.vocabulary import keys
 
 T = TypeVar("T")
 

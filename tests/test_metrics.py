@@ -15,25 +15,25 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from api.app import create_app as create_api
-from config.catalog import Catalog
-from config.settings import Settings
-from localstack.processes import ManagedProcess, free_port, wait_http
-from localstack.serve import BackgroundServer
-from monitoring.collector import ClusterCollector, cluster_registry, queue_lists
-from monitoring.counters import MetricsBuffer, bucket_of
-from producer.api import Producer
-from producer.validation import SendRequest
-from sending.pipeline import send_messages
-from simulators.server import SimulatorServer
-from store.db import Database
-from store.migrate import upgrade
-from store.models import messages, send_attempts
-from store.outbox import status_counts
+from smsdispatch.api.app import create_app as create_api
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.processes import ManagedProcess, free_port, wait_http
+from smsdispatch.local.serve import BackgroundServer
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.monitoring.collector import ClusterCollector, cluster_registry, queue_lists
+from smsdispatch.monitoring.counters import MetricsBuffer, bucket_of
+from smsdispatch.producer.api import Producer
+from smsdispatch.producer.validation import SendRequest
+from smsdispatch.sending.pipeline import send_messages
+from smsdispatch.store.db import Database
+from smsdispatch.store.migrate import upgrade
+from smsdispatch.store.models import messages, send_attempts
+from smsdispatch.store.outbox import status_counts
+from smsdispatch.vocabulary import keys, names
+from smsdispatch.workers.app import create_app
+from smsdispatch.workers.runtime import Runtime
 from tests.settings import make_settings
-from workers import keys, names
-from workers.app import create_app
-from workers.runtime import Runtime
 
 CUE_LONG_CODE = "27821230000"  # 1 message/s: the second request waits about 1.05 s
 QUEUES = [*names.queues(["cue", "messangi"]), names.DEFAULT_QUEUE]

@@ -8,8 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from store.migrate import downgrade, upgrade
-from store.models import Base
+from smsdispatch.store.migrate import downgrade, upgrade
+from smsdispatch.store.models import Base
 
 
 def test_the_migrated_database_matches_the_models(database_url: str) -> None:

@@ -9,12 +9,11 @@ import pytest
 from sqlalchemy import String, insert, select, update
 from sqlalchemy.orm import Session
 
-from config.catalog import ProviderEntry
-from providers.outcomes import Outcome, OutcomeKind
-from sending.transitions import plan_update, result_of
-from store.db import Database
-from store.models import messages, send_attempts
-from store.outbox import (
+from smsdispatch.config.catalog import ProviderEntry
+from smsdispatch.sending.transitions import plan_update, result_of
+from smsdispatch.store.db import Database
+from smsdispatch.store.models import messages, send_attempts
+from smsdispatch.store.outbox import (
     Stuck,
     apply_updates,
     claim,
@@ -25,8 +24,9 @@ from store.outbox import (
     write_results,
     write_results_once,
 )
-from store.results import ClaimRef, SendResult
-from store.status import MessageStatus
+from smsdispatch.store.results import ClaimRef, SendResult
+from smsdispatch.vocabulary.outcomes import Outcome, OutcomeKind
+from smsdispatch.vocabulary.status import MessageStatus
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -7,15 +7,15 @@ from datetime import UTC, datetime
 
 import redis
 
-from config.catalog import RetryPolicy
-from providers.outcomes import Outcome, OutcomeKind, Rule
-from sending.pauses import (
+from smsdispatch.config.catalog import RetryPolicy
+from smsdispatch.limits.pauses import (
     count_undocumented,
     current_pause,
     pause,
     pause_if_undocumented_code_repeats,
 )
-from workers import keys
+from smsdispatch.vocabulary import keys
+from smsdispatch.vocabulary.outcomes import Outcome, OutcomeKind, Rule
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -12,13 +12,13 @@ import redis
 from celery import Celery
 from sqlalchemy import func, select
 
-from config.catalog import Catalog
-from producer.api import Producer
-from producer.validation import InvalidMessage, SendRequest
-from store.db import Database
-from store.models import messages
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.producer.api import Producer
+from smsdispatch.producer.validation import InvalidMessage, SendRequest
+from smsdispatch.store.db import Database
+from smsdispatch.store.models import messages
+from smsdispatch.workers.app import create_app
 from tests.settings import make_settings
-from workers.app import create_app
 
 
 @pytest.fixture

@@ -10,17 +10,17 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from config.catalog import Catalog
-from config.settings import Settings
-from localstack.catalogs import catalog_data
-from producer.api import Producer
-from producer.validation import SendRequest
-from sending.pipeline import send_messages
-from simulators.server import SimulatorServer
-from store.models import messages
-from store.outbox import take_due
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.catalogs import catalog_data
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.producer.api import Producer
+from smsdispatch.producer.validation import SendRequest
+from smsdispatch.sending.pipeline import send_messages
+from smsdispatch.store.models import messages
+from smsdispatch.store.outbox import take_due
+from smsdispatch.workers.runtime import Runtime
 from tests.clock import FakeClock, runtime
-from workers.runtime import Runtime
 
 LATE_EVENING_IN_INDIA = datetime(2026, 11, 22, 17, 0, tzinfo=UTC)  # 22:30 IST
 TEN_AM_IN_INDIA = datetime(2026, 11, 23, 4, 30, tzinfo=UTC)

@@ -10,21 +10,22 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from config.catalog import Catalog
-from config.settings import Settings
-from producer.api import Producer
-from producer.validation import SendRequest
-from providers import cue, messangi, restcomm, skycore, smsbuddy
-from providers.reports import DeliveryReport, ReportTable
-from sending.pipeline import send_messages
-from sending.reconcile import reconcile_messages
-from simulators.common import ReportMix
-from simulators.server import SimulatorServer
-from store.models import delivery_reports, messages
-from store.reports import Applied, apply_report
-from store.status import MessageStatus
-from workers.app import create_app
-from workers.runtime import Runtime
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.producer.api import Producer
+from smsdispatch.producer.validation import SendRequest
+from smsdispatch.providers import cue, messangi, restcomm, skycore, smsbuddy
+from smsdispatch.providers.reports import ReportTable
+from smsdispatch.reports.reconcile import reconcile_messages
+from smsdispatch.sending.pipeline import send_messages
+from smsdispatch.simulators.common import ReportMix
+from smsdispatch.store.models import delivery_reports, messages
+from smsdispatch.store.reports import Applied, apply_report
+from smsdispatch.vocabulary.delivery import DeliveryReport
+from smsdispatch.vocabulary.status import MessageStatus
+from smsdispatch.workers.app import create_app
+from smsdispatch.workers.runtime import Runtime
 
 POLLABLE = ("restcomm", "smsbuddy")
 REPORT_TABLES: dict[str, ReportTable] = {
@@ -174,7 +175,7 @@ def runtime_with(
 
 def lost_send(rt: Runtime, *, claimed_ago: float, given_up_ago: float) -> int:
     """A Restcomm message whose answer nobody kept: its worker claimed it and
-    died (store.outbox.reclaim made it `unknown`), or its request timed out."""
+    died (smsdispatch.store.outbox.reclaim made it `unknown`), or its request timed out."""
     producer = Producer(rt.settings, rt.catalog, rt.db, rt.celery, clock=rt.clock)
     mid = producer.send(SendRequest("+919812340001", "lost on the way", "restcomm"))
     now = rt.clock()

@@ -10,22 +10,22 @@ import pytest
 import redis
 from sqlalchemy import create_engine, select, text, update
 
-from config.catalog import Catalog
-from config.settings import Settings
-from providers.cue import CueAdapter
-from providers.message import is_reference
-from providers.reports import IncomingReport
-from sending.pipeline import send_messages
-from simulators.cue import CueSimulator
-from simulators.server import SimulatorServer
-from store.db import Database
-from store.migrate import downgrade, upgrade
-from store.models import messages
-from store.outbox import claim
-from store.reports import Applied, apply_report
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.providers.cue import CueAdapter
+from smsdispatch.sending.pipeline import send_messages
+from smsdispatch.simulators.cue import CueSimulator
+from smsdispatch.store.db import Database
+from smsdispatch.store.migrate import downgrade, upgrade
+from smsdispatch.store.models import messages
+from smsdispatch.store.outbox import claim
+from smsdispatch.store.reports import Applied, apply_report
+from smsdispatch.vocabulary.delivery import IncomingReport
+from smsdispatch.vocabulary.message import is_reference
+from smsdispatch.workers.app import create_app
+from smsdispatch.workers.runtime import Runtime
 from tests.test_outbox import NOW, add_rows, reference_of
-from workers.app import create_app
-from workers.runtime import Runtime
 
 
 def references(db: Database, ids: list[int]) -> list[str]:

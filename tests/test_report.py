@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
-from reporting.chart import draw
-from reporting.queries import CodeCount, Report, ReportFilter, build_report
-from reporting.tables import parse_moment
-from store.db import Database
-from store.migrate import upgrade
-from store.models import messages, send_attempts
+from smsdispatch.analytics.chart import draw
+from smsdispatch.analytics.queries import CodeCount, Report, ReportFilter, build_report
+from smsdispatch.analytics.tables import parse_moment
+from smsdispatch.store.db import Database
+from smsdispatch.store.migrate import upgrade
+from smsdispatch.store.models import messages, send_attempts
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 PERIOD = ReportFilter(since=T0, until=T0 + timedelta(hours=1))
@@ -262,7 +262,7 @@ def test_the_report_command_prints_tables_and_writes_the_chart(tmp_path: Path) -
 def test_a_campaign_filter_reports_only_that_campaigns_messages(filled: Database) -> None:
     from sqlalchemy import update
 
-    from store.models import campaigns
+    from smsdispatch.store.models import campaigns
 
     with filled.session() as session, session.begin():
         session.execute(

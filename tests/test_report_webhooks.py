@@ -13,14 +13,14 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from api.app import create_app
-from config.settings import Settings
-from localstack.processes import wait_until
-from localstack.serve import BackgroundServer
-from sending.callbacks import report_url
-from simulators.server import SimulatorServer
-from store.db import Database
-from store.models import delivery_reports, messages
+from smsdispatch.api.app import create_app
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.processes import wait_until
+from smsdispatch.local.serve import BackgroundServer
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.reports.urls import report_url
+from smsdispatch.store.db import Database
+from smsdispatch.store.models import delivery_reports, messages
 from tests.settings import TEST_CREDENTIALS, make_settings
 from tests.test_outbox import add_rows, reference_of
 
@@ -121,7 +121,7 @@ def test_a_report_with_a_wrong_token_is_refused_changes_nothing_and_logs_no_toke
 ) -> None:
     [mid] = add_rows(database, 1, provider="restcomm", status="accepted", tracking_id="V-1")
     forged = webhooks.url("restcomm")[:-6] + "abcdef"
-    with caplog.at_level(logging.WARNING, logger="api.reports"):
+    with caplog.at_level(logging.WARNING, logger="smsdispatch.api.reports"):
         response = webhooks.http.post(
             forged, data={"MessageSid": "V-1", "MessageStatus": "delivered"}
         )

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import workers.app
-from config.settings import (
+import smsdispatch.workers.app
+from smsdispatch.config.settings import (
     VENDORS,
     MessangiSettings,
     Settings,
@@ -84,10 +84,10 @@ def test_a_worker_says_at_start_up_which_vendor_has_no_base_url(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = make_settings(skycore=TEST_CREDENTIALS["skycore"])
-    monkeypatch.setattr(workers.app, "get_settings", lambda: settings)
-    with caplog.at_level(logging.WARNING, logger="workers.app"):
-        workers.app._say_which_vendors_cannot_send()
-    [line] = [r.getMessage() for r in caplog.records if r.name == "workers.app"]
+    monkeypatch.setattr(smsdispatch.workers.app, "get_settings", lambda: settings)
+    with caplog.at_level(logging.WARNING, logger="smsdispatch.workers.app"):
+        smsdispatch.workers.app._say_which_vendors_cannot_send()
+    [line] = [r.getMessage() for r in caplog.records if r.name == "smsdispatch.workers.app"]
     assert line.startswith("skycore is in the provider catalog but SKYCORE__BASE_URL is not set")
 
 

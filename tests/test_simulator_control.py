@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from simulators.common import Ceiling, ReportMix
-from simulators.server import SimulatorServer
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.simulators.common import Ceiling, ReportMix
 
 
 def test_nested_knobs_posted_over_http_keep_their_types(simulators: SimulatorServer) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from config.catalog import ProviderEntry, QuietHours, RetryPolicy
-from providers.message import is_reference
-from providers.outcomes import Outcome, OutcomeKind
-from sending.transitions import backoff_seconds, hold, plan_update
-from store.results import ClaimRef
-from store.status import MessageStatus
+from smsdispatch.config.catalog import ProviderEntry, QuietHours, RetryPolicy
+from smsdispatch.sending.transitions import backoff_seconds, hold, plan_update
+from smsdispatch.store.results import ClaimRef
+from smsdispatch.vocabulary.message import is_reference
+from smsdispatch.vocabulary.outcomes import Outcome, OutcomeKind
+from smsdispatch.vocabulary.status import MessageStatus
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 POLICY = RetryPolicy(

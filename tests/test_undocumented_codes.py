@@ -14,16 +14,16 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from config.catalog import Catalog
-from config.settings import Settings
-from producer.api import Producer
-from producer.validation import SendRequest
-from sending.pauses import current_pause
-from sending.pipeline import send_messages
-from simulators.server import SimulatorServer
-from store.models import messages
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.limits.pauses import current_pause
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.producer.api import Producer
+from smsdispatch.producer.validation import SendRequest
+from smsdispatch.sending.pipeline import send_messages
+from smsdispatch.store.models import messages
+from smsdispatch.workers.runtime import Runtime
 from tests.clock import FakeClock, runtime
-from workers.runtime import Runtime
 
 WORDS = "Simulated error."  # what the simulator says for a code it does not know
 

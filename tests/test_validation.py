@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from config.catalog import Catalog, ProviderEntry, RateLimit, Sender, SenderKind
-from producer.validation import InvalidMessage, SendRequest, Validator
-from providers.message import Encoding
+from smsdispatch.config.catalog import Catalog, ProviderEntry, RateLimit, Sender, SenderKind
+from smsdispatch.producer.validation import InvalidMessage, SendRequest, Validator
+from smsdispatch.vocabulary.message import Encoding
 from tests.settings import TEST_CREDENTIALS, make_settings
 
 
@@ -126,7 +126,7 @@ def test_the_e164_fast_path_agrees_with_phonenumbers_for_every_region() -> None:
 
     import phonenumbers
 
-    from producer.validation import already_e164
+    from smsdispatch.producer.validation import already_e164
 
     rng = random.Random(7)
     candidates: list[str] = []

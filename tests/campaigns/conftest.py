@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from campaigns.service import Campaigns, CampaignSpec
-from config.catalog import Catalog
-from config.settings import Settings
+from smsdispatch.campaigns.service import Campaigns, CampaignSpec
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.workers.runtime import Runtime
 from tests.clock import FakeClock, runtime
-from workers.runtime import Runtime
 
 NOON = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

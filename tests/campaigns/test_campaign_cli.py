@@ -8,10 +8,10 @@ import pytest
 import redis
 from sqlalchemy import update
 
-from simulators.server import SimulatorServer
-from store.db import Database
-from store.models import messages
-from store.status import MessageStatus
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.store.db import Database
+from smsdispatch.store.models import messages
+from smsdispatch.vocabulary.status import MessageStatus
 from tests.test_cli import cli_env, run
 
 RECIPIENTS = "phone,name\n+12125551001,Ana\n+12125551002,Bo\n12,Cy\n+12125551003,Zoë\n"

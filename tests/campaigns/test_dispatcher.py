@@ -9,18 +9,18 @@ import pytest
 import redis
 from sqlalchemy import func, select, update
 
-from campaigns.dispatcher import dispatch_campaigns
-from campaigns.service import CampaignError, Campaigns
-from config.catalog import Catalog
-from localstack.catalogs import catalog_data
-from sending import pauses
-from store.models import messages
-from store.status import CampaignStatus, MessageStatus
+from smsdispatch.campaigns.dispatcher import dispatch_campaigns
+from smsdispatch.campaigns.service import CampaignError, Campaigns
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.limits import pauses
+from smsdispatch.local.catalogs import catalog_data
+from smsdispatch.queueing.backlog import held_ids
+from smsdispatch.store.models import messages
+from smsdispatch.vocabulary import keys
+from smsdispatch.vocabulary.status import CampaignStatus, MessageStatus
+from smsdispatch.workers.runtime import Runtime
 from tests.campaigns.conftest import NOON, campaign_with, spec
 from tests.clock import FakeClock
-from workers import keys
-from workers.backlog import held_ids
-from workers.runtime import Runtime
 
 CUE_RATE = 100  # per second, the catalog's Cue account limit
 HORIZON = 10  # seconds: the default campaign_backlog_seconds

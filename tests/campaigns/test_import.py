@@ -7,13 +7,13 @@ import io
 import pytest
 from sqlalchemy import select
 
-from campaigns.importer import ImportRefused
-from campaigns.recipients import BadRow
-from campaigns.service import CampaignError, Campaigns
-from providers.message import is_reference
-from store import optouts
-from store.models import messages
-from store.status import MessageStatus
+from smsdispatch.campaigns.importer import ImportRefused
+from smsdispatch.campaigns.recipients import BadRow
+from smsdispatch.campaigns.service import CampaignError, Campaigns
+from smsdispatch.store import optouts
+from smsdispatch.store.models import messages
+from smsdispatch.vocabulary.message import is_reference
+from smsdispatch.vocabulary.status import MessageStatus
 from tests.campaigns.conftest import campaign_with, csv_of, spec
 
 MIXED = (

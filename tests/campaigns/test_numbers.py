@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from campaigns.numbers import NumberSet
+from smsdispatch.campaigns.numbers import NumberSet
 
 
 def test_numbers_already_in_the_set_are_not_new() -> None:

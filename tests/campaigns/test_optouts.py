@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from campaigns.dispatcher import dispatch_campaigns
-from campaigns.service import Campaigns
-from producer.api import Producer
-from producer.validation import SendRequest
-from sending.pipeline import send_messages
-from simulators.server import SimulatorServer
-from store import optouts
-from store.models import messages
+from smsdispatch.campaigns.dispatcher import dispatch_campaigns
+from smsdispatch.campaigns.service import Campaigns
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.producer.api import Producer
+from smsdispatch.producer.validation import SendRequest
+from smsdispatch.sending.pipeline import send_messages
+from smsdispatch.store import optouts
+from smsdispatch.store.models import messages
+from smsdispatch.workers.runtime import Runtime
 from tests.campaigns.conftest import campaign_with
-from workers.runtime import Runtime
 
 
 def opt_out(rt: Runtime, *numbers: str) -> None:

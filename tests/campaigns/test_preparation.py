@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from campaigns.preparation import RowPreparer, prepare_all
-from campaigns.recipients import BadRow, Row
-from campaigns.templates import Template
-from config.catalog import Catalog
+from smsdispatch.campaigns.preparation import RowPreparer, prepare_all
+from smsdispatch.campaigns.recipients import BadRow, Row
+from smsdispatch.campaigns.templates import Template
+from smsdispatch.config.catalog import Catalog
 
 
 def test_a_pool_prepares_the_same_results_in_the_same_order(catalog: Catalog) -> None:

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from campaigns.recipients import BadRow, RecipientListError, Row, read_csv
+from smsdispatch.campaigns.recipients import BadRow, RecipientListError, Row, read_csv
 
 
 def rows_of(data: bytes, phone_column: str = "phone") -> list[Row | BadRow]:

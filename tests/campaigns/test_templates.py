@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from campaigns.templates import MissingValue, Template, TemplateError
+from smsdispatch.campaigns.templates import MissingValue, Template, TemplateError
 
 
 def test_placeholders_are_filled_per_recipient() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chaos.tally import Row, VendorTally, digits, tally_vendor, violations
-from simulators.common import Received
+from smsdispatch.simulators.common import Received
 
 
 def row(n: int, status: str = "accepted", tracking: str | None = None) -> Row:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from simulators.server import SimulatorServer
+from smsdispatch.local.simulators import SimulatorServer
 from tests.integration.stack import Stack, running_stack
 
 

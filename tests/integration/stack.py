@@ -18,20 +18,20 @@ import redis
 from celery import Celery
 from sqlalchemy import select
 
-from config.catalog import Catalog, load_catalog
-from config.settings import Settings
-from localstack.catalogs import catalog_data, merged, write_catalog
-from localstack.environment import credentials_from, stack_env
-from localstack.processes import ManagedProcess, celery_beat, celery_worker
-from producer.api import Producer
-from simulators.server import SimulatorServer
-from store.db import Database
-from store.models import messages
-from store.outbox import status_counts
-from store.status import SETTLED
+from smsdispatch.config.catalog import Catalog, load_catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.catalogs import catalog_data, merged, write_catalog
+from smsdispatch.local.environment import credentials_from, stack_env
+from smsdispatch.local.processes import ManagedProcess, celery_beat, celery_worker
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.producer.api import Producer
+from smsdispatch.store.db import Database
+from smsdispatch.store.models import messages
+from smsdispatch.store.outbox import status_counts
+from smsdispatch.vocabulary import keys, names
+from smsdispatch.vocabulary.status import SETTLED
+from smsdispatch.workers.app import create_app
 from tests.settings import TEST_CREDENTIALS, make_settings
-from workers import keys, names
-from workers.app import create_app
 
 # Short waits so failures and recoveries play out in seconds.
 FAST_RETRY = {

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from campaigns.dispatcher import backlog, vendor_rate
-from campaigns.service import Campaigns, CampaignSpec
-from localstack.processes import wait_until
-from simulators.server import SimulatorServer
-from store.status import SETTLED, CampaignStatus
+from smsdispatch.campaigns.service import Campaigns, CampaignSpec
+from smsdispatch.limits.rates import backlog, vendor_rate
+from smsdispatch.local.processes import wait_until
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.queueing.backlog import RedisProbe
+from smsdispatch.vocabulary.status import SETTLED, CampaignStatus
 from tests.integration.stack import Stack, running_stack
-from workers.backlog import RedisProbe
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,7 @@
 The skewed worker runs under libfaketime (Debian's `faketime`): its wall
 clock, and everything Python reads from it, is 180 s behind or ahead. Since
 every timestamp one process writes and another compares comes from the
-database's clock (store/clock.py) and the limiter's from Redis TIME, it
+database's clock (smsdispatch/store/clock.py) and the limiter's from Redis TIME, it
 delays nothing, sends nothing twice and breaks no ceiling.
 """
 
@@ -13,12 +13,12 @@ import time
 
 import pytest
 
-from localstack.processes import celery_worker, wait_until
-from producer.validation import SendRequest
-from simulators.server import SimulatorServer
+from smsdispatch.local.processes import celery_worker, wait_until
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.producer.validation import SendRequest
+from smsdispatch.vocabulary import names
 from tests.integration.stack import Stack
 from tests.skew import faketime_argv
-from workers import names
 
 pytestmark = pytest.mark.slow
 

@@ -20,15 +20,15 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from chaos.proxy import TcpProxy
-from localstack.processes import wait_until
-from producer.validation import SendRequest
-from simulators.server import SimulatorServer
-from store.db import Database
-from store.models import messages
-from store.status import SETTLED
+from smsdispatch.local.processes import wait_until
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.producer.validation import SendRequest
+from smsdispatch.store.db import Database
+from smsdispatch.store.models import messages
+from smsdispatch.vocabulary import keys
+from smsdispatch.vocabulary.status import SETTLED
 from tests.api_server import served_api
 from tests.integration.stack import Stack, running_stack
-from workers import keys
 
 pytestmark = pytest.mark.slow
 

@@ -14,16 +14,16 @@ import httpx
 import pytest
 import redis
 
-from api.app import create_app
-from campaigns.service import Campaigns, CampaignSpec
-from localstack.processes import wait_until
-from localstack.serve import BackgroundServer
-from providers import cue, messangi, restcomm, skycore, smsbuddy
-from providers.reports import ReportTable
-from sending.callbacks import report_url
-from simulators.common import ReportMix
-from simulators.server import SimulatorServer
-from store.status import FINAL
+from smsdispatch.api.app import create_app
+from smsdispatch.campaigns.service import Campaigns, CampaignSpec
+from smsdispatch.local.processes import wait_until
+from smsdispatch.local.serve import BackgroundServer
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.providers import cue, messangi, restcomm, skycore, smsbuddy
+from smsdispatch.providers.reports import ReportTable
+from smsdispatch.reports.urls import report_url
+from smsdispatch.simulators.common import ReportMix
+from smsdispatch.vocabulary.status import FINAL
 from tests.integration.stack import Stack, running_stack
 from tests.integration.test_end_to_end import VENDORS, requests_for
 from tests.settings import make_settings

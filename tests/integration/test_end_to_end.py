@@ -8,11 +8,11 @@ from collections import Counter
 import pytest
 import redis
 
-from localstack.processes import wait_until
-from producer.validation import SendRequest
-from simulators.server import SimulatorServer
+from smsdispatch.local.processes import wait_until
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.producer.validation import SendRequest
+from smsdispatch.vocabulary import keys
 from tests.integration.stack import Stack
-from workers import keys
 
 pytestmark = pytest.mark.slow
 

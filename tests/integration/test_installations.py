@@ -18,11 +18,11 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from localstack.processes import PrivateRedis
-from producer.validation import SendRequest
-from simulators.server import SimulatorServer
-from store.migrate import upgrade
-from store.models import messages
+from smsdispatch.local.processes import PrivateRedis
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.producer.validation import SendRequest
+from smsdispatch.store.migrate import upgrade
+from smsdispatch.store.models import messages
 from tests.integration.stack import Stack, running_stack
 
 pytestmark = pytest.mark.slow

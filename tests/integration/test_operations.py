@@ -1,7 +1,7 @@
 """The operator's windows on a real stack: Flower and /metrics after real sends.
 
 Workers and beat are real processes; Flower is started by the launcher that
-`make flower` runs (localstack/flower.py), on a free port, on the test Redis.
+`make flower` runs (smsdispatch/monitoring/flower.py), on a free port, on the test Redis.
 """
 
 from __future__ import annotations
@@ -17,17 +17,23 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
-from api.app import create_app as create_api
-from localstack.processes import ManagedProcess, flower_process, free_port, wait_http, wait_until
-from localstack.serve import BackgroundServer
-from producer.validation import SendRequest
-from simulators.server import SimulatorServer
-from store.migrate import upgrade
-from store.models import messages, send_attempts
-from store.outbox import status_counts
+from smsdispatch.api.app import create_app as create_api
+from smsdispatch.local.processes import (
+    ManagedProcess,
+    flower_process,
+    free_port,
+    wait_http,
+    wait_until,
+)
+from smsdispatch.local.serve import BackgroundServer
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.producer.validation import SendRequest
+from smsdispatch.store.migrate import upgrade
+from smsdispatch.store.models import messages, send_attempts
+from smsdispatch.store.outbox import status_counts
+from smsdispatch.vocabulary import keys, names
 from tests.integration.stack import Stack, running_stack
 from tests.settings import TEST_CREDENTIALS
-from workers import keys, names
 
 pytestmark = pytest.mark.slow
 

@@ -13,13 +13,13 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from localstack.processes import wait_until
-from producer.validation import SendRequest
-from simulators.common import Ceiling, max_in_window
-from simulators.server import SimulatorServer
-from store.models import messages
+from smsdispatch.local.processes import wait_until
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.producer.validation import SendRequest
+from smsdispatch.simulators.common import Ceiling, max_in_window
+from smsdispatch.store.models import messages
+from smsdispatch.vocabulary import keys, names
 from tests.integration.stack import Stack, running_stack
-from workers import keys, names
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def stack_factory(
         stacks.append(context)
         return context.__enter__()
 
-    from store.migrate import upgrade
+    from smsdispatch.store.migrate import upgrade
 
     upgrade(f"sqlite:///{tmp_path}/r.db")
     yield start

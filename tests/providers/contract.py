@@ -16,13 +16,13 @@ from typing import Any, ClassVar
 import pytest
 from pydantic import SecretStr
 
-from config.catalog import Catalog
-from config.settings import Settings
-from providers.message import OutboundMessage, new_reference
-from providers.outcomes import Outcome, OutcomeKind
-from providers.registry import ADAPTERS, build_adapter
-from providers.transport import vendor_client
-from simulators.server import SimulatorServer
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.providers.registry import ADAPTERS, build_adapter
+from smsdispatch.providers.transport import vendor_client
+from smsdispatch.vocabulary.message import OutboundMessage, new_reference
+from smsdispatch.vocabulary.outcomes import Outcome, OutcomeKind
 
 
 def message(

@@ -7,11 +7,11 @@ import asyncio
 import httpx
 import pytest
 
-from config.catalog import Catalog
-from providers.base import retry_after_seconds
-from providers.message import OutboundMessage, new_reference
-from providers.outcomes import Outcome, OutcomeKind
-from providers.registry import build_adapter
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.providers.base import retry_after_seconds
+from smsdispatch.providers.registry import build_adapter
+from smsdispatch.vocabulary.message import OutboundMessage, new_reference
+from smsdispatch.vocabulary.outcomes import Outcome, OutcomeKind
 from tests.settings import make_settings
 
 

@@ -8,13 +8,13 @@ from dataclasses import replace
 
 import httpx
 
-from config.catalog import Catalog
-from config.settings import Settings
-from providers.message import OutboundMessage
-from providers.outcomes import Outcome, OutcomeKind
-from providers.registry import build_adapter
-from simulators.cue import CueSimulator
-from simulators.server import SimulatorServer
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.providers.registry import build_adapter
+from smsdispatch.simulators.cue import CueSimulator
+from smsdispatch.vocabulary.message import OutboundMessage
+from smsdispatch.vocabulary.outcomes import Outcome, OutcomeKind
 from tests.providers.contract import AdapterContract, message, send
 from tests.settings import TEST_CREDENTIALS
 

@@ -11,15 +11,15 @@ from typing import Any
 import httpx
 import pytest
 
-from config.catalog import Catalog
-from config.settings import Settings
-from providers.message import OutboundMessage, new_reference
-from providers.messangi import MessangiAdapter
-from providers.outcomes import Outcome, OutcomeKind
-from providers.registry import build_adapter
-from providers.reports import our_reference
-from simulators.common import Ceiling
-from simulators.server import SimulatorServer
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.providers.messangi import MessangiAdapter
+from smsdispatch.providers.registry import build_adapter
+from smsdispatch.providers.reports import our_reference
+from smsdispatch.simulators.common import Ceiling
+from smsdispatch.vocabulary.message import OutboundMessage, new_reference
+from smsdispatch.vocabulary.outcomes import Outcome, OutcomeKind
 from tests.providers.contract import AdapterContract, closed_port_url, message, send
 
 SEGMENTS_EXCEEDED = "Text exceeds the limit of allowed segments"

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from providers import cue, messangi, restcomm, skycore, smsbuddy
-from providers.base import Adapter
-from providers.reports import IncomingReport, MalformedReport, our_reference
-from store.status import MessageStatus
+from smsdispatch.providers import cue, messangi, restcomm, skycore, smsbuddy
+from smsdispatch.providers.base import Adapter
+from smsdispatch.providers.reports import our_reference
+from smsdispatch.vocabulary.delivery import IncomingReport, MalformedReport
+from smsdispatch.vocabulary.status import MessageStatus
 
 S = MessageStatus
 # One of our references, as a vendor echoes it.

@@ -16,15 +16,15 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from config.catalog import Catalog, ProviderEntry
-from config.settings import Settings
-from providers.message import OutboundMessage, new_reference
-from providers.outcomes import Outcome, OutcomeKind
-from providers.reports import DeliveryReport
-from providers.restcomm import RestcommAdapter, VendorStatus
-from simulators.common import Ceiling
-from simulators.restcomm import RestcommSimulator
-from simulators.server import SimulatorServer
+from smsdispatch.config.catalog import Catalog, ProviderEntry
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.providers.restcomm import RestcommAdapter, VendorStatus
+from smsdispatch.simulators.common import Ceiling
+from smsdispatch.simulators.restcomm import RestcommSimulator
+from smsdispatch.vocabulary.delivery import DeliveryReport
+from smsdispatch.vocabulary.message import OutboundMessage, new_reference
+from smsdispatch.vocabulary.outcomes import Outcome, OutcomeKind
 from tests.providers.contract import AdapterContract, message, send
 from tests.settings import TEST_CREDENTIALS, make_settings
 

@@ -10,13 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
-from config.catalog import Catalog
-from config.settings import Settings, SkycoreSettings
-from providers.message import OutboundMessage
-from providers.outcomes import Outcome, OutcomeKind
-from providers.skycore import SkycoreAdapter
-from simulators.common import Ceiling
-from simulators.server import SimulatorServer
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.config.settings import Settings, SkycoreSettings
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.providers.skycore import SkycoreAdapter
+from smsdispatch.simulators.common import Ceiling
+from smsdispatch.vocabulary.message import OutboundMessage
+from smsdispatch.vocabulary.outcomes import Outcome, OutcomeKind
 from tests.providers.contract import AdapterContract, message, send
 from tests.settings import TEST_CREDENTIALS, make_settings
 

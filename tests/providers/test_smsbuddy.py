@@ -12,14 +12,14 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from config.catalog import Catalog
-from config.settings import Settings
-from providers.errors import ConfigurationError
-from providers.outcomes import OutcomeKind
-from providers.smsbuddy import NOT_ACCEPTED, SMSBuddyAdapter
-from simulators.common import Ceiling
-from simulators.server import SimulatorServer
-from simulators.smsbuddy import SMSBuddySimulator
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.providers.errors import ConfigurationError
+from smsdispatch.providers.smsbuddy import NOT_ACCEPTED, SMSBuddyAdapter
+from smsdispatch.simulators.common import Ceiling
+from smsdispatch.simulators.smsbuddy import SMSBuddySimulator
+from smsdispatch.vocabulary.outcomes import OutcomeKind
 from tests.providers.contract import AdapterContract, message, send
 from tests.settings import TEST_CREDENTIALS, make_settings
 

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from providers.base import NOT_SENT_ERRORS
-from providers.transport import vendor_client
+from smsdispatch.providers.base import NOT_SENT_ERRORS
+from smsdispatch.providers.transport import vendor_client
 from tests.providers.contract import closed_port_url
 
 

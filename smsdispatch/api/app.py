@@ -1,0 +1,189 @@
+"""The HTTP API: submit messages, read their status. Authenticated with API keys.
+
+    POST /v1/messages         one message  -> 202 {"id": ...}      | 422 naming the field
+    POST /v1/messages/batch   many         -> 202 accepted + rejected (by index, with why)
+    GET  /v1/messages/{id}    its status, vendor tracking id and timestamps
+    GET  /metrics             Prometheus (monitoring/web.py: METRICS_TOKEN, not API keys)
+    GET|POST /reports/{vendor}/{token}   delivery reports (api/reports.py)
+    /v1/campaigns...          campaigns: create, upload a CSV, preview, control (api/campaigns.py)
+    GET  /openapi.json        the contract
+
+Keys travel in the `X-API-Key` header and are compared in constant time;
+with no keys configured every request is refused.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import APIKeyHeader
+from sqlalchemy import select
+
+from smsdispatch.api.body_size import MaxBodySize
+from smsdispatch.api.campaigns import campaigns_router
+from smsdispatch.api.errors import database_away, validation_failed
+from smsdispatch.api.reports import reports_router
+from smsdispatch.api.schemas import (
+    Accepted,
+    BatchIn,
+    BatchOut,
+    MessageIn,
+    MessageStatusOut,
+    Rejected,
+    RowId,
+)
+from smsdispatch.campaigns.service import Campaigns
+from smsdispatch.config.catalog import load_catalog
+from smsdispatch.config.settings import Settings, warn_unconfigured
+from smsdispatch.monitoring.web import metrics_router
+from smsdispatch.producer.api import Producer
+from smsdispatch.producer.validation import SendRequest
+from smsdispatch.store.db import DATABASE_AWAY, Database
+from smsdispatch.store.models import messages
+from smsdispatch.workers.app import create_app as create_celery
+
+RECIPIENT_UPLOAD = re.compile(r"/v1/campaigns/\d+/recipients")
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False)
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    catalog = load_catalog(settings.catalog_path)
+    # The producer refuses messages for a vendor without its base URL: say so
+    # once, when the API starts, not only in each refusal. (Credentials are
+    # the workers' concern: the API never calls a vendor.)
+    warn_unconfigured(settings, catalog.providers, log, fields=("base_url",))
+    db = Database(settings.database_url, pool_size=settings.api_db_pool_size)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        # The pool's connections close with the server, not with the process.
+        db.dispose()
+
+    app = FastAPI(
+        title="smsdispatch",
+        version="1",
+        summary="Submit SMS messages and read their delivery status.",
+        lifespan=lifespan,
+    )
+    producer = Producer(settings, catalog, db, create_celery(settings))
+    keys = [k.get_secret_value().encode() for k in settings.api_keys if k.get_secret_value()]
+
+    def authenticated(key: Annotated[str | None, Depends(API_KEY)]) -> None:
+        given = (key or "").encode()
+        # Compare with every key, whatever matches, so timing says nothing.
+        matched = [hmac.compare_digest(given, k) for k in keys]
+        if not key or not any(matched):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "a valid X-API-Key is required",
+                headers={"WWW-Authenticate": "APIKey"},
+            )
+
+    guarded = [Depends(authenticated)]
+
+    @app.post(
+        "/v1/messages",
+        status_code=status.HTTP_202_ACCEPTED,
+        dependencies=guarded,
+        responses={422: {"description": "a field is invalid; `loc` names it"}},
+    )
+    def submit(message: MessageIn) -> Accepted:
+        result = producer.send_batch([to_request(message)])
+        if result.rejected:
+            bad = result.rejected[0]
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                [{"loc": ["body", bad.field], "msg": bad.reason, "type": "value_error"}],
+            )
+        return Accepted(id=result.ids[0])
+
+    @app.post("/v1/messages/batch", status_code=status.HTTP_202_ACCEPTED, dependencies=guarded)
+    def submit_batch(batch: BatchIn) -> BatchOut:
+        if len(batch.messages) > settings.api_max_batch:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                [
+                    {
+                        "loc": ["body", "messages"],
+                        "type": "too_long",
+                        "msg": f"at most {settings.api_max_batch} messages per batch",
+                    }
+                ],
+            )
+        result = producer.send_batch([to_request(m) for m in batch.messages])
+        return BatchOut(
+            accepted=sorted(result.ids.items()),
+            rejected=[
+                Rejected(index=r.index, field=r.field, reason=r.reason) for r in result.rejected
+            ],
+        )
+
+    @app.get(
+        "/v1/messages/{message_id}",
+        dependencies=guarded,
+        responses={404: {"description": "no such message"}},
+    )
+    def message_status(message_id: RowId) -> MessageStatusOut:
+        m = messages.c
+        with db.session() as session:
+            row = session.execute(
+                select(
+                    m.id,
+                    m.reference,
+                    m.provider,
+                    m.status,
+                    m.attempts,
+                    m.tracking_id,
+                    m.vendor_status,
+                    m.error_code,
+                    m.error_reason,
+                    m.client_reference,
+                    m.created_at,
+                    m.sent_at,
+                    m.final_at,
+                ).where(m.id == message_id)
+            ).one_or_none()
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no message {message_id}")
+        return MessageStatusOut.model_validate(row._asdict())
+
+    @app.middleware("http")
+    async def no_store(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    app.add_exception_handler(RequestValidationError, validation_failed)
+    for away in DATABASE_AWAY:
+        app.add_exception_handler(away, database_away)
+    app.include_router(metrics_router(settings, db))
+    app.include_router(reports_router(settings, db))
+    app.include_router(campaigns_router(Campaigns(settings, catalog, db), guarded))
+    app.add_middleware(
+        MaxBodySize,
+        max_bytes=settings.api_max_body_bytes,
+        uploads=RECIPIENT_UPLOAD,
+        max_upload_bytes=settings.api_max_upload_bytes,
+    )
+    return app
+
+
+def to_request(message: MessageIn) -> SendRequest:
+    return SendRequest(
+        message.to,
+        message.text,
+        message.provider,
+        message.sender,
+        message.client_reference,
+        message.idempotency_key,
+        message.priority,
+    )

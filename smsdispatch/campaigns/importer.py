@@ -1,0 +1,222 @@
+"""Importing a recipient list into a campaign, in chunks, at a flat memory cost.
+
+Each chunk is one transaction: the campaign's rows and its counters move
+together, and an import that dies half-way can be run again (numbers already
+in the campaign are skipped as duplicates). Rows are stored `held`: the
+dispatcher, not the importer, decides when they go to the broker.
+
+Duplicates are found with the campaign's numbers held in a sorted int64
+array (campaigns/numbers.py: 8 MB for a million), the one thing that grows
+with the list. Rejections are reported a chunk at a time, in line order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from smsdispatch.campaigns.numbers import NumberSet
+from smsdispatch.campaigns.preparation import Prepared, RowPreparer, prepare_all
+from smsdispatch.campaigns.recipients import BadRow, Row
+from smsdispatch.store.bulk import insert_many
+from smsdispatch.store.clock import Clock
+from smsdispatch.store.db import Database
+from smsdispatch.store.models import campaigns, messages
+from smsdispatch.store.optouts import opted_out
+from smsdispatch.vocabulary.status import CampaignStatus, MessageStatus
+
+IMPORTABLE = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
+KEEP_REJECTIONS = 100  # how many rejections the result keeps for display
+
+
+class ImportRefused(ValueError):
+    """The campaign cannot take recipients now."""
+
+
+@dataclass
+class ImportResult:
+    imported: int = 0
+    rejected: int = 0  # all rejections, duplicates and opt-outs included
+    duplicates: int = 0
+    opted_out: int = 0
+    first_rejections: list[BadRow] = field(default_factory=list)
+    # Rejections already added to the campaign's counter.
+    recorded: int = field(default=0, repr=False)
+
+    def reject(self, bad: BadRow) -> None:
+        self.rejected += 1
+        if len(self.first_rejections) < KEEP_REJECTIONS:
+            self.first_rejections.append(bad)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignTarget:
+    """What every stored row of the campaign shares."""
+
+    id: int
+    provider: str
+    sender: str
+
+
+def import_rows(
+    db: Database,
+    target: CampaignTarget,
+    rows: Iterable[Row | BadRow],
+    preparer: RowPreparer,
+    *,
+    chunk_size: int = 5000,
+    processes: int | None = None,
+    on_reject: Callable[[BadRow], None] | None = None,
+    on_progress: Callable[[ImportResult], None] | None = None,
+) -> ImportResult:
+    """Store every good row; report every bad one, with its line, to `on_reject`."""
+    result = ImportResult()
+
+    def rejected(bad: BadRow) -> None:
+        if on_reject is not None:
+            on_reject(bad)
+
+    seen = NumberSet(_numbers_in(db, target.id))
+    # One connection for the whole import, one transaction per chunk: a new
+    # SQLite connection per chunk costs a WAL checkpoint on each close.
+    with db.session() as session:
+        _import(session, target, rows, preparer, chunk_size, processes, seen, result, rejected,
+                on_progress, db.clock)  # fmt: skip
+    return result
+
+
+def _import(
+    session: Session,
+    target: CampaignTarget,
+    rows: Iterable[Row | BadRow],
+    preparer: RowPreparer,
+    chunk_size: int,
+    processes: int | None,
+    seen: NumberSet,
+    result: ImportResult,
+    rejected: Callable[[BadRow], None],
+    on_progress: Callable[[ImportResult], None] | None,
+    clock: Clock,
+) -> None:
+    chunk = Chunk()
+    for item in prepare_all(preparer, rows, processes):
+        if isinstance(item, BadRow):
+            chunk.rejected.append(item)
+            continue
+        chunk.prepared.append(item)
+        if len(chunk.prepared) >= chunk_size:
+            _store(session, target, chunk, seen, result, clock())
+            chunk.flush(rejected)
+            if on_progress is not None:
+                on_progress(result)
+    _store(session, target, chunk, seen, result, clock())
+    chunk.flush(rejected)
+    if on_progress is not None:
+        on_progress(result)
+
+
+@dataclass
+class Chunk:
+    """Rows on their way to one transaction, and the rejections among them."""
+
+    prepared: list[Prepared] = field(default_factory=list)
+    rejected: list[BadRow] = field(default_factory=list)
+
+    def flush(self, report: Callable[[BadRow], None]) -> None:
+        for bad in self.rejected:  # in line order (sorted when stored)
+            report(bad)
+        self.prepared, self.rejected = [], []
+
+
+def _numbers_in(db: Database, campaign_id: int) -> Iterator[int]:
+    """The campaign's numbers already stored (a second import of the same list)."""
+    with db.session() as session:
+        rows = session.execute(
+            select(messages.c.recipient)
+            .where(messages.c.campaign_id == campaign_id)
+            .execution_options(yield_per=10_000)
+        )
+        for (recipient,) in rows:
+            yield int(recipient[1:])
+
+
+def _store(
+    session: Session,
+    target: CampaignTarget,
+    chunk: Chunk,
+    seen: NumberSet,
+    result: ImportResult,
+    now: datetime,
+) -> None:
+    fresh = seen.add_new([int(p.recipient[1:]) for p in chunk.prepared])
+    unique: list[Prepared] = []
+    for p, new in zip(chunk.prepared, fresh, strict=True):
+        if new:
+            unique.append(p)
+        else:
+            result.duplicates += 1
+            chunk.rejected.append(
+                BadRow(p.line, f"duplicate: {p.recipient} is already in the list")
+            )
+    with session.begin():
+        _lock_importable(session, target.id)
+        blocked = opted_out(session, (p.recipient for p in unique)) if unique else set()
+        keep = [p for p in unique if p.recipient not in blocked]
+        for p in unique:
+            if p.recipient in blocked:
+                result.opted_out += 1
+                chunk.rejected.append(BadRow(p.line, f"{p.recipient} is on the opt-out list"))
+        chunk.rejected.sort(key=lambda b: b.line)
+        for bad in chunk.rejected:
+            result.reject(bad)
+        insert_many(
+            session,
+            messages,
+            _shared(target, now),
+            ["recipient", "text", "encoding", "segments", "params"],
+            [(p.recipient, p.text, p.encoding.value, p.segments, p.params_json) for p in keep],
+            encoded=("params",),
+        )
+        result.imported += len(keep)
+        session.execute(
+            update(campaigns)
+            .where(campaigns.c.id == target.id)
+            .values(
+                imported=campaigns.c.imported + len(keep),
+                rejected=campaigns.c.rejected + (result.rejected - result.recorded),
+                updated_at=now,
+            )
+        )
+    result.recorded = result.rejected
+
+
+def _lock_importable(session: Session, campaign_id: int) -> None:
+    status = session.scalar(
+        select(campaigns.c.status).where(campaigns.c.id == campaign_id).with_for_update()
+    )
+    if status is None:
+        raise ImportRefused(f"campaign {campaign_id} does not exist")
+    if status not in IMPORTABLE:
+        raise ImportRefused(
+            f"campaign {campaign_id} is {status}: recipients can be added while it is "
+            f"{' or '.join(IMPORTABLE)}"
+        )
+
+
+def _shared(target: CampaignTarget, now: datetime) -> dict[str, object]:
+    """What every stored row of the campaign has in common."""
+    return {
+        "provider": target.provider,
+        "sender": target.sender,
+        "status": MessageStatus.HELD.value,
+        "attempts": 0,
+        "priority": 0,
+        "campaign_id": target.id,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }

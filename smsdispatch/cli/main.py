@@ -1,0 +1,272 @@
+"""`smsdispatch`: send, simulate, migrate, inspect, and run the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from smsdispatch.cli import campaign, optout
+from smsdispatch.config.catalog import load_catalog
+from smsdispatch.config.logs import configure
+from smsdispatch.config.settings import get_settings
+
+app = typer.Typer(help="Distributed bulk SMS sender.", no_args_is_help=True)
+db_app = typer.Typer(help="The results database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(campaign.app, name="campaign")
+app.add_typer(optout.app, name="optout")
+console = Console()
+
+
+@app.callback()
+def _setup(log_level: Annotated[str, typer.Option(help="Python log level.")] = "WARNING") -> None:
+    configure(log_level.upper())
+
+
+@app.command()
+def send(
+    to: Annotated[str, typer.Option(help="Recipient, E.164 (+27...) or local with --region.")],
+    text: Annotated[str, typer.Option(help="Message text.")],
+    provider: Annotated[
+        str, typer.Option(help="Vendor: cue, messangi, smsbuddy, restcomm, skycore.")
+    ],
+    sender: Annotated[str | None, typer.Option(help="Sender id (default: the vendor's).")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="Same key, same message.")] = None,
+    client_reference: Annotated[str | None, typer.Option(help="Your own reference.")] = None,
+    region: Annotated[str | None, typer.Option(help="Region for local numbers, e.g. ZA.")] = None,
+) -> None:
+    """Validate, store and enqueue one message; print its id."""
+    from smsdispatch.producer.api import Producer
+    from smsdispatch.producer.validation import InvalidMessage, SendRequest
+    from smsdispatch.store.db import Database
+    from smsdispatch.workers.app import create_app
+
+    settings = get_settings()
+    producer = Producer(
+        settings,
+        load_catalog(settings.catalog_path),
+        Database(settings.database_url),
+        create_app(settings),
+        default_region=region,
+    )
+    try:
+        message_id = producer.send(
+            SendRequest(to, text, provider, sender, client_reference, idempotency_key)
+        )
+    except InvalidMessage as exc:
+        console.print(f"[red]rejected[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(message_id)
+
+
+@app.command()
+def api(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Serve the HTTP API (API keys from API_KEYS, a JSON list)."""
+    import uvicorn
+
+    from smsdispatch.api.app import create_app
+
+    uvicorn.run(create_app(get_settings()), host=host, port=port, access_log=False)
+
+
+@app.command()
+def simulate(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8900,
+) -> None:
+    """Serve the five vendor simulators (credentials from the same settings)."""
+    from smsdispatch.local.simulators import serve_forever
+
+    console.print(f"simulators on http://{host}:{port}/<vendor> (control: /_sim/<vendor>/)")
+    serve_forever(get_settings(), host, port)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply the Alembic migrations to DATABASE_URL."""
+    from smsdispatch.store.migrate import upgrade
+
+    upgrade(get_settings().database_url, revision)
+    console.print(f"database at {revision}")
+
+
+@app.command()
+def status() -> None:
+    """Messages by vendor and status, and any vendor pauses with their reasons."""
+    import redis
+
+    from smsdispatch.limits.pauses import current_pause
+    from smsdispatch.store.db import Database
+    from smsdispatch.store.outbox import status_counts
+
+    settings = get_settings()
+    catalog = load_catalog(settings.catalog_path)
+    db = Database(settings.database_url)
+    with db.session() as session:
+        counts = status_counts(session)
+    statuses = sorted({s for _, s in counts})
+    table = Table("provider", *statuses, "paused")
+    client = redis.Redis.from_url(settings.redis_url)
+    for provider in catalog.providers:
+        pause = current_pause(client, provider, db.clock())
+        table.add_row(
+            provider,
+            *(str(counts.get((provider, s), 0)) for s in statuses),
+            f"until {pause.until:%H:%M:%S}: {pause.reason}" if pause else "",
+        )
+    console.print(table)
+
+
+@app.command()
+def limits() -> None:
+    """Every rate limit, how far ahead it is booked, and the messages waiting."""
+    import asyncio
+
+    import redis
+    import redis.asyncio as aioredis
+
+    from smsdispatch.limits.pauses import current_pause
+    from smsdispatch.limits.view import limit_rows, waiting_counts
+    from smsdispatch.store.db import Database
+
+    settings = get_settings()
+    catalog = load_catalog(settings.catalog_path)
+    db = Database(settings.database_url)
+    now = db.clock()
+    with db.session() as session:
+        waiting = waiting_counts(session, now)
+
+    async def collect() -> list[Any]:
+        client = aioredis.Redis.from_url(settings.redis_url)
+        try:
+            return await limit_rows(catalog, client, waiting, settings.limiter_jitter_seconds)
+        finally:
+            await client.aclose()
+
+    table = Table(
+        "vendor",
+        "limit",
+        "ceiling",
+        "steady/min",
+        "booked ahead",
+        "waiting (due)",
+        "waiting (later)",
+        "state",
+        title="rate limits",
+    )
+    sync_client = redis.Redis.from_url(settings.redis_url)
+    for row in asyncio.run(collect()):
+        pause = current_pause(sync_client, row.provider, now)
+        quiet = catalog.get(row.provider).quiet_hours
+        opens = quiet.next_open(now) if quiet else None
+        state = (
+            f"paused: {pause.reason}"
+            if pause
+            else f"quiet until {opens:%H:%M} UTC"
+            if opens
+            else "sending"
+        )
+        table.add_row(
+            row.provider,
+            row.scope,
+            row.ceiling,
+            f"{row.steady_per_minute:g}",
+            f"{row.booked_ahead_seconds:.1f}s",
+            str(row.waiting_due),
+            str(row.waiting_later),
+            state if row.scope == "account" else "",
+        )
+    console.print(table)
+
+
+@app.command()
+def balance() -> None:
+    """SMSBuddy's account balance per service (the only vendor documenting one)."""
+    import asyncio
+
+    from smsdispatch.providers.registry import build_adapter
+    from smsdispatch.providers.smsbuddy import SMSBuddyAdapter
+    from smsdispatch.providers.transport import vendor_client
+
+    settings = get_settings()
+
+    async def fetch() -> dict[str, int]:
+        async with vendor_client(
+            connect_timeout=settings.http_connect_timeout_seconds,
+            read_timeout=settings.http_read_timeout_seconds,
+            max_connections=1,
+        ) as client:
+            adapter = build_adapter(
+                "smsbuddy", settings, client, load_catalog(settings.catalog_path)
+            )
+            assert isinstance(adapter, SMSBuddyAdapter)
+            return await adapter.balance()
+
+    table = Table("service", "balance", title="smsbuddy")
+    for service, amount in asyncio.run(fetch()).items():
+        table.add_row(service, str(amount))
+    console.print(table)
+
+
+@app.command()
+def report(
+    since: Annotated[
+        str | None, typer.Option(help="From (ISO 8601, UTC if no offset; or 30m, 6h, 7d ago).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Until (same forms); default now.")] = None,
+    provider: Annotated[str | None, typer.Option(help="Only this vendor.")] = None,
+    campaign: Annotated[int | None, typer.Option(help="Only this campaign's messages.")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the PNG chart.")] = Path(
+        "smsdispatch-report.png"
+    ),
+) -> None:
+    """Counts, delivery rate, time to delivery and error codes of the messages
+    submitted in a period (or of one campaign), and a PNG of sends and outcomes
+    per minute."""
+    from smsdispatch.analytics.chart import draw
+    from smsdispatch.analytics.queries import ReportFilter, build_report
+    from smsdispatch.analytics.tables import parse_moment, print_report
+    from smsdispatch.store.db import Database
+
+    db = Database(get_settings().database_url)
+    now = db.clock()
+    wanted = ReportFilter(parse_moment(since, now), parse_moment(until, now), provider, campaign)
+    with db.session() as session:
+        result = build_report(session, wanted)
+    print_report(result, console)
+    console.print(f"chart: {draw(result, out)}")
+
+
+@app.command()
+def metrics(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 9108,
+) -> None:
+    """Serve the cluster's Prometheus metrics alone (also at the API's /metrics)."""
+    from smsdispatch.monitoring.web import serve_metrics
+
+    console.print(f"metrics on http://{host}:{port}/metrics")
+    serve_metrics(get_settings(), host, port)
+
+
+@app.command()
+def demo(
+    messages: Annotated[int, typer.Option(help="How many sample messages.")] = 3000,
+    flower: Annotated[bool, typer.Option(help="Also start Flower (basic auth).")] = True,
+    keep: Annotated[bool, typer.Option(help="Leave the stack running until Ctrl-C.")] = False,
+) -> None:
+    """Run everything locally: private Redis, simulators, workers, beat, a sample."""
+    from smsdispatch.cli.demo import run_demo
+
+    run_demo(messages=messages, flower=flower, keep=keep, console=console)
+
+
+if __name__ == "__main__":
+    app()

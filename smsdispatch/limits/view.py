@@ -1,0 +1,83 @@
+"""What `smsdispatch limits` shows: every limit, its current use, who waits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis.asyncio as aioredis
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.limits.limiter import Limit, RedisLimiter
+from smsdispatch.store.models import messages
+from smsdispatch.vocabulary import keys
+from smsdispatch.vocabulary.status import MessageStatus
+
+
+@dataclass(frozen=True, slots=True)
+class LimitRow:
+    provider: str
+    scope: str  # "account" or "sender <id>"
+    ceiling: str  # as the catalog states it
+    steady_per_minute: float  # what the limiter lets through, for every sliding window
+    booked_ahead_seconds: float  # reservations already made: the current use
+    waiting_due: int  # queued and due: will be sent as capacity allows
+    waiting_later: int  # queued for later: back-off, deferral, quiet hours, pauses
+
+
+def waiting_counts(session: Session, now: datetime) -> dict[str, tuple[int, int]]:
+    m = messages.c
+    later = case((m.next_attempt_at > now, 1), else_=0)
+    rows = session.execute(
+        select(m.provider, func.count(), func.sum(later))
+        .where(m.status == MessageStatus.QUEUED)
+        .group_by(m.provider)
+    )
+    return {p: (int(total) - int(held or 0), int(held or 0)) for p, total, held in rows}
+
+
+async def limit_rows(
+    catalog: Catalog, client: aioredis.Redis, waiting: dict[str, tuple[int, int]], jitter: float
+) -> list[LimitRow]:
+    limiter = RedisLimiter(client)
+    rows: list[LimitRow] = []
+    for name, entry in catalog.providers.items():
+        due, later = waiting.get(name, (0, 0))
+        scopes: list[tuple[str, str, Limit]] = []
+        if entry.account_limit:
+            rate = entry.account_limit
+            scopes.append(
+                (
+                    "account",
+                    f"{rate.count}/{rate.per_seconds:g}s burst {rate.burst}",
+                    Limit.from_rate(keys.rate_account(name), rate, jitter),
+                )
+            )
+        async for raw in client.scan_iter(match=keys.rate_sender(name, "*")):
+            key = raw.decode()
+            sender = key.rsplit(":", 1)[-1]
+            known = entry.sender(sender)
+            sender_rate = entry.sender_limits.get(known.kind) if known else None
+            if sender_rate is not None:
+                scopes.append(
+                    (
+                        f"sender {sender}",
+                        f"{sender_rate.count}/{sender_rate.per_seconds:g}s",
+                        Limit.from_rate(key, sender_rate, jitter),
+                    )
+                )
+        for scope, ceiling, limit in scopes:
+            rows.append(
+                LimitRow(
+                    name,
+                    scope,
+                    ceiling,
+                    round(limit.per_minute, 1),
+                    await limiter.backlog_seconds(limit),
+                    due if scope == "account" else 0,
+                    later if scope == "account" else 0,
+                )
+            )
+    return rows

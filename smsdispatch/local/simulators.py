@@ -1,0 +1,52 @@
+"""Run the simulators on a loopback port, in a thread or in the foreground."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from smsdispatch.config.settings import Settings
+from smsdispatch.local.serve import BackgroundServer
+from smsdispatch.simulators.app import build_simulators, create_app
+from smsdispatch.simulators.common import VendorSimulator
+
+
+class SimulatorServer:
+    """The simulators served over real HTTP from a background thread.
+
+    Tests hold the `simulators` objects directly (same process) to turn
+    knobs and read what each vendor received.
+    """
+
+    def __init__(self, settings: Settings, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.simulators: dict[str, VendorSimulator] = build_simulators(settings)
+        self._server = BackgroundServer(create_app(self.simulators), host=host, port=port)
+
+    @property
+    def root(self) -> str:
+        return self._server.root
+
+    def __getitem__(self, vendor: str) -> VendorSimulator:
+        return self.simulators[vendor]
+
+    def start(self, timeout: float = 10.0) -> SimulatorServer:
+        self._server.start(timeout)
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    def reset(self) -> None:
+        for sim in self.simulators.values():
+            sim.reset()
+
+    def __enter__(self) -> SimulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_forever(settings: Settings, host: str, port: int) -> None:
+    """`smsdispatch simulate`: serve in the foreground until interrupted."""
+    app = create_app(build_simulators(settings))
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, backlog=4096)

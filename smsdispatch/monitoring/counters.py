@@ -1,0 +1,146 @@
+"""Worker-side metrics: counted in the process, added to Redis once per batch.
+
+Why not prometheus_client counters in the workers: a worker is a prefork
+Celery pool on each of many hosts, so in-process counters would be one
+series per child process, reset whenever a child is replaced, and need a
+scrape target per process. Instead each process keeps a small buffer for the
+batch it is sending and adds it to two Redis hashes in one pipeline (one
+round trip per batch, never per message) when the batch is persisted. The
+collector (monitoring/collector.py) reads the hashes on scrape, so every
+scrape sees the cluster-wide totals.
+
+    smsdispatch:metrics:sends           "<provider>|<outcome>" -> count
+    smsdispatch:metrics:limiter_waits   "<provider>|<bucket>"  -> count   (one field per bucket,
+                                        "<provider>|sum"       -> seconds  not cumulative)
+    smsdispatch:metrics:recoveries      "<provider>|<how>"     -> count   (by the sweeper: how a
+                                                                          dead worker's sends
+                                                                          were recovered)
+
+Outcomes are the `send_attempts.outcome` values, so the sends counter equals
+the attempts table grouped by provider and outcome. Field names hold only a
+vendor name and a word from our own vocabulary: no number, text or secret
+can reach a label.
+
+Counters are best-effort: a Redis error while flushing is logged and the
+batch's counts are dropped (the database stays the record; Redis restarting
+empty resets the counters, which Prometheus' rate() treats as a reset).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import redis
+
+from smsdispatch.vocabulary import keys
+
+log = logging.getLogger(__name__)
+
+# Upper bounds (seconds) of the limiter-wait histogram: a wait is at most
+# LIMITER_MAX_WAIT_SECONDS (2 s by default) plus what an oversize request needs.
+WAIT_BUCKETS: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+INF = "+Inf"
+
+
+def bucket_label(bound: float) -> str:
+    """The `le` label of a bucket, as Prometheus prints it."""
+    return repr(float(bound))
+
+
+def bucket_of(seconds: float) -> str:
+    """The smallest bucket a wait fits in (waits are counted in one bucket only)."""
+    index = bisect.bisect_left(WAIT_BUCKETS, seconds)
+    return bucket_label(WAIT_BUCKETS[index]) if index < len(WAIT_BUCKETS) else INF
+
+
+def field_name(provider: str, part: str) -> str:
+    return f"{provider}|{part}"
+
+
+@dataclass
+class MetricsBuffer:
+    """What one process counted since its last flush.
+
+    The limiter gate observes waits into it while a batch is sent; the
+    pipeline adds the batch's outcomes and flushes. A process sends one
+    batch at a time, so no lock is needed.
+    """
+
+    sends: Counter[tuple[str, str]] = field(default_factory=Counter)
+    wait_buckets: Counter[tuple[str, str]] = field(default_factory=Counter)
+    wait_sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def observe_wait(self, provider: str, seconds: float) -> None:
+        """A request waited this long for its limiter slot (0 when it went at once)."""
+        self.wait_buckets[provider, bucket_of(seconds)] += 1
+        self.wait_sums[provider] += seconds
+
+    def count_sends(self, calls: Iterable[tuple[str, str]]) -> None:
+        """One (provider, outcome) per vendor call, as logged in send_attempts."""
+        self.sends.update(calls)
+
+    def empty(self) -> bool:
+        return not (self.sends or self.wait_buckets)
+
+    def flush(self, client: redis.Redis) -> None:
+        """Add everything counted to Redis in one round trip, then forget it."""
+        if self.empty():
+            return
+        pipe = client.pipeline(transaction=False)
+        for (provider, outcome), n in self.sends.items():
+            pipe.hincrby(keys.METRICS_SENDS, field_name(provider, outcome), n)
+        for (provider, bucket), n in self.wait_buckets.items():
+            pipe.hincrby(keys.METRICS_LIMITER_WAITS, field_name(provider, bucket), n)
+        for provider, seconds in self.wait_sums.items():
+            pipe.hincrbyfloat(keys.METRICS_LIMITER_WAITS, field_name(provider, "sum"), seconds)
+        try:
+            pipe.execute()
+        except redis.RedisError:
+            log.warning("could not add this batch's metrics to Redis", exc_info=True)
+        finally:
+            self.sends.clear()
+            self.wait_buckets.clear()
+            self.wait_sums.clear()
+
+
+@dataclass(frozen=True)
+class WaitHistogram:
+    """One provider's limiter waits, cumulative as Prometheus wants them."""
+
+    buckets: list[tuple[str, int]]  # (le, cumulative count), ending with +Inf
+    total: float
+
+
+def read_wait_histograms(raw: dict[bytes, bytes]) -> dict[str, WaitHistogram]:
+    """Turn the limiter-wait hash into one cumulative histogram per provider."""
+    per_bucket: dict[str, Counter[str]] = {}
+    sums: dict[str, float] = {}
+    for key, value in raw.items():
+        provider, _, part = key.decode().partition("|")
+        if part == "sum":
+            sums[provider] = float(value)
+        else:
+            per_bucket.setdefault(provider, Counter())[part] = int(value)
+    labels: Sequence[str] = [*(bucket_label(b) for b in WAIT_BUCKETS), INF]
+    result = {}
+    for provider, counts in per_bucket.items():
+        running = 0
+        cumulative = []
+        for le in labels:
+            running += counts.get(le, 0)
+            cumulative.append((le, running))
+        result[provider] = WaitHistogram(cumulative, sums.get(provider, 0.0))
+    return result
+
+
+def read_counts(raw: dict[bytes, bytes]) -> dict[tuple[str, str], int]:
+    """A "<provider>|<word>" -> count hash (sends, recoveries) as {(provider, word): count}."""
+    result = {}
+    for key, value in raw.items():
+        provider, _, outcome = key.decode().partition("|")
+        result[provider, outcome] = int(value)
+    return result

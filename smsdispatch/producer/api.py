@@ -1,0 +1,188 @@
+"""The producer API: validate, commit rows, then enqueue their ids.
+
+Rows are committed before anything reaches the broker: once `send` returns
+an id, the message exists in the database as `queued`, and the sweeper
+enqueues it again if the broker loses it or never got it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from celery import Celery
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.config.settings import Settings
+from smsdispatch.producer.validation import InvalidMessage, SendRequest, Validator, ValidMessage
+from smsdispatch.queueing.publish import publish
+from smsdispatch.store.clock import Clock
+from smsdispatch.store.db import Database
+from smsdispatch.store.models import messages
+from smsdispatch.store.optouts import opted_out
+from smsdispatch.vocabulary.status import MessageStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    field: str
+    reason: str
+
+
+@dataclass
+class BatchResult:
+    """Ids in request order for the accepted; each rejected one with why."""
+
+    ids: dict[int, int] = field(default_factory=dict)  # request index -> message id
+    rejected: list[Rejection] = field(default_factory=list)
+    duplicates: int = 0  # requests whose idempotency key was already stored
+
+
+class Producer:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        db: Database,
+        celery: Celery,
+        *,
+        default_region: str | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.db = db
+        # The database's clock by default: `next_attempt_at` is compared by
+        # workers and the sweeper on other hosts (store/clock.py).
+        self.clock = clock or db.clock
+        self.celery = celery
+        self.validator = Validator(settings, catalog, default_region)
+
+    def send(self, request: SendRequest) -> int:
+        """Store and enqueue one message; `InvalidMessage` names the bad field."""
+        result = self.send_batch([request])
+        if result.rejected:
+            bad = result.rejected[0]
+            raise InvalidMessage(bad.field, bad.reason)
+        return result.ids[0]
+
+    def send_batch(self, requests: Sequence[SendRequest]) -> BatchResult:
+        """Store the valid messages in one transaction and enqueue them.
+
+        Invalid ones are reported by index and cost the rest nothing.
+        """
+        result = BatchResult()
+        valid: list[tuple[int, ValidMessage]] = []
+        for index, request in enumerate(requests):
+            try:
+                valid.append((index, self.validator.validate(request)))
+            except InvalidMessage as exc:
+                result.rejected.append(Rejection(index, exc.field, exc.reason))
+        valid = self._without_opted_out(valid, result)
+        result.rejected.sort(key=lambda r: r.index)
+        if not valid:
+            return result
+        new = self._store(valid, result)
+        if new:
+            try:
+                publish(self.celery, self.catalog, new)
+            except Exception:
+                log.warning(
+                    "could not reach the broker; %d stored messages will be enqueued "
+                    "by the sweeper",
+                    len(new),
+                    exc_info=True,
+                )
+        return result
+
+    def _without_opted_out(
+        self, valid: list[tuple[int, ValidMessage]], result: BatchResult
+    ) -> list[tuple[int, ValidMessage]]:
+        with self.db.session() as session:
+            blocked = opted_out(session, (v.recipient for _, v in valid))
+        for index, v in valid:
+            if v.recipient in blocked:
+                result.rejected.append(Rejection(index, "to", "the recipient has opted out"))
+        return [(i, v) for i, v in valid if v.recipient not in blocked]
+
+    def _store(
+        self, valid: list[tuple[int, ValidMessage]], result: BatchResult
+    ) -> list[tuple[int, str, int]]:
+        """Insert rows; return (id, provider, priority) of the newly stored ones."""
+        now = self.clock()
+        for attempt in range(2):
+            try:
+                with self.db.session() as session, session.begin():
+                    existing = self._existing_keys(session, [v for _, v in valid])
+                    fresh = [
+                        (i, v)
+                        for i, v in valid
+                        if v.idempotency_key is None or v.idempotency_key not in existing
+                    ]
+                    for index, v in valid:
+                        if v.idempotency_key in existing:
+                            result.ids[index] = existing[v.idempotency_key]
+                            result.duplicates += 1
+                    ids = self._insert(session, [v for _, v in fresh], now)
+            except IntegrityError:
+                # Another producer stored the same idempotency key meanwhile:
+                # the second pass finds it as existing.
+                result.ids.clear()
+                result.duplicates = 0
+                if attempt:
+                    raise
+                continue
+            for (index, _), message_id in zip(fresh, ids, strict=True):
+                result.ids[index] = message_id
+            return [
+                (message_id, v.provider, v.priority)
+                for (_, v), message_id in zip(fresh, ids, strict=True)
+            ]
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _existing_keys(session: Session, batch: list[ValidMessage]) -> dict[str, int]:
+        keys = [v.idempotency_key for v in batch if v.idempotency_key]
+        found: dict[str, int] = {}
+        for start in range(0, len(keys), 1000):
+            rows = session.execute(
+                select(messages.c.idempotency_key, messages.c.id).where(
+                    messages.c.idempotency_key.in_(keys[start : start + 1000])
+                )
+            )
+            found.update({key: mid for key, mid in rows})
+        return found
+
+    @staticmethod
+    def _insert(session: Session, batch: list[ValidMessage], now: datetime) -> list[int]:
+        if not batch:
+            return []
+        rows = [
+            {
+                "provider": v.provider,
+                "sender": v.sender,
+                "recipient": v.recipient,
+                "text": v.text,
+                "encoding": v.encoding.value,
+                "segments": v.segments,
+                "status": MessageStatus.QUEUED.value,
+                "attempts": 0,
+                "client_reference": v.client_reference,
+                "idempotency_key": v.idempotency_key,
+                "priority": v.priority,
+                "next_attempt_at": now,
+                "enqueued_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for v in batch
+        ]
+        stmt = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
+        return [row.id for row in session.execute(stmt, rows)]

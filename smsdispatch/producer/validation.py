@@ -1,0 +1,233 @@
+"""Checks a message must pass before anything is stored.
+
+Each failure names the field and says why, so a caller can fix its input;
+a batch reports each bad message by its index and stores the rest.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+
+from smsdispatch.config.catalog import (
+    POOL_PREFIX,
+    Catalog,
+    ProviderEntry,
+    SenderKind,
+    UnknownProviderError,
+)
+from smsdispatch.config.settings import Settings
+from smsdispatch.producer.encoding import detect_encoding, segment_count
+from smsdispatch.vocabulary.message import Encoding
+
+ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 .\-_&]{1,11}$")
+SHORT_CODE = re.compile(r"^\d{3,6}$")
+LONG_CODE = re.compile(r"^\d{7,15}$")
+MAX_REFERENCE = 128
+
+
+class InvalidMessage(ValueError):
+    """One field of a message is wrong; `field` names it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """What a producer hands over for one message."""
+
+    to: str
+    text: str
+    provider: str
+    sender: str | None = None
+    client_reference: str | None = None
+    idempotency_key: str | None = None
+    # 1 for urgent messages (one-time passwords): a lane of their own, so a
+    # bulk campaign on the same vendor does not hold them up.
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ValidMessage:
+    provider: str
+    sender: str
+    recipient: str  # E.164
+    text: str
+    encoding: Encoding
+    segments: int
+    client_reference: str | None
+    idempotency_key: str | None
+    priority: int = 0
+
+
+class Validator:
+    def __init__(self, settings: Settings, catalog: Catalog, default_region: str | None = None):
+        self.settings = settings
+        self.catalog = catalog
+        # Numbers without a country code are read in this region; None
+        # requires every number to carry its '+' and country code.
+        self.default_region = default_region
+
+    def validate(self, request: SendRequest) -> ValidMessage:
+        entry = self.provider(request.provider)
+        sender = self.sender(entry, request.sender)
+        recipient = normalize_number(request.to, self.default_region)
+        encoding, segments = self.text(entry, request.text)
+        for name in ("client_reference", "idempotency_key"):
+            value = getattr(request, name)
+            if value is not None and not 0 < len(value) <= MAX_REFERENCE:
+                raise InvalidMessage(name, f"must be 1 to {MAX_REFERENCE} characters")
+        if request.priority not in (0, 1):
+            raise InvalidMessage("priority", "is 0 (bulk) or 1 (urgent)")
+        return ValidMessage(
+            entry.name,
+            sender,
+            recipient,
+            request.text,
+            encoding,
+            segments,
+            request.client_reference,
+            request.idempotency_key,
+            request.priority,
+        )
+
+    def provider(self, name: str) -> ProviderEntry:
+        try:
+            entry = self.catalog.get(name)
+        except UnknownProviderError as exc:
+            raise InvalidMessage("provider", str(exc)) from None
+        # Without its endpoint a vendor can never send: refuse here, with the
+        # fix, rather than store a message a worker could only hold. Only the
+        # URL is checked: credentials are the workers' (a producer need not
+        # hold vendor secrets), and a worker without them says so by pausing.
+        missing = self.settings.vendor(entry.name).missing(entry.name, ("base_url",))
+        if missing:
+            raise InvalidMessage("provider", f"{entry.name} cannot send: {missing[0]} is not set")
+        return entry
+
+    def sender(self, entry: ProviderEntry, sender: str | None) -> str:
+        default = self.settings.vendor(entry.name).default_sender
+        sender = sender or default
+        if entry.pool(sender) is not None:
+            return sender  # a catalog pool: its members were checked when it was loaded
+        if sender.startswith(POOL_PREFIX):
+            raise InvalidMessage(
+                "sender",
+                f"{sender!r}: {entry.name} has no such pool "
+                f"(pools: {', '.join(entry.pools) or 'none'})",
+            )
+        known = entry.sender(sender)
+        if known is None and sender != default:
+            ids = ", ".join(s.id for s in entry.senders) or "none"
+            raise InvalidMessage(
+                "sender", f"{sender!r} is not a sender of {entry.name} (catalog senders: {ids})"
+            )
+        kind = known.kind if known else SenderKind.guess(sender)
+        check_sender_format(sender, kind)
+        return sender
+
+    def text(self, entry: ProviderEntry, text: str) -> tuple[Encoding, int]:
+        return check_text(entry, text)
+
+
+def check_text(entry: ProviderEntry, text: str) -> tuple[Encoding, int]:
+    """The text's encoding and segments, or `InvalidMessage` if the vendor refuses it."""
+    if not text or not text.strip():
+        raise InvalidMessage("text", "is empty")
+    if len(text) > entry.max_text_chars:
+        raise InvalidMessage(
+            "text",
+            f"is {len(text)} characters; {entry.name} takes at most {entry.max_text_chars}",
+        )
+    encoding = detect_encoding(text)
+    return encoding, segment_count(text, encoding)
+
+
+def normalize_number(raw: str, default_region: str | None) -> str:
+    """E.164 with '+', or `InvalidMessage` naming the recipient field."""
+    candidate = raw.strip()
+    if candidate.startswith("00"):
+        candidate = "+" + candidate[2:]
+    if already_e164(candidate):
+        return candidate
+    try:
+        number = phonenumbers.parse(candidate, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidMessage("to", f"cannot be read as a phone number ({exc._msg})") from None
+    if not is_valid(number):
+        raise InvalidMessage("to", "is not a valid phone number for its country")
+    return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+STRICT_E164 = re.compile(r"\+[1-9]\d{6,14}")
+
+
+def already_e164(candidate: str) -> bool:
+    """Whether `candidate` is a valid number written exactly in E.164.
+
+    The answer `phonenumbers.parse` + `is_valid_number` would give, at a third
+    of the cost, for the case a campaign list is mostly made of: "+" and
+    digits. `parse` changes such a number only by stripping a national prefix
+    ("+44 0...") or keeping leading zeros; those cases answer False here and
+    go through `parse`, as does anything not strictly "+digits".
+    """
+    if not STRICT_E164.fullmatch(candidate):
+        return False
+    digits = candidate[1:]
+    for length in (1, 2, 3):
+        code = int(digits[:length])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return False
+    national = digits[length:]
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(
+        phonenumbers.region_code_for_country_code(code)
+    )
+    if metadata is None or not national or national.startswith("0"):
+        return False
+    prefix = metadata.national_prefix_for_parsing
+    if prefix:
+        found = _pattern(prefix).match(national)
+        if found is not None and (found.end() > 0 or any(g is not None for g in found.groups())):
+            return False
+    return is_valid(phonenumbers.PhoneNumber(country_code=code, national_number=int(national)))
+
+
+@functools.lru_cache(maxsize=512)
+def _pattern(source: str) -> re.Pattern[str]:
+    return re.compile(source)
+
+
+def is_valid(number: phonenumbers.PhoneNumber) -> bool:
+    """`phonenumbers.is_valid_number`, about four times faster for +1 numbers.
+
+    +1 is shared by 25 regions and `is_valid_number` tries each in turn;
+    trying the country code's main region first gives the same answer (a
+    number valid for one of its regions is valid) at a fraction of the cost,
+    which matters when importing a million recipients.
+    """
+    main = phonenumbers.region_code_for_country_code(number.country_code or 0)
+    return bool(
+        phonenumbers.is_valid_number_for_region(number, main)
+        or phonenumbers.is_valid_number(number)
+    )
+
+
+def check_sender_format(sender: str, kind: SenderKind) -> None:
+    if kind is SenderKind.ALPHANUMERIC and not ALPHANUMERIC_SENDER.match(sender):
+        raise InvalidMessage(
+            "sender",
+            f"{sender!r}: an alphanumeric sender is 1 to 11 letters, "
+            "digits or spaces, with at least one letter",
+        )
+    if kind is SenderKind.SHORT_CODE and not SHORT_CODE.match(sender):
+        raise InvalidMessage("sender", f"{sender!r}: a short code is 3 to 6 digits")
+    if kind is SenderKind.LONG_CODE and not LONG_CODE.match(sender):
+        raise InvalidMessage("sender", f"{sender!r}: a long code is 7 to 15 digits")

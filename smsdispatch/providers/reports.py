@@ -1,0 +1,65 @@
+"""Reading delivery reports: what every vendor module's parser shares.
+
+Each vendor module holds its report vocabulary as a data table (vendor word ->
+`MessageStatus`) and a `parse_report` that reads one webhook request into a
+`DeliveryReport`; the status queries (Restcomm, SMSBuddy) answer with the same
+type, so webhooks and polling share one forward-only update
+(`smsdispatch.store.reports.apply_report`).
+
+The statuses a report may carry are drawn in vocabulary/delivery.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from smsdispatch.vocabulary.delivery import MalformedReport
+from smsdispatch.vocabulary.message import is_reference
+from smsdispatch.vocabulary.status import MessageStatus
+
+ReportTable = Mapping[str, MessageStatus]
+
+# A row id as `str(id)` writes it (no sign, no leading zero, at most a
+# BigInteger's 19 digits): the reference of a message sent before references
+# were random (store migration 0005).
+LEGACY_REFERENCE = re.compile(r"[1-9][0-9]{0,18}")
+
+
+def lookup(table: ReportTable, word: str, vendor: str) -> MessageStatus:
+    """A vendor's status word through its table; an unknown word is refused
+    (4xx), not guessed at, so the vendor or an operator sees it."""
+    try:
+        return table[word]
+    except KeyError:
+        raise MalformedReport(f"{vendor}: unknown report status {word!r}") from None
+
+
+def our_reference(value: str | None) -> str | None:
+    """Our message reference from a vendor's echo of it, or None when it is not one.
+
+    Ours is a well-formed reference (32 lowercase hex digits, `is_reference`)
+    or a legacy one: a row id as text ("17"), which is what we sent before
+    references were random, and which the rows sent then keep as their
+    reference (store migration 0005), so that their reports still match. A
+    decimal that is not one of those rows' references matches no message (a
+    report is matched by `messages.reference`, never by id). A Messangi
+    batch's externalId, a zero-padded or signed number or anything else names
+    no message of ours.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    return value if is_reference(value) or is_legacy_reference(value) else None
+
+
+def is_legacy_reference(value: str) -> bool:
+    """A reference from before migration 0005: a row id, as `str(id)` writes it."""
+    return LEGACY_REFERENCE.fullmatch(value) is not None
+
+
+def text(value: object) -> str | None:
+    """A non-empty string or number as text; None for anything else."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value).strip() or None

@@ -1,0 +1,353 @@
+"""Applying delivery reports and status-query answers: forward only, idempotent.
+
+A message's status only moves forward in its lifecycle:
+
+    queued / sending ──┐
+    unknown ───────────┼──> accepted ──> delivered | undelivered | expired | failed
+                       └──────────────────────────^  (final: never changed again)
+
+Each report is one UPDATE whose WHERE names the statuses the report may move
+the message from, so two reports racing for one row (two webhook requests, a
+webhook and a poll) cannot move it backwards whatever order their
+transactions commit in: the second sees the first's status and matches
+nothing. A late "sent" after "delivered", or the same report twice, changes
+nothing. An intermediate report ("sent to network") updates the vendor's
+word on an `accepted` message and settles an `unknown` one as `accepted`.
+
+A final report may also settle a message still `queued` or `sending`: a
+vendor that names our reference (Cue) can report before the worker recorded the
+send, or after a timeout that queued a (safe) resend; the resend is then not
+made, and the worker's own update, which requires `sending`, matches nothing.
+
+Every report is stored raw in `delivery_reports` with what it did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from smsdispatch.store.bulk import chunked
+from smsdispatch.store.models import delivery_reports, messages
+from smsdispatch.vocabulary.delivery import DeliveryReport
+from smsdispatch.vocabulary.message import Encoding, OutboundMessage
+from smsdispatch.vocabulary.status import MessageStatus
+
+S = MessageStatus
+
+# What each kind of report may move a message from.
+FINAL_FROM = (S.QUEUED, S.SENDING, S.ACCEPTED, S.UNKNOWN)
+INTERMEDIATE_FROM = (S.ACCEPTED, S.UNKNOWN)
+
+RAW_LIMIT = 8000
+
+
+class Applied(StrEnum):
+    APPLIED = "applied"  # the message moved forward, or its vendor status was updated
+    IGNORED = "ignored"  # the message is already there or further: a late or repeated report
+    UNMATCHED = "unmatched"  # no message of this vendor carries this id or reference
+    PENDING = "pending"  # its worker is still recording the send: try again shortly
+    MALFORMED = "malformed"  # the body could not be read as a report
+
+
+def apply_report(
+    session: Session,
+    provider: str,
+    report: DeliveryReport,
+    now: datetime,
+    *,
+    source: str = "webhook",
+    last_try: bool = True,
+) -> Applied:
+    """Apply one report to its message (matched by the vendor's id, else by
+    our reference as the vendor echoed it) and store it raw; return what it did.
+
+    A caller that will try again shortly passes `last_try=False`: a report
+    that matches nothing, or a final one for a message still `sending`, is
+    then neither applied nor stored (UNMATCHED, PENDING), so the worker can
+    record the send (and the vendor's id) first.
+    """
+    m = messages.c
+    matchers: list[ColumnElement[bool]] = []
+    if report.tracking_id is not None:
+        matchers.append(m.tracking_id == report.tracking_id)
+    if report.reference is not None:
+        matchers.append(m.reference == report.reference)
+    result, message_id = Applied.UNMATCHED, None
+    final_from = FINAL_FROM if last_try else tuple(s for s in FINAL_FROM if s is not S.SENDING)
+    for match in matchers:
+        message_id = _forward(session, provider, match, report, now, final_from)
+        if message_id is not None:
+            result = Applied.APPLIED
+            break
+        row = session.execute(
+            select(m.id, m.status).where(m.provider == provider, match).limit(1)
+        ).one_or_none()
+        if row is not None:
+            message_id = row.id
+            waiting = report.final and row.status == S.SENDING.value
+            result = Applied.PENDING if waiting and not last_try else Applied.IGNORED
+            break
+    if last_try or result not in (Applied.UNMATCHED, Applied.PENDING):
+        record(session, provider, report, now, result, message_id=message_id, source=source)
+    return result
+
+
+def _forward(
+    session: Session,
+    provider: str,
+    match: ColumnElement[bool],
+    report: DeliveryReport,
+    now: datetime,
+    final_from: Sequence[MessageStatus] = FINAL_FROM,
+) -> int | None:
+    """The one forward-only UPDATE; the id of the message it moved, if any."""
+    m = messages.c
+    values: dict[str, Any] = {
+        "status": report.status.value,
+        "vendor_status": report.vendor_status[:64],
+        "error_code": report.error_code,
+        "error_reason": report.error_reason,
+        # A report may carry the vendor's id where the send never recorded it.
+        "tracking_id": func.coalesce(m.tracking_id, report.tracking_id),
+        "sent_at": func.coalesce(m.sent_at, now),
+        "updated_at": now,
+    }
+    where: list[ColumnElement[bool]]
+    if report.final:
+        where = [m.status.in_([s.value for s in final_from])]
+        values["final_at"] = now
+    else:
+        # A repeated intermediate report is a no-op, not a rewrite.
+        where = [
+            m.status.in_([s.value for s in INTERMEDIATE_FROM]),
+            or_(
+                m.status != S.ACCEPTED.value,
+                m.vendor_status.is_distinct_from(report.vendor_status[:64]),
+            ),
+        ]
+    stmt = (
+        update(messages)
+        .where(m.provider == provider, match, *where)
+        .values(**values)
+        .returning(m.id)
+    )
+    return session.execute(stmt).scalars().first()
+
+
+def record(
+    session: Session,
+    provider: str,
+    report: DeliveryReport | None,
+    now: datetime,
+    result: Applied,
+    *,
+    raw: str | None = None,
+    message_id: int | None = None,
+    source: str = "webhook",
+) -> None:
+    """Keep the report as the vendor sent it, with what it did."""
+    session.execute(
+        insert(delivery_reports).values(
+            provider=provider,
+            source=source,
+            message_id=message_id,
+            tracking_id=report.tracking_id if report else None,
+            vendor_status=report.vendor_status[:64] if report else None,
+            status=report.status.value if report else None,
+            raw=(report.raw if report else raw or "")[:RAW_LIMIT],
+            received_at=now,
+            applied=result is Applied.APPLIED,
+            outcome=result.value,
+        )
+    )
+
+
+def reapply_unmatched(session: Session, now: datetime, within_seconds: float) -> int:
+    """Apply the recent reports that matched no message when they came.
+
+    A vendor that names only its own id (SMSBuddy, Restcomm, Skycore) can
+    report before the worker has recorded that id: the webhook waits a little
+    (`report_match_wait_seconds`), but a batch whose commit waits on the rate
+    limiter can take longer. Such a report is kept as `unmatched`; once the
+    send is recorded, this applies it (forward only, as ever) and marks it
+    applied. Returns how many were applied.
+    """
+    r = delivery_reports.c
+    rows = session.execute(
+        select(r.id, r.provider, r.tracking_id, r.status, r.vendor_status, r.raw)
+        .where(
+            r.outcome == Applied.UNMATCHED.value,
+            r.received_at >= now - timedelta(seconds=within_seconds),
+            r.tracking_id.is_not(None),
+            r.status.is_not(None),
+        )
+        .order_by(r.id)
+        .limit(1000)
+    ).all()
+    applied = 0
+    for row in rows:
+        report = DeliveryReport(
+            MessageStatus(row.status), row.vendor_status or "", row.tracking_id, raw=row.raw
+        )
+        message_id = _forward(session, row.provider, messages.c.tracking_id == row.tracking_id,
+                              report, now)  # fmt: skip
+        if message_id is None:
+            continue
+        session.execute(
+            update(delivery_reports)
+            .where(r.id == row.id)
+            .values(outcome=Applied.APPLIED.value, applied=True, message_id=message_id)
+        )
+        applied += 1
+    return applied
+
+
+@dataclass(frozen=True, slots=True)
+class Stale:
+    """A message reconciliation should ask its vendor about."""
+
+    id: int
+    provider: str
+    tracking_id: str
+    status: str
+
+
+def stale_messages(
+    session: Session, provider: str, now: datetime, after_seconds: float, limit: int
+) -> list[Stale]:
+    """The vendor's messages a status query may settle, least recently asked first.
+
+    That is: `accepted` for `after_seconds` with no final report, and
+    `unknown` ones whose tracking id is known; none asked within the last
+    `after_seconds`, so a message the vendor keeps calling "sent" is asked
+    again only that often and the others get their turn.
+    """
+    m = messages.c
+    before = now - timedelta(seconds=after_seconds)
+    rows = session.execute(
+        select(m.id, m.provider, m.tracking_id, m.status)
+        .where(
+            m.provider == provider,
+            m.tracking_id.is_not(None),
+            or_(
+                and_(m.status == S.ACCEPTED.value, m.sent_at < before),
+                m.status == S.UNKNOWN.value,
+            ),
+            or_(m.polled_at.is_(None), m.polled_at < before),
+        )
+        .order_by(func.coalesce(m.polled_at, m.sent_at))
+        .limit(limit)
+    )
+    return [Stale(r.id, r.provider, r.tracking_id, r.status) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Untracked:
+    """An `unknown` message without the vendor's id: what a search needs."""
+
+    message: OutboundMessage
+    claimed_at: datetime
+    sent_at: datetime
+
+
+def untracked_unknown(
+    session: Session,
+    provider: str,
+    now: datetime,
+    after_seconds: float,
+    limit: int,
+    *,
+    listed_after_seconds: float = 0.0,
+) -> list[Untracked]:
+    """The vendor's `unknown` messages with no tracking id (the answer to the
+    send was lost), given up on at least `listed_after_seconds` ago (the
+    vendor has had time to list them) and not searched for within the last
+    `after_seconds`."""
+    m = messages.c
+    before = now - timedelta(seconds=after_seconds)
+    rows = session.execute(
+        select(
+            m.id,
+            m.reference,
+            m.reference_in_doubt,
+            m.recipient,
+            m.sender,
+            m.text,
+            m.encoding,
+            m.segments,
+            m.claimed_at,
+            m.sent_at,
+        )
+        .where(
+            m.provider == provider,
+            m.status == S.UNKNOWN.value,
+            m.tracking_id.is_(None),
+            m.claimed_at.is_not(None),
+            m.sent_at < now - timedelta(seconds=listed_after_seconds),
+            or_(m.polled_at.is_(None), m.polled_at < before),
+        )
+        .order_by(func.coalesce(m.polled_at, m.sent_at))
+        .limit(limit)
+    )
+    return [
+        Untracked(
+            OutboundMessage(
+                r.id,
+                r.reference,
+                r.recipient,
+                r.sender,
+                r.text,
+                Encoding(r.encoding),
+                r.segments,
+                reference_in_doubt=r.reference_in_doubt,
+            ),
+            r.claimed_at,
+            r.sent_at,
+        )
+        for r in rows
+    ]
+
+
+def resend_absent(session: Session, message_id: int, provider: str, now: datetime) -> bool:
+    """Queue an `unknown` message again: the vendor has no record of it, so
+    sending it again cannot send it twice. The attempt stays counted."""
+    m = messages.c
+    result = session.execute(
+        update(messages)
+        .where(m.id == message_id, m.status == S.UNKNOWN.value, m.tracking_id.is_(None))
+        .values(
+            status=S.QUEUED.value,
+            next_attempt_at=now,
+            enqueued_at=None,
+            sent_at=None,
+            error_code="not_at_vendor",
+            error_reason=f"{provider} has no record of it: sent again",
+            updated_at=now,
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def tracked_elsewhere(session: Session, provider: str, tracking_ids: Sequence[str]) -> set[str]:
+    """Which of these vendor ids another message of ours already carries."""
+    if not tracking_ids:
+        return set()
+    m = messages.c
+    return set(
+        session.scalars(
+            select(m.tracking_id).where(m.provider == provider, m.tracking_id.in_(tracking_ids))
+        )
+    )
+
+
+def mark_polled(session: Session, ids: Sequence[int], now: datetime) -> None:
+    for chunk in chunked(ids):
+        session.execute(update(messages).where(messages.c.id.in_(chunk)).values(polled_at=now))

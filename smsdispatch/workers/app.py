@@ -1,0 +1,102 @@
+"""The Celery application.
+
+Run a worker per vendor queue (or one for all of them):
+
+    celery -A smsdispatch.workers.app worker -Q sms.cue,sms.default -c 2
+    celery -A smsdispatch.workers.app beat
+
+Choices and why:
+- JSON only, ids only: nothing but message ids crosses the broker, so Flower
+  and Redis never hold a phone number, a text or a credential.
+- acks_late + reject_on_worker_lost: a task's message is acknowledged after
+  the rows are persisted. The database, not Redis, is what guarantees that
+  nothing is lost (the sweeper re-enqueues stale rows); claiming makes a
+  redelivered task harmless.
+- No result backend: results live in SQL.
+- Prefork, one process per core: each process sends a task's batch
+  concurrently with asyncio and a pooled httpx client, so many requests are
+  in flight without threads or green threads (see sending/pipeline.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, signals
+from kombu.entity import Queue
+
+from smsdispatch.config.catalog import load_catalog
+from smsdispatch.config.logs import quiet_third_party_loggers
+from smsdispatch.config.settings import Settings, get_settings, warn_unconfigured
+from smsdispatch.vocabulary import names
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> Celery:
+    catalog = load_catalog(settings.catalog_path)
+    app = Celery(
+        "smsdispatch", include=["smsdispatch.tasks.send", "smsdispatch.tasks.sweep", "smsdispatch.tasks.dispatch", "smsdispatch.tasks.reconcile"]
+    )
+    queues = [Queue(names.provider_queue(p, lane)) for p in catalog.providers for lane in (0, 1)]
+    queues += [Queue(names.DEFAULT_QUEUE), Queue(names.MAINTENANCE_QUEUE)]
+    app.conf.update(
+        broker_url=settings.redis_url,
+        broker_connection_retry_on_startup=True,
+        # Long enough that a slow batch is never redelivered while it runs;
+        # lost messages are the sweeper's job, not the visibility timeout's.
+        broker_transport_options={"visibility_timeout": 900},
+        task_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=2,
+        task_queues=queues,
+        task_default_queue=names.DEFAULT_QUEUE,
+        task_routes={
+            names.SWEEP: {"queue": names.MAINTENANCE_QUEUE},
+            names.DISPATCH: {"queue": names.MAINTENANCE_QUEUE},
+            names.RECONCILE: {"queue": names.MAINTENANCE_QUEUE},
+        },
+        # Events for Flower.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        # No `expires` on beat's tasks: it compares beat's clock with the
+        # worker's. A backlog of them runs once per period (queueing/periodic.py).
+        beat_schedule={
+            "sweep-outbox": {
+                "task": names.SWEEP,
+                "schedule": settings.sweep_interval_seconds,
+            },
+            "dispatch-campaigns": {
+                "task": names.DISPATCH,
+                "schedule": settings.dispatch_interval_seconds,
+            },
+            # Status queries for messages whose delivery report never came.
+            "reconcile-reports": {
+                "task": names.RECONCILE,
+                "schedule": settings.reconcile_interval_seconds,
+            },
+        },
+        timezone="UTC",
+    )
+    return app
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _quiet_loggers(**_: Any) -> None:
+    quiet_third_party_loggers()
+
+
+@signals.celeryd_after_setup.connect
+def _say_which_vendors_cannot_send(**_: Any) -> None:
+    """At start-up, once logging is set up: a vendor of the catalog without its
+    base URL or credentials would otherwise show only as a pause later."""
+    settings = get_settings()
+    warn_unconfigured(settings, load_catalog(settings.catalog_path).providers, log)
+
+
+app = create_app(get_settings())

@@ -1,0 +1,184 @@
+"""Per-process resources of a worker: built on first use after fork.
+
+Engines, Redis connections, the event loop and the httpx client must not be
+shared across a fork; keying the singleton by pid rebuilds them in each child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
+
+import httpx
+import redis
+import redis.asyncio as aioredis
+import uvloop
+from celery import Celery
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from smsdispatch.campaigns.templates import Template
+from smsdispatch.config.catalog import Catalog, load_catalog
+from smsdispatch.config.settings import Settings, get_settings
+from smsdispatch.monitoring.counters import MetricsBuffer
+from smsdispatch.providers.base import Adapter
+from smsdispatch.providers.registry import build_adapter
+from smsdispatch.providers.transport import vendor_client
+from smsdispatch.reports.urls import report_url
+from smsdispatch.limits.gate import LimiterGate
+from smsdispatch.store.clock import Clock
+from smsdispatch.store.db import Database
+from smsdispatch.store.models import campaigns
+from smsdispatch.limits.limiter import RedisLimiter
+
+T = TypeVar("T")
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog | None = None,
+        celery: Celery | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog or load_catalog(settings.catalog_path)
+        self.db = Database(settings.database_url)
+        # The time rows are stamped with and compared against: the database's
+        # (store/clock.py), shared by every host; tests pass a fake. The rate
+        # limiter uses Redis server time instead.
+        self.clock = clock or self.db.clock
+        # A Redis that hangs rather than refuses must not hold a worker (its
+        # pauses, its journal, the sweeper) for good.
+        self.redis = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=2
+        )
+        self._celery = celery
+        # uvloop: the event loop every vendor call runs on (see BENCHMARKS.md).
+        self._runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+        self._client: httpx.AsyncClient | None = None
+        self._aioredis: aioredis.Redis | None = None
+        self._limiter: RedisLimiter | None = None
+        self._adapters: dict[str, Adapter[Any]] = {}
+        self._templates: dict[int, str | None] = {}
+        # Counted per batch, added to Redis once per batch (monitoring/counters.py).
+        self.metrics = MetricsBuffer()
+
+    @property
+    def celery(self) -> Celery:
+        if self._celery is None:
+            from smsdispatch.workers.app import create_app
+
+            self._celery = create_app(self.settings)
+        return self._celery
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on this process's loop (it keeps the HTTP pool warm)."""
+        return self._runner.run(coro)
+
+    def adapter(self, provider: str) -> Adapter[Any]:
+        if provider not in self._adapters:
+            entry = self.catalog.get(provider)
+            gate = LimiterGate(
+                self.limiter,
+                entry,
+                clock=self.clock,
+                max_wait=self.settings.limiter_max_wait_seconds,
+                jitter=self.settings.limiter_jitter_seconds,
+                metrics=self.metrics,
+            )
+            self._adapters[provider] = build_adapter(
+                provider,
+                self.settings,
+                self.http,
+                self.catalog,
+                gate=gate,
+                report_url=report_url(self.settings, provider),
+            )
+        return self._adapters[provider]
+
+    def load_templates(self, session: Session, campaign_ids: Iterable[int | None]) -> None:
+        """Read the templates of these campaigns not yet known, in the caller's
+        transaction: a campaign's template never changes once it has messages,
+        so each is read once for the life of the process."""
+        missing = {c for c in campaign_ids if c is not None and c not in self._templates}
+        if not missing:
+            return
+        rows = session.execute(
+            select(campaigns.c.id, campaigns.c.template).where(campaigns.c.id.in_(missing))
+        )
+        found: dict[int, str] = {cid: source for cid, source in rows}
+        for campaign_id in missing:
+            source = found.get(campaign_id)
+            self._templates[campaign_id] = (
+                Template.parse(source).positional() if source is not None else None
+            )
+
+    def campaign_template(self, campaign_id: int | None) -> str | None:
+        """The campaign's template in positional form ("Hi {0}"), or None
+        (loaded by `load_templates`)."""
+        return self._templates.get(campaign_id) if campaign_id is not None else None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            s = self.settings
+            self._client = vendor_client(
+                connect_timeout=s.http_connect_timeout_seconds,
+                read_timeout=s.http_read_timeout_seconds,
+                max_connections=s.http_max_connections,
+            )
+        return self._client
+
+    @property
+    def aioredis(self) -> aioredis.Redis:
+        """Redis for the event loop: the limiter and the answer journal."""
+        if self._aioredis is None:
+            # A task asks for a hundred slots at once: excess callers wait for
+            # a connection instead of failing, and a Redis that is down fails
+            # fast (the gate then defers: no limiter, no send).
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.settings.redis_url,
+                max_connections=32,
+                timeout=5,
+                socket_timeout=5,
+                socket_connect_timeout=2,
+            )
+            # from_pool: the client owns the pool and closes it with itself.
+            self._aioredis = aioredis.Redis.from_pool(pool)
+        return self._aioredis
+
+    @property
+    def limiter(self) -> RedisLimiter:
+        if self._limiter is None:
+            self._limiter = RedisLimiter(
+                self.aioredis, reset_guard=self.settings.limiter_max_wait_seconds + 1.0
+            )
+        return self._limiter
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._runner.run(self._client.aclose())
+        if self._aioredis is not None:
+            self._runner.run(self._aioredis.aclose())
+        self._runner.close()
+        self.redis.close()
+        self.db.dispose()
+
+
+_lock = threading.Lock()
+_runtimes: dict[tuple[int, int], Runtime] = {}
+
+
+def get_runtime() -> Runtime:
+    """This process's (and thread's: the loop is per thread) runtime."""
+    key = (os.getpid(), threading.get_ident())
+    with _lock:
+        runtime = _runtimes.get(key)
+        if runtime is None:
+            runtime = _runtimes[key] = Runtime(get_settings())
+        return runtime
