@@ -11,7 +11,8 @@ import redis
 import redis.asyncio as aioredis
 
 from smsdispatch.config.catalog import RateLimit
-from smsdispatch.limits.limiter import Grant, Limit, RedisLimiter
+from smsdispatch.limits.gcra import Grant, RedisLimiter
+from smsdispatch.limits.policy import Limit
 from smsdispatch.simulators.common import max_in_window
 from smsdispatch.vocabulary import keys
 

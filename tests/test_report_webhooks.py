@@ -121,7 +121,7 @@ def test_a_report_with_a_wrong_token_is_refused_changes_nothing_and_logs_no_toke
 ) -> None:
     [mid] = add_rows(database, 1, provider="restcomm", status="accepted", tracking_id="V-1")
     forged = webhooks.url("restcomm")[:-6] + "abcdef"
-    with caplog.at_level(logging.WARNING, logger="smsdispatch.api.reports"):
+    with caplog.at_level(logging.WARNING, logger="smsdispatch.reports.intake"):
         response = webhooks.http.post(
             forged, data={"MessageSid": "V-1", "MessageStatus": "delivered"}
         )

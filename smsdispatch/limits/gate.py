@@ -18,7 +18,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from smsdispatch.config.catalog import ProviderEntry
-from smsdispatch.limits.limiter import Limit, RedisLimiter
+from smsdispatch.limits.gcra import RedisLimiter
+from smsdispatch.limits.policy import Limit
 from smsdispatch.monitoring.counters import MetricsBuffer
 from smsdispatch.vocabulary import keys
 from smsdispatch.vocabulary.message import OutboundMessage

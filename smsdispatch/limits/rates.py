@@ -1,6 +1,6 @@
 """The pace the catalog's limits allow: what the campaign dispatcher releases at.
 
-The limiter (limiter.py) enforces a ceiling request by request; these say
+The limiter (gcra.py) enforces a ceiling request by request; these say
 how many messages a second a vendor, or one of its senders, can take, so
 that the dispatcher keeps only a few seconds of them in Redis (invariant 4).
 """

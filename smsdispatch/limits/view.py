@@ -10,7 +10,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from smsdispatch.config.catalog import Catalog
-from smsdispatch.limits.limiter import Limit, RedisLimiter
+from smsdispatch.limits.gcra import RedisLimiter
+from smsdispatch.limits.policy import Limit
 from smsdispatch.store.models import messages
 from smsdispatch.vocabulary import keys
 from smsdispatch.vocabulary.status import MessageStatus

@@ -1,1 +1,5 @@
-"""Operations: Prometheus metrics of the whole cluster (see collector.py, counters.py)."""
+"""Operations: what the cluster is doing, seen from outside.
+
+Prometheus counters (counters.py) and the collector read on scrape
+(collector.py, web.py), and the Flower launcher (flower.py).
+"""

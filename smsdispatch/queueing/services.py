@@ -17,7 +17,7 @@ from celery import Celery
 
 from smsdispatch.config.catalog import Catalog
 from smsdispatch.config.settings import Settings
-from smsdispatch.limits.limiter import RedisLimiter
+from smsdispatch.limits.gcra import RedisLimiter
 from smsdispatch.monitoring.counters import MetricsBuffer
 from smsdispatch.providers.base import Adapter
 from smsdispatch.store.clock import Clock

@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from smsdispatch.config.catalog import RateLimit
 from smsdispatch.config.settings import Settings
-from smsdispatch.limits.limiter import Limit
+from smsdispatch.limits.policy import Limit
 from smsdispatch.providers.base import Adapter
 from smsdispatch.providers.registry import ADAPTERS, searchable
 from smsdispatch.queueing.services import VendorServices

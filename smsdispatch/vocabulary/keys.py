@@ -8,7 +8,7 @@ def pause(provider: str) -> str:
     return f"{PREFIX}:pause:{provider}"
 
 
-# Exists (no expiry) while the limiter's state in Redis is intact; see limiter.py.
+# Exists (no expiry) while the limiter's state in Redis is intact; see limits/gcra.py.
 LIMITER_STATE = f"{PREFIX}:rate:state"
 
 

@@ -1,4 +1,23 @@
-"""The normalized outcome of one vendor call for one message."""
+"""The normalized outcome of one vendor call for one message.
+
+Every vendor's answer is read into one of these kinds (each vendor module's
+code table says which), and sending/transitions.py turns the kind into the
+row's next state:
+
+    OutcomeKind
+    ├── ACCEPTED       the vendor took the message; its tracking id is kept
+    ├── RETRY          it did not land (5xx, connect error, "system error", an
+    │                  undocumented code): back off with jitter, resend
+    ├── RATE_LIMITED   throttled (429, queue overflow): wait, no retry budget used
+    ├── PERMANENT      this message can never go (bad number, blacklisted, too long): fail it
+    ├── ACCOUNT        the account cannot send (bad key, no credit, suspended):
+    │                  pause the vendor, fail nothing
+    ├── AMBIGUOUS      the request left and the answer was lost: `unknown`, reconcile,
+    │                  do not resend blindly
+    ├── OUTSIDE_HOURS  the vendor sends only at certain hours (SMSBuddy 451): hold
+    │                  until they open
+    └── DEFERRED       not sent at all: our own limiter or quiet hours held it
+"""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ from smsdispatch.limits.gate import LimiterGate
 from smsdispatch.store.clock import Clock
 from smsdispatch.store.db import Database
 from smsdispatch.store.models import campaigns
-from smsdispatch.limits.limiter import RedisLimiter
+from smsdispatch.limits.gcra import RedisLimiter
 
 T = TypeVar("T")
 

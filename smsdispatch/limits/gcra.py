@@ -1,8 +1,8 @@
 """The global rate limiter: GCRA in one Lua script on Redis, shared by every worker.
 
-Policy and storage are split as in dramatiq: `Limit` says what a ceiling means
-(an emission interval and a burst), `RedisLimiter` stores each limit's
-theoretical arrival time (TAT) in Redis and decides atomically.
+Policy and storage are split as in dramatiq: `Limit` (policy.py) says what a
+ceiling means (an emission interval and a burst); `RedisLimiter`, here, stores
+each limit's theoretical arrival time (TAT) in Redis and decides atomically.
 
 One call per acquisition: the script reads Redis server time (so the clocks of
 worker hosts do not matter), finds the earliest moment at which the request
@@ -15,13 +15,6 @@ database instead of holding a worker.
 A sender pool is a set of candidate keys of which exactly one is charged: the
 script picks the candidate that conforms soonest, so N long codes give about
 N messages per second together.
-
-Why the interval is not simply per_seconds / count: GCRA with burst B lets
-fewer than `B + W/I + 1` messages into any window of length W. For "at most C
-per W" to hold in *every* sliding window at the vendor, whose clock sees our
-messages up to J seconds unevenly delayed, I = (W + J) / (C + 1 - B). With
-J = 50 ms: SMSBuddy (1000/60 s, burst 10) runs at 990 a minute, a long code
-(1/s) at one message every 1.05 s.
 """
 
 from __future__ import annotations
@@ -32,7 +25,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from smsdispatch.config.catalog import RateLimit
+from smsdispatch.limits.policy import Limit
 from smsdispatch.vocabulary import keys
 
 # KEYS: the state marker, the keys every request is charged on, then the
@@ -107,33 +100,6 @@ for i = 1, n_required do reserve(i) end
 if chosen > 0 then reserve(chosen) end
 return {1, wait, chosen > 0 and (chosen - n_required) or 0, at}
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """One ceiling, as GCRA sees it: a key, an emission interval, a burst."""
-
-    key: str
-    interval: float  # seconds between tokens at the steady rate
-    burst: int
-
-    @classmethod
-    def from_rate(cls, key: str, rate: RateLimit, jitter: float = 0.05) -> Limit:
-        """The interval that keeps every sliding window of `per_seconds` at or
-        below `count` *at the vendor*, whatever the burst (module docstring).
-
-        `jitter` is the most the delay from our grant to the vendor's clock
-        can vary between two messages: a vendor window of W seconds is at
-        most W + jitter seconds of our grants.
-        """
-        slots = rate.count + 1 - rate.burst
-        if slots < 1:
-            raise ValueError(f"{key}: burst {rate.burst} leaves no room under {rate.count}")
-        return cls(key, (rate.per_seconds + jitter) / slots, rate.burst)
-
-    @property
-    def per_minute(self) -> float:
-        return 60.0 / self.interval
 
 
 @dataclass(frozen=True, slots=True)
