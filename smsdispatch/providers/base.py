@@ -232,39 +232,63 @@ class Adapter(ABC, Generic[SettingsT]):
         return [replace(o, sender=chosen) for o in outcomes] if chosen else outcomes
 
     async def _call(self, group: Sequence[OutboundMessage]) -> list[Outcome]:
-        batch = len(group) > 1
+        """Build the request, send it, read the answer; the first stage that
+        fails answers for every message of the group."""
+        built = self._build(group)
+        if isinstance(built, Outcome):
+            return [built] * len(group)
+        request, auth = built
+        response = await self._transmit(request, auth)
+        if isinstance(response, Outcome):
+            return [response] * len(group)
+        return self._read(response, group)
+
+    def _build(
+        self, group: Sequence[OutboundMessage]
+    ) -> tuple[httpx.Request, httpx.Auth | None] | Outcome:
+        """The request and its credentials, or why they could not be made."""
         try:
-            request = self.build_batch_request(group) if batch else self.build_request(group[0])
-            auth = self.auth()
+            if len(group) > 1:
+                request = self.build_batch_request(group)
+            else:
+                request = self.build_request(group[0])
+            return request, self.auth()
         except ConfigurationError as exc:
-            return [self._misconfigured(str(exc))] * len(group)
+            return self._misconfigured(str(exc))
         except Exception as exc:
             log.exception("%s: building a request failed", self.name)
-            return [
-                Outcome(
-                    OutcomeKind.RETRY,
-                    code="internal",
-                    reason=f"could not build the request: {type(exc).__name__}",
-                )
-            ] * len(group)
+            return Outcome(
+                OutcomeKind.RETRY,
+                code="internal",
+                reason=f"could not build the request: {type(exc).__name__}",
+            )
+
+    async def _transmit(
+        self, request: httpx.Request, auth: httpx.Auth | None
+    ) -> httpx.Response | Outcome:
+        """The vendor's answer, or what a failed exchange means: where it
+        failed says whether the message may have been sent."""
         try:
             # A bound on the whole request, well under the sweeper's deadline for
             # rows in `sending`: a vendor that trickles its answer cannot keep
             # a row long enough for a second worker to send it again.
             async with asyncio.timeout(self.total_timeout):
-                response = await self.client.send(request, auth=auth)
+                return await self.client.send(request, auth=auth)
         except NOT_SENT_ERRORS as exc:
-            return [self._not_sent(exc)] * len(group)
+            return self._not_sent(exc)
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
             why = f"cannot send a request ({type(exc).__name__}): check the base URL setting"
-            return [self._misconfigured(why)] * len(group)
+            return self._misconfigured(why)
         except (httpx.TransportError, TimeoutError) as exc:
-            return [self._maybe_sent(f"{type(exc).__name__} after the request left")] * len(group)
+            return self._maybe_sent(f"{type(exc).__name__} after the request left")
         except Exception as exc:
             log.error("%s: sending failed: %s", self.name, type(exc).__name__)
-            return [self._maybe_sent(f"{type(exc).__name__} while sending")] * len(group)
+            return self._maybe_sent(f"{type(exc).__name__} while sending")
+
+    def _read(self, response: httpx.Response, group: Sequence[OutboundMessage]) -> list[Outcome]:
+        """Each message's outcome from the vendor's answer."""
         try:
-            if batch:
+            if len(group) > 1:
                 outcomes = self.parse_batch_response(response, group)
             else:
                 outcomes = [self.parse_response(response, group[0])]

@@ -262,26 +262,24 @@ class RestcommAdapter(Adapter[RestcommSettings]):
         senders = self._senders_of(message.sender)
         if senders is None:
             return _uncertain(f"sender {message.sender} names a pool the catalog does not have")
-        params = {
-            # Filtered in the form we sent (E.164 with '+', `build_request`):
-            # Restcomm filters what it stored, and it stores the number it was
-            # given; the document's list example shows digits only because its
-            # send example sent digits. An item's numbers are compared with or
-            # without the '+' all the same (`_same_number`).
-            "To": message.recipient,
-            # The filters are whole seconds at best; the window is widened by
-            # one and date_created is checked below.
-            "StartTime": (since - timedelta(seconds=1)).isoformat(timespec="seconds"),
-            "EndTime": (until + timedelta(seconds=1)).isoformat(timespec="seconds"),
-            "PageSize": str(SEARCH_PAGE),
-            "SortBy": "DateCreated:asc",
-        }
-        if not message.sender.startswith(POOL_PREFIX):
-            # A pool's row names the pool until the send is recorded (the member
-            # chosen is recorded with it): Restcomm knows only the member, so a
-            # pool is looked for by recipient alone and its members are
-            # recognised below.
-            params["From"] = message.sender
+        items = await self._list_messages(message, since, until)
+        if isinstance(items, Outcome):
+            return items
+        found: list[DeliveryReport] = []
+        for item in items:
+            listed = _listed_report(item, message, senders, since, until)
+            if isinstance(listed, Outcome):
+                return listed
+            if listed is not None:
+                found.append(listed)
+        return found
+
+    async def _list_messages(
+        self, message: OutboundMessage, since: datetime, until: datetime
+    ) -> list[Any] | Outcome:
+        """The listed items of one whole page of the list query, or why there
+        is no such page to judge (the query failed, or the page may be partial)."""
+        params = _search_params(message, since, until)
         request = self.client.build_request("GET", f"{self._messages_url}.json", params=params)
         try:
             response = await self.client.send(request, auth=self.auth())
@@ -298,37 +296,7 @@ class RestcommAdapter(Adapter[RestcommSettings]):
             return Outcome(A.RETRY, code="unreadable", reason=f"list query: {exc}")
         if (partial := _partial_page(body, items)) is not None:
             return _uncertain(partial)
-        found = []
-        for item in items:
-            ours = _looks_like(item, message, senders)
-            if ours is False:
-                continue
-            if ours is None:
-                return _uncertain("an item that may be this message cannot be read")
-            # Our recipient, sender and text: this very send, unless it was
-            # created outside the window, so a date, a sid and a status we can
-            # read are needed to tell.
-            created = _rfc2822(item.get("date_created"))
-            if created is None:
-                return _uncertain("an item like this message has no readable date_created")
-            if not since - timedelta(seconds=1) <= created <= until + timedelta(seconds=1):
-                continue
-            sid, status = _text(item.get("sid")), _text(item.get("status"))
-            if sid is None or status is None or status not in REPORT_STATUSES:
-                return _uncertain(f"an item like this message has status {status!r}, sid {sid!r}")
-            code = _code_text(item.get("error_code"))
-            found.append(
-                DeliveryReport(
-                    REPORT_STATUSES[status],
-                    status,
-                    tracking_id=sid,
-                    reference=message.reference,
-                    error_code=code,
-                    error_reason=_text(item.get("error_message")) or _reason(code),
-                    raw=clip_raw(json.dumps(item)) or "",
-                )
-            )
-        return found
+        return items
 
     def _senders_of(self, sender: str) -> tuple[str, ...] | None:
         """Every sender a message from `sender` may have gone from: a pool's
@@ -398,6 +366,69 @@ def _code_text(value: object) -> str | None:
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _search_params(message: OutboundMessage, since: datetime, until: datetime) -> dict[str, str]:
+    """The list query's filters ("Get SMS List") for a message sent in the window."""
+    params = {
+        # Filtered in the form we sent (E.164 with '+', `build_request`):
+        # Restcomm filters what it stored, and it stores the number it was
+        # given; the document's list example shows digits only because its
+        # send example sent digits. An item's numbers are compared with or
+        # without the '+' all the same (`_same_number`).
+        "To": message.recipient,
+        # The filters are whole seconds at best; the window is widened by
+        # one and date_created is checked by `_listed_report`.
+        "StartTime": (since - timedelta(seconds=1)).isoformat(timespec="seconds"),
+        "EndTime": (until + timedelta(seconds=1)).isoformat(timespec="seconds"),
+        "PageSize": str(SEARCH_PAGE),
+        "SortBy": "DateCreated:asc",
+    }
+    if not message.sender.startswith(POOL_PREFIX):
+        # A pool's row names the pool until the send is recorded (the member
+        # chosen is recorded with it): Restcomm knows only the member, so a
+        # pool is looked for by recipient alone and its members are
+        # recognised by `_looks_like`.
+        params["From"] = message.sender
+    return params
+
+
+def _listed_report(
+    item: Any,
+    message: OutboundMessage,
+    senders: tuple[str, ...],
+    since: datetime,
+    until: datetime,
+) -> DeliveryReport | Outcome | None:
+    """A listed item as a report of `message`; None when it is another
+    message, or this one created outside the window; RETRY "uncertain" when
+    it cannot be told."""
+    ours = _looks_like(item, message, senders)
+    if ours is False:
+        return None
+    if ours is None:
+        return _uncertain("an item that may be this message cannot be read")
+    # Our recipient, sender and text: this very send, unless it was
+    # created outside the window, so a date, a sid and a status we can
+    # read are needed to tell.
+    created = _rfc2822(item.get("date_created"))
+    if created is None:
+        return _uncertain("an item like this message has no readable date_created")
+    if not since - timedelta(seconds=1) <= created <= until + timedelta(seconds=1):
+        return None
+    sid, status = _text(item.get("sid")), _text(item.get("status"))
+    if sid is None or status is None or status not in REPORT_STATUSES:
+        return _uncertain(f"an item like this message has status {status!r}, sid {sid!r}")
+    code = _code_text(item.get("error_code"))
+    return DeliveryReport(
+        REPORT_STATUSES[status],
+        status,
+        tracking_id=sid,
+        reference=message.reference,
+        error_code=code,
+        error_reason=_text(item.get("error_message")) or _reason(code),
+        raw=clip_raw(json.dumps(item)) or "",
+    )
 
 
 def _uncertain(why: str) -> Outcome:

@@ -26,6 +26,7 @@ import re
 import secrets
 from urllib.parse import urlsplit
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -97,6 +98,31 @@ def report_url_valid(value: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
+def message_refused(query: QueryParams) -> Response | None:
+    """Destination (-4), sender (-5), text (-6 empty, -8 too long)."""
+    to, sender, text = query["to"], query["from"], query["text"]
+    if not DESTINATION.fullmatch(to):
+        return answer(-4)
+    if not sender:
+        return answer(-5)
+    if not text:
+        return answer(-6, "text is empty")
+    if not text_fits(text):
+        return answer(-8)
+    return None
+
+
+def report_refused(query: QueryParams) -> Response | None:
+    """report_mask (-15), report_url (-16)."""
+    mask = query.get("report_mask")
+    if mask is not None and not report_mask_valid(mask):
+        return answer(-15)
+    report_url = query.get("report_url")
+    if report_url is not None and not report_url_valid(report_url):
+        return answer(-16)
+    return None
+
+
 class CueSimulator(VendorSimulator):
     name = "cue"
     FINAL_WORDS = {"delivered": "1", "undelivered": "2", "expired": "2"}
@@ -118,39 +144,51 @@ class CueSimulator(VendorSimulator):
         if (fault := await self.begin()) is not None:
             return fault
         query = request.query_params
+        if (refused := self.refusal(query)) is not None:
+            return refused
+        if (refused := self.admit(1)) is not None:
+            return refused
+        received = self.record(query)
+        return await self.finish(answer(1, received.tracking_id))
+
+    def refusal(self, query: QueryParams) -> Response | None:
+        """Cue's answer refusing the request, the checks in the order of this
+        module's docstring; None when it is accepted."""
+        checks = (self.call_refused, message_refused, report_refused, self.reference_refused)
+        for check in checks:
+            if (refused := check(query)) is not None:
+                return refused
+        return None
+
+    def call_refused(self, query: QueryParams) -> Response | None:
+        """Required parameters (-12), action (-13), credentials (-2)."""
         if any(name not in query for name in REQUIRED):
             return answer(-12)
         if query["action"] != "message_send":
             return answer(-13)
         if not self.authenticated(query["username"], query["password"]):
             return answer(-2)
-        to, sender, text = query["to"], query["from"], query["text"]
-        if not DESTINATION.fullmatch(to):
-            return answer(-4)
-        if not sender:
-            return answer(-5)
-        if not text:
-            return answer(-6, "text is empty")
-        if not text_fits(text):
-            return answer(-8)
-        mask = query.get("report_mask")
-        if mask is not None and not report_mask_valid(mask):
-            return answer(-15)
-        report_url = query.get("report_url")
-        if report_url is not None and not report_url_valid(report_url):
-            return answer(-16)
+        return None
+
+    def reference_refused(self, query: QueryParams) -> Response | None:
+        """A client_reference already used (-7)."""
         reference = query.get("client_reference") or None
         if reference is not None and reference in self.references:
             return answer(-7)
-        if (refused := self.admit(1)) is not None:
-            return refused
+        return None
+
+    def record(self, query: QueryParams) -> Received:
+        """Accept the message, and keep its reference and report request."""
+        to, sender, text = query["to"], query["from"], query["text"]
+        reference = query.get("client_reference") or None
         received = self.accept(to=to, sender=sender, text=text, reference=reference)
         if reference is not None:
             self.references.add(reference)
+        report_url = query.get("report_url")
         if report_url is not None:
             # "Defaults to 19, only used with report_url".
-            self.reports[received.tracking_id] = (report_url, int(mask or 19))
-        return await self.finish(answer(1, received.tracking_id))
+            self.reports[received.tracking_id] = (report_url, int(query.get("report_mask") or 19))
+        return received
 
     def authenticated(self, username: str, password: str) -> bool:
         cue = self.settings.cue

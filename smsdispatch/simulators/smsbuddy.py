@@ -158,44 +158,20 @@ class SMSBuddySimulator(VendorSimulator):
     async def send_json(self, request: Request) -> Response:
         if (fault := await self.begin()) is not None:
             return fault
-        try:
-            body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        parsed = _json_send(await request.body())
+        if parsed is None:
             return self.fault_response("400")
-        root = body.get("root") if isinstance(body, dict) else None
-        nodes = body.get("nodes") if isinstance(body, dict) else None
-        if not isinstance(root, dict) or not isinstance(nodes, list) or not nodes:
-            return self.fault_response("400")
-        root = {k: str(v) for k, v in root.items() if isinstance(v, str | int)}
+        root, nodes = parsed
         if (refused := self._check_root(root)) is not None:
             return refused
-        # Nodes inherit the root's message; an invalid number drops its node.
-        valid: list[tuple[str, str, Any]] = []
-        for node in nodes:
-            if not isinstance(node, dict):
-                return self.fault_response("400")
-            text = node.get("message") or root.get("message")
-            if not isinstance(text, str) or not text:
-                return self.fault_response("400")
-            to = node.get("to")
-            number = _number(str(to) if isinstance(to, int) else to)
-            if number:
-                valid.append((number, text, node.get("refid", "")))
+        valid = _valid_nodes(root, nodes)
+        if valid is None:
+            return self.fault_response("400")
         if not valid:
             return self.fault_response("406")
         if (refused := self.admit(len(valid))) is not None:
             return refused
-        data = []
-        for number, text, refid in valid:
-            reference = str(refid) if refid not in ("", None) else None
-            record = self._accept(number, root, text, reference, True)
-            # The document's example echoes refid "2" as the number 2.
-            record["refid"] = (
-                int(refid)
-                if isinstance(refid, str) and refid.isascii() and refid.isdigit()
-                else refid
-            )
-            data.append(record)
+        data = [self._accept_node(number, root, text, refid) for number, text, refid in valid]
         return await self.finish(_accepted(data))
 
     async def query_status(self, request: Request) -> Response:
@@ -243,6 +219,18 @@ class SMSBuddySimulator(VendorSimulator):
             return self.fault_response("412")
         return None
 
+    def _accept_node(
+        self, number: str, root: dict[str, str], text: str, refid: Any
+    ) -> dict[str, Any]:
+        """A JSON node's record: the form's record, with the node's refid echoed."""
+        reference = str(refid) if refid not in ("", None) else None
+        record = self._accept(number, root, text, reference, True)
+        # The document's example echoes refid "2" as the number 2.
+        record["refid"] = (
+            int(refid) if isinstance(refid, str) and refid.isascii() and refid.isdigit() else refid
+        )
+        return record
+
     def _key_ok(self, key: str) -> bool:
         expected = self.settings.smsbuddy.key.get_secret_value()
         return bool(expected) and secrets.compare_digest(key.encode(), expected.encode())
@@ -276,6 +264,38 @@ async def _form(request: Request) -> dict[str, str] | None:
         return dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
     except (UnicodeDecodeError, ValueError):
         return None
+
+
+def _json_send(raw: bytes) -> tuple[dict[str, str], list[Any]] | None:
+    """The JSON send's root (its text and number fields) and its nodes, or
+    None when the body is not one."""
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    root = body.get("root") if isinstance(body, dict) else None
+    nodes = body.get("nodes") if isinstance(body, dict) else None
+    if not isinstance(root, dict) or not isinstance(nodes, list) or not nodes:
+        return None
+    return {k: str(v) for k, v in root.items() if isinstance(v, str | int)}, nodes
+
+
+def _valid_nodes(root: dict[str, str], nodes: list[Any]) -> list[tuple[str, str, Any]] | None:
+    """(number, text, refid) of each node with a valid number, or None when
+    a node is malformed. Nodes inherit the root's message; an invalid number
+    drops its node."""
+    valid: list[tuple[str, str, Any]] = []
+    for node in nodes:
+        if not isinstance(node, dict):
+            return None
+        text = node.get("message") or root.get("message")
+        if not isinstance(text, str) or not text:
+            return None
+        to = node.get("to")
+        number = _number(str(to) if isinstance(to, int) else to)
+        if number:
+            valid.append((number, text, node.get("refid", "")))
+    return valid
 
 
 def _number(value: object) -> str | None:
