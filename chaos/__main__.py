@@ -125,6 +125,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def preflight(chosen: list[Plan], workers: int) -> None:
+    """Raise now, not half an hour into the schedule, when this machine cannot
+    inject one of the chosen faults (Debian's `faketime` missing, say)."""
+    for plan in chosen:
+        for scheduled in plan.schedule():
+            for index in range(workers):
+                scheduled.fault.worker_env(index)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     chosen = [p for p in plans() if not args.only or p.key in args.only]
@@ -139,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         submit_seconds=args.submit_seconds,
         wave_seconds=args.wave_seconds,
     )
+    preflight(chosen, load.workers)
     results: list[RunResult] = []
     # Kept after the run: each run's worker and beat logs and its result.json.
     workdir = Path(".run") / f"chaos-{time.strftime('%Y%m%d-%H%M%S')}"
