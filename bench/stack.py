@@ -6,7 +6,6 @@ what it measures); everything else is the same for all of them.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from sqlalchemy import create_engine, text
 from smsdispatch.config.catalog import Catalog, load_catalog
 from smsdispatch.config.settings import Settings
 from smsdispatch.local.catalogs import write_catalog
-from smsdispatch.local.environment import demo_credentials, stack_env
+from smsdispatch.local.environment import demo_credentials, settings_from_env, stack_env
 from smsdispatch.local.processes import (
     ManagedProcess,
     PrivateRedis,
@@ -79,18 +78,6 @@ def bench_stack(
     finally:
         for process in reversed(processes):
             process.stop()
-
-
-def settings_from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    """The Settings the subprocesses get, built in this process from the same env."""
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        return Settings(_env_file=None).model_dump()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def ensure_database(url: str) -> None:

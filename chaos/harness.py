@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import shutil
 import signal
 import subprocess
@@ -30,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ from chaos.tally import Row, VendorTally, digits, tally_vendor, violations
 from smsdispatch.config.catalog import Catalog, load_catalog
 from smsdispatch.config.settings import Settings
 from smsdispatch.local.catalogs import write_catalog
-from smsdispatch.local.environment import demo_credentials, stack_env
+from smsdispatch.local.environment import demo_credentials, settings_from_env, stack_env
 from smsdispatch.local.processes import (
     ManagedProcess,
     PrivateRedis,
@@ -777,18 +776,6 @@ def ensure_database(url: str) -> None:
                 conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
     finally:
         admin.dispose()
-
-
-def settings_from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    """The Settings a subprocess started with `env` reads, built in this process."""
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        return Settings(_env_file=None).model_dump()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def _slug(name: str) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
+from typing import Any
 
+from smsdispatch.config.settings import Settings
 from smsdispatch.simulators.app import base_urls
 
 VENDOR_SECRETS = {
@@ -51,3 +53,16 @@ def stack_env(
             env[f"{vendor.upper()}__BASE_URL"] = url
     env.update(extra or {})
     return env
+
+
+def settings_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """The Settings a subprocess started with `env` reads, built in this process
+    (pydantic-settings reads os.environ, so it is swapped for the call)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        return Settings(_env_file=None).model_dump()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
