@@ -17,14 +17,14 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.params import Depends as Dependency
 from fastapi.security import APIKeyHeader
-from sqlalchemy import select
 
 from smsdispatch.api.body_size import MaxBodySize
 from smsdispatch.api.campaigns import campaigns_router
@@ -46,7 +46,7 @@ from smsdispatch.monitoring.web import metrics_router
 from smsdispatch.producer.api import Producer
 from smsdispatch.producer.validation import SendRequest
 from smsdispatch.store.db import DATABASE_AWAY, Database
-from smsdispatch.store.models import messages
+from smsdispatch.store.messages import message_status_row
 from smsdispatch.workers.app import create_app as create_celery
 
 RECIPIENT_UPLOAD = re.compile(r"/v1/campaigns/\d+/recipients")
@@ -61,107 +61,16 @@ def create_app(settings: Settings) -> FastAPI:
     # the workers' concern: the API never calls a vendor.)
     warn_unconfigured(settings, catalog.providers, log, fields=("base_url",))
     db = Database(settings.database_url, pool_size=settings.api_db_pool_size)
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        # The pool's connections close with the server, not with the process.
-        db.dispose()
-
     app = FastAPI(
         title="smsdispatch",
         version="1",
         summary="Submit SMS messages and read their delivery status.",
-        lifespan=lifespan,
+        lifespan=_closing(db),
     )
+    guarded = [Depends(_authenticator(settings))]
     producer = Producer(settings, catalog, db, create_celery(settings))
-    keys = [k.get_secret_value().encode() for k in settings.api_keys if k.get_secret_value()]
-
-    def authenticated(key: Annotated[str | None, Depends(API_KEY)]) -> None:
-        given = (key or "").encode()
-        # Compare with every key, whatever matches, so timing says nothing.
-        matched = [hmac.compare_digest(given, k) for k in keys]
-        if not key or not any(matched):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "a valid X-API-Key is required",
-                headers={"WWW-Authenticate": "APIKey"},
-            )
-
-    guarded = [Depends(authenticated)]
-
-    @app.post(
-        "/v1/messages",
-        status_code=status.HTTP_202_ACCEPTED,
-        dependencies=guarded,
-        responses={422: {"description": "a field is invalid; `loc` names it"}},
-    )
-    def submit(message: MessageIn) -> Accepted:
-        result = producer.send_batch([to_request(message)])
-        if result.rejected:
-            bad = result.rejected[0]
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                [{"loc": ["body", bad.field], "msg": bad.reason, "type": "value_error"}],
-            )
-        return Accepted(id=result.ids[0])
-
-    @app.post("/v1/messages/batch", status_code=status.HTTP_202_ACCEPTED, dependencies=guarded)
-    def submit_batch(batch: BatchIn) -> BatchOut:
-        if len(batch.messages) > settings.api_max_batch:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                [
-                    {
-                        "loc": ["body", "messages"],
-                        "type": "too_long",
-                        "msg": f"at most {settings.api_max_batch} messages per batch",
-                    }
-                ],
-            )
-        result = producer.send_batch([to_request(m) for m in batch.messages])
-        return BatchOut(
-            accepted=sorted(result.ids.items()),
-            rejected=[
-                Rejected(index=r.index, field=r.field, reason=r.reason) for r in result.rejected
-            ],
-        )
-
-    @app.get(
-        "/v1/messages/{message_id}",
-        dependencies=guarded,
-        responses={404: {"description": "no such message"}},
-    )
-    def message_status(message_id: RowId) -> MessageStatusOut:
-        m = messages.c
-        with db.session() as session:
-            row = session.execute(
-                select(
-                    m.id,
-                    m.reference,
-                    m.provider,
-                    m.status,
-                    m.attempts,
-                    m.tracking_id,
-                    m.vendor_status,
-                    m.error_code,
-                    m.error_reason,
-                    m.client_reference,
-                    m.created_at,
-                    m.sent_at,
-                    m.final_at,
-                ).where(m.id == message_id)
-            ).one_or_none()
-        if row is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no message {message_id}")
-        return MessageStatusOut.model_validate(row._asdict())
-
-    @app.middleware("http")
-    async def no_store(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
+    app.include_router(messages_router(settings, producer, db, guarded))
+    app.middleware("http")(_no_store)
     app.add_exception_handler(RequestValidationError, validation_failed)
     for away in DATABASE_AWAY:
         app.add_exception_handler(away, database_away)
@@ -175,6 +84,94 @@ def create_app(settings: Settings) -> FastAPI:
         max_upload_bytes=settings.api_max_upload_bytes,
     )
     return app
+
+
+def _closing(db: Database) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: the pool's connections close with the server, not
+    with the process."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        db.dispose()
+
+    return lifespan
+
+
+def _authenticator(settings: Settings) -> Callable[[str | None], None]:
+    """The dependency that refuses a request without one of the configured keys."""
+    keys = [k.get_secret_value().encode() for k in settings.api_keys if k.get_secret_value()]
+
+    def authenticated(key: Annotated[str | None, Depends(API_KEY)]) -> None:
+        given = (key or "").encode()
+        # Compare with every key, whatever matches, so timing says nothing.
+        matched = [hmac.compare_digest(given, k) for k in keys]
+        if not key or not any(matched):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "a valid X-API-Key is required",
+                headers={"WWW-Authenticate": "APIKey"},
+            )
+
+    return authenticated
+
+
+def messages_router(
+    settings: Settings, producer: Producer, db: Database, guarded: Sequence[Dependency]
+) -> APIRouter:
+    """Submitting messages, one or a batch, and reading one's status."""
+    router = APIRouter(dependencies=list(guarded))
+
+    @router.post(
+        "/v1/messages",
+        status_code=status.HTTP_202_ACCEPTED,
+        responses={422: {"description": "a field is invalid; `loc` names it"}},
+    )
+    def submit(message: MessageIn) -> Accepted:
+        result = producer.send_batch([to_request(message)])
+        if result.rejected:
+            bad = result.rejected[0]
+            raise _unprocessable(bad.field, "value_error", bad.reason)
+        return Accepted(id=result.ids[0])
+
+    @router.post("/v1/messages/batch", status_code=status.HTTP_202_ACCEPTED)
+    def submit_batch(batch: BatchIn) -> BatchOut:
+        if len(batch.messages) > settings.api_max_batch:
+            raise _unprocessable(
+                "messages", "too_long", f"at most {settings.api_max_batch} messages per batch"
+            )
+        result = producer.send_batch([to_request(m) for m in batch.messages])
+        return BatchOut(
+            accepted=sorted(result.ids.items()),
+            rejected=[
+                Rejected(index=r.index, field=r.field, reason=r.reason) for r in result.rejected
+            ],
+        )
+
+    @router.get("/v1/messages/{message_id}", responses={404: {"description": "no such message"}})
+    def message_status(message_id: RowId) -> MessageStatusOut:
+        with db.session() as session:
+            row = message_status_row(session, message_id)
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no message {message_id}")
+        return MessageStatusOut.model_validate(row)
+
+    return router
+
+
+def _unprocessable(field: str, kind: str, reason: str) -> HTTPException:
+    """A 422 in FastAPI's own form, naming the body field to fix."""
+    detail = [{"loc": ["body", field], "msg": reason, "type": kind}]
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
+
+
+async def _no_store(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """No answer of this API may be cached: statuses change."""
+    response = await call_next(request)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def to_request(message: MessageIn) -> SendRequest:

@@ -17,11 +17,11 @@ Runs from beat every `dispatch_interval_seconds`. Each run:
    `campaign_counts_interval_seconds`.
 
 Releasing is `held -> queued` in id order, conditioned on the campaign still
-running in the same statement, and marked enqueued; then the ids are
-published. If the dispatcher dies in between, the sweeper publishes them
-after `requeue_after_seconds`, as for any message the broker lost (marking
-them only after publishing would let the sweeper publish them a second time
-meanwhile).
+running in the same statement, and marked enqueued (store/campaign_messages.py);
+then the ids are published. If the dispatcher dies in between, the sweeper
+publishes them after `requeue_after_seconds`, as for any message the broker
+lost (marking them only after publishing would let the sweeper publish them a
+second time meanwhile).
 
 The backlog counts released messages that are `queued` or `sending`: a
 task a worker has reserved stays in Redis until it is acknowledged.
@@ -34,20 +34,21 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
-from smsdispatch.campaigns.service import finish_unsent, refresh_counts, take_back
 from smsdispatch.config.catalog import ProviderEntry
 from smsdispatch.limits import pauses
 from smsdispatch.limits.rates import backlog, campaign_rate, vendor_rate
 from smsdispatch.queueing.periodic import exclusive
 from smsdispatch.queueing.publish import publish
 from smsdispatch.queueing.services import Services
+from smsdispatch.store.campaign_messages import finish_unsent, release, take_back
+from smsdispatch.store.campaigns import complete, complete_if_done, refresh_counts, start_due
 from smsdispatch.store.models import campaigns, messages
 from smsdispatch.vocabulary import keys
-from smsdispatch.vocabulary.status import UNSENT, CampaignStatus, MessageStatus
+from smsdispatch.vocabulary.status import CampaignStatus, MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def _dispatch(rt: Services) -> DispatchResult:
     now = rt.clock()
     result = DispatchResult()
     with rt.db.session() as session, session.begin():
-        result.started = _start_due(session, now)
+        result.started = start_due(session, now)
     with rt.db.session() as session, session.begin():
         result.ended = _end_overdue(session, now)
     active = _active(rt)
@@ -112,20 +113,6 @@ def _dispatch(rt: Services) -> DispatchResult:
     return result
 
 
-def _start_due(session: Session, now: datetime) -> list[int]:
-    c = campaigns.c
-    due = list(
-        session.scalars(select(c.id).where(c.status == CampaignStatus.SCHEDULED, c.start_at <= now))
-    )
-    if due:
-        session.execute(
-            update(campaigns)
-            .where(c.id.in_(due), c.status == CampaignStatus.SCHEDULED)
-            .values(status=CampaignStatus.RUNNING, started_at=now, updated_at=now)
-        )
-    return due
-
-
 def _end_overdue(session: Session, now: datetime) -> list[int]:
     """Campaigns past their end time: unsent messages expire, the campaign completes."""
     c = campaigns.c
@@ -143,11 +130,7 @@ def _end_overdue(session: Session, now: datetime) -> list[int]:
             "campaign_ended",
             "its campaign's end time passed before it was sent",
         )
-        session.execute(
-            update(campaigns)
-            .where(c.id == campaign_id)
-            .values(status=CampaignStatus.COMPLETED, finished_at=now, updated_at=now)
-        )
+        complete(session, campaign_id, now)
         refresh_counts(session, campaign_id, now)
         log.info(
             "campaign %d ended at its end time: %d unsent messages expired", campaign_id, expired
@@ -213,54 +196,14 @@ def _released_counts(session: Session, campaign_ids: list[int]) -> dict[int, int
 
 
 def _release(rt: Services, campaign_id: int, limit: int, now: datetime) -> list[int]:
-    m = messages.c
-    c = campaigns.c
     with rt.db.session() as session, session.begin():
-        # Lock the campaign row: a pause or cancel waits for this release to
-        # commit (and then takes it back), or this release sees it and stops.
-        status = session.scalar(select(c.status).where(c.id == campaign_id).with_for_update())
-        if status != CampaignStatus.RUNNING:
-            return []
-        candidates = (
-            select(m.id)
-            .where(m.campaign_id == campaign_id, m.status == MessageStatus.HELD)
-            .order_by(m.id)
-            .limit(limit)
-            .scalar_subquery()
-        )
-        still_running = exists().where(
-            and_(c.id == campaign_id, c.status == CampaignStatus.RUNNING)
-        )
-        rows = session.execute(
-            update(messages)
-            .where(m.id.in_(candidates), m.status == MessageStatus.HELD, still_running)
-            .values(
-                status=MessageStatus.QUEUED,
-                next_attempt_at=now,
-                enqueued_at=now,
-                updated_at=now,
-            )
-            .returning(m.id)
-        )
-        return sorted(int(i) for (i,) in rows)
+        return release(session, campaign_id, limit, now)
 
 
 def _complete_finished(session: Session, campaign_ids: list[int], now: datetime) -> list[int]:
-    c = campaigns.c
-    m = messages.c
     done: list[int] = []
     for campaign_id in campaign_ids:
-        unfinished = session.scalar(
-            select(exists().where(m.campaign_id == campaign_id, m.status.in_(UNSENT)))
-        )
-        if unfinished:
-            continue
-        result = session.execute(
-            update(campaigns)
-            .where(c.id == campaign_id, c.status == CampaignStatus.RUNNING)
-            .values(status=CampaignStatus.COMPLETED, finished_at=now, updated_at=now)
-        )
-        if getattr(result, "rowcount", 0):
+        if complete_if_done(session, campaign_id, now):
             refresh_counts(session, campaign_id, now)
             done.append(campaign_id)
             log.info("campaign %d completed", campaign_id)

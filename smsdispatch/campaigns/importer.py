@@ -16,18 +16,19 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from smsdispatch.campaigns.numbers import NumberSet
 from smsdispatch.campaigns.preparation import Prepared, RowPreparer, prepare_all
 from smsdispatch.campaigns.recipients import BadRow, Row
-from smsdispatch.store.bulk import insert_many
+from smsdispatch.store.campaign_messages import CampaignTarget, store_held
+from smsdispatch.store.campaigns import add_to_counters, lock_campaign
 from smsdispatch.store.clock import Clock
 from smsdispatch.store.db import Database
-from smsdispatch.store.models import campaigns, messages
+from smsdispatch.store.models import messages
 from smsdispatch.store.optouts import opted_out
-from smsdispatch.vocabulary.status import CampaignStatus, MessageStatus
+from smsdispatch.vocabulary.status import CampaignStatus
 
 IMPORTABLE = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
 KEEP_REJECTIONS = 100  # how many rejections the result keeps for display
@@ -51,15 +52,6 @@ class ImportResult:
         self.rejected += 1
         if len(self.first_rejections) < KEEP_REJECTIONS:
             self.first_rejections.append(bad)
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignTarget:
-    """What every stored row of the campaign shares."""
-
-    id: int
-    provider: str
-    sender: str
 
 
 def import_rows(
@@ -173,31 +165,19 @@ def _store(
         chunk.rejected.sort(key=lambda b: b.line)
         for bad in chunk.rejected:
             result.reject(bad)
-        insert_many(
+        store_held(
             session,
-            messages,
-            _shared(target, now),
-            ["recipient", "text", "encoding", "segments", "params"],
+            target,
             [(p.recipient, p.text, p.encoding.value, p.segments, p.params_json) for p in keep],
-            encoded=("params",),
+            now,
         )
         result.imported += len(keep)
-        session.execute(
-            update(campaigns)
-            .where(campaigns.c.id == target.id)
-            .values(
-                imported=campaigns.c.imported + len(keep),
-                rejected=campaigns.c.rejected + (result.rejected - result.recorded),
-                updated_at=now,
-            )
-        )
+        add_to_counters(session, target.id, len(keep), result.rejected - result.recorded, now)
     result.recorded = result.rejected
 
 
 def _lock_importable(session: Session, campaign_id: int) -> None:
-    status = session.scalar(
-        select(campaigns.c.status).where(campaigns.c.id == campaign_id).with_for_update()
-    )
+    status = lock_campaign(session, campaign_id)
     if status is None:
         raise ImportRefused(f"campaign {campaign_id} does not exist")
     if status not in IMPORTABLE:
@@ -205,18 +185,3 @@ def _lock_importable(session: Session, campaign_id: int) -> None:
             f"campaign {campaign_id} is {status}: recipients can be added while it is "
             f"{' or '.join(IMPORTABLE)}"
         )
-
-
-def _shared(target: CampaignTarget, now: datetime) -> dict[str, object]:
-    """What every stored row of the campaign has in common."""
-    return {
-        "provider": target.provider,
-        "sender": target.sender,
-        "status": MessageStatus.HELD.value,
-        "attempts": 0,
-        "priority": 0,
-        "campaign_id": target.id,
-        "next_attempt_at": now,
-        "created_at": now,
-        "updated_at": now,
-    }

@@ -1,11 +1,12 @@
 """What operators do with campaigns: create, fill, preview, schedule, control.
 
-Every status change is one conditional UPDATE (`WHERE status IN (...)`), so
-two operators, or an operator and the dispatcher, cannot both win; the loser
-is told the campaign's current status. Pausing and cancelling also take back
-the messages released to the broker but not yet claimed by a worker: a
-worker claims only `queued` rows, so a row taken back here is never sent,
-and one already claimed is sent exactly once.
+Every status change is one conditional UPDATE (`WHERE status IN (...)`,
+store/campaigns.py), so two operators, or an operator and the dispatcher,
+cannot both win; the loser is told the campaign's current status. Pausing
+and cancelling also take back the messages released to the broker but not
+yet claimed by a worker (store/campaign_messages.py): a worker claims only
+`queued` rows, so a row taken back here is never sent, and one already
+claimed is sent exactly once.
 """
 
 from __future__ import annotations
@@ -17,21 +18,30 @@ from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
 
-from smsdispatch.campaigns.importer import CampaignTarget, ImportResult, import_rows
+from smsdispatch.campaigns.importer import ImportResult, import_rows
 from smsdispatch.campaigns.preparation import RowPreparer
 from smsdispatch.campaigns.recipients import BadRow, from_list, read_csv
 from smsdispatch.campaigns.templates import Template, TemplateError
 from smsdispatch.config.catalog import Catalog
 from smsdispatch.config.settings import Settings
 from smsdispatch.producer.validation import InvalidMessage, Validator
+from smsdispatch.store.campaign_messages import CampaignTarget, finish_unsent, take_back
+from smsdispatch.store.campaigns import (
+    back_to_scheduled_if_early,
+    campaign_status,
+    count_by_status,
+    create_campaign,
+    move_campaign,
+    refresh_counts,
+)
 from smsdispatch.store.clock import Clock
 from smsdispatch.store.db import Database
 from smsdispatch.store.models import campaigns, messages
-from smsdispatch.vocabulary.status import CAMPAIGN_TRANSITIONS, CampaignStatus, MessageStatus
+from smsdispatch.vocabulary.status import CAMPAIGN_TRANSITIONS, MessageStatus
 
 
 class CampaignError(ValueError):
@@ -97,21 +107,7 @@ class Campaigns:
         values = self._checked(spec)
         now = self.clock()
         with self.db.session() as session, session.begin():
-            stmt = insert(campaigns).returning(campaigns.c.id)
-            return int(
-                session.execute(
-                    stmt,
-                    {
-                        **values,
-                        "status": CampaignStatus.DRAFT.value,
-                        "imported": 0,
-                        "rejected": 0,
-                        "counts": {},
-                        "created_at": now,
-                        "updated_at": now,
-                    },
-                ).scalar_one()
-            )
+            return create_campaign(session, values, now)
 
     def _checked(self, spec: CampaignSpec) -> dict[str, Any]:
         if not spec.name.strip():
@@ -273,17 +269,7 @@ class Campaigns:
         now = self.clock()
         with self.db.session() as session, session.begin():
             self._transition(session, campaign_id, "resume")
-            row = session.execute(
-                select(campaigns.c.start_at, campaigns.c.started_at).where(
-                    campaigns.c.id == campaign_id
-                )
-            ).one()
-            if row.started_at is None and row.start_at is not None and row.start_at > now:
-                session.execute(
-                    update(campaigns)
-                    .where(campaigns.c.id == campaign_id)
-                    .values(status=CampaignStatus.SCHEDULED.value)
-                )
+            back_to_scheduled_if_early(session, campaign_id, now)
 
     def cancel(self, campaign_id: int) -> int:
         """Stop for good; return how many unsent messages were marked cancelled."""
@@ -307,14 +293,9 @@ class Campaigns:
 
     def _transition(self, session: Session, campaign_id: int, action: str, **values: Any) -> None:
         allowed, target = CAMPAIGN_TRANSITIONS[action]
-        result = session.execute(
-            update(campaigns)
-            .where(campaigns.c.id == campaign_id, campaigns.c.status.in_(allowed))
-            .values(status=target.value, updated_at=self.clock(), **values)
-        )
-        if getattr(result, "rowcount", 0) == 1:
+        if move_campaign(session, campaign_id, allowed, target, self.clock(), **values):
             return
-        current = session.scalar(select(campaigns.c.status).where(campaigns.c.id == campaign_id))
+        current = campaign_status(session, campaign_id)
         if current is None:
             raise CampaignNotFound(campaign_id)
         raise CampaignError(
@@ -327,63 +308,6 @@ class Campaigns:
     def _require_recipients(campaign: RowMapping) -> None:
         if campaign["imported"] <= 0:
             raise CampaignError("recipients", "the campaign has no recipients yet: import some")
-
-
-# -- queries the dispatcher shares -------------------------------------------------
-
-
-def count_by_status(session: Session, campaign_id: int) -> dict[str, int]:
-    m = messages.c
-    rows = session.execute(
-        select(m.status, func.count()).where(m.campaign_id == campaign_id).group_by(m.status)
-    )
-    return {status: int(n) for status, n in rows}
-
-
-def refresh_counts(session: Session, campaign_id: int, now: datetime) -> dict[str, int]:
-    counts = count_by_status(session, campaign_id)
-    session.execute(
-        update(campaigns).where(campaigns.c.id == campaign_id).values(counts=counts, updated_at=now)
-    )
-    return counts
-
-
-def take_back(session: Session, campaign_id: int, now: datetime) -> int:
-    """Released but unclaimed messages back to `held` (their broker tasks claim nothing)."""
-    m = messages.c
-    result = session.execute(
-        update(messages)
-        .where(m.campaign_id == campaign_id, m.status == MessageStatus.QUEUED)
-        .values(status=MessageStatus.HELD, enqueued_at=None, updated_at=now)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-def finish_unsent(
-    session: Session,
-    campaign_id: int,
-    now: datetime,
-    status: MessageStatus,
-    code: str,
-    reason: str,
-) -> int:
-    """Give every message not yet claimed by a worker its final status."""
-    m = messages.c
-    result = session.execute(
-        update(messages)
-        .where(
-            m.campaign_id == campaign_id,
-            m.status.in_([MessageStatus.HELD, MessageStatus.QUEUED]),
-        )
-        .values(
-            status=status,
-            error_code=code,
-            error_reason=reason,
-            final_at=now,
-            updated_at=now,
-        )
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def mask(number: str) -> str:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from celery import Celery
-from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,9 +22,8 @@ from smsdispatch.producer.validation import InvalidMessage, SendRequest, Validat
 from smsdispatch.queueing.publish import publish
 from smsdispatch.store.clock import Clock
 from smsdispatch.store.db import Database
-from smsdispatch.store.models import messages
+from smsdispatch.store.messages import ids_by_idempotency_key, insert_queued
 from smsdispatch.store.optouts import opted_out
-from smsdispatch.vocabulary.status import MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -149,40 +147,25 @@ class Producer:
 
     @staticmethod
     def _existing_keys(session: Session, batch: list[ValidMessage]) -> dict[str, int]:
-        keys = [v.idempotency_key for v in batch if v.idempotency_key]
-        found: dict[str, int] = {}
-        for start in range(0, len(keys), 1000):
-            rows = session.execute(
-                select(messages.c.idempotency_key, messages.c.id).where(
-                    messages.c.idempotency_key.in_(keys[start : start + 1000])
-                )
-            )
-            found.update({key: mid for key, mid in rows})
-        return found
+        return ids_by_idempotency_key(
+            session, [v.idempotency_key for v in batch if v.idempotency_key]
+        )
 
     @staticmethod
     def _insert(session: Session, batch: list[ValidMessage], now: datetime) -> list[int]:
-        if not batch:
-            return []
-        rows = [
-            {
-                "provider": v.provider,
-                "sender": v.sender,
-                "recipient": v.recipient,
-                "text": v.text,
-                "encoding": v.encoding.value,
-                "segments": v.segments,
-                "status": MessageStatus.QUEUED.value,
-                "attempts": 0,
-                "client_reference": v.client_reference,
-                "idempotency_key": v.idempotency_key,
-                "priority": v.priority,
-                "next_attempt_at": now,
-                "enqueued_at": now,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for v in batch
-        ]
-        stmt = insert(messages).returning(messages.c.id, sort_by_parameter_order=True)
-        return [row.id for row in session.execute(stmt, rows)]
+        return insert_queued(session, [_fields(v) for v in batch], now)
+
+
+def _fields(v: ValidMessage) -> dict[str, object]:
+    """A valid message's own columns (store/messages.py adds status and times)."""
+    return {
+        "provider": v.provider,
+        "sender": v.sender,
+        "recipient": v.recipient,
+        "text": v.text,
+        "encoding": v.encoding.value,
+        "segments": v.segments,
+        "client_reference": v.client_reference,
+        "idempotency_key": v.idempotency_key,
+        "priority": v.priority,
+    }

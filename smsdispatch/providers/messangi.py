@@ -23,7 +23,6 @@ the batch endpoint would try to fill them in from `params`.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Generator, Iterable, Sequence
 from typing import Any
@@ -34,7 +33,7 @@ from pydantic import SecretStr
 from smsdispatch.config.settings import MessangiSettings
 from smsdispatch.providers.base import Adapter, json_object, retry_after_seconds
 from smsdispatch.providers.errors import ConfigurationError, VendorProtocolError
-from smsdispatch.providers.reports import ReportTable, lookup, our_reference, text
+from smsdispatch.providers.reports import ReportTable, json_report, lookup, our_reference, text
 from smsdispatch.vocabulary.delivery import DeliveryReport, IncomingReport, MalformedReport
 from smsdispatch.vocabulary.message import OutboundMessage
 from smsdispatch.vocabulary.outcomes import CodeTable, Outcome, OutcomeKind, Rule
@@ -229,18 +228,9 @@ class MessangiAdapter(Adapter[MessangiSettings]):
         recorded (an ambiguous send): a batch's externalId is not a message
         reference, so it matches nothing.
         """
-        if incoming.method != "POST":
-            raise MalformedReport("messangi: a callback is a POST")
-        try:
-            body = json.loads(incoming.body)
-        # ValueError covers JSONDecodeError, UnicodeDecodeError and a number past
-        # int()'s digit limit; RecursionError, arrays nested too deep to read.
-        except (ValueError, RecursionError) as exc:
-            raise MalformedReport("messangi: the callback body is not JSON") from exc
-        if isinstance(body, dict) and isinstance(body.get("data"), dict):
+        body = json_report(incoming, cls.name, "callback")
+        if isinstance(body.get("data"), dict):
             body = body["data"]
-        if not isinstance(body, dict):
-            raise MalformedReport("messangi: the callback body is not a JSON object")
         word = text(body.get("status"))
         if word is None:
             raise MalformedReport("messangi: the callback has no status")

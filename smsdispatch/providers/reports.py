@@ -11,10 +11,12 @@ The statuses a report may carry are drawn in vocabulary/delivery.py.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
+from typing import Any
 
-from smsdispatch.vocabulary.delivery import MalformedReport
+from smsdispatch.vocabulary.delivery import IncomingReport, MalformedReport
 from smsdispatch.vocabulary.message import is_reference
 from smsdispatch.vocabulary.status import MessageStatus
 
@@ -33,6 +35,23 @@ def lookup(table: ReportTable, word: str, vendor: str) -> MessageStatus:
         return table[word]
     except KeyError:
         raise MalformedReport(f"{vendor}: unknown report status {word!r}") from None
+
+
+def json_report(incoming: IncomingReport, vendor: str, kind: str) -> dict[str, Any]:
+    """A webhook's body, POSTed as one JSON object (Messangi's callbacks,
+    Skycore's postbacks); anything else is refused as malformed, each refusal
+    naming the vendor and its `kind` of report."""
+    if incoming.method != "POST":
+        raise MalformedReport(f"{vendor}: a {kind} is a POST")
+    try:
+        body = json.loads(incoming.body)
+    # ValueError covers JSONDecodeError, UnicodeDecodeError and a number past
+    # int()'s digit limit; RecursionError, arrays nested too deep to read.
+    except (ValueError, RecursionError) as exc:
+        raise MalformedReport(f"{vendor}: the {kind} body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise MalformedReport(f"{vendor}: the {kind} body is not a JSON object")
+    return body
 
 
 def our_reference(value: str | None) -> str | None:

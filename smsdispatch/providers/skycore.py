@@ -33,7 +33,6 @@ Interpretations of the document (see also the comments in `CODES`):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Generator
 from typing import Any
 
@@ -43,7 +42,7 @@ from pydantic import SecretStr
 from smsdispatch.config.settings import SkycoreSettings
 from smsdispatch.providers.base import Adapter, json_object, retry_after_seconds
 from smsdispatch.providers.errors import ConfigurationError, VendorProtocolError
-from smsdispatch.providers.reports import ReportTable, lookup, text
+from smsdispatch.providers.reports import ReportTable, json_report, lookup, text
 from smsdispatch.vocabulary.delivery import DeliveryReport, IncomingReport, MalformedReport
 from smsdispatch.vocabulary.message import OutboundMessage
 from smsdispatch.vocabulary.outcomes import CodeTable, Outcome, OutcomeKind, Rule
@@ -124,16 +123,7 @@ class SkycoreAdapter(Adapter[SkycoreSettings]):
     @classmethod
     def parse_report(cls, incoming: IncomingReport) -> DeliveryReport:
         """A postback (see REPORT_STATUSES for the form we read)."""
-        if incoming.method != "POST":
-            raise MalformedReport("skycore: a postback is a POST")
-        try:
-            body = json.loads(incoming.body)
-        # ValueError covers JSONDecodeError, UnicodeDecodeError and a number past
-        # int()'s digit limit; RecursionError, arrays nested too deep to read.
-        except (ValueError, RecursionError) as exc:
-            raise MalformedReport("skycore: the postback body is not JSON") from exc
-        if not isinstance(body, dict):
-            raise MalformedReport("skycore: the postback body is not a JSON object")
+        body = json_report(incoming, cls.name, "postback")
         tracking_id, word = text(body.get("tracking-id")), text(body.get("status"))
         if tracking_id is None or word is None:
             raise MalformedReport("skycore: a postback needs tracking-id and status")
