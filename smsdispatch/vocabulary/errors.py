@@ -24,24 +24,29 @@ code, the CLI into a red line and exit status 2, a worker into an outcome.
     │   ├── CampaignConflict             campaigns/service.py       (also ValueError)
     │   └── ImportRefused                campaigns/importer.py      (also ValueError)
     ├── SetupError                       our own configuration is wrong: an operator fixes
-    │   │                                it; retrying cannot help and no message is failed
-    │   │                                for it (the vendor is paused instead)
+    │   │                                it and retrying cannot help; no message is failed
+    │   │                                for it (an adapter pauses its vendor instead)
     │   ├── ConfigurationError           providers/errors.py
     │   └── FlowerConfigError            monitoring/flower.py       (also ValueError)
-    └── PeerError                        a peer (vendor, database) let us down: neither the
-        │                                caller's fault nor ours, so never a 4xx about the
-        │                                request's fields
+    └── PeerError                        a peer (vendor, database) let us down: the fault
+        │                                is on its side, so it is logged against the peer,
+        │                                not explained to a caller as a field to fix
         ├── PeerUnavailable              it could not be reached and nothing happened:
         │   │                            try again shortly
         │   └── ClaimFailed              sending/pipeline.py
-        └── PeerProtocolError            it answered in a shape its document does not
-            │                            describe: keep the evidence, and treat what it
-            │                            did as unknown rather than guess or repeat it
+        └── PeerProtocolError            it answered or reported in a shape its document
+            │                            does not describe: keep the evidence (the answer,
+            │                            the raw report) and treat what happened as unknown
+            │                            rather than guess or repeat it
             ├── VendorProtocolError      providers/errors.py
             └── MalformedReport          vocabulary/delivery.py     (also ValueError)
 
-The standard bases in brackets stay because code and tests catch these by
+The standard bases in parentheses stay because code and tests catch these by
 them (`except ValueError` around parsing, `LookupError` for a missing name).
+
+`MalformedReport` is a peer's error though the webhook answers it 400: the
+vendor is the webhook's caller, but only the vendor can fix its reports, so
+the request is kept for inspection rather than explained.
 
 A kind depends on who asks, not only on what happened: `UnknownProviderError`
 is the caller's bad input to the validator (which turns it into an
