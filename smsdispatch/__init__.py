@@ -13,5 +13,5 @@ import-linter contract in pyproject.toml checks this in `make lint`):
     monitoring                           counters, /metrics, Flower
     store | providers | simulators       the database; the vendor adapters; the vendor fakes
     config                               settings and the provider catalog
-    vocabulary                           statuses, outcomes, messages, Redis keys, task names
+    vocabulary                           statuses, outcomes, messages, keys, task names, errors
 """

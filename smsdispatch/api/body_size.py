@@ -11,9 +11,11 @@ import re
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from smsdispatch.vocabulary.errors import InputError
 
-class BodyTooLarge(Exception):
-    pass
+
+class BodyTooLarge(InputError):
+    """Raised from inside `receive` so the app stops reading: answered 413 here."""
 
 
 class MaxBodySize:

@@ -33,9 +33,9 @@ from smsdispatch.api.schemas import (
     RowRejection,
     ScheduleIn,
 )
-from smsdispatch.campaigns.importer import ImportRefused
 from smsdispatch.campaigns.recipients import RecipientListError
 from smsdispatch.campaigns.service import CampaignError, CampaignNotFound, Campaigns, CampaignSpec
+from smsdispatch.vocabulary.errors import ConflictError
 
 T = TypeVar("T")
 UNPROCESSABLE = status.HTTP_422_UNPROCESSABLE_CONTENT
@@ -137,16 +137,21 @@ def campaigns_router(service: Campaigns, guarded: Sequence[Depends]) -> APIRoute
 
 
 def guard(call: Callable[[], T]) -> T:
-    """Campaign errors as HTTP answers that say what to fix."""
+    """Campaign errors as HTTP answers that say what to fix, told apart by type.
+
+    Any `ConflictError` (a status that refuses the action or the import) is a
+    409: the request is fine and may succeed later. Not found and bad input are
+    caught by their campaign classes, not by kind: an `UnknownProviderError` for
+    a campaign whose vendor left the catalog is not a 404 for the campaign, and
+    a stored template that no longer parses is not the caller's 422.
+    """
     try:
         return call()
     except CampaignNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except ImportRefused as exc:
+    except ConflictError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except CampaignError as exc:
-        if exc.field == "status":
-            raise HTTPException(status.HTTP_409_CONFLICT, exc.reason) from None
         detail = [{"loc": ["body", exc.field], "msg": exc.reason, "type": "value_error"}]
         raise HTTPException(UNPROCESSABLE, detail) from None
     except RecipientListError as exc:

@@ -28,14 +28,31 @@ from smsdispatch.store.clock import Clock
 from smsdispatch.store.db import Database
 from smsdispatch.store.models import messages
 from smsdispatch.store.optouts import opted_out
+from smsdispatch.vocabulary.errors import ConflictError
 from smsdispatch.vocabulary.status import CampaignStatus
 
 IMPORTABLE = (CampaignStatus.DRAFT, CampaignStatus.SCHEDULED)
 KEEP_REJECTIONS = 100  # how many rejections the result keeps for display
 
 
-class ImportRefused(ValueError):
-    """The campaign cannot take recipients now."""
+class ImportRefused(ConflictError, ValueError):
+    """The campaign cannot take recipients now: a conflict with its status, not
+    bad rows, so the caller is told the status rather than a field to fix.
+
+    `status` is None when the campaign is gone by the time its rows are locked.
+    """
+
+    def __init__(self, campaign_id: int, status: CampaignStatus | None) -> None:
+        if status is None:
+            message = f"campaign {campaign_id} does not exist"
+        else:
+            message = (
+                f"campaign {campaign_id} is {status}: recipients can be added while it is "
+                f"{' or '.join(IMPORTABLE)}"
+            )
+        super().__init__(message)
+        self.campaign_id = campaign_id
+        self.status = status
 
 
 @dataclass
@@ -179,9 +196,6 @@ def _store(
 def _lock_importable(session: Session, campaign_id: int) -> None:
     status = lock_campaign(session, campaign_id)
     if status is None:
-        raise ImportRefused(f"campaign {campaign_id} does not exist")
+        raise ImportRefused(campaign_id, None)
     if status not in IMPORTABLE:
-        raise ImportRefused(
-            f"campaign {campaign_id} is {status}: recipients can be added while it is "
-            f"{' or '.join(IMPORTABLE)}"
-        )
+        raise ImportRefused(campaign_id, CampaignStatus(status))

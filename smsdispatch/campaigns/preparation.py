@@ -28,6 +28,7 @@ from smsdispatch.campaigns.recipients import BadRow, Row
 from smsdispatch.campaigns.templates import MissingValue, Template
 from smsdispatch.config.catalog import ProviderEntry
 from smsdispatch.producer.validation import InvalidMessage, check_text, normalize_number
+from smsdispatch.vocabulary.errors import InputError
 from smsdispatch.vocabulary.message import Encoding
 
 # Rows per chunk handed to a process: big enough that pickling overhead is
@@ -38,7 +39,7 @@ CHUNK = 2000
 POOL_THRESHOLD = 20_000
 
 
-class RowRejected(ValueError):
+class RowRejected(InputError, ValueError):
     """Why one recipient row cannot become a message."""
 
 

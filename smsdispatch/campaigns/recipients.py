@@ -14,11 +14,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from smsdispatch.vocabulary.errors import InputError
+
 # A CSV cell longer than this is malformed input, not a template value.
 MAX_FIELD = 10_000
 
 
-class RecipientListError(ValueError):
+class RecipientListError(InputError, ValueError):
     """The list as a whole cannot be read (no header, no phone column)."""
 
 

@@ -41,11 +41,12 @@ from smsdispatch.store.campaigns import (
 from smsdispatch.store.clock import Clock
 from smsdispatch.store.db import Database
 from smsdispatch.store.models import campaigns, messages
-from smsdispatch.vocabulary.status import CAMPAIGN_TRANSITIONS, MessageStatus
+from smsdispatch.vocabulary.errors import ConflictError, InputError, NotFoundError
+from smsdispatch.vocabulary.status import CAMPAIGN_TRANSITIONS, CampaignStatus, MessageStatus
 
 
-class CampaignError(ValueError):
-    """A campaign request that cannot be done; `field` names what to fix."""
+class CampaignError(InputError, ValueError):
+    """A field of a campaign request is wrong; `field` names it, for the 422's `loc`."""
 
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
@@ -53,10 +54,34 @@ class CampaignError(ValueError):
         self.reason = reason
 
 
-class CampaignNotFound(LookupError):
+class CampaignNotFound(NotFoundError, LookupError):
     def __init__(self, campaign_id: int) -> None:
         super().__init__(f"campaign {campaign_id} does not exist")
         self.campaign_id = campaign_id
+
+
+class CampaignConflict(ConflictError, ValueError):
+    """The campaign's status does not allow the action: nothing in the request
+    is wrong (a 409, not a 422), and the caller needs the status to decide.
+
+    A ValueError still, as the string-coded `CampaignError` it replaces was.
+    """
+
+    def __init__(
+        self,
+        campaign_id: int,
+        status: CampaignStatus,
+        action: str,
+        allowed: frozenset[CampaignStatus],
+    ) -> None:
+        super().__init__(
+            f"campaign {campaign_id} is {status}; {action} applies to a "
+            f"{' or '.join(sorted(allowed))} campaign"
+        )
+        self.campaign_id = campaign_id
+        self.status = status
+        self.action = action
+        self.allowed = allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,11 +323,7 @@ class Campaigns:
         current = campaign_status(session, campaign_id)
         if current is None:
             raise CampaignNotFound(campaign_id)
-        raise CampaignError(
-            "status",
-            f"campaign {campaign_id} is {current}; {action} applies to a "
-            f"{' or '.join(sorted(allowed))} campaign",
-        )
+        raise CampaignConflict(campaign_id, CampaignStatus(current), action, allowed)
 
     @staticmethod
     def _require_recipients(campaign: RowMapping) -> None:

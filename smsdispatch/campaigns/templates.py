@@ -12,14 +12,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from smsdispatch.vocabulary.errors import InputError
+
 TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}|\{|\}")
 
 
-class TemplateError(ValueError):
+class TemplateError(InputError, ValueError):
     """The template itself is malformed; says where."""
 
 
-class MissingValue(ValueError):
+class MissingValue(InputError, ValueError):
     """A recipient has no value for a placeholder; names it."""
 
     def __init__(self, name: str) -> None:

@@ -15,11 +15,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from smsdispatch.campaigns.recipients import BadRow, RecipientListError
-from smsdispatch.campaigns.service import CampaignError, CampaignNotFound, Campaigns, CampaignSpec
+from smsdispatch.campaigns.recipients import BadRow
+from smsdispatch.campaigns.service import CampaignNotFound, Campaigns, CampaignSpec
 from smsdispatch.config.catalog import load_catalog
 from smsdispatch.config.settings import get_settings
 from smsdispatch.store.db import Database
+from smsdispatch.vocabulary.errors import ConflictError, InputError
 from smsdispatch.vocabulary.status import FINAL, UNSENT, CampaignStatus, MessageStatus
 
 app = typer.Typer(help="Campaigns: a template sent to a recipient list.", no_args_is_help=True)
@@ -35,10 +36,14 @@ def service() -> Campaigns:
 
 @contextmanager
 def reported() -> Iterator[None]:
-    """Operator errors as one red line and exit status 2, not a traceback."""
+    """Operator errors as one red line and exit status 2, not a traceback.
+
+    Bad input and a status that refuses the action are the operator's to act
+    on; so is an unreadable --start or --end (fromisoformat's ValueError).
+    """
     try:
         yield
-    except (CampaignError, CampaignNotFound, RecipientListError, ValueError) as exc:
+    except (InputError, ConflictError, CampaignNotFound, ValueError) as exc:
         console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
 

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from smsdispatch.vocabulary.outcomes import OutcomeKind
+from smsdispatch.vocabulary.errors import NotFoundError
 
 POOL_PREFIX = "pool:"
 
@@ -202,7 +203,7 @@ class Catalog(BaseModel):
             raise UnknownProviderError(name, sorted(self.providers)) from None
 
 
-class UnknownProviderError(LookupError):
+class UnknownProviderError(NotFoundError, LookupError):
     def __init__(self, name: str, known: list[str]) -> None:
         super().__init__(f"unknown provider {name!r}; known providers: {', '.join(known)}")
         self.name = name

@@ -25,12 +25,14 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from smsdispatch.vocabulary.errors import SetupError
+
 CELERY = str(Path(sys.executable).parent / "celery")
 MAX_TASKS = 10_000
 PURGE_OFFLINE_WORKERS_SECONDS = 300
 
 
-class FlowerConfigError(ValueError):
+class FlowerConfigError(SetupError, ValueError):
     """Flower would start without a usable password."""
 
 

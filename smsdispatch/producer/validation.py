@@ -21,6 +21,7 @@ from smsdispatch.config.catalog import (
 )
 from smsdispatch.config.settings import Settings
 from smsdispatch.producer.encoding import detect_encoding, segment_count
+from smsdispatch.vocabulary.errors import InputError
 from smsdispatch.vocabulary.message import Encoding
 
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 .\-_&]{1,11}$")
@@ -29,7 +30,7 @@ LONG_CODE = re.compile(r"^\d{7,15}$")
 MAX_REFERENCE = 128
 
 
-class InvalidMessage(ValueError):
+class InvalidMessage(InputError, ValueError):
     """One field of a message is wrong; `field` names it."""
 
     def __init__(self, field: str, reason: str) -> None:

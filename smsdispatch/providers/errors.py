@@ -4,10 +4,12 @@
 or a missing credential is fixed by an operator, not by trying again.
 """
 
+from smsdispatch.vocabulary.errors import PeerProtocolError, SetupError
 
-class ConfigurationError(Exception):
+
+class ConfigurationError(SetupError):
     """Our own setup is wrong (missing credential, malformed base URL)."""
 
 
-class VendorProtocolError(Exception):
+class VendorProtocolError(PeerProtocolError):
     """The vendor answered in a shape its document does not describe."""

@@ -38,6 +38,7 @@ from smsdispatch.store.outbox import (
     write_results_once,
 )
 from smsdispatch.store.results import SendResult
+from smsdispatch.vocabulary.errors import PeerUnavailable
 from smsdispatch.vocabulary.message import Encoding, OutboundMessage
 from smsdispatch.vocabulary.outcomes import Outcome, OutcomeKind
 
@@ -53,7 +54,7 @@ class SendSummary:
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
-class ClaimFailed(Exception):
+class ClaimFailed(PeerUnavailable):
     """The database could not be reached to claim the rows: nothing was sent,
     and the task should come back shortly (tasks/send.py)."""
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+from smsdispatch.vocabulary.errors import PeerProtocolError
 from smsdispatch.vocabulary.status import MessageStatus
 
 # Report vocabularies map onto these only: a report never says "queued" or
@@ -38,7 +39,7 @@ MAX_ID_CHARS = 128
 MAX_CODE_CHARS = 64
 
 
-class MalformedReport(ValueError):
+class MalformedReport(PeerProtocolError, ValueError):
     """The request is not a report in the vendor's documented (or chosen) form."""
 
 

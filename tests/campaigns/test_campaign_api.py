@@ -104,7 +104,18 @@ def test_an_action_the_status_does_not_allow_is_a_conflict(client: httpx.Client)
     campaign_id = created(client)
     response = client.post(f"/v1/campaigns/{campaign_id}/resume")
     assert response.status_code == 409
-    assert "resume applies to a paused campaign" in response.json()["detail"]
+    assert response.json()["detail"] == (
+        f"campaign {campaign_id} is draft; resume applies to a paused campaign"
+    )
+
+
+def test_recipients_for_a_running_campaign_are_a_conflict(client: httpx.Client) -> None:
+    campaign_id = created(client)
+    upload(client, campaign_id, CSV)
+    assert client.post(f"/v1/campaigns/{campaign_id}/start").status_code == 200
+    response = upload(client, campaign_id, CSV)
+    assert response.status_code == 409
+    assert f"campaign {campaign_id} is running" in response.json()["detail"]
 
 
 def test_a_bad_field_is_named(client: httpx.Client) -> None:

@@ -10,7 +10,7 @@ import redis
 from sqlalchemy import func, select, update
 
 from smsdispatch.campaigns.dispatcher import dispatch_campaigns
-from smsdispatch.campaigns.service import CampaignError, Campaigns
+from smsdispatch.campaigns.service import CampaignConflict, CampaignError, Campaigns
 from smsdispatch.config.catalog import Catalog
 from smsdispatch.limits import pauses
 from smsdispatch.local.catalogs import catalog_data
@@ -188,8 +188,12 @@ def test_declared_quiet_hours_hold_releases_until_they_end(
 
 def test_an_action_that_does_not_apply_names_the_current_status(service: Campaigns) -> None:
     campaign_id = campaign_with(service, 3)
-    with pytest.raises(CampaignError, match=f"campaign {campaign_id} is draft; resume applies to"):
+    with pytest.raises(
+        CampaignConflict, match=f"campaign {campaign_id} is draft; resume applies to"
+    ) as raised:
         service.resume(campaign_id)
+    assert (raised.value.status, raised.value.action) == (CampaignStatus.DRAFT, "resume")
+    assert raised.value.allowed == {CampaignStatus.PAUSED}
 
 
 def test_scheduling_needs_a_start_time_and_recipients(service: Campaigns) -> None:

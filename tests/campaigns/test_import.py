@@ -13,7 +13,7 @@ from smsdispatch.campaigns.service import CampaignError, Campaigns
 from smsdispatch.store import optouts
 from smsdispatch.store.models import messages
 from smsdispatch.vocabulary.message import is_reference
-from smsdispatch.vocabulary.status import MessageStatus
+from smsdispatch.vocabulary.status import CampaignStatus, MessageStatus
 from tests.campaigns.conftest import campaign_with, csv_of, spec
 
 MIXED = (
@@ -100,8 +100,9 @@ def test_a_template_column_missing_from_the_file_refuses_the_import(service: Cam
 def test_a_running_campaign_takes_no_more_recipients(service: Campaigns) -> None:
     campaign_id = campaign_with(service, 3)
     service.start(campaign_id)
-    with pytest.raises(ImportRefused, match="is running"):
+    with pytest.raises(ImportRefused, match="is running") as raised:
         service.import_csv(campaign_id, csv_of(3, start=10))
+    assert (raised.value.campaign_id, raised.value.status) == (campaign_id, CampaignStatus.RUNNING)
 
 
 def test_a_plain_list_of_numbers_fills_a_template_without_placeholders(
