@@ -29,7 +29,8 @@ test: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not slow" -n 2
+	$(BIN)/pytest -m slow
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow"

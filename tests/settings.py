@@ -18,9 +18,27 @@ TEST_CREDENTIALS: dict[str, dict[str, str]] = {
     "skycore": {"api_key": "skycore-key-s3cret"},
 }
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-POSTGRES_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/smsdispatch_test"
+
+def for_this_worker(redis_url: str, postgres_url: str) -> tuple[str, str]:
+    """Under pytest-xdist (`make test` runs the fast tests on two processes),
+    each worker flushes and rebuilds a Redis database and a PostgreSQL
+    database of its own: the given ones, numbered down and suffixed."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... or ""
+    if not worker:
+        return redis_url, postgres_url
+    index = int(worker.removeprefix("gw"))
+    base, _, db = redis_url.rpartition("/")
+    redis_db = int(db or 0) - 1 - index
+    if redis_db < 0:
+        raise RuntimeError(f"TEST_REDIS_URL {redis_url}: no database below it for {worker}")
+    return f"{base}/{redis_db}", f"{postgres_url}_{worker}"
+
+
+REDIS_URL, POSTGRES_URL = for_this_worker(
+    os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+    os.environ.get(
+        "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/smsdispatch_test"
+    ),
 )
 
 
