@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
 
 from smsdispatch.config.settings import Settings
 
@@ -22,16 +25,23 @@ TEST_CREDENTIALS: dict[str, dict[str, str]] = {
 def for_this_worker(redis_url: str, postgres_url: str) -> tuple[str, str]:
     """Under pytest-xdist (`make test` runs the fast tests on two processes),
     each worker flushes and rebuilds a Redis database and a PostgreSQL
-    database of its own: the given ones, numbered down and suffixed."""
+    database of its own: the Redis database numbered below the given one
+    (15 -> 14 for gw0, 13 for gw1), the PostgreSQL one suffixed (_gw0)."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... or ""
     if not worker:
         return redis_url, postgres_url
     index = int(worker.removeprefix("gw"))
-    base, _, db = redis_url.rpartition("/")
-    redis_db = int(db or 0) - 1 - index
+    redis_parts = urlsplit(redis_url)
+    redis_db = int(redis_parts.path.strip("/") or 0) - 1 - index
     if redis_db < 0:
         raise RuntimeError(f"TEST_REDIS_URL {redis_url}: no database below it for {worker}")
-    return f"{base}/{redis_db}", f"{postgres_url}_{worker}"
+    postgres = make_url(postgres_url)
+    return (
+        redis_parts._replace(path=f"/{redis_db}").geturl(),
+        postgres.set(database=f"{postgres.database}_{worker}").render_as_string(
+            hide_password=False
+        ),
+    )
 
 
 REDIS_URL, POSTGRES_URL = for_this_worker(

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from smsdispatch.vocabulary.outcomes import OutcomeKind
 from smsdispatch.vocabulary.errors import NotFoundError
+from smsdispatch.vocabulary.outcomes import OutcomeKind
 
 POOL_PREFIX = "pool:"
 

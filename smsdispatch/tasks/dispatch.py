@@ -5,8 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from smsdispatch.campaigns.dispatcher import dispatch_campaigns
-from smsdispatch.vocabulary import names
 from smsdispatch.queueing.periodic import run_periodic
+from smsdispatch.vocabulary import names
 from smsdispatch.workers.runtime import get_runtime
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from smsdispatch.queueing.periodic import run_periodic
 from smsdispatch.sending.sweeper import sweep_outbox
 from smsdispatch.vocabulary import names
-from smsdispatch.queueing.periodic import run_periodic
 from smsdispatch.workers.runtime import get_runtime
 
 

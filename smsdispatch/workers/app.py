@@ -37,7 +37,13 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings) -> Celery:
     catalog = load_catalog(settings.catalog_path)
     app = Celery(
-        "smsdispatch", include=["smsdispatch.tasks.send", "smsdispatch.tasks.sweep", "smsdispatch.tasks.dispatch", "smsdispatch.tasks.reconcile"]
+        "smsdispatch",
+        include=[
+            "smsdispatch.tasks.send",
+            "smsdispatch.tasks.sweep",
+            "smsdispatch.tasks.dispatch",
+            "smsdispatch.tasks.reconcile",
+        ],
     )
     queues = [Queue(names.provider_queue(p, lane)) for p in catalog.providers for lane in (0, 1)]
     queues += [Queue(names.DEFAULT_QUEUE), Queue(names.MAINTENANCE_QUEUE)]

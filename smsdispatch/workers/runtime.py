@@ -23,16 +23,16 @@ from sqlalchemy.orm import Session
 from smsdispatch.campaigns.templates import Template
 from smsdispatch.config.catalog import Catalog, load_catalog
 from smsdispatch.config.settings import Settings, get_settings
+from smsdispatch.limits.gate import LimiterGate
+from smsdispatch.limits.gcra import RedisLimiter
 from smsdispatch.monitoring.counters import MetricsBuffer
 from smsdispatch.providers.base import Adapter
 from smsdispatch.providers.registry import build_adapter
 from smsdispatch.providers.transport import vendor_client
 from smsdispatch.reports.urls import report_url
-from smsdispatch.limits.gate import LimiterGate
 from smsdispatch.store.clock import Clock
 from smsdispatch.store.db import Database
 from smsdispatch.store.models import campaigns
-from smsdispatch.limits.gcra import RedisLimiter
 
 T = TypeVar("T")
 

@@ -90,7 +90,11 @@ def test_vendor_answering_500_for_a_while_is_retried_until_all_are_accepted(
 
 @pytest.fixture
 def impatient_stack(
-    redis_url: str, database_url: str, simulators: SimulatorServer, tmp_path: Path
+    redis_client: redis.Redis,
+    redis_url: str,
+    database_url: str,
+    simulators: SimulatorServer,
+    tmp_path: Path,
 ) -> Iterator[Stack]:
     """Workers that give a vendor 3 s to answer (the shared stack's 20 s keep a
     busy machine from looking like a vendor timing out; here that is the point)."""

@@ -3,7 +3,7 @@
 The reference sent to vendors was the row id, which a second database (staging,
 a demo, a move to PostgreSQL) hands out again: Cue then rejected its messages
 as duplicates (-7) and they were recorded accepted without being sent. New rows
-get a random reference from the column's server default (smsdispatch.store.models
+get a random reference from the column's server default (store.models
 `RandomReference`), whatever inserts them.
 
 Existing rows are split by whether a vendor may already have them:
@@ -17,7 +17,7 @@ Existing rows are split by whether a vendor may already have them:
   sending it twice; and the reports for messages sent before the upgrade name
   the row id (Cue's report URL carries `message_id=<id>`, Messangi's
   externalId and SMSBuddy's custom echo it), which still match by
-  `messages.reference` (smsdispatch.providers.reports `our_reference` accepts such a
+  `messages.reference` (providers.reports `our_reference` accepts such a
   legacy decimal reference). These references are only as unique as before:
   they exist only on rows that were already sent with them, and no new row
   gets one.
