@@ -52,6 +52,7 @@ bench: setup
 	$(BIN)/python -m bench.ratelimit
 	$(BIN)/python -m bench.campaign
 	$(BIN)/python -m bench.reports
+	$(BIN)/python -m bench.ceilings
 
 ## The fault schedule (chaos/__main__.py) on the real pipeline; writes RELIABILITY.md.
 ## CHAOS_DATABASE_URL: the PostgreSQL database it may empty (default smsdispatch_chaos).
