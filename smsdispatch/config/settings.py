@@ -166,6 +166,11 @@ class Settings(BaseSettings):
     http_connect_timeout_seconds: float = 5.0
     http_read_timeout_seconds: float = 30.0
     http_max_connections: int = 200
+    # A connection idle this long is closed rather than reused: keep it under
+    # the shortest idle timeout of any vendor's server (5 s is common), or a
+    # request can meet the server's close and end `unknown`
+    # (providers/transport.py).
+    http_keepalive_seconds: float = 2.0
     # The most one vendor request may take, start to end; keep it well under
     # sending_deadline_seconds so a slow answer never gets a row resent.
     http_total_timeout_seconds: float = 60.0

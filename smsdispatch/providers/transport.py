@@ -90,11 +90,27 @@ class VendorTransport(AiohttpTransport):
 
 
 def vendor_client(
-    *, connect_timeout: float, read_timeout: float, max_connections: int
+    *,
+    connect_timeout: float,
+    read_timeout: float,
+    max_connections: int,
+    keepalive_seconds: float = 2.0,
 ) -> httpx.AsyncClient:
-    """The client every worker process sends with (one per process, after fork)."""
+    """The client every worker process sends with (one per process, after fork).
+
+    `keepalive_seconds`: a connection idle longer than this is closed, never
+    reused. A server closes idle connections on its own timer (uvicorn and
+    Node after 5 s, httpx's and aiohttp's default is also 5 s); a request
+    written on a connection at the moment the server closes it fails with
+    ServerDisconnectedError (aio-libs/aiohttp#2682, #9138), which we must
+    read as "may have been sent", so the message ends `unknown`. Expiring
+    our side first, well before any common server timeout, removes that
+    race; the price is a new TCP connection after a quiet spell.
+    """
     limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=keepalive_seconds,
     )
     return httpx.AsyncClient(
         timeout=httpx.Timeout(read_timeout, connect=connect_timeout),

@@ -131,6 +131,7 @@ class Runtime:
                 connect_timeout=s.http_connect_timeout_seconds,
                 read_timeout=s.http_read_timeout_seconds,
                 max_connections=s.http_max_connections,
+                keepalive_seconds=s.http_keepalive_seconds,
             )
         return self._client
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import socketserver
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -103,3 +105,63 @@ def test_a_malformed_answer_is_a_may_have_been_sent_error(server_that_answers_ga
 def test_a_url_without_a_scheme_is_a_configuration_error_not_a_network_one() -> None:
     with pytest.raises(httpx.UnsupportedProtocol):
         fetch("ftp://127.0.0.1:1/send")
+
+
+@contextmanager
+def server_closing_idle_connections_as_a_request_arrives(idle_seconds: float) -> Iterator[str]:
+    """A keep-alive server whose idle timer always wins the race: a request
+    that arrives on a connection idle longer than `idle_seconds` is read and
+    the connection closed without an answer, as when the server's timer fires
+    while our request is on the wire (aio-libs/aiohttp#2682)."""
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            conn: socket.socket = self.request
+            answered_at: float | None = None
+            while data := conn.recv(65536):
+                if b"\r\n\r\n" not in data:
+                    continue  # the tests' requests arrive in one piece
+                if answered_at is not None and time.monotonic() - answered_at > idle_seconds:
+                    return  # closed under the request
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
+                )
+                answered_at = time.monotonic()
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/send"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def send_twice_with_a_pause(url: str, *, pause: float, keepalive_seconds: float) -> int:
+    async def go() -> int:
+        async with vendor_client(
+            connect_timeout=2,
+            read_timeout=2,
+            max_connections=5,
+            keepalive_seconds=keepalive_seconds,
+        ) as client:
+            await client.post(url, json={"to": "+1"})
+            await asyncio.sleep(pause)
+            return (await client.post(url, json={"to": "+1"})).status_code
+
+    return asyncio.run(go())
+
+
+def test_an_idle_connection_is_not_reused_after_the_keepalive_setting() -> None:
+    with server_closing_idle_connections_as_a_request_arrives(0.3) as url:
+        assert send_twice_with_a_pause(url, pause=0.5, keepalive_seconds=0.1) == 200
+
+
+def test_reusing_a_connection_the_server_closes_is_the_ambiguous_error_the_setting_avoids() -> None:
+    with (
+        server_closing_idle_connections_as_a_request_arrives(0.3) as url,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
+        send_twice_with_a_pause(url, pause=0.5, keepalive_seconds=5.0)
