@@ -64,7 +64,7 @@ migrate: setup
 	$(BIN)/smsdispatch db upgrade
 
 worker: setup
-	$(CELERY) worker -Q $(QUEUES) -c 2 --loglevel INFO
+	$(CELERY) worker -Q $(QUEUES) -P threads -c 8 --loglevel INFO
 
 beat: setup
 	$(CELERY) beat --loglevel INFO

@@ -32,6 +32,9 @@ from bench.stack import BenchStack, bench_stack
 from smsdispatch.config.settings import Settings
 from smsdispatch.local.environment import settings_from_env
 from smsdispatch.local.processes import (
+    WORKER_CONCURRENCY,
+    WORKER_POOL,
+    WorkerShape,
     api_process,
     celery_beat,
     celery_worker,
@@ -61,12 +64,17 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds a run may take")
     parser.add_argument("--database-url", default=PG_URL)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--pool", default=WORKER_POOL, help="the worker's Celery pool")
+    parser.add_argument("--concurrency", type=int, default=WORKER_CONCURRENCY)
     args = parser.parse_args()
+    shape = WorkerShape(args.pool, args.concurrency)
 
     runs: dict[str, list[dict[str, Any]]] = {"no reports": [], "reports": []}
     for _ in range(args.runs):
         for scenario in runs:
-            figures = run(args.database_url, args.per_vendor, args.timeout, scenario == "reports")
+            figures = run(
+                args.database_url, args.per_vendor, args.timeout, scenario == "reports", shape
+            )
             print(json.dumps({scenario: figures}), flush=True)
             runs[scenario].append(figures)
     summary = summarize(runs)
@@ -75,7 +83,9 @@ def main() -> None:
         write_section("ceilings", TITLE, {"summary": summary, "runs": runs}, table(summary), NOTES)
 
 
-def run(database_url: str, per_vendor: int, timeout: float, reports: bool) -> dict[str, Any]:
+def run(
+    database_url: str, per_vendor: int, timeout: float, reports: bool, shape: WorkerShape
+) -> dict[str, Any]:
     with bench_stack(database_url) as stack:
         postback = start_api(stack) if reports else None
         db = Database(database_url)
@@ -92,7 +102,11 @@ def run(database_url: str, per_vendor: int, timeout: float, reports: bool) -> di
                 ]
             )
         queues = [*names.queues(VENDORS), names.DEFAULT_QUEUE, names.MAINTENANCE_QUEUE]
-        stack.start(celery_worker(stack.env, stack.workdir, queues, concurrency=2))
+        stack.start(
+            celery_worker(
+                stack.env, stack.workdir, queues, concurrency=shape.concurrency, pool=shape.pool
+            )
+        )
         stack.start(celery_beat(stack.env, stack.workdir))
         total = per_vendor * len(VENDORS)
         left = wait_for_the_end(db, total, timeout, reports)

@@ -34,6 +34,7 @@ from chaos.faults import (
 from chaos.harness import VENDORS, Harness, Load, RunResult, Scheduled
 from chaos.proxy import ProxyState
 from chaos.report import figures, schedules, text_tables, write_reliability
+from smsdispatch.local.processes import WORKER_CONCURRENCY
 
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/smsdispatch_chaos"
 
@@ -118,7 +119,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--wave-seconds", type=float, default=2.0, help="one batch this often")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=WORKER_CONCURRENCY)
     parser.add_argument("--only", action="append", default=[], help="run only these plan keys")
     parser.add_argument("--list", action="store_true", help="list the plans and exit")
     parser.add_argument("--no-write", action="store_true", help="do not write RELIABILITY.md")

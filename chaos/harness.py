@@ -49,6 +49,7 @@ from smsdispatch.config.settings import Settings
 from smsdispatch.local.catalogs import write_catalog
 from smsdispatch.local.environment import demo_credentials, settings_from_env, stack_env
 from smsdispatch.local.processes import (
+    WORKER_CONCURRENCY,
     ManagedProcess,
     PrivateRedis,
     celery_beat,
@@ -134,7 +135,7 @@ class Load:
     per_vendor: int = 60
     vendors: tuple[str, ...] = VENDORS
     workers: int = 2
-    concurrency: int = 2
+    concurrency: int = WORKER_CONCURRENCY
     submit_seconds: float = 0.0
     wave_seconds: float = 1.0
     # Vendor latency keeps requests in flight when a fault strikes.

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from chaos.harness import Harness, RunResult
 from chaos.tally import ASKABLE, VendorTally, violations
+from smsdispatch.local.processes import WORKER_POOL
 
 RELIABILITY = Path(__file__).resolve().parent.parent / "RELIABILITY.md"
 
@@ -154,7 +155,7 @@ def write_reliability(
 
 Every figure here was written by `chaos/` (`make chaos`); rerun the command
 shown to reproduce it. The real pipeline (producer, {load.workers} Celery
-workers x {load.concurrency} processes, beat, a private Redis, PostgreSQL
+workers ({WORKER_POOL} pool, {load.concurrency} tasks at once), beat, a private Redis, PostgreSQL
 behind a TCP proxy, the five vendor simulators) runs each fault on its own
 and a mixed schedule; then what each vendor received is counted against the
 database (chaos/tally.py says what each column means).

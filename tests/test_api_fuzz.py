@@ -71,7 +71,6 @@ def live_api(database_url: str, redis_client: redis.Redis, redis_url: str) -> It
         redis_url=redis_url,
         api_keys=[KEY],
         report_secret=SECRET,
-        report_match_wait_seconds=0.0,
         api_max_body_bytes=20_000,
         api_max_upload_bytes=50_000,
         api_max_batch=20,

@@ -10,10 +10,11 @@ from sqlalchemy import func, select
 
 from smsdispatch.store.db import Database
 from smsdispatch.store.models import delivery_reports, messages
-from smsdispatch.store.reports import Applied, apply_report
+from smsdispatch.store.outbox import claim, write_results
+from smsdispatch.store.reports import Applied, apply_report, apply_reports
 from smsdispatch.vocabulary.delivery import DeliveryReport
 from smsdispatch.vocabulary.status import MessageStatus
-from tests.test_outbox import add_rows, reference_of
+from tests.test_outbox import accepted_result, add_rows, reference_of
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 S = MessageStatus
@@ -223,25 +224,44 @@ def test_reports_out_of_order_leave_the_final_status(database: Database) -> None
         assert s.execute(select(func.count()).select_from(delivery_reports)).scalar() == 8
 
 
-def test_a_final_report_for_a_message_still_sending_waits_for_its_worker_until_the_last_try(
-    database: Database,
-) -> None:
+def test_a_final_report_for_a_message_still_sending_settles_it(database: Database) -> None:
+    """Cue names our reference, so its report can beat the worker's commit;
+    the worker's update, which requires `sending`, then changes nothing."""
     [mid] = add_rows(database, 1, provider="cue", status="sending")
     early = report(S.DELIVERED, "1", tracking_id=None, reference=reference_of(database, mid))
-    with database.session() as s, s.begin():
-        assert apply_report(s, "cue", early, NOW, last_try=False) is Applied.PENDING
-    assert state(database, mid)[0] == "sending"
-    assert stored(database) == []
-    with database.session() as s, s.begin():
-        assert apply_report(s, "cue", early, NOW, last_try=True) is Applied.APPLIED
+    assert apply(database, "cue", early) == [Applied.APPLIED]
     assert state(database, mid)[0] == "delivered"
 
 
-def test_an_unmatched_report_is_not_kept_until_the_last_try(database: Database) -> None:
-    early = report(S.DELIVERED, "delivered", tracking_id="T-late")
+def test_a_report_that_races_its_send_is_kept_and_applied_when_the_send_is_recorded(
+    database: Database,
+) -> None:
+    [mid] = add_rows(database, 1, provider="cue")
     with database.session() as s, s.begin():
-        assert apply_report(s, "restcomm", early, NOW, last_try=False) is Applied.UNMATCHED
-    assert stored(database) == []
+        [row] = claim(s, [mid], NOW, "t1")
+    early = report(S.DELIVERED, "delivered", tracking_id="T-race")
+    assert apply(database, "cue", early) == [Applied.UNMATCHED]
+    assert stored(database) == [("unmatched", False)]
+
+    with database.session() as s, s.begin():
+        write_results(s, [accepted_result(row.ref, "T-race")], NOW)
+
+    assert state(database, mid)[0] == "delivered"
+    assert stored(database) == [("applied", True)]
+
+
+def test_many_reports_in_one_batch_each_get_their_own_outcome(database: Database) -> None:
+    mid = accepted_row(database, tracking_id="T1")
+    batch = [
+        ("restcomm", report(S.DELIVERED, "delivered", tracking_id="T1")),
+        ("restcomm", report(S.DELIVERED, "delivered", tracking_id="T1")),
+        ("restcomm", report(S.DELIVERED, "delivered", tracking_id="T-none")),
+    ]
+    with database.session() as s, s.begin():
+        outcomes = apply_reports(s, batch, NOW)
+    assert outcomes == [Applied.APPLIED, Applied.IGNORED, Applied.UNMATCHED]
+    assert state(database, mid)[0] == "delivered"
+    assert sorted(stored(database)) == [("applied", True), ("ignored", False), ("unmatched", False)]
 
 
 def test_concurrent_reports_for_the_same_messages_end_in_their_final_status(

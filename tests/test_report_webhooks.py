@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from smsdispatch.api.app import create_app
 from smsdispatch.config.settings import Settings
@@ -21,8 +19,9 @@ from smsdispatch.local.simulators import SimulatorServer
 from smsdispatch.reports.urls import report_url
 from smsdispatch.store.db import Database
 from smsdispatch.store.models import delivery_reports, messages
+from smsdispatch.store.outbox import claim, write_results
 from tests.settings import TEST_CREDENTIALS, make_settings
-from tests.test_outbox import add_rows, reference_of
+from tests.test_outbox import NOW, accepted_result, add_rows, reference_of
 
 SECRET = "report-secret-for-tests-0123456789"
 
@@ -43,7 +42,6 @@ def webhooks(database_url: str, database: Database) -> Iterator[Webhooks]:
     settings = make_settings(
         database_url=database_url,
         report_secret=SECRET,
-        report_match_wait_seconds=0.3,
     )
     server = BackgroundServer(create_app(settings))
     settings = settings.model_copy(update={"public_base_url": server.root})
@@ -230,30 +228,23 @@ def test_no_report_url_is_built_without_a_secret() -> None:
     assert report_url(settings, "cue") is None
 
 
-def test_a_report_that_beats_the_send_being_recorded_waits_for_it(
+def test_a_report_that_beats_the_send_being_recorded_settles_it_and_the_send_adds_its_id(
     webhooks: Webhooks, database: Database
 ) -> None:
-    [mid] = add_rows(database, 1, provider="cue", status="sending")
+    [mid] = add_rows(database, 1, provider="cue")
+    with database.session() as s, s.begin():
+        [row] = claim(s, [mid], NOW, "t1")
 
-    def worker_records_the_send() -> None:
-        time.sleep(0.15)
-        with database.session() as s, s.begin():
-            s.execute(
-                update(messages)
-                .where(messages.c.id == mid)
-                .values(status="accepted", tracking_id="CUE-1")
-            )
-
-    recorder = threading.Thread(target=worker_records_the_send)
-    recorder.start()
     response = cue(webhooks, reference_of(database, mid), "")
-    recorder.join()
-    assert response.json() == {"result": "applied"}
+    assert response.json() == {"result": "applied"}  # answered at once: no wait for the worker
+    with database.session() as s, s.begin():
+        write_results(s, [accepted_result(row.ref, "CUE-1")], NOW)
+
     with database.session() as s:
-        row = s.execute(
+        found = s.execute(
             select(messages.c.status, messages.c.tracking_id).where(messages.c.id == mid)
         ).one()
-    assert (row.status, row.tracking_id) == ("delivered", "CUE-1")
+    assert (found.status, found.tracking_id) == ("delivered", "CUE-1")
 
 
 def test_skycore_retries_a_postback_refused_as_unknown_until_the_message_is_recorded(

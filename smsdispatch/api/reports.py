@@ -2,11 +2,13 @@
 
     GET|POST /reports/{vendor}/{token}    one report in the vendor's own form
         200 {"result": "applied" | "ignored"}   taken (ignored: late or repeated)
-        404  unknown vendor, wrong token, or no message with the report's id
+        404  unknown vendor, wrong token, or no message with the report's id yet
+             (such a report is kept, and applied when its send is recorded)
         400  not a report in the vendor's form (stored raw as malformed)
 
-What a report goes through (token, parse, record, apply, the wait for a
-report that races its send) is reports/intake.py; this is only its HTTP face.
+Every answer but a refused token comes after the report is committed. What
+a report goes through (token, parse, the batch it is applied in, a report
+that races its send) is reports/intake.py; this is only its HTTP face.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ def reports_router(settings: Settings, db: Database) -> APIRouter:
         except MalformedReport as exc:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
         result = await intake.apply(provider, report)
+        if result is Applied.MALFORMED:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "a value the database cannot hold")
         if result is Applied.UNMATCHED:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no message with this id")
         return {"result": result.value}

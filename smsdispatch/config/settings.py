@@ -192,11 +192,15 @@ class Settings(BaseSettings):
     # asked for and the webhooks refuse everything.
     public_base_url: str = ""
     report_secret: SecretStr = SecretStr("")
-    # A report naming a message whose send is not recorded yet waits this long
-    # for the worker to record it before it is refused as unmatched.
-    report_match_wait_seconds: float = 2.0
-    # A report still unmatched after that is kept, and reconciliation applies
-    # it once the send is recorded, for this long.
+    # Each API process applies the reports it takes in batches, in one
+    # transaction, and answers each request once its batch has committed: a
+    # batch is written when it holds `report_batch_size` reports, or
+    # `report_batch_wait_seconds` after its first one came.
+    report_batch_size: int = 500
+    report_batch_wait_seconds: float = 0.005
+    # A report naming a message whose send is not recorded yet is kept and
+    # applied by the transaction that records it; reconciliation also
+    # re-applies kept reports for this long (a send recorded another way).
     report_unmatched_retry_seconds: float = 3600.0
     # Reconciliation (beat): messages `accepted` this long without a final
     # report, and `unknown` ones, are polled where the vendor has a status

@@ -6,24 +6,38 @@ on every limit that applies: the vendor account and the sender, or one
 member of a sender pool. A short wait is slept here; a longer one is not
 held in the worker: the messages are deferred through the database
 (`next_attempt_at`) and the sweeper brings them back.
+
+A slot holds at the vendor only if the request leaves when the slot comes.
+A process that wakes late (the CPU saturated, the loop held up) would send
+its late slots together with the on-time ones booked after them, and the
+vendor would count more in one second than the ceiling allows. So a request
+that wakes later than its slot by more than the jitter allowance (which
+every limit already leaves room for) does not use it: it books a fresh one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from smsdispatch.config.catalog import ProviderEntry
-from smsdispatch.limits.gcra import RedisLimiter
+from smsdispatch.limits.gcra import Grant, RedisLimiter
 from smsdispatch.limits.policy import Limit
 from smsdispatch.monitoring.counters import MetricsBuffer
 from smsdispatch.vocabulary import keys
 from smsdispatch.vocabulary.message import OutboundMessage
 from smsdispatch.vocabulary.outcomes import Outcome, OutcomeKind
+
+log = logging.getLogger(__name__)
+
+# How many slots a request may miss (the process woke later than the slot
+# plus the jitter allowance) before it is deferred through the database.
+STALE_SLOT_TRIES = 3
 
 
 class LimiterGate:
@@ -76,21 +90,42 @@ class LimiterGate:
         )
 
     async def admit(self, group: Sequence[OutboundMessage]) -> Sequence[OutboundMessage] | Outcome:
-        quiet = self.entry.quiet_hours
-        if quiet is not None and quiet.hold_before_sending:
-            now = self.clock()
-            opens = quiet.next_open(now)
-            if opens is not None:
-                return Outcome(
-                    OutcomeKind.DEFERRED,
-                    code="quiet_hours",
-                    reason=f"{self.entry.name} does not send until {opens:%Y-%m-%d %H:%M} UTC",
-                    retry_after=(opens - now).total_seconds(),
-                )
-
+        held = self._quiet_hours_hold()
+        if held is not None:
+            return held
         tokens = sum(m.segments for m in group) if self.entry.counts_segments else len(group)
+        plan = self._plan(group[0].sender, tokens)
+        for _ in range(STALE_SLOT_TRIES):
+            booked = await self._book(plan, tokens)
+            if isinstance(booked, Outcome):
+                return booked
+            if booked.late <= self.jitter:
+                return self._with_sender(group, plan.members, booked.grant)
+            # The process woke too late for this slot (a saturated CPU, a long
+            # pause of the loop): sent now, it would land with slots booked
+            # after it and the vendor would count them in the same second.
+            # The slot is left unused and a fresh one taken.
+            log.info("%s: slot missed by %.3fs; taking a fresh one", self.entry.name, booked.late)
+        return self.defer(self.max_wait)
+
+    def _quiet_hours_hold(self) -> Outcome | None:
+        quiet = self.entry.quiet_hours
+        if quiet is None or not quiet.hold_before_sending:
+            return None
+        now = self.clock()
+        opens = quiet.next_open(now)
+        if opens is None:
+            return None
+        return Outcome(
+            OutcomeKind.DEFERRED,
+            code="quiet_hours",
+            reason=f"{self.entry.name} does not send until {opens:%Y-%m-%d %H:%M} UTC",
+            retry_after=(opens - now).total_seconds(),
+        )
+
+    def _plan(self, sender: str, tokens: int) -> _Plan:
+        """The limits a request from `sender` is charged on."""
         required = [self.account] if self.account else []
-        sender = group[0].sender
         members = self.entry.pool(sender)
         candidates: list[Limit] = []
         if members is None:
@@ -101,20 +136,32 @@ class LimiterGate:
             candidates = [lim for lim in limits if lim is not None]
             if len(candidates) != len(members):  # pool members without limits: any will do
                 candidates = []
-
         # A request larger than a limit's burst can never go at once: allow it
         # the wait it needs (a long text counted in segments), or it would be
         # deferred forever.
         oversize = max(
             [(tokens - lim.burst) * lim.interval for lim in [*required, *candidates]] + [0.0]
         )
-        limit_keys = tuple(lim.key for lim in [*required, *candidates])
+        return _Plan(required, candidates, members, oversize)
+
+    async def _book(self, plan: _Plan, tokens: int) -> _Booked | Outcome:
+        """Reserve a slot and sleep until it; how late the process woke for it.
+
+        Lateness is counted from the moment we asked plus the wait Redis
+        gave: the slot is no earlier than that, so the figure can only
+        overstate how late we are (a slow answer from Redis counts as late).
+        """
+        limit_keys = tuple(lim.key for lim in [*plan.required, *plan.candidates])
         async with self._asking:
             remembered = self._refused_until.get(limit_keys, 0.0) - time.monotonic()
             if remembered > 0:
                 return self.defer(remembered + self.max_wait)
+            asked = time.monotonic()
             grant = await self.limiter.acquire(
-                required, tokens, max_wait=self.max_wait + oversize, candidates=candidates
+                plan.required,
+                tokens,
+                max_wait=self.max_wait + plan.oversize,
+                candidates=plan.candidates,
             )
             if not grant.granted:
                 self._refused_until[limit_keys] = time.monotonic() + grant.wait - self.max_wait
@@ -123,6 +170,13 @@ class LimiterGate:
             self.metrics.observe_wait(self.entry.name, grant.wait)
         if grant.wait > 0:
             await asyncio.sleep(grant.wait)
+        return _Booked(grant, time.monotonic() - (asked + grant.wait))
+
+    @staticmethod
+    def _with_sender(
+        group: Sequence[OutboundMessage], members: Sequence[str] | None, grant: Grant
+    ) -> Sequence[OutboundMessage]:
+        """The group, sent from the pool member whose slot was charged."""
         if members is None:
             return group
         chosen = (
@@ -131,3 +185,17 @@ class LimiterGate:
             else members[group[0].id % len(members)]
         )
         return [replace(m, sender=chosen) for m in group]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    required: list[Limit]
+    candidates: list[Limit]
+    members: Sequence[str] | None
+    oversize: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Booked:
+    grant: Grant
+    late: float  # seconds past the slot when the process woke (an upper bound)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -132,14 +133,30 @@ class PrivateRedis(ManagedProcess):
         return self
 
 
+@dataclass(frozen=True)
+class WorkerShape:
+    """A worker's Celery pool and how many tasks it runs at once."""
+
+    pool: str
+    concurrency: int
+
+
+# The shape of `make worker` and docker-compose's workers: one process whose
+# threads share one event loop (workers/runtime.py), so a task waiting for
+# one vendor's slot never keeps another vendor's task from sending. Run one
+# such worker per core for more CPU.
+WORKER_POOL = "threads"
+WORKER_CONCURRENCY = 8
+
+
 def celery_worker(
     env: Mapping[str, str],
     log_dir: Path,
     queues: Sequence[str],
     *,
-    concurrency: int = 2,
+    concurrency: int = WORKER_CONCURRENCY,
     name: str = "worker",
-    pool: str = "prefork",
+    pool: str = WORKER_POOL,
     loglevel: str = "WARNING",
 ) -> ManagedProcess:
     argv = [

@@ -1,7 +1,7 @@
 """Worker-side metrics: counted in the process, added to Redis once per batch.
 
-Why not prometheus_client counters in the workers: a worker is a prefork
-Celery pool on each of many hosts, so in-process counters would be one
+Why not prometheus_client counters in the workers: workers are Celery
+processes on each of many hosts, so in-process counters would be one
 series per child process, reset whenever a child is replaced, and need a
 scrape target per process. Instead each process keeps a small buffer for the
 batch it is sending and adds it to two Redis hashes in one pipeline (one
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -65,46 +66,51 @@ def field_name(provider: str, part: str) -> str:
 class MetricsBuffer:
     """What one process counted since its last flush.
 
-    The limiter gate observes waits into it while a batch is sent; the
-    pipeline adds the batch's outcomes and flushes. A process sends one
-    batch at a time, so no lock is needed.
+    The limiter gate observes waits into it (on the event loop) while
+    batches are sent; each task adds its batch's outcomes and flushes (on its
+    own thread). Several tasks run at once in a threaded worker, so the
+    counts change hands under a lock.
     """
 
     sends: Counter[tuple[str, str]] = field(default_factory=Counter)
     wait_buckets: Counter[tuple[str, str]] = field(default_factory=Counter)
     wait_sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def observe_wait(self, provider: str, seconds: float) -> None:
         """A request waited this long for its limiter slot (0 when it went at once)."""
-        self.wait_buckets[provider, bucket_of(seconds)] += 1
-        self.wait_sums[provider] += seconds
+        with self._lock:
+            self.wait_buckets[provider, bucket_of(seconds)] += 1
+            self.wait_sums[provider] += seconds
 
     def count_sends(self, calls: Iterable[tuple[str, str]]) -> None:
         """One (provider, outcome) per vendor call, as logged in send_attempts."""
-        self.sends.update(calls)
+        counted = Counter(calls)
+        with self._lock:
+            self.sends.update(counted)
 
     def empty(self) -> bool:
         return not (self.sends or self.wait_buckets)
 
     def flush(self, client: redis.Redis) -> None:
         """Add everything counted to Redis in one round trip, then forget it."""
-        if self.empty():
-            return
+        with self._lock:
+            if self.empty():
+                return
+            sends, self.sends = self.sends, Counter()
+            buckets, self.wait_buckets = self.wait_buckets, Counter()
+            sums, self.wait_sums = self.wait_sums, defaultdict(float)
         pipe = client.pipeline(transaction=False)
-        for (provider, outcome), n in self.sends.items():
+        for (provider, outcome), n in sends.items():
             pipe.hincrby(keys.METRICS_SENDS, field_name(provider, outcome), n)
-        for (provider, bucket), n in self.wait_buckets.items():
+        for (provider, bucket), n in buckets.items():
             pipe.hincrby(keys.METRICS_LIMITER_WAITS, field_name(provider, bucket), n)
-        for provider, seconds in self.wait_sums.items():
+        for provider, seconds in sums.items():
             pipe.hincrbyfloat(keys.METRICS_LIMITER_WAITS, field_name(provider, "sum"), seconds)
         try:
             pipe.execute()
         except redis.RedisError:
             log.warning("could not add this batch's metrics to Redis", exc_info=True)
-        finally:
-            self.sends.clear()
-            self.wait_buckets.clear()
-            self.wait_sums.clear()
 
 
 @dataclass(frozen=True)

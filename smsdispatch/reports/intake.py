@@ -1,45 +1,52 @@
-"""Taking in one delivery report: authenticate, parse, record, apply.
+"""Taking in delivery reports: authenticate, parse, then apply in batches.
 
 Everything the webhook (api/reports.py) does apart from HTTP, so that the
 rules live with the rest of the delivery-report path. The token
-(reports/urls.py) is compared in constant time and never logged. Each
-report is one forward-only UPDATE and one INSERT (store/reports.py): no
-Celery task, so a burst of reports costs a burst of small transactions.
-Vendor specifics (form, vocabulary) are each adapter's `parse_report`.
+(reports/urls.py) is compared in constant time and never logged. Vendor
+specifics (form, vocabulary) are each adapter's `parse_report`.
 
-A report that names a message the worker has not recorded yet (the report
-raced the send's commit: no row carries its id, or the row is still
-`sending`) is matched again for up to `report_match_wait_seconds`; then an
-unmatched one is refused, and a final one for a row still `sending` settles
-it (the worker's own update, which requires `sending`, then changes
-nothing). Skycore retries a postback not answered 200; for the others
-reconciliation, where it exists, and the `unknown` deadline settle what was
-refused.
+Reports are applied by this process's batcher (reports/batcher.py): many
+requests' reports in one transaction, forward only (store/reports.py), each
+request answered after its batch commits. A report that names a message
+whose send is not recorded yet (it raced the worker's commit) does not wait:
+it is kept `unmatched` and applied by the transaction that records the send.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
+from collections.abc import Sequence
 
 from starlette.concurrency import run_in_threadpool
 
 from smsdispatch.config.settings import Settings
 from smsdispatch.providers.registry import ADAPTERS
+from smsdispatch.reports.batcher import Batcher
 from smsdispatch.reports.urls import token_valid
-from smsdispatch.store.db import Database
-from smsdispatch.store.reports import Applied, apply_report, record
+from smsdispatch.store.db import Database, retrying
+from smsdispatch.store.outbox import REFUSED
+from smsdispatch.store.reports import Applied, apply_reports, record
 from smsdispatch.vocabulary.delivery import DeliveryReport, IncomingReport, MalformedReport
 
 log = logging.getLogger(__name__)
 
-MATCH_RETRY_SECONDS = 0.25
+# Batches of several API processes, and the workers' own writes, can lock the
+# same rows in different orders; the database then refuses one transaction
+# as a deadlock. It is tried again for this long before its requests fail
+# (503: the vendor sends the report again, or reconciliation asks for it).
+BATCH_RETRY_SECONDS = 2.0
+
+Taken = tuple[str, DeliveryReport]
 
 
 class ReportIntake:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings, self.db = settings, db
+        self.batcher: Batcher[Taken, Applied] = Batcher(
+            self._write,
+            max_size=settings.report_batch_size,
+            max_wait=settings.report_batch_wait_seconds,
+        )
 
     def authentic(self, provider: str, token: str) -> bool:
         """A known vendor and its token. Neither is logged: the path holds the token."""
@@ -59,21 +66,38 @@ class ReportIntake:
             raise
 
     async def apply(self, provider: str, report: DeliveryReport) -> Applied:
-        """Apply the report, matching it again while it may be racing its send."""
-        deadline = time.monotonic() + self.settings.report_match_wait_seconds
-        while True:
-            last = time.monotonic() + MATCH_RETRY_SECONDS >= deadline
-            result = await run_in_threadpool(self._apply_once, provider, report, last)
-            if result not in (Applied.UNMATCHED, Applied.PENDING) or last:
-                break
-            await asyncio.sleep(MATCH_RETRY_SECONDS)
+        """Apply the report with the others of its batch; back once committed."""
+        result = await self.batcher.submit((provider, report))
         if result is Applied.UNMATCHED:
-            log.warning("%s: a delivery report matched no message", provider)
+            log.info("%s: a delivery report matched no message yet; kept", provider)
         return result
 
-    def _apply_once(self, provider: str, report: DeliveryReport, last_try: bool) -> Applied:
+    def _write(self, batch: Sequence[Taken]) -> list[Applied]:
+        """One transaction; report by report if the database refuses a value
+        (one report it will not take costs the others nothing)."""
+        try:
+            return self._write_retrying(batch)
+        except REFUSED:
+            log.exception("the database refused a batch of reports; applying them one by one")
+            return [self._write_alone(item) for item in batch]
+
+    def _write_retrying(self, batch: Sequence[Taken]) -> list[Applied]:
+        return retrying(
+            lambda: self._write_once(batch), BATCH_RETRY_SECONDS, what="applying reports"
+        )
+
+    def _write_alone(self, item: Taken) -> Applied:
+        try:
+            return self._write_retrying([item])[0]
+        except REFUSED:
+            provider, report = item
+            self._keep_malformed(provider, report.raw)
+            return Applied.MALFORMED
+
+    def _write_once(self, batch: Sequence[Taken]) -> list[Applied]:
+        now = self.db.clock()
         with self.db.session() as session, session.begin():
-            return apply_report(session, provider, report, self.db.clock(), last_try=last_try)
+            return apply_reports(session, batch, now)
 
     def _keep_malformed(self, provider: str, raw: str) -> None:
         with self.db.session() as session, session.begin():

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import CompileError
@@ -251,6 +252,13 @@ class DeliveryReportRow(Base):
     __table_args__ = (
         # Reconciliation re-applies recent reports that matched no message yet.
         Index("ix_delivery_reports_outcome_received_at", "outcome", "received_at"),
+        # The send's own transaction applies the reports kept for it (migration 0007).
+        Index(
+            "ix_delivery_reports_kept",
+            "tracking_id",
+            postgresql_where=text("outcome = 'unmatched'"),
+            sqlite_where=text("outcome = 'unmatched'"),
+        ),
     )
 
 

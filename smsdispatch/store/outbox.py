@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 
 from smsdispatch.store.bulk import chunked
 from smsdispatch.store.models import messages, send_attempts
+from smsdispatch.store.reports import apply_kept
 from smsdispatch.store.results import AttemptRecord, ClaimRef, RowUpdate, SendResult, claim_key
 from smsdispatch.vocabulary.message import Encoding, OutboundMessage
-from smsdispatch.vocabulary.status import MessageStatus
+from smsdispatch.vocabulary.status import FINAL, MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +178,38 @@ _PERSIST = (
 )
 
 
+# A report that names our reference (Cue's, for one) can settle a row while
+# its worker is still sending (store/reports.py); the worker's answer then
+# only adds the vendor's id the report did not carry.
+_ADD_TRACKING = (
+    update(messages)
+    .where(
+        messages.c.id == bindparam("b_id"),
+        messages.c.claim_token == bindparam("b_claim"),
+        messages.c.status.in_([s.value for s in FINAL]),
+        messages.c.tracking_id.is_(None),
+    )
+    .values(tracking_id=bindparam("b_tracking"))
+)
+
+
 def apply_updates(session: Session, updates: Sequence[RowUpdate], now: datetime) -> None:
-    """Write every row's new state in one executemany statement."""
-    if updates:
-        session.execute(_PERSIST, [_persist_params(u, now) for u in updates])
+    """Write every row's new state in one executemany statement (a second,
+    only if some rows were settled by a report first)."""
+    if not updates:
+        return
+    params = [_persist_params(u, now) for u in updates]
+    written = session.execute(_PERSIST, params)
+    exact = session.get_bind().dialect.supports_sane_multi_rowcount
+    if exact and getattr(written, "rowcount", -1) == len(params):
+        return
+    tracked = [
+        {"b_id": p["b_id"], "b_claim": p["b_claim"], "b_tracking": p["b_tracking"]}
+        for p in params
+        if p["b_tracking"]
+    ]
+    if tracked:
+        session.execute(_ADD_TRACKING, tracked)
 
 
 def _fit(value: str | None, column: Column[Any]) -> str | None:
@@ -224,9 +253,15 @@ def log_attempts(session: Session, attempts: Sequence[AttemptRecord]) -> None:
 
 
 def write_results(session: Session, results: Sequence[SendResult], now: datetime) -> None:
-    """A batch's results, by the worker that holds their claims: two statements."""
+    """A batch's results, by the worker that holds their claims: two
+    statements, and a third for any delivery report that came first."""
     apply_updates(session, [r.update for r in results], now)
     log_attempts(session, [r.attempt for r in results if r.attempt is not None])
+    apply_kept(session, _tracking_ids(results), now)
+
+
+def _tracking_ids(results: Sequence[SendResult]) -> set[str]:
+    return {r.update.tracking_id for r in results if r.update.tracking_id}
 
 
 def write_results_once(session: Session, results: Sequence[SendResult], now: datetime) -> set[str]:
@@ -251,6 +286,7 @@ def write_results_once(session: Session, results: Sequence[SendResult], now: dat
             log.error("could not record the result of claim %s: %s", result.claim, exc.orig)
             if _write_one(session, _unrecordable(result, type(exc).__name__, now), now):
                 written.add(result.claim)
+    apply_kept(session, _tracking_ids([r for r in results if r.claim in written]), now)
     return written
 
 

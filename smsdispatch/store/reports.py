@@ -24,13 +24,13 @@ Every report is stored raw in `delivery_reports` with what it did.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import Select, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -52,8 +52,7 @@ RAW_LIMIT = 8000
 class Applied(StrEnum):
     APPLIED = "applied"  # the message moved forward, or its vendor status was updated
     IGNORED = "ignored"  # the message is already there or further: a late or repeated report
-    UNMATCHED = "unmatched"  # no message of this vendor carries this id or reference
-    PENDING = "pending"  # its worker is still recording the send: try again shortly
+    UNMATCHED = "unmatched"  # no message of this vendor carries this id yet: kept (apply_kept)
     MALFORMED = "malformed"  # the body could not be read as a report
 
 
@@ -64,40 +63,57 @@ def apply_report(
     now: datetime,
     *,
     source: str = "webhook",
-    last_try: bool = True,
 ) -> Applied:
-    """Apply one report to its message (matched by the vendor's id, else by
-    our reference as the vendor echoed it) and store it raw; return what it did.
+    """One report (see `apply_reports`)."""
+    return apply_reports(session, [(provider, report)], now, source=source)[0]
 
-    A caller that will try again shortly passes `last_try=False`: a report
-    that matches nothing, or a final one for a message still `sending`, is
-    then neither applied nor stored (UNMATCHED, PENDING), so the worker can
-    record the send (and the vendor's id) first.
+
+def apply_reports(
+    session: Session,
+    reports: Sequence[tuple[str, DeliveryReport]],
+    now: datetime,
+    *,
+    source: str = "webhook",
+) -> list[Applied]:
+    """Apply reports, in the order given, in the caller's transaction; return
+    what each did.
+
+    Each is matched by the vendor's id, else by our reference as the vendor
+    echoed it, and applied by one forward-only UPDATE; all are stored raw in
+    one INSERT. One that matches nothing is stored `unmatched`: it may have
+    come before the worker recorded the vendor's id, and the transaction
+    that records it applies it then (`apply_kept`).
     """
+    outcomes: list[Applied] = []
+    raw_rows: list[dict[str, Any]] = []
+    for provider, report in reports:
+        result, message_id = _apply_one(session, provider, report, now)
+        outcomes.append(result)
+        raw_rows.append(_raw_row(provider, report, now, result, message_id, source))
+    if raw_rows:
+        session.execute(insert(delivery_reports), raw_rows)
+    return outcomes
+
+
+def _apply_one(
+    session: Session, provider: str, report: DeliveryReport, now: datetime
+) -> tuple[Applied, int | None]:
     m = messages.c
     matchers: list[ColumnElement[bool]] = []
     if report.tracking_id is not None:
         matchers.append(m.tracking_id == report.tracking_id)
     if report.reference is not None:
         matchers.append(m.reference == report.reference)
-    result, message_id = Applied.UNMATCHED, None
-    final_from = FINAL_FROM if last_try else tuple(s for s in FINAL_FROM if s is not S.SENDING)
     for match in matchers:
-        message_id = _forward(session, provider, match, report, now, final_from)
+        message_id = _forward(session, provider, match, report, now)
         if message_id is not None:
-            result = Applied.APPLIED
-            break
-        row = session.execute(
-            select(m.id, m.status).where(m.provider == provider, match).limit(1)
-        ).one_or_none()
-        if row is not None:
-            message_id = row.id
-            waiting = report.final and row.status == S.SENDING.value
-            result = Applied.PENDING if waiting and not last_try else Applied.IGNORED
-            break
-    if last_try or result not in (Applied.UNMATCHED, Applied.PENDING):
-        record(session, provider, report, now, result, message_id=message_id, source=source)
-    return result
+            return Applied.APPLIED, message_id
+        found = session.execute(
+            select(m.id).where(m.provider == provider, match).limit(1)
+        ).scalar_one_or_none()
+        if found is not None:
+            return Applied.IGNORED, found
+    return Applied.UNMATCHED, None
 
 
 def _forward(
@@ -106,7 +122,6 @@ def _forward(
     match: ColumnElement[bool],
     report: DeliveryReport,
     now: datetime,
-    final_from: Sequence[MessageStatus] = FINAL_FROM,
 ) -> int | None:
     """The one forward-only UPDATE; the id of the message it moved, if any."""
     m = messages.c
@@ -122,7 +137,7 @@ def _forward(
     }
     where: list[ColumnElement[bool]]
     if report.final:
-        where = [m.status.in_([s.value for s in final_from])]
+        where = [m.status.in_([s.value for s in FINAL_FROM])]
         values["final_at"] = now
     else:
         # A repeated intermediate report is a no-op, not a rewrite.
@@ -156,32 +171,68 @@ def record(
     """Keep the report as the vendor sent it, with what it did."""
     session.execute(
         insert(delivery_reports).values(
-            provider=provider,
-            source=source,
-            message_id=message_id,
-            tracking_id=report.tracking_id if report else None,
-            vendor_status=report.vendor_status[:64] if report else None,
-            status=report.status.value if report else None,
-            raw=(report.raw if report else raw or "")[:RAW_LIMIT],
-            received_at=now,
-            applied=result is Applied.APPLIED,
-            outcome=result.value,
+            _raw_row(provider, report, now, result, message_id, source, raw=raw)
         )
     )
 
 
-def reapply_unmatched(session: Session, now: datetime, within_seconds: float) -> int:
-    """Apply the recent reports that matched no message when they came.
+def _raw_row(
+    provider: str,
+    report: DeliveryReport | None,
+    now: datetime,
+    result: Applied,
+    message_id: int | None,
+    source: str,
+    *,
+    raw: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "provider": provider,
+        "source": source,
+        "message_id": message_id,
+        "tracking_id": report.tracking_id if report else None,
+        "vendor_status": report.vendor_status[:64] if report else None,
+        "status": report.status.value if report else None,
+        "raw": (report.raw if report else raw or "")[:RAW_LIMIT],
+        "received_at": now,
+        "applied": result is Applied.APPLIED,
+        "outcome": result.value,
+    }
 
-    A vendor that names only its own id (SMSBuddy, Restcomm, Skycore) can
-    report before the worker has recorded that id: the webhook waits a little
-    (`report_match_wait_seconds`), but a batch whose commit waits on the rate
-    limiter can take longer. Such a report is kept as `unmatched`; once the
-    send is recorded, this applies it (forward only, as ever) and marks it
-    applied. Returns how many were applied.
+
+def apply_kept(session: Session, tracking_ids: Collection[str], now: datetime) -> int:
+    """Apply the reports kept for these vendor ids, just recorded by a send.
+
+    The normal path for a report that races its send: a vendor naming only
+    its own id (SMSBuddy, Restcomm, Skycore) can report before the worker
+    has recorded that id. The webhook keeps such a report `unmatched` and
+    answers at once; the worker's transaction that records the id applies
+    it (forward only, as ever), so it holds no request and no wait.
+    """
+    if not tracking_ids:
+        return 0
+    r = delivery_reports.c
+    applied = 0
+    for chunk in chunked(list(tracking_ids)):
+        applied += _apply_kept_rows(
+            session,
+            select(r.id, r.provider, r.tracking_id, r.status, r.vendor_status, r.raw)
+            .where(r.outcome == Applied.UNMATCHED.value, r.tracking_id.in_(chunk))
+            .order_by(r.id),
+            now,
+        )
+    return applied
+
+
+def reapply_unmatched(session: Session, now: datetime, within_seconds: float) -> int:
+    """Apply the recent reports that matched no message when they came and
+    still match none through `apply_kept`: the safety net for a send recorded
+    by another path (the sweeper writing a dead worker's answers, a
+    reconciliation that found the vendor's id). Returns how many were applied.
     """
     r = delivery_reports.c
-    rows = session.execute(
+    return _apply_kept_rows(
+        session,
         select(r.id, r.provider, r.tracking_id, r.status, r.vendor_status, r.raw)
         .where(
             r.outcome == Applied.UNMATCHED.value,
@@ -190,15 +241,22 @@ def reapply_unmatched(session: Session, now: datetime, within_seconds: float) ->
             r.status.is_not(None),
         )
         .order_by(r.id)
-        .limit(1000)
-    ).all()
+        .limit(1000),
+        now,
+    )
+
+
+def _apply_kept_rows(session: Session, query: Select[Any], now: datetime) -> int:
+    r = delivery_reports.c
     applied = 0
-    for row in rows:
+    for row in session.execute(query).all():
+        if row.status is None:
+            continue
         report = DeliveryReport(
             MessageStatus(row.status), row.vendor_status or "", row.tracking_id, raw=row.raw
         )
-        message_id = _forward(session, row.provider, messages.c.tracking_id == row.tracking_id,
-                              report, now)  # fmt: skip
+        match = messages.c.tracking_id == row.tracking_id
+        message_id = _forward(session, row.provider, match, report, now)
         if message_id is None:
             continue
         session.execute(

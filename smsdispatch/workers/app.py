@@ -2,7 +2,7 @@
 
 Run a worker per vendor queue (or one for all of them):
 
-    celery -A smsdispatch.workers.app worker -Q sms.cue,sms.default -c 2
+    celery -A smsdispatch.workers.app worker -Q sms.cue,sms.default -P threads -c 8
     celery -A smsdispatch.workers.app beat
 
 Choices and why:
@@ -13,9 +13,11 @@ Choices and why:
   nothing is lost (the sweeper re-enqueues stale rows); claiming makes a
   redelivered task harmless.
 - No result backend: results live in SQL.
-- Prefork, one process per core: each process sends a task's batch
-  concurrently with asyncio and a pooled httpx client, so many requests are
-  in flight without threads or green threads (see sending/pipeline.py).
+- The thread pool, one process per core: a process's tasks run their
+  vendor calls on its one asyncio loop with a pooled httpx client
+  (workers/runtime.py), so a task waiting for one vendor's limiter slot
+  never keeps another vendor's task from sending (README, "Every vendor's
+  ceiling at once").
 """
 
 from __future__ import annotations

@@ -2,6 +2,14 @@
 
 Engines, Redis connections, the event loop and the httpx client must not be
 shared across a fork; keying the singleton by pid rebuilds them in each child.
+
+One event loop per process, on a thread of its own, serves every task the
+process runs at once: with Celery's thread pool (`-P threads`), a task for
+Cue waiting for its limiter slot and a task for Skycore sending share one
+loop, one HTTP pool and one limiter connection, so the process never sits
+idle on one vendor's slot while another vendor has work (DESIGN.md,
+"Every ceiling at once"). With prefork or solo the same loop serves the one
+task at a time.
 """
 
 from __future__ import annotations
@@ -58,8 +66,11 @@ class Runtime:
             settings.redis_url, socket_timeout=5, socket_connect_timeout=2
         )
         self._celery = celery
-        # uvloop: the event loop every vendor call runs on (see BENCHMARKS.md).
-        self._runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+        # uvloop: the event loop every vendor call runs on (see BENCHMARKS.md),
+        # started with the first coroutine and shared by the process's tasks.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._loop_lock = threading.Lock()
         self._client: httpx.AsyncClient | None = None
         self._aioredis: aioredis.Redis | None = None
         self._limiter: RedisLimiter | None = None
@@ -77,8 +88,23 @@ class Runtime:
         return self._celery
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine on this process's loop (it keeps the HTTP pool warm)."""
-        return self._runner.run(coro)
+        """Run a coroutine on this process's loop and wait for it.
+
+        Called from task threads, never from the loop itself. Coroutines of
+        several tasks run there concurrently; the HTTP pool stays warm.
+        """
+        return asyncio.run_coroutine_threadsafe(coro, self._running_loop()).result()
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        with self._loop_lock:
+            if self._loop is None:
+                loop = uvloop.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="smsdispatch-loop", daemon=True
+                )
+                thread.start()
+                self._loop, self._loop_thread = loop, thread
+            return self._loop
 
     def adapter(self, provider: str) -> Adapter[Any]:
         if provider not in self._adapters:
@@ -162,22 +188,27 @@ class Runtime:
         return self._limiter
 
     def close(self) -> None:
-        if self._client is not None:
-            self._runner.run(self._client.aclose())
-        if self._aioredis is not None:
-            self._runner.run(self._aioredis.aclose())
-        self._runner.close()
+        if self._loop is not None:
+            if self._client is not None:
+                self.run(self._client.aclose())
+            if self._aioredis is not None:
+                self.run(self._aioredis.aclose())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            assert self._loop_thread is not None
+            self._loop_thread.join(5)
+            self._loop.close()
+            self._loop = self._loop_thread = None
         self.redis.close()
         self.db.dispose()
 
 
 _lock = threading.Lock()
-_runtimes: dict[tuple[int, int], Runtime] = {}
+_runtimes: dict[int, Runtime] = {}
 
 
 def get_runtime() -> Runtime:
-    """This process's (and thread's: the loop is per thread) runtime."""
-    key = (os.getpid(), threading.get_ident())
+    """This process's runtime, shared by its task threads."""
+    key = os.getpid()
     with _lock:
         runtime = _runtimes.get(key)
         if runtime is None:

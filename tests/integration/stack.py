@@ -22,7 +22,12 @@ from smsdispatch.config.catalog import Catalog, load_catalog
 from smsdispatch.config.settings import Settings
 from smsdispatch.local.catalogs import catalog_data, merged, write_catalog
 from smsdispatch.local.environment import credentials_from, stack_env
-from smsdispatch.local.processes import ManagedProcess, celery_beat, celery_worker
+from smsdispatch.local.processes import (
+    WORKER_CONCURRENCY,
+    ManagedProcess,
+    celery_beat,
+    celery_worker,
+)
 from smsdispatch.local.simulators import SimulatorServer
 from smsdispatch.producer.api import Producer
 from smsdispatch.store.db import Database
@@ -76,7 +81,10 @@ class Stack:
         return Producer(self.settings, self.catalog, self.db, self.celery)
 
     def start_worker(
-        self, name: str = "worker", queues: list[str] | None = None, concurrency: int = 2
+        self,
+        name: str = "worker",
+        queues: list[str] | None = None,
+        concurrency: int = WORKER_CONCURRENCY,
     ) -> ManagedProcess:
         if queues is None:
             queues = names.queues(self.catalog.providers)

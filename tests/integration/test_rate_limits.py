@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -113,6 +116,66 @@ def test_long_codes_send_one_a_second_and_a_pool_of_four_sends_four_a_second(
     with stack.db.session() as s:
         used = s.execute(select(messages.c.sender)).scalars().all()
     assert sorted(set(used)) == LONG_CODES  # each row records the long code it went from
+
+
+def test_one_worker_process_sends_to_two_vendors_at_once(
+    stack_factory: Any, simulators: SimulatorServer
+) -> None:
+    """A task waiting for Cue's slots does not keep Restcomm's task waiting:
+    both vendors' requests arrive interleaved, each at its own ceiling."""
+    ten_a_second = {"account_limit": {"count": 10, "per_seconds": 1, "burst": 1}}
+    stack: Stack = stack_factory({"providers": {"cue": ten_a_second, "restcomm": ten_a_second}})
+    cue = [SendRequest(f"+2782123{i:04d}", f"cue {i}", "cue") for i in range(100)]
+    restcomm = [SendRequest(f"+1202555{i:04d}", f"rc {i}", "restcomm") for i in range(100)]
+    stack.producer.send_batch(cue)  # all of Cue's messages are on the broker first
+    stack.producer.send_batch(restcomm)
+    assert stack.wait_settled(200, timeout=60) == {"accepted": 200}
+
+    arrivals = sorted(
+        [(r.at, "cue") for r in simulators["cue"].state.received]
+        + [(r.at, "restcomm") for r in simulators["restcomm"].state.received]
+    )
+    first_restcomm = next(at for at, vendor in arrivals if vendor == "restcomm")
+    last_cue = max(at for at, vendor in arrivals if vendor == "cue")
+    # One vendor after the other would take 20 s; side by side, about 10 s.
+    assert first_restcomm < last_cue - 5, (first_restcomm, last_cue)
+    assert arrivals[-1][0] - arrivals[0][0] < 15
+    for vendor in ("cue", "restcomm"):
+        stamps = [at for at, v in arrivals if v == vendor]
+        assert max_in_window(stamps, 1.0) <= 11, vendor  # the ceiling plus its burst
+
+
+def test_a_worker_starved_of_cpu_never_sends_its_late_slots_together(
+    stack_factory: Any, simulators: SimulatorServer
+) -> None:
+    """The worker is stopped for half of every second (SIGSTOP, as a host
+    whose CPU is taken would stop it): slots that pass while it is stopped
+    are not all sent at once when it wakes. Counted at the vendor."""
+    ceiling = {"count": 20, "per_seconds": 1, "burst": 2}
+    stack: Stack = stack_factory({"providers": {"cue": {"account_limit": ceiling}}})
+    [worker] = [p for p in stack.processes if p.name == "worker"]
+    stack.producer.send_batch(
+        [SendRequest(f"+2782123{i:04d}", f"m {i}", "cue") for i in range(200)]
+    )
+    done = threading.Event()
+
+    def starve() -> None:
+        while not done.is_set():
+            os.killpg(worker.pid, signal.SIGSTOP)
+            time.sleep(0.5)
+            os.killpg(worker.pid, signal.SIGCONT)
+            time.sleep(0.5)
+
+    starver = threading.Thread(target=starve, daemon=True)
+    starver.start()
+    try:
+        assert stack.wait_settled(200, timeout=120) == {"accepted": 200}
+    finally:
+        done.set()
+        starver.join()
+        os.killpg(worker.pid, signal.SIGCONT)
+    stamps = [r.at for r in simulators["cue"].state.received]
+    assert max_in_window(stamps, 1.0) <= ceiling["count"] + ceiling["burst"]
 
 
 def test_a_vendor_429_pauses_it_for_every_worker_and_all_messages_go_later(
