@@ -5,6 +5,7 @@
         404  unknown vendor, wrong token, or no message with the report's id yet
              (such a report is kept, and applied when its send is recorded)
         400  not a report in the vendor's form (stored raw as malformed)
+        503  the database could not be reached: nothing was recorded, send it again
 
 Every answer but a refused token comes after the report is committed. What
 a report goes through (token, parse, the batch it is applied in, a report
@@ -17,7 +18,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 
 from smsdispatch.config.settings import Settings
 from smsdispatch.reports.intake import ReportIntake
-from smsdispatch.store.db import Database
+from smsdispatch.store.db import DATABASE_AWAY, Database
 from smsdispatch.store.reports import Applied
 from smsdispatch.vocabulary.delivery import IncomingReport, MalformedReport
 
@@ -40,7 +41,12 @@ def reports_router(settings: Settings, db: Database) -> APIRouter:
             report = await intake.parse(provider, incoming)
         except MalformedReport as exc:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
-        result = await intake.apply(provider, report)
+        try:
+            result = await intake.apply(provider, report)
+        except DATABASE_AWAY:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, "could not record the report: send it again"
+            ) from None
         if result is Applied.MALFORMED:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "a value the database cannot hold")
         if result is Applied.UNMATCHED:

@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import BaseModel, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CATALOG = Path(__file__).with_name("providers.toml")
@@ -157,10 +157,11 @@ class Settings(BaseSettings):
     # The global rate limiter: the longest a worker waits in-process for a
     # slot (longer waits go through the database; it also bounds how far
     # bulk messages book the vendor ahead of an urgent one), and how unevenly
-    # the network may delay our messages on the way to the vendor
-    # (every limit leaves room for it, so the vendor's clock never sees too many).
+    # our messages may reach the vendor after their slots (every limit leaves
+    # room for it, so the vendor's clock never sees too many; a worker that
+    # wakes more than half of it late takes a fresh slot: limits/gate.py).
     limiter_max_wait_seconds: float = 2.0
-    limiter_jitter_seconds: float = 0.05
+    limiter_jitter_seconds: float = Field(0.05, gt=0)
 
     # HTTP to the vendors.
     http_connect_timeout_seconds: float = 5.0

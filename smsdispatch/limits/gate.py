@@ -11,8 +11,9 @@ A slot holds at the vendor only if the request leaves when the slot comes.
 A process that wakes late (the CPU saturated, the loop held up) would send
 its late slots together with the on-time ones booked after them, and the
 vendor would count more in one second than the ceiling allows. So a request
-that wakes later than its slot by more than the jitter allowance (which
-every limit already leaves room for) does not use it: it books a fresh one.
+that wakes later than its slot by more than half the jitter allowance
+(every limit leaves room for the whole of it; the other half is for the
+rest of the way to the vendor) does not use it: it books a fresh one.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from smsdispatch.vocabulary.outcomes import Outcome, OutcomeKind
 log = logging.getLogger(__name__)
 
 # How many slots a request may miss (the process woke later than the slot
-# plus the jitter allowance) before it is deferred through the database.
+# plus half the jitter allowance) before it is deferred through the database.
 STALE_SLOT_TRIES = 3
 
 
@@ -56,7 +57,13 @@ class LimiterGate:
         self.metrics = metrics
         self.entry = entry
         self.max_wait = max_wait
+        if jitter <= 0:
+            raise ValueError("the limiter's jitter allowance must be above 0 s")
         self.jitter = jitter
+        # Every limit leaves `jitter` for the delay from a slot to the vendor's
+        # clock to vary (limits/policy.py): half of it for the process waking
+        # late, half for the rest of the way (connection pool, network).
+        self.late_allowance = jitter / 2
         self.clock = clock
         self.account = (
             Limit.from_rate(keys.rate_account(entry.name), entry.account_limit, jitter)
@@ -99,7 +106,7 @@ class LimiterGate:
             booked = await self._book(plan, tokens)
             if isinstance(booked, Outcome):
                 return booked
-            if booked.late <= self.jitter:
+            if booked.late <= self.late_allowance:
                 return self._with_sender(group, plan.members, booked.grant)
             # The process woke too late for this slot (a saturated CPU, a long
             # pause of the loop): sent now, it would land with slots booked

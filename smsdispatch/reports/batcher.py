@@ -36,11 +36,16 @@ class _Waiting(Generic[In, Out]):
 class Batcher(Generic[In, Out]):
     """Gathers items from concurrent requests; `write` takes a batch (in a
     thread: it blocks on the database) and returns one outcome per item, in
-    order. Bound to the event loop it is used on (a test client that runs
+    order: an exception instance as an item's outcome is raised to that
+    item's request alone. Bound to the event loop it is used on (a test client that runs
     each request on a new loop gets a fresh writer each time)."""
 
     def __init__(
-        self, write: Callable[[Sequence[In]], Sequence[Out]], *, max_size: int, max_wait: float
+        self,
+        write: Callable[[Sequence[In]], Sequence[Out | Exception]],
+        *,
+        max_size: int,
+        max_wait: float,
     ) -> None:
         self._write = write
         self.max_size, self.max_wait = max_size, max_wait
@@ -53,6 +58,8 @@ class Batcher(Generic[In, Out]):
         """The item's outcome, once the batch holding it is written."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
+            # Items left by a loop that has gone can never be answered there.
+            self._waiting.clear()
             self._loop, self._arrived, self._writer = loop, asyncio.Event(), None
         answer: asyncio.Future[Out] = loop.create_future()
         answer.add_done_callback(_seen)
@@ -76,17 +83,25 @@ class Batcher(Generic[In, Out]):
             await self._write_one_batch(batch)
 
     async def _write_one_batch(self, batch: list[_Waiting[In, Out]]) -> None:
+        failure: BaseException = RuntimeError("the batch writer stopped")
         try:
             outcomes = await asyncio.to_thread(self._write, [w.item for w in batch])
+            for waiting, outcome in zip(batch, outcomes, strict=True):
+                if waiting.answer.done():
+                    continue
+                if isinstance(outcome, Exception):
+                    waiting.answer.set_exception(outcome)
+                else:
+                    waiting.answer.set_result(outcome)
         except Exception as exc:  # every request of the batch learns why
             log.warning("could not write a batch of %d: %s", len(batch), type(exc).__name__)
+            failure = exc
+        finally:
+            # Whatever stopped the writer (an error, cancellation at shutdown),
+            # no request of this batch is left waiting for good.
             for waiting in batch:
                 if not waiting.answer.done():
-                    waiting.answer.set_exception(exc)
-            return
-        for waiting, outcome in zip(batch, outcomes, strict=True):
-            if not waiting.answer.done():
-                waiting.answer.set_result(outcome)
+                    waiting.answer.set_exception(failure)
 
 
 def _seen(answer: asyncio.Future[Any]) -> None:

@@ -23,9 +23,9 @@ from smsdispatch.config.settings import Settings
 from smsdispatch.providers.registry import ADAPTERS
 from smsdispatch.reports.batcher import Batcher
 from smsdispatch.reports.urls import token_valid
-from smsdispatch.store.db import Database, retrying
+from smsdispatch.store.db import DATABASE_AWAY, Database, retrying
 from smsdispatch.store.outbox import REFUSED
-from smsdispatch.store.reports import Applied, apply_reports, record
+from smsdispatch.store.reports import Applied, apply_kept, apply_reports, record
 from smsdispatch.vocabulary.delivery import DeliveryReport, IncomingReport, MalformedReport
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class ReportIntake:
             log.info("%s: a delivery report matched no message yet; kept", provider)
         return result
 
-    def _write(self, batch: Sequence[Taken]) -> list[Applied]:
+    def _write(self, batch: Sequence[Taken]) -> Sequence[Applied | Exception]:
         """One transaction; report by report if the database refuses a value
         (one report it will not take costs the others nothing)."""
         try:
@@ -81,23 +81,50 @@ class ReportIntake:
             log.exception("the database refused a batch of reports; applying them one by one")
             return [self._write_alone(item) for item in batch]
 
-    def _write_retrying(self, batch: Sequence[Taken]) -> list[Applied]:
-        return retrying(
-            lambda: self._write_once(batch), BATCH_RETRY_SECONDS, what="applying reports"
-        )
-
-    def _write_alone(self, item: Taken) -> Applied:
+    def _write_alone(self, item: Taken) -> Applied | Exception:
+        """One report in its own transaction; its failure is its own."""
         try:
             return self._write_retrying([item])[0]
         except REFUSED:
             provider, report = item
             self._keep_malformed(provider, report.raw)
             return Applied.MALFORMED
+        except Exception as exc:  # this report's request fails (503); the others stand
+            return exc
+
+    def _write_retrying(self, batch: Sequence[Taken]) -> list[Applied]:
+        return retrying(
+            lambda: self._write_once(batch), BATCH_RETRY_SECONDS, what="applying reports"
+        )
 
     def _write_once(self, batch: Sequence[Taken]) -> list[Applied]:
         now = self.db.clock()
         with self.db.session() as session, session.begin():
-            return apply_reports(session, batch, now)
+            outcomes = apply_reports(session, batch, now)
+        return self._look_again(batch, outcomes)
+
+    def _look_again(self, batch: Sequence[Taken], outcomes: list[Applied]) -> list[Applied]:
+        """Kept reports, once more after our commit: a send recorded while our
+        transaction ran could not see them, nor we it (store/reports.py
+        `apply_kept`). Best effort: reconciliation re-applies what is left."""
+        kept = {
+            report.tracking_id
+            for (_, report), outcome in zip(batch, outcomes, strict=True)
+            if outcome is Applied.UNMATCHED and report.tracking_id
+        }
+        if not kept:
+            return outcomes
+        try:
+            with self.db.session() as session, session.begin():
+                moved = apply_kept(session, kept, self.db.clock())
+        except DATABASE_AWAY:
+            return outcomes
+        return [
+            Applied.APPLIED
+            if outcome is Applied.UNMATCHED and report.tracking_id in moved
+            else outcome
+            for (_, report), outcome in zip(batch, outcomes, strict=True)
+        ]
 
     def _keep_malformed(self, provider: str, raw: str) -> None:
         with self.db.session() as session, session.begin():

@@ -254,7 +254,8 @@ def log_attempts(session: Session, attempts: Sequence[AttemptRecord]) -> None:
 
 def write_results(session: Session, results: Sequence[SendResult], now: datetime) -> None:
     """A batch's results, by the worker that holds their claims: two
-    statements, and a third for any delivery report that came first."""
+    statements, then (last, so that as little as possible runs between it
+    and the commit) any delivery report that came first."""
     apply_updates(session, [r.update for r in results], now)
     log_attempts(session, [r.attempt for r in results if r.attempt is not None])
     apply_kept(session, _tracking_ids(results), now)
@@ -291,8 +292,14 @@ def write_results_once(session: Session, results: Sequence[SendResult], now: dat
 
 
 def _write_one(session: Session, result: SendResult, now: datetime) -> bool:
-    matched = session.execute(_PERSIST, _persist_params(result.update, now))
+    params = _persist_params(result.update, now)
+    matched = session.execute(_PERSIST, params)
     if not getattr(matched, "rowcount", 0):
+        if params["b_tracking"]:  # a report may have settled it first
+            session.execute(
+                _ADD_TRACKING,
+                {k: params[k] for k in ("b_id", "b_claim", "b_tracking")},
+            )
         return False
     log_attempts(session, [result.attempt] if result.attempt else [])
     return True

@@ -200,72 +200,91 @@ def _raw_row(
     }
 
 
-def apply_kept(session: Session, tracking_ids: Collection[str], now: datetime) -> int:
-    """Apply the reports kept for these vendor ids, just recorded by a send.
+def apply_kept(session: Session, tracking_ids: Collection[str], now: datetime) -> set[str]:
+    """Apply the reports kept for these vendor ids; the ids they moved.
 
     The normal path for a report that races its send: a vendor naming only
     its own id (SMSBuddy, Restcomm, Skycore) can report before the worker
     has recorded that id. The webhook keeps such a report `unmatched` and
     answers at once; the worker's transaction that records the id applies
     it (forward only, as ever), so it holds no request and no wait.
+
+    Both transactions can miss each other (each reads before the other
+    commits), so the webhook looks again right after its own commit, and
+    reconciliation's `reapply_unmatched` catches what is left.
     """
     if not tracking_ids:
-        return 0
+        return set()
     r = delivery_reports.c
-    applied = 0
-    for chunk in chunked(list(tracking_ids)):
-        applied += _apply_kept_rows(
+    moved: set[str] = set()
+    for chunk in chunked(sorted(tracking_ids)):
+        moved |= _apply_kept_rows(
             session,
             select(r.id, r.provider, r.tracking_id, r.status, r.vendor_status, r.raw)
             .where(r.outcome == Applied.UNMATCHED.value, r.tracking_id.in_(chunk))
             .order_by(r.id),
             now,
         )
-    return applied
+    return moved
 
 
 def reapply_unmatched(session: Session, now: datetime, within_seconds: float) -> int:
-    """Apply the recent reports that matched no message when they came and
-    still match none through `apply_kept`: the safety net for a send recorded
-    by another path (the sweeper writing a dead worker's answers, a
-    reconciliation that found the vendor's id). Returns how many were applied.
+    """Apply the recent reports that matched no message when they came, the
+    newest first: the safety net for a send recorded by another path (the
+    sweeper writing a dead worker's answers, reconciliation finding the
+    vendor's id) or a race `apply_kept` lost. Returns how many were applied.
     """
     r = delivery_reports.c
-    return _apply_kept_rows(
-        session,
-        select(r.id, r.provider, r.tracking_id, r.status, r.vendor_status, r.raw)
-        .where(
-            r.outcome == Applied.UNMATCHED.value,
-            r.received_at >= now - timedelta(seconds=within_seconds),
-            r.tracking_id.is_not(None),
-            r.status.is_not(None),
+    return len(
+        _apply_kept_rows(
+            session,
+            select(r.id, r.provider, r.tracking_id, r.status, r.vendor_status, r.raw)
+            .where(
+                r.outcome == Applied.UNMATCHED.value,
+                r.received_at >= now - timedelta(seconds=within_seconds),
+                r.tracking_id.is_not(None),
+                r.status.is_not(None),
+            )
+            .order_by(r.id.desc())
+            .limit(1000),
+            now,
         )
-        .order_by(r.id)
-        .limit(1000),
-        now,
     )
 
 
-def _apply_kept_rows(session: Session, query: Select[Any], now: datetime) -> int:
-    r = delivery_reports.c
-    applied = 0
+def _apply_kept_rows(session: Session, query: Select[Any], now: datetime) -> set[str]:
+    """Apply each kept report its message now carries the id of, and mark it
+    applied; one whose message is there but already further along (a repeat,
+    a "sent" after the final report) is marked ignored, so that only reports
+    still waiting for their send stay `unmatched`."""
+    r, m = delivery_reports.c, messages.c
+    moved: set[str] = set()
     for row in session.execute(query).all():
         if row.status is None:
             continue
         report = DeliveryReport(
             MessageStatus(row.status), row.vendor_status or "", row.tracking_id, raw=row.raw
         )
-        match = messages.c.tracking_id == row.tracking_id
+        match = m.tracking_id == row.tracking_id
         message_id = _forward(session, row.provider, match, report, now)
+        outcome = Applied.APPLIED
         if message_id is None:
-            continue
+            message_id = session.execute(
+                select(m.id).where(m.provider == row.provider, match).limit(1)
+            ).scalar_one_or_none()
+            if message_id is None:
+                continue  # its send is still not recorded
+            outcome = Applied.IGNORED
         session.execute(
             update(delivery_reports)
             .where(r.id == row.id)
-            .values(outcome=Applied.APPLIED.value, applied=True, message_id=message_id)
+            .values(
+                outcome=outcome.value, applied=outcome is Applied.APPLIED, message_id=message_id
+            )
         )
-        applied += 1
-    return applied
+        if outcome is Applied.APPLIED:
+            moved.add(row.tracking_id)
+    return moved
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ task at a time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Coroutine, Iterable
@@ -187,19 +188,28 @@ class Runtime:
             )
         return self._limiter
 
-    def close(self) -> None:
-        if self._loop is not None:
-            if self._client is not None:
-                self.run(self._client.aclose())
-            if self._aioredis is not None:
-                self.run(self._aioredis.aclose())
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            assert self._loop_thread is not None
-            self._loop_thread.join(5)
-            self._loop.close()
-            self._loop = self._loop_thread = None
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the pools and stop the loop; a loop that does not stop within
+        `timeout` is left to the daemon thread rather than hang the caller."""
+        loop, thread = self._loop, self._loop_thread
+        if loop is not None and thread is not None:
+            for closing in (self._client, self._aioredis):
+                if closing is not None:
+                    future = asyncio.run_coroutine_threadsafe(closing.aclose(), loop)
+                    with contextlib.suppress(Exception):
+                        future.result(timeout)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
+            if not thread.is_alive():
+                loop.close()
+        self._loop = self._loop_thread = None
+        self._client = self._aioredis = self._limiter = None
+        self._adapters.clear()
         self.redis.close()
         self.db.dispose()
+        with _lock:
+            if _runtimes.get(os.getpid()) is self:
+                del _runtimes[os.getpid()]
 
 
 _lock = threading.Lock()

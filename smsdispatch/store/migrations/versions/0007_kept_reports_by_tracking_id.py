@@ -26,14 +26,21 @@ WAITING = sa.text("outcome = 'unmatched'")
 
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_delivery_reports_kept",
-        "delivery_reports",
-        ["tracking_id"],
-        postgresql_where=WAITING,
-        sqlite_where=WAITING,
-    )
+    # CONCURRENTLY on PostgreSQL: the table may be large, and reports must
+    # keep coming in while the index is built (it cannot run in a transaction).
+    with op.get_context().autocommit_block():
+        op.create_index(
+            "ix_delivery_reports_kept",
+            "delivery_reports",
+            ["tracking_id"],
+            postgresql_where=WAITING,
+            sqlite_where=WAITING,
+            postgresql_concurrently=True,
+        )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_delivery_reports_kept", table_name="delivery_reports")
+    with op.get_context().autocommit_block():
+        op.drop_index(
+            "ix_delivery_reports_kept", table_name="delivery_reports", postgresql_concurrently=True
+        )
