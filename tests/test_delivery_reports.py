@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from smsdispatch.store.db import Database
 from smsdispatch.store.models import delivery_reports, messages
 from smsdispatch.store.outbox import claim, write_results
-from smsdispatch.store.reports import Applied, apply_report, apply_reports
+from smsdispatch.store.reports import Applied, apply_kept, apply_report, apply_reports
 from smsdispatch.vocabulary.delivery import DeliveryReport
 from smsdispatch.vocabulary.status import MessageStatus
 from tests.test_outbox import accepted_result, add_rows, reference_of
@@ -293,3 +293,16 @@ def test_concurrent_reports_for_the_same_messages_end_in_their_final_status(
         r for r, res in zip(reports, results, strict=True) if r.final and res is Applied.APPLIED
     ]
     assert len(finals_applied) == len(ids)
+
+
+def test_a_kept_report_its_message_has_gone_past_is_marked_ignored_not_left_waiting(
+    database: Database,
+) -> None:
+    early = report(S.ACCEPTED, "sent", tracking_id="T-past")
+    assert apply(database, "restcomm", early) == [Applied.UNMATCHED]
+    accepted_row(database, tracking_id="T-past")
+    apply(database, "restcomm", report(S.DELIVERED, "delivered", tracking_id="T-past"))
+
+    with database.session() as s, s.begin():
+        assert apply_kept(s, {"T-past"}, NOW) == set()
+    assert sorted(stored(database)) == [("applied", True), ("ignored", False)]
