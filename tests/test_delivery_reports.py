@@ -250,6 +250,26 @@ def test_a_report_that_races_its_send_is_kept_and_applied_when_the_send_is_recor
     assert stored(database) == [("applied", True)]
 
 
+def test_rows_reports_settled_while_sending_get_the_vendor_ids_their_batch_recorded(
+    database: Database,
+) -> None:
+    ids = add_rows(database, 3, provider="cue")
+    with database.session() as s, s.begin():
+        rows = claim(s, ids, NOW, "t1")
+    for mid in ids[:2]:
+        early = report(S.DELIVERED, "1", tracking_id=None, reference=reference_of(database, mid))
+        assert apply(database, "cue", early) == [Applied.APPLIED]
+
+    with database.session() as s, s.begin():
+        write_results(s, [accepted_result(r.ref, f"CUE-{r.id}") for r in rows], NOW)
+
+    assert [state(database, mid)[::2] for mid in ids] == [
+        ("delivered", f"CUE-{ids[0]}"),
+        ("delivered", f"CUE-{ids[1]}"),
+        ("accepted", f"CUE-{ids[2]}"),
+    ]
+
+
 def test_many_reports_in_one_batch_each_get_their_own_outcome(database: Database) -> None:
     mid = accepted_row(database, tracking_id="T1")
     batch = [

@@ -26,7 +26,7 @@ from smsdispatch.store.models import messages, send_attempts
 from smsdispatch.store.reports import apply_kept
 from smsdispatch.store.results import AttemptRecord, ClaimRef, RowUpdate, SendResult, claim_key
 from smsdispatch.vocabulary.message import Encoding, OutboundMessage
-from smsdispatch.vocabulary.status import FINAL, MessageStatus
+from smsdispatch.vocabulary.status import MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,9 @@ _ADD_TRACKING = (
     .where(
         messages.c.id == bindparam("b_id"),
         messages.c.claim_token == bindparam("b_claim"),
-        messages.c.status.in_([s.value for s in FINAL]),
+        # Final: only a final report settles a row still `sending` (an IN list
+        # would be an expanding parameter, which executemany cannot take).
+        messages.c.final_at.is_not(None),
         messages.c.tracking_id.is_(None),
     )
     .values(tracking_id=bindparam("b_tracking"))
