@@ -2,8 +2,9 @@
 
 Cue, Messangi, Restcomm and Skycore at the shipped catalog's account limits
 get `--per-vendor` messages each, enqueued before the workers start. One
-worker at Celery's default concurrency (a process per core, the shape of
-`make worker`) and beat send them. In the "reports" scenario the simulators
+worker of the shape `make worker` starts (one process, Celery's thread pool,
+8 tasks at once; `--pool`, `--concurrency` to compare others) and beat send
+them. In the "reports" scenario the simulators
 post a delivery report for every message a second after taking it (their
 default mix of fates) to an API process, as vendors do in production.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
 from typing import Any
 
@@ -87,6 +89,7 @@ def run(
     database_url: str, per_vendor: int, timeout: float, reports: bool, shape: WorkerShape
 ) -> dict[str, Any]:
     with bench_stack(database_url) as stack:
+        vendors_first(stack)
         postback = start_api(stack) if reports else None
         db = Database(database_url)
         producer = Producer(stack.settings, stack.catalog, db, create_app(stack.settings))
@@ -114,6 +117,22 @@ def run(
         deferred = deferrals(stack.broker_url)
         db.dispose()
     return figures_of(stack, received, deferred, left)
+
+
+# The simulators stamp each request when their event loop gets to it. On two
+# cores shared with the whole pipeline that loop lags, and requests that
+# arrived apart get stamps together: the vendor's own clock would look
+# overfilled by its own starvation. A real vendor does not share our CPU, so
+# the simulators run ahead of our processes; our worker gets no such help.
+VENDOR_NICE = -10
+
+
+def vendors_first(stack: BenchStack) -> None:
+    [simulators] = [p for p in stack.processes if p.name == "simulators"]
+    try:
+        os.setpriority(os.PRIO_PROCESS, simulators.pid, VENDOR_NICE)
+    except PermissionError:
+        print("note: could not raise the simulators' priority (needs root)", flush=True)
 
 
 def start_api(stack: BenchStack) -> str | None:
@@ -251,7 +270,10 @@ NOTES = (
     "The targets are in the ceilings issue: at least 90% of the summed ceilings with one "
     "worker at the default concurrency, with reports at least 90% of the rate without, "
     "and no second at any vendor above its ceiling plus burst. The figures above are "
-    "measured, not asserted; a busiest second above ceiling + burst breaks invariant 2."
+    "measured, not asserted; a busiest second above ceiling + burst breaks invariant 2. "
+    "The worker is one process of Celery's thread pool (`-P threads -c 8`, the shape of "
+    "`make worker`); the simulators, API, beat, Redis and PostgreSQL share its two cores, "
+    "the simulators at nice -10 (`VENDOR_NICE`: a vendor's clock does not lag with our load)."
 )
 
 

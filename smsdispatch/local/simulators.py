@@ -47,6 +47,10 @@ class SimulatorServer:
 
 
 def serve_forever(settings: Settings, host: str, port: int) -> None:
-    """`smsdispatch simulate`: serve in the foreground until interrupted."""
-    app = create_app(build_simulators(settings))
+    """`smsdispatch simulate`: serve in the foreground until interrupted,
+    posting delivery reports over kept-alive connections."""
+    simulators = build_simulators(settings)
+    for simulator in simulators.values():
+        simulator.report_keepalive = True
+    app = create_app(simulators)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, backlog=4096)

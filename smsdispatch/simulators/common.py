@@ -169,6 +169,10 @@ class VendorSimulator(ABC):
         self.state = SimState(control=self.default_control())
         self._report_client: httpx.AsyncClient | None = None
         self._report_tasks: set[asyncio.Task[None]] = set()
+        # Reports over pooled connections, as a vendor posting thousands a
+        # second would: off in a test's own process, whose server loop may
+        # stop at any time and leave an idle pooled connection unclosed.
+        self.report_keepalive = False
 
     def default_control(self) -> Control:
         """The knobs after a reset: the vendor's documented limits, no faults."""
@@ -271,10 +275,9 @@ class VendorSimulator(ABC):
 
     async def _call(self, call: ReportCall) -> int:
         if self._report_client is None:
-            # No keep-alive: the server's loop may stop at any time (tests), and
-            # an idle pooled connection would then be left unclosed.
+            pooled = 100 if self.report_keepalive else 0
             self._report_client = httpx.AsyncClient(
-                timeout=10.0, limits=httpx.Limits(max_keepalive_connections=0)
+                timeout=10.0, limits=httpx.Limits(max_keepalive_connections=pooled)
             )
         try:
             response = await self._report_client.request(
