@@ -326,3 +326,42 @@ def test_a_kept_report_its_message_has_gone_past_is_marked_ignored_not_left_wait
     with database.session() as s, s.begin():
         assert apply_kept(s, {"T-past"}, NOW) == set()
     assert sorted(stored(database)) == [("applied", True), ("ignored", False)]
+
+
+def test_one_batch_of_reports_out_of_order_and_repeated_leaves_each_final_status(
+    database: Database,
+) -> None:
+    ids = [accepted_row(database, tracking_id=f"T{n}") for n in range(3)]
+    [cue_id] = add_rows(database, 1, provider="cue", status="sending")
+    cue_ref = reference_of(database, cue_id)
+    batch = [
+        ("restcomm", report(S.DELIVERED, "delivered", tracking_id="T0")),
+        ("restcomm", report(S.ACCEPTED, "sent", tracking_id="T0")),
+        ("restcomm", report(S.ACCEPTED, "queued", tracking_id="T1")),
+        ("restcomm", report(S.UNDELIVERED, "undelivered", tracking_id="T1")),
+        ("restcomm", report(S.DELIVERED, "delivered", tracking_id="T1")),
+        ("cue", report(S.DELIVERED, "1", tracking_id=None, reference=cue_ref)),
+        ("cue", report(S.DELIVERED, "1", tracking_id=None, reference=cue_ref)),
+        ("restcomm", report(S.EXPIRED, "expired", tracking_id="T-none")),
+    ]
+    with database.session() as s, s.begin():
+        outcomes = apply_reports(s, batch, NOW)
+
+    assert outcomes == [
+        Applied.APPLIED,
+        Applied.IGNORED,
+        Applied.APPLIED,
+        Applied.APPLIED,
+        Applied.IGNORED,
+        Applied.APPLIED,
+        Applied.IGNORED,
+        Applied.UNMATCHED,
+    ]
+    assert [state(database, mid)[0] for mid in [*ids, cue_id]] == [
+        "delivered",
+        "undelivered",
+        "accepted",
+        "delivered",
+    ]
+    with database.session() as s:
+        assert s.execute(select(func.count()).select_from(delivery_reports)).scalar() == len(batch)

@@ -24,13 +24,30 @@ Every report is stored raw in `delivery_reports` with what it did.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Select, and_, func, insert, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Integer,
+    Select,
+    String,
+    Text,
+    and_,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+    values,
+)
+from sqlalchemy import column as sa_column
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -84,15 +101,155 @@ def apply_reports(
     come before the worker recorded the vendor's id, and the transaction
     that records it applies it then (`apply_kept`).
     """
-    outcomes: list[Applied] = []
-    raw_rows: list[dict[str, Any]] = []
-    for provider, report in reports:
-        result, message_id = _apply_one(session, provider, report, now)
-        outcomes.append(result)
-        raw_rows.append(_raw_row(provider, report, now, result, message_id, source))
+    if session.get_bind().dialect.name == "postgresql" and len(reports) > 1:
+        applied = _apply_together(session, reports, now)
+    else:
+        applied = [_apply_one(session, provider, report, now) for provider, report in reports]
+    raw_rows = [
+        _raw_row(provider, report, now, result, message_id, source)
+        for (provider, report), (result, message_id) in zip(reports, applied, strict=True)
+    ]
     if raw_rows:
         session.execute(insert(delivery_reports), raw_rows)
-    return outcomes
+    return [result for result, _ in applied]
+
+
+Matched = tuple[Applied, int | None]
+
+
+def _apply_together(
+    session: Session, reports: Sequence[tuple[str, DeliveryReport]], now: datetime
+) -> list[Matched]:
+    """The same as `_apply_one` for each report in turn, in a few statements
+    (PostgreSQL): one UPDATE ... FROM (VALUES ...) per key and turn.
+
+    A message named by several reports of the batch gets them in turns, in
+    the order they came (turn n holds each key's n-th report), so one
+    statement never holds two reports for one row and forward-only still
+    decides between them. The vendor's id is tried first, then our
+    reference, each for all reports of the turn at once.
+    """
+    outcomes: list[Matched | None] = [None] * len(reports)
+    turns: list[list[int]] = []
+    seen: Counter[tuple[str, str | None, str | None]] = Counter()
+    for index, (provider, report) in enumerate(reports):
+        key = (provider, report.tracking_id, None if report.tracking_id else report.reference)
+        nth = seen[key]
+        seen[key] += 1
+        if nth == len(turns):
+            turns.append([])
+        turns[nth].append(index)
+    for members in turns:
+        left = members
+        for column in (messages.c.tracking_id, messages.c.reference):
+            left = _forward_together(session, reports, left, column, now, outcomes)
+        for index in left:
+            outcomes[index] = (Applied.UNMATCHED, None)
+    return [outcome or (Applied.UNMATCHED, None) for outcome in outcomes]
+
+
+def _forward_together(
+    session: Session,
+    reports: Sequence[tuple[str, DeliveryReport]],
+    indexes: list[int],
+    column: Column[Any],
+    now: datetime,
+    outcomes: list[Matched | None],
+) -> list[int]:
+    """One forward-only UPDATE for the reports at `indexes` that name a value
+    of `column`; records what each did and returns the indexes it found no
+    message for."""
+    by_tracking = column is messages.c.tracking_id
+    named = {
+        i: (report.tracking_id if by_tracking else report.reference)
+        for i in indexes
+        for report in [reports[i][1]]
+    }
+    asked = [i for i in indexes if named[i] is not None]
+    if not asked:
+        return indexes
+    m = messages.c
+    v = values(
+        sa_column("idx", Integer),
+        sa_column("provider", String),
+        sa_column("key", String),
+        sa_column("status", String),
+        sa_column("vendor_status", String),
+        sa_column("error_code", String),
+        sa_column("error_reason", Text),
+        sa_column("tracking", String),
+        sa_column("final", Boolean),
+        name="v",
+    ).data([_values_row(i, reports[i], named[i]) for i in asked])
+    moves_forward = or_(
+        and_(v.c.final, m.status.in_([s.value for s in FINAL_FROM])),
+        and_(
+            ~v.c.final,
+            m.status.in_([s.value for s in INTERMEDIATE_FROM]),
+            or_(m.status != S.ACCEPTED.value, m.vendor_status.is_distinct_from(v.c.vendor_status)),
+        ),
+    )
+    stmt = (
+        update(messages)
+        .where(m.provider == v.c.provider, column == v.c.key, moves_forward)
+        .values(
+            status=v.c.status,
+            vendor_status=v.c.vendor_status,
+            error_code=v.c.error_code,
+            error_reason=v.c.error_reason,
+            tracking_id=func.coalesce(m.tracking_id, v.c.tracking),
+            sent_at=func.coalesce(m.sent_at, now),
+            updated_at=now,
+            final_at=case((v.c.final, now), else_=m.final_at),
+        )
+        .returning(v.c.idx, m.id)
+    )
+    for index, message_id in session.execute(stmt).all():
+        outcomes[index] = (Applied.APPLIED, message_id)
+    missed = [i for i in asked if outcomes[i] is None]
+    found = _existing(session, column, [(reports[i][0], named[i]) for i in missed])
+    left = [i for i in indexes if named[i] is None]
+    for index in missed:
+        message_id = found.get((reports[index][0], named[index]))
+        if message_id is None:
+            left.append(index)
+        else:
+            outcomes[index] = (Applied.IGNORED, message_id)
+    return sorted(left)
+
+
+def _values_row(
+    index: int, item: tuple[str, DeliveryReport], key: str | None
+) -> tuple[object, ...]:
+    provider, report = item
+    return (
+        index,
+        provider,
+        key,
+        report.status.value,
+        report.vendor_status[:64],
+        report.error_code,
+        report.error_reason,
+        report.tracking_id,
+        report.final,
+    )
+
+
+def _existing(
+    session: Session, column: Column[Any], keys: Sequence[tuple[str, str | None]]
+) -> dict[tuple[str, str | None], int]:
+    """The message each (provider, value of `column`) names, where there is one."""
+    m = messages.c
+    found: dict[tuple[str, str | None], int] = {}
+    for provider in {p for p, _ in keys}:
+        wanted = sorted({k for p, k in keys if p == provider and k is not None})
+        for chunk in chunked(wanted):
+            rows = session.execute(
+                select(column, m.id).where(m.provider == provider, column.in_(chunk))
+            )
+            for key, message_id in rows:
+                found.setdefault((provider, key), message_id)
+    return found
 
 
 def _apply_one(
