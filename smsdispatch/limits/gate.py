@@ -30,6 +30,7 @@ from smsdispatch.config.catalog import ProviderEntry
 from smsdispatch.limits.gcra import Grant, RedisLimiter
 from smsdispatch.limits.policy import Limit
 from smsdispatch.monitoring.counters import MetricsBuffer
+from smsdispatch.providers.transport import SEND_BY
 from smsdispatch.vocabulary import keys
 from smsdispatch.vocabulary.message import OutboundMessage
 from smsdispatch.vocabulary.outcomes import Outcome, OutcomeKind
@@ -107,6 +108,8 @@ class LimiterGate:
             if isinstance(booked, Outcome):
                 return booked
             if booked.late <= self.late_allowance:
+                # The transport refuses to send it past the whole allowance.
+                SEND_BY.set(booked.slot_bound + self.jitter)
                 return self._with_sender(group, plan.members, booked.grant)
             # The process woke too late for this slot (a saturated CPU, a long
             # pause of the loop): sent now, it would land with slots booked
@@ -177,7 +180,7 @@ class LimiterGate:
             self.metrics.observe_wait(self.entry.name, grant.wait)
         if grant.wait > 0:
             await asyncio.sleep(grant.wait)
-        return _Booked(grant, time.monotonic() - (asked + grant.wait))
+        return _Booked(grant, asked + grant.wait)
 
     @staticmethod
     def _with_sender(
@@ -205,4 +208,9 @@ class _Plan:
 @dataclass(frozen=True, slots=True)
 class _Booked:
     grant: Grant
-    late: float  # seconds past the slot when the process woke (an upper bound)
+    slot_bound: float  # monotonic: the slot is no earlier than this
+
+    @property
+    def late(self) -> float:
+        """Seconds past the slot now (an upper bound)."""
+        return time.monotonic() - self.slot_bound

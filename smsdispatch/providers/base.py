@@ -25,6 +25,7 @@ import httpx
 from smsdispatch.config.catalog import ProviderEntry
 from smsdispatch.config.settings import VendorSettings
 from smsdispatch.providers.errors import ConfigurationError, VendorProtocolError
+from smsdispatch.providers.transport import SlotMissed
 from smsdispatch.vocabulary.delivery import DeliveryReport, IncomingReport, MalformedReport
 from smsdispatch.vocabulary.message import OutboundMessage
 from smsdispatch.vocabulary.outcomes import CodeTable, Outcome, OutcomeKind, clip_raw
@@ -274,6 +275,13 @@ class Adapter(ABC, Generic[SettingsT]):
             # a row long enough for a second worker to send it again.
             async with asyncio.timeout(self.total_timeout):
                 return await self.client.send(request, auth=auth)
+        except SlotMissed as exc:
+            return Outcome(
+                OutcomeKind.DEFERRED,
+                code="rate_limit",
+                reason=f"{self.name}: not sent, the worker was too slow for its slot ({exc})",
+                retry_after=0.0,
+            )
         except NOT_SENT_ERRORS as exc:
             return self._not_sent(exc)
         except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:

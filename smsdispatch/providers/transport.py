@@ -23,7 +23,9 @@ on the body stream:
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 
 import aiohttp
 import httpx
@@ -68,8 +70,24 @@ class _RemappedStream(httpx.AsyncByteStream):
         await self._inner.aclose()
 
 
+# When (time.monotonic()) the request being sent by this task must leave at
+# the latest: set by the limiter gate from the slot it booked (limits/gate.py),
+# read here, at the last point before aiohttp writes the request. A process
+# slowed down between the gate and here (a saturated loop) would otherwise
+# send late requests together with the on-time ones booked after them.
+SEND_BY: ContextVar[float | None] = ContextVar("smsdispatch_send_by", default=None)
+
+
+class SlotMissed(httpx.TransportError):
+    """Raised before a byte left: the request is too late for its limiter slot."""
+
+
 class VendorTransport(AiohttpTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        send_by = SEND_BY.get()
+        if send_by is not None and time.monotonic() > send_by:
+            late = time.monotonic() - send_by
+            raise SlotMissed(f"{late:.3f}s past the limiter slot's allowance", request=request)
         try:
             response = await super().handle_async_request(request)
         except httpx.TransportError as exc:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from smsdispatch.providers.base import NOT_SENT_ERRORS
-from smsdispatch.providers.transport import vendor_client
+from smsdispatch.providers.transport import SEND_BY, SlotMissed, vendor_client
 from tests.providers.contract import closed_port_url
 
 
@@ -165,3 +165,18 @@ def test_reusing_a_connection_the_server_closes_is_the_ambiguous_error_the_setti
         pytest.raises(httpx.RemoteProtocolError),
     ):
         send_twice_with_a_pause(url, pause=0.5, keepalive_seconds=5.0)
+
+
+def test_a_request_past_its_send_by_moment_is_refused_before_a_byte_leaves() -> None:
+    connections: list[int] = []
+    with one_connection_server(lambda conn: connections.append(1)) as url:
+
+        async def go() -> None:
+            SEND_BY.set(time.monotonic() - 0.01)
+            async with vendor_client(connect_timeout=1, read_timeout=1, max_connections=1) as c:
+                await c.post(url, json={"to": "+1"})
+
+        with pytest.raises(SlotMissed):
+            asyncio.run(go())
+        socket.create_connection(("127.0.0.1", int(url.split(":")[2].split("/")[0]))).close()
+    assert connections == [1]  # only the closing probe above ever connected
