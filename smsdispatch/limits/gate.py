@@ -108,6 +108,9 @@ class LimiterGate:
             if isinstance(booked, Outcome):
                 return booked
             if booked.late <= self.late_allowance:
+                # One wait observed per request that leaves (not per slot missed).
+                if self.metrics is not None:
+                    self.metrics.observe_wait(self.entry.name, booked.grant.wait)
                 # The transport refuses to send it past the whole allowance.
                 SEND_BY.set(booked.slot_bound + self.jitter)
                 return self._with_sender(group, plan.members, booked.grant)
@@ -176,8 +179,6 @@ class LimiterGate:
             if not grant.granted:
                 self._refused_until[limit_keys] = time.monotonic() + grant.wait - self.max_wait
                 return self.defer(grant.wait)
-        if self.metrics is not None:
-            self.metrics.observe_wait(self.entry.name, grant.wait)
         if grant.wait > 0:
             await asyncio.sleep(grant.wait)
         return _Booked(grant, asked + grant.wait)
