@@ -181,26 +181,23 @@ def _forward_together(
         sa_column("final", Boolean),
         name="v",
     ).data([_values_row(i, reports[i], named[i]) for i in asked])
-    moves_forward = or_(
-        and_(v.c.final, m.status.in_([s.value for s in FINAL_FROM])),
-        and_(
-            ~v.c.final,
-            m.status.in_([s.value for s in INTERMEDIATE_FROM]),
-            or_(m.status != S.ACCEPTED.value, m.vendor_status.is_distinct_from(v.c.vendor_status)),
-        ),
-    )
     stmt = (
         update(messages)
-        .where(m.provider == v.c.provider, column == v.c.key, moves_forward)
+        .where(
+            m.provider == v.c.provider,
+            column == v.c.key,
+            _moves_forward(v.c.final, v.c.vendor_status),
+        )
         .values(
-            status=v.c.status,
-            vendor_status=v.c.vendor_status,
-            error_code=v.c.error_code,
-            error_reason=v.c.error_reason,
-            tracking_id=func.coalesce(m.tracking_id, v.c.tracking),
-            sent_at=func.coalesce(m.sent_at, now),
-            updated_at=now,
-            final_at=case((v.c.final, now), else_=m.final_at),
+            _forward_values(
+                status=v.c.status,
+                vendor_status=v.c.vendor_status,
+                error_code=v.c.error_code,
+                error_reason=v.c.error_reason,
+                tracking=v.c.tracking,
+                final=v.c.final,
+                now=now,
+            )
         )
         .returning(v.c.idx, m.id)
     )
@@ -281,37 +278,72 @@ def _forward(
     now: datetime,
 ) -> int | None:
     """The one forward-only UPDATE; the id of the message it moved, if any."""
-    m = messages.c
-    values: dict[str, Any] = {
-        "status": report.status.value,
-        "vendor_status": report.vendor_status[:64],
-        "error_code": report.error_code,
-        "error_reason": report.error_reason,
-        # A report may carry the vendor's id where the send never recorded it.
-        "tracking_id": func.coalesce(m.tracking_id, report.tracking_id),
-        "sent_at": func.coalesce(m.sent_at, now),
-        "updated_at": now,
-    }
-    where: list[ColumnElement[bool]]
-    if report.final:
-        where = [m.status.in_([s.value for s in FINAL_FROM])]
-        values["final_at"] = now
-    else:
-        # A repeated intermediate report is a no-op, not a rewrite.
-        where = [
-            m.status.in_([s.value for s in INTERMEDIATE_FROM]),
-            or_(
-                m.status != S.ACCEPTED.value,
-                m.vendor_status.is_distinct_from(report.vendor_status[:64]),
-            ),
-        ]
+    vendor_status = report.vendor_status[:64]
     stmt = (
         update(messages)
-        .where(m.provider == provider, match, *where)
-        .values(**values)
-        .returning(m.id)
+        .where(
+            messages.c.provider == provider,
+            match,
+            _moves_forward(report.final, vendor_status),
+        )
+        .values(
+            _forward_values(
+                status=report.status.value,
+                vendor_status=vendor_status,
+                error_code=report.error_code,
+                error_reason=report.error_reason,
+                tracking=report.tracking_id,
+                final=report.final,
+                now=now,
+            )
+        )
+        .returning(messages.c.id)
     )
     return session.execute(stmt).scalars().first()
+
+
+def _moves_forward(final: bool | ColumnElement[bool], vendor_status: Any) -> ColumnElement[bool]:
+    """The forward-only rule (module docstring), for one report (`final` a
+    bool) or for each row of a VALUES list (`final` its column)."""
+    m = messages.c
+    as_final = m.status.in_([s.value for s in FINAL_FROM])
+    # A repeated intermediate report is a no-op, not a rewrite.
+    as_intermediate = and_(
+        m.status.in_([s.value for s in INTERMEDIATE_FROM]),
+        or_(m.status != S.ACCEPTED.value, m.vendor_status.is_distinct_from(vendor_status)),
+    )
+    if isinstance(final, bool):
+        return as_final if final else as_intermediate
+    return or_(and_(final, as_final), and_(~final, as_intermediate))
+
+
+def _forward_values(
+    *,
+    status: Any,
+    vendor_status: Any,
+    error_code: Any,
+    error_reason: Any,
+    tracking: Any,
+    final: bool | ColumnElement[bool],
+    now: datetime,
+) -> dict[str, Any]:
+    """What a report moving its message forward writes (values or columns)."""
+    m = messages.c
+    if isinstance(final, bool):
+        final_at: Any = now if final else m.final_at
+    else:
+        final_at = case((final, now), else_=m.final_at)
+    return {
+        "status": status,
+        "vendor_status": vendor_status,
+        "error_code": error_code,
+        "error_reason": error_reason,
+        # A report may carry the vendor's id where the send never recorded it.
+        "tracking_id": func.coalesce(m.tracking_id, tracking),
+        "sent_at": func.coalesce(m.sent_at, now),
+        "updated_at": now,
+        "final_at": final_at,
+    }
 
 
 def record(
@@ -377,9 +409,7 @@ def apply_kept(session: Session, tracking_ids: Collection[str], now: datetime) -
     for chunk in chunked(sorted(tracking_ids)):
         moved |= _apply_kept_rows(
             session,
-            select(r.id, r.provider, r.tracking_id, r.status, r.vendor_status, r.raw)
-            .where(r.outcome == Applied.UNMATCHED.value, r.tracking_id.in_(chunk))
-            .order_by(r.id),
+            _kept_reports().where(r.tracking_id.in_(chunk)).order_by(r.id),
             now,
         )
     return moved
@@ -395,9 +425,8 @@ def reapply_unmatched(session: Session, now: datetime, within_seconds: float) ->
     return len(
         _apply_kept_rows(
             session,
-            select(r.id, r.provider, r.tracking_id, r.status, r.vendor_status, r.raw)
+            _kept_reports()
             .where(
-                r.outcome == Applied.UNMATCHED.value,
                 r.received_at >= now - timedelta(seconds=within_seconds),
                 r.tracking_id.is_not(None),
                 r.status.is_not(None),
@@ -406,6 +435,15 @@ def reapply_unmatched(session: Session, now: datetime, within_seconds: float) ->
             .limit(1000),
             now,
         )
+    )
+
+
+def _kept_reports() -> Select[Any]:
+    """The reports still waiting for their send (`unmatched`), as
+    `_apply_kept_rows` reads them."""
+    r = delivery_reports.c
+    return select(r.id, r.provider, r.tracking_id, r.status, r.vendor_status, r.raw).where(
+        r.outcome == Applied.UNMATCHED.value
     )
 
 
