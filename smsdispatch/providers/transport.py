@@ -85,8 +85,8 @@ class SlotMissed(httpx.TransportError):
 class VendorTransport(AiohttpTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         send_by = SEND_BY.get()
-        if send_by is not None and time.monotonic() > send_by:
-            late = time.monotonic() - send_by
+        late = time.monotonic() - send_by if send_by is not None else 0.0
+        if late > 0:
             raise SlotMissed(f"{late:.3f}s past the limiter slot's allowance", request=request)
         try:
             response = await super().handle_async_request(request)

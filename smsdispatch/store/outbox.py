@@ -195,6 +195,11 @@ _ADD_TRACKING = (
 )
 
 
+def _tracking_params(params: dict[str, object]) -> dict[str, object]:
+    """`_ADD_TRACKING`'s parameters, from a row's `_PERSIST` parameters."""
+    return {k: params[k] for k in ("b_id", "b_claim", "b_tracking")}
+
+
 def apply_updates(session: Session, updates: Sequence[RowUpdate], now: datetime) -> None:
     """Write every row's new state in one executemany statement (a second,
     only if some rows were settled by a report first)."""
@@ -205,11 +210,7 @@ def apply_updates(session: Session, updates: Sequence[RowUpdate], now: datetime)
     exact = session.get_bind().dialect.supports_sane_multi_rowcount
     if exact and getattr(written, "rowcount", -1) == len(params):
         return
-    tracked = [
-        {"b_id": p["b_id"], "b_claim": p["b_claim"], "b_tracking": p["b_tracking"]}
-        for p in params
-        if p["b_tracking"]
-    ]
+    tracked = [_tracking_params(p) for p in params if p["b_tracking"]]
     if tracked:
         session.execute(_ADD_TRACKING, tracked)
 
@@ -298,10 +299,7 @@ def _write_one(session: Session, result: SendResult, now: datetime) -> bool:
     matched = session.execute(_PERSIST, params)
     if not getattr(matched, "rowcount", 0):
         if params["b_tracking"]:  # a report may have settled it first
-            session.execute(
-                _ADD_TRACKING,
-                {k: params[k] for k in ("b_id", "b_claim", "b_tracking")},
-            )
+            session.execute(_ADD_TRACKING, _tracking_params(params))
         return False
     log_attempts(session, [result.attempt] if result.attempt else [])
     return True
