@@ -118,7 +118,7 @@ class LimiterGate:
             # pause of the loop): sent now, it would land with slots booked
             # after it and the vendor would count them in the same second.
             # The slot is left unused and a fresh one taken.
-            log.info("%s: slot missed by %.3fs; taking a fresh one", self.entry.name, booked.late)
+            log.debug("%s: slot missed by %.3fs; taking a fresh one", self.entry.name, booked.late)
         return self.defer(self.max_wait)
 
     def _quiet_hours_hold(self) -> Outcome | None:
