@@ -10,9 +10,10 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from smsdispatch.config.catalog import RateLimit
+from smsdispatch.config.catalog import RateLimit, load_catalog
+from smsdispatch.config.settings import DEFAULT_CATALOG
 from smsdispatch.limits.gcra import Grant, RedisLimiter
-from smsdispatch.limits.policy import Limit
+from smsdispatch.limits.policy import Limit, account_limit
 from smsdispatch.simulators.common import max_in_window
 from smsdispatch.vocabulary import keys
 
@@ -106,6 +107,36 @@ def test_no_sliding_window_holds_more_than_the_ceiling(
     assert max_in_window(send_times, per_seconds) <= count
     # ...while using the allowed rate in full (within the safety margin).
     assert max_in_window(send_times, per_seconds) >= 0.98 * count
+
+
+@pytest.mark.parametrize(("count", "per_seconds", "burst"), [(100, 1, 10), (1000, 60, 10)])
+def test_a_limit_that_keeps_less_burst_than_the_catalog_allows_runs_faster_and_still_holds(
+    redis_url: str, count: int, per_seconds: float, burst: int
+) -> None:
+    rate = RateLimit(count=count, per_seconds=per_seconds, burst=burst)
+    full = Limit.from_rate("t:full", rate)
+    lean = Limit.from_rate("t:acct", rate, burst=1)
+    assert (lean.burst, full.burst) == (1, burst)
+    assert lean.per_minute > full.per_minute
+    send_times = [g.slot for g in grants(redis_url, [lean], 3 * count)]
+    assert max_in_window(send_times, per_seconds) <= count
+
+
+def test_the_limiter_never_keeps_more_burst_than_the_catalog_allows() -> None:
+    rate = RateLimit(count=100, per_seconds=1, burst=10)
+    assert Limit.from_rate("t:acct", rate, burst=50).burst == 10
+
+
+def test_an_account_limit_keeps_the_burst_of_the_vendors_largest_request() -> None:
+    catalog = load_catalog(DEFAULT_CATALOG)
+    bursts = {
+        name: limit.burst
+        for name in ("cue", "messangi", "smsbuddy")
+        if (limit := account_limit(catalog.get(name), jitter=0.05)) is not None
+    }
+    # Cue has no batch endpoint; Messangi's batch of 100 fits its burst of 100;
+    # SMSBuddy's batches are cut to its burst of 10.
+    assert bursts == {"cue": 1, "messangi": 100, "smsbuddy": 10}
 
 
 def test_a_burst_larger_than_the_ceiling_is_a_configuration_error() -> None:

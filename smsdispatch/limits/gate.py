@@ -28,10 +28,9 @@ from datetime import datetime
 
 from smsdispatch.config.catalog import ProviderEntry
 from smsdispatch.limits.gcra import Grant, RedisLimiter
-from smsdispatch.limits.policy import Limit
+from smsdispatch.limits.policy import Limit, account_limit, sender_limit
 from smsdispatch.monitoring.counters import MetricsBuffer
 from smsdispatch.providers.transport import SEND_BY
-from smsdispatch.vocabulary import keys
 from smsdispatch.vocabulary.message import OutboundMessage
 from smsdispatch.vocabulary.outcomes import Outcome, OutcomeKind
 
@@ -66,11 +65,7 @@ class LimiterGate:
         # late, half for the rest of the way (connection pool, network).
         self.late_allowance = jitter / 2
         self.clock = clock
-        self.account = (
-            Limit.from_rate(keys.rate_account(entry.name), entry.account_limit, jitter)
-            if entry.account_limit
-            else None
-        )
+        self.account = account_limit(entry, jitter)
         # Requests of one task ask one at a time, and a refusal is remembered
         # until its slot could come: once one request is refused, every later
         # one on the same limits would be too, so they defer without asking
@@ -79,10 +74,7 @@ class LimiterGate:
         self._refused_until: dict[tuple[str, ...], float] = {}
 
     def sender_limit(self, sender: str) -> Limit | None:
-        rate = self.entry.sender_limits.get(self.entry.kind_of(sender))
-        if rate is None:
-            return None
-        return Limit.from_rate(keys.rate_sender(self.entry.name, sender), rate, self.jitter)
+        return sender_limit(self.entry, sender, self.jitter)
 
     def defer(self, wait: float) -> Outcome:
         """Come back shortly before the slot, early enough that the sweeper's

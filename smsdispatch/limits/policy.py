@@ -6,13 +6,22 @@ per W" to hold in *every* sliding window at the vendor, whose clock sees our
 messages up to J seconds unevenly delayed, I = (W + J) / (C + 1 - B). With
 J = 50 ms: SMSBuddy (1000/60 s, burst 10) runs at 990 a minute, a long code
 (1/s) at one message every 1.05 s.
+
+Every message of burst the limiter keeps in hand costs one slot of steady
+rate in every window, so the limiter keeps only the burst its largest
+request needs (`ProviderEntry.request_size`), never more than the catalog
+allows: Cue (100/s, burst 10) sends one message per request and runs at 95
+a second with burst 1, where the full burst would hold it to 87. Nothing
+gets through faster than the catalog allows; bulk sending loses nothing by
+it, and after a pause the first ten go 10 ms apart rather than at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from smsdispatch.config.catalog import RateLimit
+from smsdispatch.config.catalog import ProviderEntry, RateLimit
+from smsdispatch.vocabulary import keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,19 +33,41 @@ class Limit:
     burst: int
 
     @classmethod
-    def from_rate(cls, key: str, rate: RateLimit, jitter: float = 0.05) -> Limit:
+    def from_rate(
+        cls, key: str, rate: RateLimit, jitter: float = 0.05, burst: int | None = None
+    ) -> Limit:
         """The interval that keeps every sliding window of `per_seconds` at or
         below `count` *at the vendor*, whatever the burst (module docstring).
 
         `jitter` is the most the delay from our grant to the vendor's clock
         can vary between two messages: a vendor window of W seconds is at
-        most W + jitter seconds of our grants.
+        most W + jitter seconds of our grants. `burst` is what the limiter
+        keeps in hand (the catalog's, if not given; never more).
         """
-        slots = rate.count + 1 - rate.burst
-        if slots < 1:
+        if rate.count + 1 - rate.burst < 1:
             raise ValueError(f"{key}: burst {rate.burst} leaves no room under {rate.count}")
-        return cls(key, (rate.per_seconds + jitter) / slots, rate.burst)
+        used = rate.burst if burst is None else max(1, min(burst, rate.burst))
+        return cls(key, (rate.per_seconds + jitter) / (rate.count + 1 - used), used)
 
     @property
     def per_minute(self) -> float:
         return 60.0 / self.interval
+
+
+def account_limit(entry: ProviderEntry, jitter: float) -> Limit | None:
+    """The vendor account's ceiling, with the burst its largest request needs."""
+    if entry.account_limit is None:
+        return None
+    return Limit.from_rate(
+        keys.rate_account(entry.name), entry.account_limit, jitter, burst=entry.request_size
+    )
+
+
+def sender_limit(entry: ProviderEntry, sender: str, jitter: float) -> Limit | None:
+    """One sender's ceiling (by its kind), with the burst its requests need."""
+    rate = entry.sender_limits.get(entry.kind_of(sender))
+    if rate is None:
+        return None
+    return Limit.from_rate(
+        keys.rate_sender(entry.name, sender), rate, jitter, burst=entry.request_size_for(sender)
+    )

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from smsdispatch.config.catalog import Catalog
 from smsdispatch.limits.gcra import RedisLimiter
-from smsdispatch.limits.policy import Limit
+from smsdispatch.limits.policy import Limit, account_limit, sender_limit
 from smsdispatch.store.models import messages
 from smsdispatch.vocabulary import keys
 from smsdispatch.vocabulary.status import MessageStatus
@@ -47,28 +47,18 @@ async def limit_rows(
     for name, entry in catalog.providers.items():
         due, later = waiting.get(name, (0, 0))
         scopes: list[tuple[str, str, Limit]] = []
-        if entry.account_limit:
-            rate = entry.account_limit
-            scopes.append(
-                (
-                    "account",
-                    f"{rate.count}/{rate.per_seconds:g}s burst {rate.burst}",
-                    Limit.from_rate(keys.rate_account(name), rate, jitter),
-                )
-            )
+        rate = entry.account_limit
+        account = account_limit(entry, jitter)
+        if rate is not None and account is not None:
+            ceiling = f"{rate.count}/{rate.per_seconds:g}s burst {rate.burst}"
+            scopes.append(("account", ceiling, account))
         async for raw in client.scan_iter(match=keys.rate_sender(name, "*")):
-            key = raw.decode()
-            sender = key.rsplit(":", 1)[-1]
-            known = entry.sender(sender)
-            sender_rate = entry.sender_limits.get(known.kind) if known else None
-            if sender_rate is not None:
-                scopes.append(
-                    (
-                        f"sender {sender}",
-                        f"{sender_rate.count}/{sender_rate.per_seconds:g}s",
-                        Limit.from_rate(key, sender_rate, jitter),
-                    )
-                )
+            sender = raw.decode().rsplit(":", 1)[-1]
+            sender_rate = entry.sender_limits.get(entry.kind_of(sender))
+            limit = sender_limit(entry, sender, jitter)
+            if sender_rate is not None and limit is not None:
+                ceiling = f"{sender_rate.count}/{sender_rate.per_seconds:g}s"
+                scopes.append((f"sender {sender}", ceiling, limit))
         for scope, ceiling, limit in scopes:
             rows.append(
                 LimitRow(
