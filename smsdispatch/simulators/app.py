@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -47,7 +50,14 @@ def create_app(simulators: dict[str, VendorSimulator]) -> Starlette:
     for name, sim in simulators.items():
         routes.append(Mount(f"/{name}", routes=sim.routes()))
         routes.append(Mount(f"/_sim/{name}", routes=sim.control_routes()))
-    return Starlette(routes=routes, exception_handlers={ClientDisconnect: _gone})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        for sim in simulators.values():
+            await sim.close()
+
+    return Starlette(routes=routes, exception_handlers={ClientDisconnect: _gone}, lifespan=lifespan)
 
 
 async def _gone(_: Request, __: Exception) -> Response:
