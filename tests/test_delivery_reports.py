@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import event, func, select
 
 from smsdispatch.store.db import Database
 from smsdispatch.store.models import delivery_reports, messages
@@ -248,6 +250,43 @@ def test_a_report_that_races_its_send_is_kept_and_applied_when_the_send_is_recor
 
     assert state(database, mid)[0] == "delivered"
     assert stored(database) == [("applied", True)]
+
+
+@pytest.mark.parametrize("batch", [1, 2], ids=["alone", "in-a-batch"])
+def test_a_report_whose_send_is_recorded_while_it_is_applied_is_applied_not_ignored(
+    database: Database, batch: int
+) -> None:
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: a send cannot commit mid-statement")
+    [mid] = add_rows(database, 1, provider="cue")
+    with database.session() as s, s.begin():
+        [row] = claim(s, [mid], NOW, "t1")
+    recorded: list[bool] = []
+
+    def record_the_send_after_the_first_update(_: Any, __: Any, statement: str, *___: Any) -> None:
+        """The worker commits the send between the report's UPDATE, which
+        did not see it, and the look for the message, which does."""
+        if recorded or not statement.lstrip().upper().startswith("UPDATE MESSAGES"):
+            return
+        recorded.append(True)
+        with database.session() as w, w.begin():
+            write_results(w, [accepted_result(row.ref, "T-race")], NOW)
+
+    others = [("cue", report(S.DELIVERED, "delivered", tracking_id="T-other"))] * (batch - 1)
+    event.listen(database.engine, "after_cursor_execute", record_the_send_after_the_first_update)
+    try:
+        with database.session() as s, s.begin():
+            outcomes = apply_reports(
+                s, [("cue", report(S.DELIVERED, "delivered", tracking_id="T-race")), *others], NOW
+            )
+    finally:
+        event.remove(
+            database.engine, "after_cursor_execute", record_the_send_after_the_first_update
+        )
+
+    assert recorded
+    assert outcomes[0] is Applied.APPLIED
+    assert state(database, mid)[0] == "delivered"
 
 
 def test_rows_reports_settled_while_sending_get_the_vendor_ids_their_batch_recorded(

@@ -58,6 +58,13 @@ def test_a_submitted_message_is_stored_enqueued_and_readable(
     assert "text" not in state
 
 
+def test_no_answer_may_be_cached_as_statuses_change(client: httpx.Client) -> None:
+    accepted = client.post("/v1/messages", json=message())
+    status = client.get(f"/v1/messages/{accepted.json()['id']}")
+    refused = client.get("/v1/messages/1", headers={"X-API-Key": "wrong"})
+    assert [r.headers["cache-control"] for r in (accepted, status, refused)] == ["no-store"] * 3
+
+
 def test_a_message_shows_the_reference_its_vendor_knows_it_by(client: httpx.Client) -> None:
     first, second = (client.post("/v1/messages", json=message()).json()["id"] for _ in range(2))
     references = [client.get(f"/v1/messages/{mid}").json()["reference"] for mid in (first, second)]

@@ -156,7 +156,9 @@ def test_metrics_equal_the_attempts_table_and_show_a_limiter_wait(
     # ...and at least one waited longer than a second: the long code's second
     # (the account's slots after it come later still: its burst is one).
     within_a_second = bucket("1.0")
-    assert within_a_second is not None and count is not None and within_a_second < count
+    assert within_a_second is not None
+    assert count is not None
+    assert within_a_second < count
     assert total is not None
     assert total >= 1.0
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends as Dependency
 from fastapi.security import APIKeyHeader
@@ -29,6 +29,7 @@ from fastapi.security import APIKeyHeader
 from smsdispatch.api.body_size import MaxBodySize
 from smsdispatch.api.campaigns import campaigns_router
 from smsdispatch.api.errors import database_away, validation_failed
+from smsdispatch.api.no_store import NoStore
 from smsdispatch.api.reports import reports_router
 from smsdispatch.api.schemas import (
     Accepted,
@@ -70,7 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
     guarded = [Depends(_authenticator(settings))]
     producer = Producer(settings, catalog, db, create_celery(settings))
     app.include_router(messages_router(settings, producer, db, guarded))
-    app.middleware("http")(_no_store)
+    app.add_middleware(NoStore)
     app.add_exception_handler(RequestValidationError, validation_failed)
     for away in DATABASE_AWAY:
         app.add_exception_handler(away, database_away)
@@ -163,15 +164,6 @@ def _unprocessable(field: str, kind: str, reason: str) -> HTTPException:
     """A 422 in FastAPI's own form, naming the body field to fix."""
     detail = [{"loc": ["body", field], "msg": reason, "type": kind}]
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
-
-
-async def _no_store(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """No answer of this API may be cached: statuses change."""
-    response = await call_next(request)
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def to_request(message: MessageIn) -> SendRequest:

@@ -34,6 +34,10 @@ from yarl import URL
 
 from smsdispatch.config.settings import Settings
 
+# How long an idle pooled report connection is kept: under the 5 s after
+# which the API's server (uvicorn) closes it.
+REPORT_KEEPALIVE_SECONDS = 2.0
+
 
 @dataclass(frozen=True, slots=True)
 class Received:
@@ -282,7 +286,14 @@ class VendorSimulator(ABC):
         if self._report_client is None:
             self._report_client = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=10.0),
-                connector=aiohttp.TCPConnector(limit=100, force_close=not self.report_keepalive),
+                # Idle connections expire before uvicorn's 5 s keep-alive closes
+                # them on its side (the race of aiohttp#2682: a report written
+                # on a closing connection fails).
+                connector=aiohttp.TCPConnector(
+                    limit=100,
+                    force_close=not self.report_keepalive,
+                    keepalive_timeout=REPORT_KEEPALIVE_SECONDS if self.report_keepalive else None,
+                ),
             )
         try:
             async with self._report_client.request(

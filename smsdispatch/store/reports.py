@@ -168,6 +168,36 @@ def _forward_together(
     asked = [i for i in indexes if named[i] is not None]
     if not asked:
         return indexes
+    moved = _update_together(session, reports, asked, named, column, now)
+    missed = [i for i in asked if i not in moved]
+    found = _existing(session, column, [(reports[i][0], named[i]) for i in missed])
+    # Seen now, missed by the UPDATE: recorded in between (`_forward_or_past`).
+    appeared = [i for i in missed if (reports[i][0], named[i]) in found]
+    if appeared:
+        moved |= _update_together(session, reports, appeared, named, column, now)
+    left = [i for i in indexes if named[i] is None]
+    for index in asked:
+        if index in moved:
+            outcomes[index] = (Applied.APPLIED, moved[index])
+            continue
+        message_id = found.get((reports[index][0], named[index]))
+        if message_id is None:
+            left.append(index)
+        else:
+            outcomes[index] = (Applied.IGNORED, message_id)
+    return sorted(left)
+
+
+def _update_together(
+    session: Session,
+    reports: Sequence[tuple[str, DeliveryReport]],
+    indexes: list[int],
+    named: dict[int, str | None],
+    column: Column[Any],
+    now: datetime,
+) -> dict[int, int]:
+    """One forward-only UPDATE for the reports at `indexes`, matched on
+    `column`; the message each moved, by index."""
     m = messages.c
     v = values(
         sa_column("idx", Integer),
@@ -180,7 +210,7 @@ def _forward_together(
         sa_column("tracking", String),
         sa_column("final", Boolean),
         name="v",
-    ).data([_values_row(i, reports[i], named[i]) for i in asked])
+    ).data([_values_row(i, reports[i], named[i]) for i in indexes])
     stmt = (
         update(messages)
         .where(
@@ -201,18 +231,7 @@ def _forward_together(
         )
         .returning(v.c.idx, m.id)
     )
-    for index, message_id in session.execute(stmt).all():
-        outcomes[index] = (Applied.APPLIED, message_id)
-    missed = [i for i in asked if outcomes[i] is None]
-    found = _existing(session, column, [(reports[i][0], named[i]) for i in missed])
-    left = [i for i in indexes if named[i] is None]
-    for index in missed:
-        message_id = found.get((reports[index][0], named[index]))
-        if message_id is None:
-            left.append(index)
-        else:
-            outcomes[index] = (Applied.IGNORED, message_id)
-    return sorted(left)
+    return {index: message_id for index, message_id in session.execute(stmt).all()}
 
 
 def _values_row(
@@ -259,15 +278,39 @@ def _apply_one(
     if report.reference is not None:
         matchers.append(m.reference == report.reference)
     for match in matchers:
-        message_id = _forward(session, provider, match, report, now)
-        if message_id is not None:
-            return Applied.APPLIED, message_id
-        found = session.execute(
-            select(m.id).where(m.provider == provider, match).limit(1)
-        ).scalar_one_or_none()
-        if found is not None:
-            return Applied.IGNORED, found
+        matched = _forward_or_past(session, provider, match, report, now)
+        if matched is not None:
+            return matched
     return Applied.UNMATCHED, None
+
+
+def _forward_or_past(
+    session: Session,
+    provider: str,
+    match: ColumnElement[bool],
+    report: DeliveryReport,
+    now: datetime,
+) -> Matched | None:
+    """The forward-only UPDATE for the message `match` names: APPLIED, or
+    IGNORED if the message is there but already further along; None if
+    there is no such message.
+
+    Each statement sees what was committed when it began (READ COMMITTED):
+    a send recorded after the UPDATE began but before the look for the
+    message is seen by the look and was not by the UPDATE. Taken for "further
+    along", such a report would be lost; so the UPDATE runs once more, and
+    only what that one (which sees the message) leaves is ignored.
+    """
+    message_id = _forward(session, provider, match, report, now)
+    if message_id is not None:
+        return Applied.APPLIED, message_id
+    found = session.execute(
+        select(messages.c.id).where(messages.c.provider == provider, match).limit(1)
+    ).scalar_one_or_none()
+    if found is None:
+        return None
+    message_id = _forward(session, provider, match, report, now)
+    return (Applied.APPLIED, message_id) if message_id is not None else (Applied.IGNORED, found)
 
 
 def _forward(
@@ -460,16 +503,12 @@ def _apply_kept_rows(session: Session, query: Select[Any], now: datetime) -> set
         report = DeliveryReport(
             MessageStatus(row.status), row.vendor_status or "", row.tracking_id, raw=row.raw
         )
-        match = m.tracking_id == row.tracking_id
-        message_id = _forward(session, row.provider, match, report, now)
-        outcome = Applied.APPLIED
-        if message_id is None:
-            message_id = session.execute(
-                select(m.id).where(m.provider == row.provider, match).limit(1)
-            ).scalar_one_or_none()
-            if message_id is None:
-                continue  # its send is still not recorded
-            outcome = Applied.IGNORED
+        matched = _forward_or_past(
+            session, row.provider, m.tracking_id == row.tracking_id, report, now
+        )
+        if matched is None:
+            continue  # its send is still not recorded
+        outcome, message_id = matched
         session.execute(
             update(delivery_reports)
             .where(r.id == row.id)
