@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -10,12 +11,14 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
+from smsdispatch.reports.intake import ReportIntake
 from smsdispatch.store.db import Database
 from smsdispatch.store.models import delivery_reports, messages
 from smsdispatch.store.outbox import claim, write_results
 from smsdispatch.store.reports import Applied, apply_kept, apply_report, apply_reports
 from smsdispatch.vocabulary.delivery import DeliveryReport
 from smsdispatch.vocabulary.status import MessageStatus
+from tests.settings import make_settings
 from tests.test_outbox import accepted_result, add_rows, reference_of
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -287,6 +290,30 @@ def test_a_report_whose_send_is_recorded_while_it_is_applied_is_applied_not_igno
     assert recorded
     assert outcomes[0] is Applied.APPLIED
     assert state(database, mid)[0] == "delivered"
+
+
+def test_a_report_the_database_cannot_hold_costs_the_others_of_its_batch_nothing(
+    database: Database,
+) -> None:
+    if database.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite does not enforce a column's length: nothing is refused")
+    mid = accepted_row(database, tracking_id="T1")
+    other = accepted_row(database, tracking_id="T2")
+    intake = ReportIntake(make_settings(database_url=database.url), database)
+    good = report(S.DELIVERED, "delivered", tracking_id="T1")
+    unholdable = report(S.UNDELIVERED, "failed", tracking_id="T2")
+    # Past what parsing lets through, and past messages.error_code's 64.
+    object.__setattr__(unholdable, "error_code", "E" * 100)
+
+    async def one_batch() -> list[Applied]:
+        return list(
+            await asyncio.gather(
+                intake.apply("restcomm", good), intake.apply("restcomm", unholdable)
+            )
+        )
+
+    assert asyncio.run(one_batch()) == [Applied.APPLIED, Applied.MALFORMED]
+    assert (state(database, mid)[0], state(database, other)[0]) == ("delivered", "accepted")
 
 
 def test_rows_reports_settled_while_sending_get_the_vendor_ids_their_batch_recorded(

@@ -56,6 +56,21 @@ def test_no_request_is_answered_before_its_item_is_written() -> None:
     assert sorted(n for b in writes.batches for n in b) == list(range(50))
 
 
+def test_a_request_that_goes_away_still_has_its_item_written_and_the_others_answered() -> None:
+    writes = Writes()
+    batcher: Batcher[int, str] = Batcher(writes, max_size=500, max_wait=0.05)
+
+    async def go() -> list[str]:
+        gone = asyncio.ensure_future(batcher.submit(0))
+        others = [asyncio.ensure_future(batcher.submit(n)) for n in (1, 2)]
+        await asyncio.sleep(0)  # all three are in the batch
+        gone.cancel()  # the vendor hung up before the write
+        return list(await asyncio.gather(*others))
+
+    assert asyncio.run(go()) == ["done 1", "done 2"]
+    assert writes.committed == {0, 1, 2}
+
+
 def test_a_failed_write_fails_every_request_of_its_batch() -> None:
     batcher: Batcher[int, str] = Batcher(Writes(fail=True), max_size=500, max_wait=0.01)
 

@@ -67,9 +67,11 @@ class Batcher(Generic[In, Out]):
         if self._writer is None or self._writer.done():
             self._writer = loop.create_task(self._write_batches(self._arrived))
         self._arrived.set()
-        # A request that goes away (the vendor hung up) leaves its item in the
-        # batch: it is written all the same, the answer just has no reader.
-        return await asyncio.shield(answer)
+        # A request that goes away (the vendor hung up) cancels its answer but
+        # leaves its item in the batch: it is written all the same, and the
+        # writer passes over an answer already done. (No shield: it cost each
+        # request a second future.)
+        return await answer
 
     async def _write_batches(self, arrived: asyncio.Event) -> None:
         while True:
