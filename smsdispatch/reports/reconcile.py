@@ -5,9 +5,9 @@ Runs from beat (`smsdispatch.reconcile`, on the maintenance queue) every
 (Restcomm by Sid, SMSBuddy by id; Cue and Skycore document none, and Messangi
 mentions one without specifying it), it takes the messages `accepted` for
 `reconcile_after_seconds` without a final status, and `unknown` ones with a
-tracking id, asks the vendor about each, and applies every answer through the
-same forward-only update as the webhooks (`smsdispatch.store.reports.apply_report`, stored
-with source "poll").
+tracking id, asks the vendor about each, and applies the answers as the
+webhooks apply reports, together and forward only
+(`smsdispatch.store.reports.apply_reports`, stored with source "poll").
 
 An `unknown` message without a tracking id (the answer to its send was
 lost: a read timeout, or its worker died before recording it) is searched
@@ -38,7 +38,7 @@ import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -53,6 +53,7 @@ from smsdispatch.store.reports import (
     Stale,
     Untracked,
     apply_report,
+    apply_reports,
     mark_polled,
     reapply_unmatched,
     resend_absent,
@@ -119,20 +120,38 @@ def reconcile_messages(rt: VendorServices) -> ReconcileResult:
     with rt.db.session() as session, session.begin():
         asked = [row for rows in answers.values() for row, _ in rows]
         mark_polled(session, [_id(row) for row in asked], now)
-        for provider, rows in answers.items():
-            for row, answer in rows:
-                report = _one(session, provider, answer)
-                if isinstance(report, DeliveryReport):
-                    applied = apply_report(session, provider, report, now, source="poll")
-                    result.results[applied.value] += 1
-                    continue
-                result.results[report] += 1
-                if report == "not_found" and isinstance(row, Untracked):
-                    resend_absent(session, row.message.id, provider, now)
-                    result.resent += 1
+        _apply_answers(session, answers, now, result)
     result.asked = len(asked)
     log.info("reconcile: asked=%d results=%s", result.asked, dict(result.results))
     return result
+
+
+def _apply_answers(
+    session: Session,
+    answers: dict[str, list[tuple[Work, Answer | Found]]],
+    now: datetime,
+    result: ReconcileResult,
+) -> None:
+    """Status-query answers are applied together, as the webhooks' reports
+    are (one statement for the lot on PostgreSQL); a search's find is
+    applied on its own, so that the next search sees the id it took."""
+    queried: list[tuple[str, DeliveryReport]] = []
+    for provider, rows in answers.items():
+        for row, answer in rows:
+            if isinstance(answer, DeliveryReport):
+                queried.append((provider, answer))
+                continue
+            report = _one(session, provider, answer)
+            if isinstance(report, DeliveryReport):
+                applied = apply_report(session, provider, report, now, source="poll")
+                result.results[applied.value] += 1
+                continue
+            result.results[report] += 1
+            if report == "not_found" and isinstance(row, Untracked):
+                resend_absent(session, row.message.id, provider, now)
+                result.resent += 1
+    for applied in apply_reports(session, queried, now, source="poll"):
+        result.results[applied.value] += 1
 
 
 def _per_run(rate: float, s: Settings) -> int:
