@@ -86,8 +86,9 @@ def bench_stack(
 def mark_limiter_state_intact(redis_url: str) -> None:
     """A new Redis has nothing booked. Without the marker the limiter takes
     it for one that lost its bookings and holds every limit for a guard
-    period (limits/gcra.py): a second of silence at the start of each run
-    that would be counted against sending, which it is not."""
+    period (limits/gcra.py; LIMITER_MAX_WAIT_SECONDS + 1 s): up to three
+    seconds at the start of each run, depending on each limit's burst,
+    counted against sending, which they are not."""
     client = redis.Redis.from_url(redis_url)
     try:
         client.set(keys.LIMITER_STATE, 0)

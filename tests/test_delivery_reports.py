@@ -290,16 +290,19 @@ def test_a_report_whose_send_is_recorded_while_it_is_applied_is_applied_not_igno
     assert recorded
     assert outcomes[0] is Applied.APPLIED
     assert state(database, mid)[0] == "delivered"
+    assert stored(database)[0] == ("applied", True)
 
 
 def test_a_report_the_database_cannot_hold_costs_the_others_of_its_batch_nothing(
-    database: Database,
+    database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     if database.engine.dialect.name != "postgresql":
         pytest.skip("SQLite does not enforce a column's length: nothing is refused")
     mid = accepted_row(database, tracking_id="T1")
     other = accepted_row(database, tracking_id="T2")
-    intake = ReportIntake(make_settings(database_url=database.url), database)
+    # Long enough a wait that both reports are in one batch.
+    settings = make_settings(database_url=database.url, report_batch_wait_seconds=0.5)
+    intake = ReportIntake(settings, database)
     good = report(S.DELIVERED, "delivered", tracking_id="T1")
     unholdable = report(S.UNDELIVERED, "failed", tracking_id="T2")
     # Past what parsing lets through, and past messages.error_code's 64.
@@ -313,6 +316,7 @@ def test_a_report_the_database_cannot_hold_costs_the_others_of_its_batch_nothing
         )
 
     assert asyncio.run(one_batch()) == [Applied.APPLIED, Applied.MALFORMED]
+    assert "refused a batch of reports; applying them one by one" in caplog.text
     assert (state(database, mid)[0], state(database, other)[0]) == ("delivered", "accepted")
 
 

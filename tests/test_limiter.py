@@ -10,7 +10,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from smsdispatch.config.catalog import RateLimit, load_catalog
+from smsdispatch.config.catalog import ProviderEntry, RateLimit, load_catalog
 from smsdispatch.config.settings import DEFAULT_CATALOG
 from smsdispatch.limits.gcra import Grant, RedisLimiter
 from smsdispatch.limits.policy import Limit, account_limit
@@ -137,6 +137,17 @@ def test_an_account_limit_keeps_the_burst_of_the_vendors_largest_request() -> No
     # Cue has no batch endpoint; Messangi's batch of 100 fits its burst of 100;
     # SMSBuddy's batches are cut to its burst of 10.
     assert bursts == {"cue": 1, "messangi": 100, "smsbuddy": 10}
+
+
+def test_a_vendor_that_counts_segments_keeps_the_catalogs_whole_burst() -> None:
+    entry = ProviderEntry(
+        name="segments",
+        counts_segments=True,
+        account_limit=RateLimit(count=100, per_seconds=1, burst=10),
+    )
+    limit = account_limit(entry, jitter=0.05)
+    assert limit is not None
+    assert limit.burst == 10  # one request of a long text is several tokens
 
 
 def test_a_burst_larger_than_the_ceiling_is_a_configuration_error() -> None:

@@ -11,9 +11,15 @@ Every message of burst the limiter keeps in hand costs one slot of steady
 rate in every window, so the limiter keeps only the burst its largest
 request needs (`ProviderEntry.request_size`), never more than the catalog
 allows: Cue (100/s, burst 10) sends one message per request and runs at 95
-a second with burst 1, where the full burst would hold it to 87. Nothing
-gets through faster than the catalog allows; bulk sending loses nothing by
-it, and after a pause the first ten go 10 ms apart rather than at once.
+a second with burst 1, where the full burst would hold it to 87. Bulk
+sending loses nothing by it; after a pause the first ten go 10 ms apart
+rather than at once. Every window holds the ceiling while the delay to the
+vendor varies by less than J; the burst left unused is the margin beyond
+that: a second that lags more (a saturated host, a vendor clock that
+stalls) reaches at most the ceiling plus the catalog's burst.
+
+A vendor that counts segments gets the catalog's whole burst: a request of
+several long texts is more tokens than messages.
 """
 
 from __future__ import annotations
@@ -58,9 +64,8 @@ def account_limit(entry: ProviderEntry, jitter: float) -> Limit | None:
     """The vendor account's ceiling, with the burst its largest request needs."""
     if entry.account_limit is None:
         return None
-    return Limit.from_rate(
-        keys.rate_account(entry.name), entry.account_limit, jitter, burst=entry.request_size
-    )
+    burst = None if entry.counts_segments else entry.request_size
+    return Limit.from_rate(keys.rate_account(entry.name), entry.account_limit, jitter, burst=burst)
 
 
 def sender_limit(entry: ProviderEntry, sender: str, jitter: float) -> Limit | None:
@@ -68,6 +73,5 @@ def sender_limit(entry: ProviderEntry, sender: str, jitter: float) -> Limit | No
     rate = entry.sender_limits.get(entry.kind_of(sender))
     if rate is None:
         return None
-    return Limit.from_rate(
-        keys.rate_sender(entry.name, sender), rate, jitter, burst=entry.request_size_for(sender)
-    )
+    burst = None if entry.counts_segments else entry.request_size_for(sender)
+    return Limit.from_rate(keys.rate_sender(entry.name, sender), rate, jitter, burst=burst)

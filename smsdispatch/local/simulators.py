@@ -59,8 +59,9 @@ def serve_forever(settings: Settings, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, backlog=4096)
 
 
-# Young collections every 700 allocations, as CPython's default; a full one
-# only after this many young ones, that is never while serving.
+# The third generation's threshold counts collections of the second: a full
+# collection only after this many of them, that is never while serving
+# (the first two generations keep CPython's defaults).
 _FULL_COLLECTION_AFTER = 1_000_000
 
 

@@ -163,11 +163,9 @@ def _id(row: Work) -> int:
     return row.id if isinstance(row, Stale) else row.message.id
 
 
-def _one(session: Session, provider: str, answer: Answer | Found) -> DeliveryReport | str:
-    """The report to apply, or why there is none ("no_answer", "not_found",
-    "several_found")."""
-    if isinstance(answer, DeliveryReport):
-        return answer
+def _one(session: Session, provider: str, answer: Outcome | Found) -> DeliveryReport | str:
+    """What a search found to apply, or why there is nothing ("no_answer",
+    "not_found", "several_found")."""
     if isinstance(answer, Outcome):
         return "no_answer"
     ours = tracked_elsewhere(session, provider, [r.tracking_id for r in answer if r.tracking_id])

@@ -310,7 +310,10 @@ class VendorSimulator(ABC):
             return 0
 
     async def close(self) -> None:
-        """Close the pooled report connections (the server is stopping)."""
+        """Stop the reports still due and close their pooled connections (the
+        server is stopping)."""
+        for task in list(self._report_tasks):
+            task.cancel()
         if self._report_client is not None:
             await self._report_client.close()
             self._report_client = None

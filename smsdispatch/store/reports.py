@@ -6,11 +6,11 @@ A message's status only moves forward in its lifecycle:
     unknown ───────────┼──> accepted ──> delivered | undelivered | expired | failed
                        └──────────────────────────^  (final: never changed again)
 
-Each report is one UPDATE whose WHERE names the statuses the report may move
-the message from, so two reports racing for one row (two webhook requests, a
-webhook and a poll) cannot move it backwards whatever order their
-transactions commit in: the second sees the first's status and matches
-nothing. A late "sent" after "delivered", or the same report twice, changes
+Each report is applied by an UPDATE whose WHERE names the statuses the
+report may move the message from, so two reports racing for one row (two
+webhook requests, a webhook and a poll) cannot move it backwards whatever
+order their transactions commit in: the second sees the first's status and
+matches nothing. A late "sent" after "delivered", or the same report twice, changes
 nothing. An intermediate report ("sent to network") updates the vendor's
 word on an `accepted` message and settles an `unknown` one as `accepted`.
 
@@ -101,8 +101,9 @@ def apply_reports(
     what each did.
 
     Each is matched by the vendor's id, else by our reference as the vendor
-    echoed it, and applied by one forward-only UPDATE; all are stored raw in
-    one INSERT. One that matches nothing is stored `unmatched`: it may have
+    echoed it, and applied by a forward-only UPDATE (tried once more if its
+    message was recorded while the first ran: `_forward_or_past`); all are
+    stored raw in one INSERT. One that matches nothing is stored `unmatched`: it may have
     come before the worker recorded the vendor's id, and the transaction
     that records it applies it then (`apply_kept`).
     """
@@ -129,7 +130,7 @@ def _apply_together(
     session: Session, reports: Sequence[tuple[str, DeliveryReport]], now: datetime
 ) -> list[Matched]:
     """The same as `_apply_one` for each report in turn, in a few statements
-    (PostgreSQL): one UPDATE ... FROM (VALUES ...) per key and turn.
+    (PostgreSQL): one UPDATE ... FROM unnest(...) per key and turn.
 
     A message named by several reports of the batch gets them in turns, in
     the order they came (turn n holds each key's n-th report), so one
@@ -164,9 +165,10 @@ def _forward_together(
     now: datetime,
     outcomes: list[Matched | None],
 ) -> list[int]:
-    """One forward-only UPDATE for the reports at `indexes` that name a value
-    of `column`; records what each did and returns the indexes it found no
-    message for."""
+    """The forward-only UPDATE for the reports at `indexes` that name a value
+    of `column`, with `_forward_or_past`'s second try for those whose message
+    appeared meanwhile; records what each did and returns the indexes it
+    found no message for."""
     by_tracking = column is messages.c.tracking_id
     named = {
         i: (report.tracking_id if by_tracking else report.reference)
@@ -229,7 +231,7 @@ def _look_together(
 
 
 # The columns of a batch's reports, one array parameter each.
-_VALUES = {
+_REPORT_COLUMNS = {
     "idx": Integer,
     "provider": String,
     "key": String,
@@ -245,13 +247,17 @@ _VALUES = {
 def _arrays(
     reports: Sequence[tuple[str, DeliveryReport]], indexes: list[int], named: dict[int, str | None]
 ) -> dict[str, Any]:
-    rows = [_values_row(i, reports[i], named[i]) for i in indexes]
+    """The reports at `indexes` as `_together`'s parameters: one list per column."""
+    assert indexes, "a batch statement needs at least one report"
+    rows = [_report_row(i, reports[i], named[i]) for i in indexes]
     columns = zip(*rows, strict=True)
-    return {f"b_{name}": list(c) for name, c in zip(_VALUES, columns, strict=True)}
+    return {f"b_{name}": list(c) for name, c in zip(_REPORT_COLUMNS, columns, strict=True)}
 
 
 @dataclass(frozen=True, slots=True)
 class _Together:
+    """A batch's two statements for one key column (the vendor's id, or ours)."""
+
     update: Update
     look: Select[Any]
 
@@ -264,7 +270,7 @@ def _together(by_tracking: bool) -> _Together:
     each time: compiling it and converting its parameters cost the API
     process a fifth of its time.)"""
     m = messages.c
-    v = _unnest("v", [sa_column(name, t) for name, t in _VALUES.items()])
+    v = _unnest("v", [sa_column(name, t) for name, t in _REPORT_COLUMNS.items()])
     column = m.tracking_id if by_tracking else m.reference
     forward = _moves_forward(v.c.final, v.c.vendor_status)
     now = bindparam("b_now", type_=m.updated_at.type)
@@ -290,7 +296,7 @@ def _together(by_tracking: bool) -> _Together:
     return _Together(update_, look)
 
 
-def _values_row(
+def _report_row(
     index: int, item: tuple[str, DeliveryReport], key: str | None
 ) -> tuple[object, ...]:
     provider, report = item
@@ -337,19 +343,23 @@ def _forward_or_past(
     Each statement sees what was committed when it began (READ COMMITTED):
     a send recorded after the UPDATE began but before the look for the
     message is seen by the look and was not by the UPDATE. Taken for "further
-    along", such a report would be lost; so the UPDATE runs once more, and
-    only what that one (which sees the message) leaves is ignored.
+    along", such a report would be lost; so the look also asks whether the
+    report would move the message now, and if so the UPDATE runs once more
+    (it sees the message); only what that one leaves is ignored.
     """
     message_id = _forward(session, provider, match, report, now)
     if message_id is not None:
         return Applied.APPLIED, message_id
+    forward = _moves_forward(report.final, report.vendor_status[:64])
     found = session.execute(
-        select(messages.c.id).where(messages.c.provider == provider, match).limit(1)
-    ).scalar_one_or_none()
+        select(messages.c.id, forward).where(messages.c.provider == provider, match).limit(1)
+    ).first()
     if found is None:
         return None
+    if not found[1]:  # there, and already further along: late or repeated
+        return Applied.IGNORED, found[0]
     message_id = _forward(session, provider, match, report, now)
-    return (Applied.APPLIED, message_id) if message_id is not None else (Applied.IGNORED, found)
+    return (Applied.APPLIED, message_id) if message_id is not None else (Applied.IGNORED, found[0])
 
 
 def _forward(
@@ -386,7 +396,7 @@ def _forward(
 
 def _moves_forward(final: bool | ColumnElement[bool], vendor_status: Any) -> ColumnElement[bool]:
     """The forward-only rule (module docstring), for one report (`final` a
-    bool) or for each row of a VALUES list (`final` its column)."""
+    bool) or for each row of a batch's arrays (`final` its column)."""
     m = messages.c
     as_final = m.status.in_([s.value for s in FINAL_FROM])
     # A repeated intermediate report is a no-op, not a rewrite.
@@ -447,13 +457,16 @@ def record(
     )
 
 
-def _unnest(name: str, columns: Sequence[ColumnClause[Any]]) -> TableValuedAlias:
+def _unnest(
+    name: str, columns: Sequence[ColumnClause[Any]], *, ordinality: str | None = None
+) -> TableValuedAlias:
     """FROM unnest(<one array parameter per column>) AS name(<columns>)
     (PostgreSQL): a batch of any size in one statement of fixed text.
 
     The arrays are of unbounded strings: a value longer than its column is
     refused when it is written, as a plain INSERT or UPDATE would (an
-    explicit cast to VARCHAR(n) would cut it without a word)."""
+    explicit cast to VARCHAR(n) would cut it without a word). `ordinality`
+    names a column numbering the rows in array order."""
     types = [String() if isinstance(c.type, String) and c.type.length else c.type for c in columns]
     return (
         func.unnest(
@@ -462,19 +475,25 @@ def _unnest(name: str, columns: Sequence[ColumnClause[Any]]) -> TableValuedAlias
                 for c, t in zip(columns, types, strict=True)
             )
         )
-        .table_valued(*(sa_column(c.name, t) for c, t in zip(columns, types, strict=True)))
+        .table_valued(
+            *(sa_column(c.name, t) for c, t in zip(columns, types, strict=True)),
+            with_ordinality=ordinality,
+        )
         .render_derived(name=name)
     )
 
 
 _RAW_COLUMNS = [c for c in delivery_reports.c if c.name not in ("id",)]
-_raw_values = _unnest("r", _RAW_COLUMNS)
+_raw_values = _unnest("r", _RAW_COLUMNS, ordinality="n")
+# In the order the reports came: kept reports are applied in id order.
 _KEEP_TOGETHER = insert(delivery_reports).from_select(
-    [c.name for c in _RAW_COLUMNS], select(*(_raw_values.c[c.name] for c in _RAW_COLUMNS))
+    [c.name for c in _RAW_COLUMNS],
+    select(*(_raw_values.c[c.name] for c in _RAW_COLUMNS)).order_by(_raw_values.c.n),
 )
 
 
 def _raw_arrays(rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """`_raw_row`s as `_KEEP_TOGETHER`'s parameters: one list per column."""
     return {f"b_{c.name}": [row[c.name] for row in rows] for c in _RAW_COLUMNS}
 
 
