@@ -272,26 +272,37 @@ def _together(by_tracking: bool) -> _Together:
     m = messages.c
     v = _unnest("v", [sa_column(name, t) for name, t in _REPORT_COLUMNS.items()])
     column = m.tracking_id if by_tracking else m.reference
-    forward = _moves_forward(v.c.final, v.c.vendor_status)
+    named = and_(m.provider == v.c.provider, column == v.c.key)
+    # The messages the batch names, found first by the key's index and kept
+    # (MATERIALIZED), then updated by id. Joined in one step, the planner
+    # could take the status condition to an index of its own and scan every
+    # message not yet final, and the dead entries status updates leave
+    # there: 30,000 entries for a batch of 100 reports in `bench.reports`.
+    t = (
+        select(m.id.label("target"), *v.c)
+        .join_from(v, messages, named)
+        .cte("t")
+        .prefix_with("MATERIALIZED")
+    )
     now = bindparam("b_now", type_=m.updated_at.type)
     update_ = (
         update(messages)
-        .where(m.provider == v.c.provider, column == v.c.key, forward)
+        .where(m.id == t.c.target, _moves_forward(t.c.final, t.c.vendor_status))
         .values(
             _forward_values(
-                status=v.c.status,
-                vendor_status=v.c.vendor_status,
-                error_code=v.c.error_code,
-                error_reason=v.c.error_reason,
-                tracking=v.c.tracking,
-                final=v.c.final,
+                status=t.c.status,
+                vendor_status=t.c.vendor_status,
+                error_code=t.c.error_code,
+                error_reason=t.c.error_reason,
+                tracking=t.c.tracking,
+                final=t.c.final,
                 now=now,
             )
         )
-        .returning(v.c.idx, m.id)
+        .returning(t.c.idx, m.id)
     )
-    look = select(v.c.idx, m.id, forward).join_from(
-        v, messages, and_(m.provider == v.c.provider, column == v.c.key)
+    look = select(v.c.idx, m.id, _moves_forward(v.c.final, v.c.vendor_status)).join_from(
+        v, messages, named
     )
     return _Together(update_, look)
 
