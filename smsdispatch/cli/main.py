@@ -72,8 +72,11 @@ def api(
     import uvicorn
 
     from smsdispatch.api.app import create_app
+    from smsdispatch.local.garbage import tune_for_api
 
-    uvicorn.run(create_app(get_settings()), host=host, port=port, access_log=False)
+    app = create_app(get_settings())
+    tune_for_api()
+    uvicorn.run(app, host=host, port=port, access_log=False)
 
 
 @app.command()

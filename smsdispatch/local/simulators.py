@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import gc
-
 import uvicorn
 
 from smsdispatch.config.settings import Settings
+from smsdispatch.local.garbage import no_full_collections
 from smsdispatch.local.serve import BackgroundServer
 from smsdispatch.simulators.app import build_simulators, create_app
 from smsdispatch.simulators.common import VendorSimulator
@@ -55,29 +54,5 @@ def serve_forever(settings: Settings, host: str, port: int) -> None:
     for simulator in simulators.values():
         simulator.report_keepalive = True
     app = create_app(simulators)
-    _no_full_collections()
+    no_full_collections()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, backlog=4096)
-
-
-# The third generation's threshold counts collections of the second: a full
-# collection only after this many of them, that is never while serving
-# (the first two generations keep CPython's defaults).
-_FULL_COLLECTION_AFTER = 1_000_000
-
-
-def _no_full_collections() -> None:
-    """A vendor's clock does not stop: the simulators' must not either.
-
-    Their record grows with every message (each is kept for inspection),
-    and CPython's full collection walks all of it: 165 ms with 12,000
-    messages, measured by `bench.ceilings`. Requests that arrive during such
-    a pause are stamped together when it ends, and the vendor's busiest
-    second reads 125 against a ceiling our sender kept at 95 a second.
-    So what exists at start is frozen out of collections, and full
-    collections are left out; young ones still free short-lived cycles.
-    The cost, a cycle that outlives two young collections is kept until the
-    process ends, is small beside the record itself.
-    """
-    gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, _FULL_COLLECTION_AFTER)
