@@ -9,7 +9,7 @@ import sys
 
 PROBE = """
 import gc, json
-from smsdispatch.local.garbage import {function}
+from smsdispatch.config.garbage import {function}
 before = gc.get_freeze_count()
 {function}()
 full = gc.get_count()
@@ -29,8 +29,8 @@ def probe(function: str) -> dict[str, object]:
     return dict(json.loads(out.stdout))
 
 
-def test_the_api_freezes_what_start_up_built_and_collects_young_objects_less_often() -> None:
-    found = probe("tune_for_api")
+def test_api_and_workers_freeze_what_start_up_built_and_collect_young_objects_less_often() -> None:
+    found = probe("collect_less")
     assert int(str(found["frozen"])) > 0
     assert found["thresholds"] == [10_000, 50, 100]
 

@@ -72,10 +72,10 @@ def api(
     import uvicorn
 
     from smsdispatch.api.app import create_app
-    from smsdispatch.local.garbage import tune_for_api
+    from smsdispatch.config.garbage import collect_less
 
     app = create_app(get_settings())
-    tune_for_api()
+    collect_less()
     uvicorn.run(app, host=host, port=port, access_log=False)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uvicorn
 
+from smsdispatch.config.garbage import no_full_collections
 from smsdispatch.config.settings import Settings
-from smsdispatch.local.garbage import no_full_collections
 from smsdispatch.local.serve import BackgroundServer
 from smsdispatch.simulators.app import build_simulators, create_app
 from smsdispatch.simulators.common import VendorSimulator

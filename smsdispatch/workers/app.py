@@ -29,6 +29,7 @@ from celery import Celery, signals
 from kombu.entity import Queue
 
 from smsdispatch.config.catalog import load_catalog
+from smsdispatch.config.garbage import collect_less
 from smsdispatch.config.logs import quiet_third_party_loggers
 from smsdispatch.config.settings import Settings, get_settings, warn_unconfigured
 from smsdispatch.vocabulary import names
@@ -97,6 +98,14 @@ def create_app(settings: Settings) -> Celery:
 @signals.after_setup_task_logger.connect
 def _quiet_loggers(**_: Any) -> None:
     quiet_third_party_loggers()
+
+
+@signals.worker_ready.connect
+@signals.worker_process_init.connect
+def _collect_less(**_: Any) -> None:
+    """Once the worker (a thread pool's one process, or each prefork child)
+    has imported and built what it serves with (config/garbage.py)."""
+    collect_less()
 
 
 @signals.celeryd_after_setup.connect
