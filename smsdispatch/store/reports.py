@@ -594,31 +594,54 @@ def _apply_kept_rows(session: Session, query: Select[Any], now: datetime) -> set
     """Apply each kept report its message now carries the id of, and mark it
     applied; one whose message is there but already further along (a repeat,
     a "sent" after the final report) is marked ignored, so that only reports
-    still waiting for their send stay `unmatched`."""
-    r, m = delivery_reports.c, messages.c
-    moved: set[str] = set()
-    for row in session.execute(query).all():
-        if row.status is None:
-            continue
-        report = DeliveryReport(
-            MessageStatus(row.status), row.vendor_status or "", row.tracking_id, raw=row.raw
+    still waiting for their send stay `unmatched`.
+
+    Together, as the webhooks' batches are: at every vendor's ceiling a
+    quarter of all reports come before their send is recorded, and applied
+    one at a time they held each worker's write for hundreds of statements.
+    """
+    rows = [row for row in session.execute(query).all() if row.status is not None]
+    kept = [
+        (
+            row.provider,
+            DeliveryReport(
+                MessageStatus(row.status), row.vendor_status or "", row.tracking_id, raw=row.raw
+            ),
         )
-        matched = _forward_or_past(
-            session, row.provider, m.tracking_id == row.tracking_id, report, now
-        )
-        if matched is None:
-            continue  # its send is still not recorded
-        outcome, message_id = matched
-        session.execute(
-            update(delivery_reports)
-            .where(r.id == row.id)
-            .values(
-                outcome=outcome.value, applied=outcome is Applied.APPLIED, message_id=message_id
-            )
-        )
-        if outcome is Applied.APPLIED:
-            moved.add(row.tracking_id)
-    return moved
+        for row in rows
+    ]
+    if session.get_bind().dialect.name == "postgresql" and len(kept) > 1:
+        matched = _apply_together(session, kept, now)
+    else:
+        matched = [_apply_one(session, provider, report, now) for provider, report in kept]
+    marks = [
+        {
+            "b_id": row.id,
+            "b_outcome": outcome.value,
+            "b_applied": outcome is Applied.APPLIED,
+            "b_message": message_id,
+        }
+        for row, (outcome, message_id) in zip(rows, matched, strict=True)
+        if outcome is not Applied.UNMATCHED  # its send is still not recorded
+    ]
+    if marks:
+        session.execute(_MARK_KEPT, marks)
+    return {
+        row.tracking_id
+        for row, (outcome, _) in zip(rows, matched, strict=True)
+        if outcome is Applied.APPLIED
+    }
+
+
+_MARK_KEPT = (
+    update(delivery_reports)
+    .where(delivery_reports.c.id == bindparam("b_id"))
+    .values(
+        outcome=bindparam("b_outcome"),
+        applied=bindparam("b_applied"),
+        message_id=bindparam("b_message"),
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
