@@ -320,6 +320,30 @@ def test_a_report_the_database_cannot_hold_costs_the_others_of_its_batch_nothing
     assert (state(database, mid)[0], state(database, other)[0]) == ("delivered", "accepted")
 
 
+def test_kept_reports_of_several_messages_are_applied_by_the_write_that_records_their_sends(
+    database: Database,
+) -> None:
+    ids = add_rows(database, 3, provider="restcomm")
+    with database.session() as s, s.begin():
+        rows = claim(s, ids, NOW, "t1")
+    early = [report(S.ACCEPTED, "sent", tracking_id=f"T{n}") for n in range(3)]
+    early += [
+        report(S.DELIVERED, "delivered", tracking_id="T0"),
+        report(S.UNDELIVERED, "undelivered", tracking_id="T1"),
+    ]
+    assert apply(database, "restcomm", *early) == [Applied.UNMATCHED] * 5
+
+    with database.session() as s, s.begin():
+        write_results(s, [accepted_result(r.ref, f"T{n}") for n, r in enumerate(rows)], NOW)
+
+    assert [state(database, mid)[:2] for mid in ids] == [
+        ("delivered", "delivered"),
+        ("undelivered", "undelivered"),
+        ("accepted", "sent"),
+    ]
+    assert stored(database) == [("applied", True)] * 5
+
+
 def test_rows_reports_settled_while_sending_get_the_vendor_ids_their_batch_recorded(
     database: Database,
 ) -> None:
