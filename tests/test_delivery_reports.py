@@ -326,12 +326,18 @@ def test_kept_reports_of_several_messages_are_applied_by_the_write_that_records_
     ids = add_rows(database, 3, provider="restcomm")
     with database.session() as s, s.begin():
         rows = claim(s, ids, NOW, "t1")
-    early = [report(S.ACCEPTED, "sent", tracking_id=f"T{n}") for n in range(3)]
+    early = [report(S.ACCEPTED, "sent", tracking_id=f"T{n}") for n in (0, 2)]
     early += [
         report(S.DELIVERED, "delivered", tracking_id="T0"),
+        # T1's final report came before its "sent": the "sent" is late.
         report(S.UNDELIVERED, "undelivered", tracking_id="T1"),
+        report(S.ACCEPTED, "sent", tracking_id="T1"),
     ]
     assert apply(database, "restcomm", *early) == [Applied.UNMATCHED] * 5
+    # The same id at another vendor names none of these messages.
+    assert apply(database, "skycore", report(S.DELIVERED, "x", tracking_id="T2")) == [
+        Applied.UNMATCHED
+    ]
 
     with database.session() as s, s.begin():
         write_results(s, [accepted_result(r.ref, f"T{n}") for n, r in enumerate(rows)], NOW)
@@ -341,7 +347,10 @@ def test_kept_reports_of_several_messages_are_applied_by_the_write_that_records_
         ("undelivered", "undelivered"),
         ("accepted", "sent"),
     ]
-    assert stored(database) == [("applied", True)] * 5
+    assert stored(database) == [("applied", True)] * 4 + [
+        ("ignored", False),
+        ("unmatched", False),
+    ]
 
 
 def test_rows_reports_settled_while_sending_get_the_vendor_ids_their_batch_recorded(

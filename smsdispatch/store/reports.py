@@ -287,7 +287,14 @@ def _together(by_tracking: bool) -> _Together:
     now = bindparam("b_now", type_=m.updated_at.type)
     update_ = (
         update(messages)
-        .where(m.id == t.c.target, _moves_forward(t.c.final, t.c.vendor_status))
+        # The key again: rechecked, like the rest, on a row another
+        # transaction changed since the CTE read it.
+        .where(
+            m.id == t.c.target,
+            m.provider == t.c.provider,
+            column == t.c.key,
+            _moves_forward(t.c.final, t.c.vendor_status),
+        )
         .values(
             _forward_values(
                 status=t.c.status,
@@ -600,7 +607,12 @@ def _apply_kept_rows(session: Session, query: Select[Any], now: datetime) -> set
     quarter of all reports come before their send is recorded, and applied
     one at a time they held each worker's write for hundreds of statements.
     """
-    rows = [row for row in session.execute(query).all() if row.status is not None]
+    # Applied in the order they came, whatever order the query chose them in
+    # (reconciliation takes the newest first).
+    rows = sorted(
+        (row for row in session.execute(query).all() if row.status is not None),
+        key=lambda row: row.id,
+    )
     kept = [
         (
             row.provider,
@@ -635,7 +647,13 @@ def _apply_kept_rows(session: Session, query: Select[Any], now: datetime) -> set
 
 _MARK_KEPT = (
     update(delivery_reports)
-    .where(delivery_reports.c.id == bindparam("b_id"))
+    # Only a report still waiting: another transaction applying the same
+    # kept reports (the webhook's second look, reconciliation) may have
+    # marked it first, and its mark stands.
+    .where(
+        delivery_reports.c.id == bindparam("b_id"),
+        delivery_reports.c.outcome == Applied.UNMATCHED.value,
+    )
     .values(
         outcome=bindparam("b_outcome"),
         applied=bindparam("b_applied"),
