@@ -107,16 +107,12 @@ def apply_reports(
     come before the worker recorded the vendor's id, and the transaction
     that records it applies it then (`apply_kept`).
     """
-    together = session.get_bind().dialect.name == "postgresql" and len(reports) > 1
-    if together:
-        applied = _apply_together(session, reports, now)
-    else:
-        applied = [_apply_one(session, provider, report, now) for provider, report in reports]
+    applied = _apply_all(session, reports, now)
     raw_rows = [
         _raw_row(provider, report, now, result, message_id, source)
         for (provider, report), (result, message_id) in zip(reports, applied, strict=True)
     ]
-    if together:
+    if _batched(session, len(raw_rows)):
         session.execute(_KEEP_TOGETHER, _raw_arrays(raw_rows))
     elif raw_rows:
         session.execute(insert(delivery_reports), raw_rows)
@@ -124,6 +120,20 @@ def apply_reports(
 
 
 Matched = tuple[Applied, int | None]
+
+
+def _batched(session: Session, count: int) -> bool:
+    """Whether `count` reports go in a few statements for all (PostgreSQL)."""
+    return session.get_bind().dialect.name == "postgresql" and count > 1
+
+
+def _apply_all(
+    session: Session, reports: Sequence[tuple[str, DeliveryReport]], now: datetime
+) -> list[Matched]:
+    """What each report did, applied in the order given (no raw copy kept)."""
+    if _batched(session, len(reports)):
+        return _apply_together(session, reports, now)
+    return [_apply_one(session, provider, report, now) for provider, report in reports]
 
 
 def _apply_together(
@@ -622,10 +632,7 @@ def _apply_kept_rows(session: Session, query: Select[Any], now: datetime) -> set
         )
         for row in rows
     ]
-    if session.get_bind().dialect.name == "postgresql" and len(kept) > 1:
-        matched = _apply_together(session, kept, now)
-    else:
-        matched = [_apply_one(session, provider, report, now) for provider, report in kept]
+    matched = _apply_all(session, kept, now)
     marks = [
         {
             "b_id": row.id,
