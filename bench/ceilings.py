@@ -199,9 +199,21 @@ def figures_of(
         "msg_per_s": round(rate, 1),
         "share_of_summed_ceilings": round(rate / sum(c for c, _ in ceilings.values()), 3),
         "busiest_second": {v: max_in_window(ts, 1.0) for v, ts in received.items()},
+        # Where a run's time went: each vendor's first and last arrival (seconds
+        # after the run's first) and its own rate between them.
+        "per_vendor": {v: vendor_span(ts, times[0]) for v, ts in received.items()},
         "ceiling_plus_burst": {v: int(c + b) for v, (c, b) in ceilings.items()},
         "deferrals_per_message": round(deferred / len(times), 3),
         "left": left,
+    }
+
+
+def vendor_span(stamps: list[float], start: float) -> dict[str, float]:
+    first, last = min(stamps), max(stamps)
+    return {
+        "from": round(first - start, 2),
+        "to": round(last - start, 2),
+        "msg_per_s": round((len(stamps) - 1) / (last - first), 1),
     }
 
 
