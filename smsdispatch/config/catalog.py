@@ -13,12 +13,14 @@ from __future__ import annotations
 import tomllib
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from smsdispatch.config.routes import Route, RouteTable
 from smsdispatch.vocabulary.errors import NotFoundError
 from smsdispatch.vocabulary.outcomes import OutcomeKind
 
@@ -185,16 +187,42 @@ class Catalog(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     providers: dict[str, ProviderEntry]
+    # Where a message that names no vendor goes (config/routes.py).
+    routes: dict[str, Route] = {}
 
     @model_validator(mode="before")
     @classmethod
     def _name_entries(cls, data: dict[str, object]) -> dict[str, object]:
-        providers = data.get("providers", {})
-        if isinstance(providers, dict):
-            for name, entry in providers.items():
-                if isinstance(entry, dict):
-                    entry.setdefault("name", name)
+        for section in ("providers", "routes"):
+            entries = data.get(section, {})
+            if isinstance(entries, dict):
+                for name, entry in entries.items():
+                    if isinstance(entry, dict):
+                        entry.setdefault("name", name)
         return data
+
+    @model_validator(mode="after")
+    def _routes_name_known_vendors_and_senders(self) -> Catalog:
+        for route in self.routes.values():
+            for choice in route.vendors:
+                entry = self.providers.get(choice.vendor)
+                if entry is None:
+                    raise ValueError(
+                        f"route {route.name!r} names unknown vendor {choice.vendor!r}; "
+                        f"known vendors: {', '.join(sorted(self.providers))}"
+                    )
+                if entry.sender(choice.sender) is None and entry.pool(choice.sender) is None:
+                    raise ValueError(
+                        f"route {route.name!r}: {choice.vendor} has no sender or pool "
+                        f"{choice.sender!r}; its senders: "
+                        f"{', '.join(s.id for s in entry.senders) or 'none listed'}"
+                    )
+        self.route_table  # noqa: B018 (builds it: a destination in two routes fails here)
+        return self
+
+    @cached_property
+    def route_table(self) -> RouteTable:
+        return RouteTable(self.routes)
 
     def get(self, name: str) -> ProviderEntry:
         try:
