@@ -9,6 +9,7 @@ import-linter contract in pyproject.toml checks this in `make lint`):
     sending | campaigns | reports | analytics   the use cases
     producer                             validate and accept messages
     queueing                             the broker side: publishing, periodic turns, services
+    routing                              vendor health, circuit breakers, choosing a vendor
     limits                               rate limits (GCRA), the gate, pauses, the limits view
     monitoring                           counters, /metrics, Flower
     store | providers | simulators       the database; the vendor adapters; the vendor fakes

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from smsdispatch.config.routes import Route, RouteTable
+from smsdispatch.config.routes import BreakerPolicy, Route, RouteTable
 from smsdispatch.vocabulary.errors import NotFoundError
 from smsdispatch.vocabulary.outcomes import OutcomeKind
 
@@ -189,6 +189,8 @@ class Catalog(BaseModel):
     providers: dict[str, ProviderEntry]
     # Where a message that names no vendor goes (config/routes.py).
     routes: dict[str, Route] = {}
+    # When a vendor's circuit breaker opens and closes (routing/health.py).
+    breaker: BreakerPolicy = BreakerPolicy()
 
     @model_validator(mode="before")
     @classmethod

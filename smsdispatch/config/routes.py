@@ -84,6 +84,36 @@ class Route(BaseModel):
         return self
 
 
+class BreakerPolicy(BaseModel):
+    """When a vendor's circuit breaker opens and closes (routing/health.py).
+
+    Ratio-based with a floor on volume, so that one failure among three
+    answers on a quiet night does not open it, and a vendor failing half of a
+    busy minute's traffic does. GOV.UK Notify moves weight after more than 50
+    errors in 60 s; with the defaults here 20 answers in 30 s of which half
+    failed open the breaker.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    window_seconds: Annotated[float, Field(gt=0)] = 30.0
+    min_volume: Annotated[int, Field(ge=1)] = 20
+    failure_ratio: Annotated[float, Field(gt=0, le=1)] = 0.5
+    cooldown_seconds: Annotated[float, Field(gt=0)] = 30.0
+    probe_interval_seconds: Annotated[float, Field(gt=0)] = 2.0
+    probes_to_close: Annotated[int, Field(ge=1)] = 3
+    # Health counts are kept per bucket of this many seconds of Redis time,
+    # for as long as the longest window that reads them.
+    bucket_seconds: Annotated[int, Field(ge=1)] = 5
+    keep_seconds: Annotated[float, Field(gt=0)] = 900.0
+
+    @model_validator(mode="after")
+    def _keeps_its_window(self) -> BreakerPolicy:
+        if self.keep_seconds < self.window_seconds + self.bucket_seconds:
+            raise ValueError("breaker keep_seconds must cover window_seconds plus one bucket")
+        return self
+
+
 class NoRouteError(NotFoundError, LookupError):
     def __init__(self, recipient_region: str) -> None:
         super().__init__(

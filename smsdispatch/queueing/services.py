@@ -20,6 +20,7 @@ from smsdispatch.config.settings import Settings
 from smsdispatch.limits.gcra import RedisLimiter
 from smsdispatch.monitoring.counters import MetricsBuffer
 from smsdispatch.providers.base import Adapter
+from smsdispatch.routing.health import HealthBoard
 from smsdispatch.store.clock import Clock
 from smsdispatch.store.db import Database
 
@@ -41,7 +42,8 @@ class Services(Protocol):
 
 class VendorServices(Services, Protocol):
     """Services plus what talking to vendors takes: the event loop that
-    keeps the HTTP pool warm, an adapter per vendor, the limiter, counters."""
+    keeps the HTTP pool warm, an adapter per vendor, the limiter, counters,
+    and the vendors' shared health (routing/health.py)."""
 
     metrics: MetricsBuffer
 
@@ -54,3 +56,6 @@ class VendorServices(Services, Protocol):
 
     @property
     def limiter(self) -> RedisLimiter: ...
+
+    @property
+    def health(self) -> HealthBoard: ...

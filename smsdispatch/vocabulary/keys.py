@@ -69,3 +69,19 @@ ORPHANED = f"{PREFIX}:orphaned"
 # How stuck or orphaned sends were recovered (sending/sweeper.py):
 # "<provider>|<how>" -> count.
 METRICS_RECOVERIES = f"{PREFIX}:metrics:recoveries"
+
+
+def health_prefix(provider: str) -> str:
+    """A vendor's health counts: one hash per bucket of Redis time, the
+    bucket's number appended (routing/health.py); fields are signals."""
+    return f"{PREFIX}:health:{provider}:"
+
+
+def breaker(provider: str) -> str:
+    """A vendor's circuit breaker: state, since (Redis time), reason, probes_ok."""
+    return f"{PREFIX}:breaker:{provider}"
+
+
+def breaker_probe(provider: str) -> str:
+    """Set (with a TTL) by the probe a half-open breaker let through."""
+    return f"{PREFIX}:breaker:{provider}:probe"

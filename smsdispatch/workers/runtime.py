@@ -39,6 +39,7 @@ from smsdispatch.providers.base import Adapter
 from smsdispatch.providers.registry import build_adapter
 from smsdispatch.providers.transport import vendor_client
 from smsdispatch.reports.urls import report_url
+from smsdispatch.routing.health import HealthBoard
 from smsdispatch.store.clock import Clock
 from smsdispatch.store.db import Database
 from smsdispatch.store.models import campaigns
@@ -75,6 +76,7 @@ class Runtime:
         self._client: httpx.AsyncClient | None = None
         self._aioredis: aioredis.Redis | None = None
         self._limiter: RedisLimiter | None = None
+        self._health: HealthBoard | None = None
         self._adapters: dict[str, Adapter[Any]] = {}
         self._templates: dict[int, str | None] = {}
         # Counted per batch, added to Redis once per batch (monitoring/counters.py).
@@ -187,6 +189,12 @@ class Runtime:
                 self.aioredis, reset_guard=self.settings.limiter_max_wait_seconds + 1.0
             )
         return self._limiter
+
+    @property
+    def health(self) -> HealthBoard:
+        if self._health is None:
+            self._health = HealthBoard(self.redis, self.catalog.breaker)
+        return self._health
 
     def close(self, timeout: float = 5.0) -> None:
         """Close the pools and stop the loop; a loop that does not stop within
