@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from smsdispatch.config.routes import BreakerPolicy, Route, RouteTable
+from smsdispatch.config.routes import BreakerPolicy, Route, RouteTable, WeightPolicy
 from smsdispatch.vocabulary.errors import NotFoundError
 from smsdispatch.vocabulary.outcomes import OutcomeKind
 
@@ -191,6 +191,8 @@ class Catalog(BaseModel):
     routes: dict[str, Route] = {}
     # When a vendor's circuit breaker opens and closes (routing/health.py).
     breaker: BreakerPolicy = BreakerPolicy()
+    # How routes' weights move with health (routing/weights.py).
+    weights: WeightPolicy = WeightPolicy()
 
     @model_validator(mode="before")
     @classmethod

@@ -114,6 +114,26 @@ class BreakerPolicy(BaseModel):
         return self
 
 
+class WeightPolicy(BaseModel):
+    """How routes' weights move with health (routing/weights.py).
+
+    As GOV.UK Notify does: bounded steps (10 points), no two changes of one
+    vendor's weight within a cooldown, and back towards the resting weight one
+    step at a time after a quiet spell (Notify: 15 minutes). A vendor is
+    stepped down while its breaker is open or while at least the breaker's
+    `min_volume` answers in the window failed at `failure_share` or more.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    step: Annotated[int, Field(ge=1, le=100)] = 10
+    cooldown_seconds: Annotated[float, Field(ge=0)] = 60.0
+    recover_after_seconds: Annotated[float, Field(ge=0)] = 900.0
+    failure_share: Annotated[float, Field(gt=0, le=1)] = 0.2
+    # Changes kept for operators (a Redis stream, trimmed to about this many).
+    keep_changes: Annotated[int, Field(ge=1)] = 10_000
+
+
 class NoRouteError(NotFoundError, LookupError):
     def __init__(self, recipient_region: str) -> None:
         super().__init__(

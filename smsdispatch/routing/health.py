@@ -225,7 +225,7 @@ class HealthBoard:
                 *pairs,
             ],
         )
-        return BreakerState(_text(state))
+        return BreakerState(text_of(state))
 
     def admit(self, vendor: str) -> tuple[BreakerState, bool]:
         """The breaker's state, and whether a message may go to the vendor now:
@@ -234,13 +234,13 @@ class HealthBoard:
             keys=[keys.breaker(vendor), keys.breaker_probe(vendor)],
             args=[self.policy.cooldown_seconds, int(self.policy.probe_interval_seconds * 1000)],
         )
-        return BreakerState(_text(state)), bool(allowed)
+        return BreakerState(text_of(state)), bool(allowed)
 
     def breaker(self, vendor: str) -> Breaker:
         """The breaker as last written (an open one past its cooldown reads as
         open until a worker asks to send: `admit` moves it on)."""
         stored = self.client.hgetall(keys.breaker(vendor))
-        fields = {_text(k): _text(v) for k, v in stored.items()}
+        fields = {text_of(k): text_of(v) for k, v in stored.items()}
         return Breaker(
             BreakerState(fields.get("state", BreakerState.CLOSED.value)),
             float(fields["since"]) if "since" in fields else None,
@@ -267,5 +267,6 @@ class HealthBoard:
         )
 
 
-def _text(value: object) -> str:
+def text_of(value: object) -> str:
+    """A Redis reply as text (clients may or may not decode)."""
     return value.decode() if isinstance(value, bytes) else str(value)

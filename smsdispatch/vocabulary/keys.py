@@ -85,3 +85,17 @@ def breaker(provider: str) -> str:
 def breaker_probe(provider: str) -> str:
     """Set (with a TTL) by the probe a half-open breaker let through."""
     return f"{PREFIX}:breaker:{provider}:probe"
+
+
+def route_weights(route: str) -> str:
+    """A route's current weights: vendor -> weight (absent: the resting weight)."""
+    return f"{PREFIX}:routing:weights:{route}"
+
+
+def route_weight_changed(route: str) -> str:
+    """When each vendor's weight on a route last changed: vendor -> Redis time."""
+    return f"{PREFIX}:routing:changed:{route}"
+
+
+# Every weight change, with its reason and Redis time (a trimmed stream).
+ROUTE_CHANGES = f"{PREFIX}:routing:changes"

@@ -1,0 +1,149 @@
+"""Routes' current weights, moved by health in bounded steps, with every change kept.
+
+A route's resting weights are in the catalog; the current ones live in Redis
+so every producer and worker splits traffic alike. `rebalance` (run on a
+schedule) steps a failing vendor down and, after a quiet spell, a recovered
+one back up towards its resting weight (WeightPolicy). Each move is one Lua
+script on Redis time: the cooldown check, the new weight, its time and the
+change record (route, vendor, from, to, reason) happen together or not at
+all, however many processes rebalance at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import redis
+
+from smsdispatch.config.routes import BreakerPolicy, Route, WeightPolicy
+from smsdispatch.routing.health import BreakerState, HealthBoard
+from smsdispatch.routing.health import text_of as _text
+from smsdispatch.vocabulary import keys
+
+
+class Direction(Enum):
+    DOWN = -1
+    BACK = 1  # towards the resting weight
+
+
+# KEYS: weights hash, changed hash, changes stream.
+# ARGV: route, vendor, resting, direction (-1/1), step, cooldown_s, quiet_s, reason, maxlen.
+# Returns {weight now, 1 if it changed}.
+_MOVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local vendor, resting = ARGV[2], tonumber(ARGV[3])
+local direction, step = tonumber(ARGV[4]), tonumber(ARGV[5])
+local current = tonumber(redis.call('HGET', KEYS[1], vendor) or resting)
+local last = tonumber(redis.call('HGET', KEYS[2], vendor) or '0')
+local wait = tonumber(ARGV[6])
+if direction > 0 then wait = tonumber(ARGV[7]) end
+if now - last < wait then return {current, 0} end
+local new = current - step
+if new < 0 then new = 0 end
+if direction > 0 then
+  new = current + step
+  if new > resting then new = resting end
+end
+if new == current then return {current, 0} end
+redis.call('HSET', KEYS[1], vendor, new)
+redis.call('HSET', KEYS[2], vendor, now)
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[9], '*', 'route', ARGV[1], 'vendor', vendor,
+           'from', current, 'to', new, 'reason', ARGV[8], 'at', string.format('%.3f', now))
+return {new, 1}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    route: str
+    vendor: str
+    before: int
+    after: int
+    reason: str
+    at: float  # Redis time, seconds
+
+
+class WeightBoard:
+    def __init__(self, client: redis.Redis, policy: WeightPolicy, breaker: BreakerPolicy) -> None:
+        self.client = client
+        self.policy = policy
+        self.breaker = breaker
+        self._move = client.register_script(_MOVE)
+
+    def current(self, route: Route) -> dict[str, int]:
+        """Each vendor's weight now: the stored one, else its resting weight."""
+        stored = self.client.hgetall(keys.route_weights(route.name))
+        now = {_text(k): int(_text(v)) for k, v in stored.items()}
+        return {v.vendor: now.get(v.vendor, v.weight) for v in route.vendors}
+
+    def move(self, route: Route, vendor: str, direction: Direction, reason: str) -> int | None:
+        """One step down, or back towards rest; the new weight, or None if the
+        cooldown (down) or the quiet spell (back) has not passed, or it is at its bound."""
+        choice = route.vendor(vendor)
+        if choice is None:
+            raise KeyError(f"route {route.name!r} has no vendor {vendor!r}")
+        p = self.policy
+        weight, changed = self._move(
+            keys=[
+                keys.route_weights(route.name),
+                keys.route_weight_changed(route.name),
+                keys.ROUTE_CHANGES,
+            ],
+            args=[
+                route.name,
+                vendor,
+                choice.weight,
+                direction.value,
+                p.step,
+                p.cooldown_seconds,
+                p.recover_after_seconds,
+                reason,
+                p.keep_changes,
+            ],
+        )
+        return int(weight) if changed else None
+
+    def rebalance(self, route: Route, health: HealthBoard) -> list[str]:
+        """Step each failing vendor down and each quiet one back; what moved."""
+        moved = []
+        for choice in route.vendors:
+            reason, direction = self._verdict(choice.vendor, health)
+            if self.move(route, choice.vendor, direction, reason) is not None:
+                moved.append(choice.vendor)
+        return moved
+
+    def _verdict(self, vendor: str, health: HealthBoard) -> tuple[str, Direction]:
+        breaker = health.breaker(vendor)
+        if breaker.state is BreakerState.OPEN:
+            return f"breaker open: {breaker.reason}", Direction.DOWN
+        figures = health.health(vendor)
+        if (
+            figures.answers >= self.breaker.min_volume
+            and figures.failure_share >= self.policy.failure_share
+        ):
+            return (
+                f"{figures.errors + figures.timeouts} of {figures.answers} answers failed "
+                f"in {self.breaker.window_seconds:.0f}s",
+                Direction.DOWN,
+            )
+        return "healthy again", Direction.BACK
+
+    def changes(self, count: int = 20) -> list[Change]:
+        """The latest weight changes, newest first."""
+        entries = self.client.xrevrange(keys.ROUTE_CHANGES, count=count) or []
+        out = []
+        for _, raw in entries:
+            f = {_text(k): _text(v) for k, v in (raw or {}).items()}
+            out.append(
+                Change(
+                    f["route"],
+                    f["vendor"],
+                    int(f["from"]),
+                    int(f["to"]),
+                    f["reason"],
+                    float(f["at"]),
+                )
+            )
+        return out
