@@ -82,7 +82,9 @@ def release_held(
     Those are the rows a worker put back with `held_code` while the vendor
     was paused, and (from `since`, when the pause began) the rows whose own
     answer paused it: an account error holds its batch for the pause's
-    length under the vendor's code.
+    length under the vendor's code. A retry of that vendor written in the
+    same span (a batch in flight when the pause began) goes early too: it
+    waited for the pause as much as for its back-off.
     """
     m = messages.c
     waiting = [m.error_code == held_code]
