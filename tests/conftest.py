@@ -129,7 +129,7 @@ def _truncate(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "TRUNCATE messages, send_attempts, campaigns, opt_outs, delivery_reports "
+                "TRUNCATE messages, send_attempts, campaigns, opt_outs, delivery_reports, api_keys "
                 "RESTART IDENTITY CASCADE"
             )
         )

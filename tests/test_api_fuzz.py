@@ -4,10 +4,11 @@ The API is served over real HTTP (smsdispatch.local.serve.BackgroundServer) on a
 migrated database with one campaign and one message in it, and fuzzed two ways:
 
 * From its live OpenAPI document (schemathesis): every operation it lists,
-  /v1/messages, /v1/messages/batch, /v1/messages/{id} and every
-  /v1/campaigns endpoint, with bodies, path and query parameters that fit the
-  schema and that break it (wrong types, missing and extra fields, numbers
-  too large for any column); three requests in four carry a valid API key
+  /v1/messages (POST and GET), /v1/messages/batch, /v1/messages/{id} (GET
+  and DELETE), /v1/vendors... and every /v1/campaigns endpoint, with
+  bodies, path and query parameters that fit the schema and that break it
+  (wrong types, missing and extra fields, numbers too large for any
+  column); three requests in four carry a valid API key
   (so they reach the handlers), the others none; path ids point at the
   existing campaign or message half the time (so the handlers do work).
 * With explicit strategies (hypothesis), what a schema cannot describe: raw
@@ -114,6 +115,11 @@ OPERATIONS = [
     ("POST", "/v1/messages"),
     ("POST", "/v1/messages/batch"),
     ("GET", "/v1/messages/{message_id}"),
+    ("GET", "/v1/messages"),
+    ("DELETE", "/v1/messages/{message_id}"),
+    ("GET", "/v1/vendors"),
+    ("POST", "/v1/vendors/{vendor}/pause"),
+    ("POST", "/v1/vendors/{vendor}/resume"),
     ("POST", "/v1/campaigns"),
     ("GET", "/v1/campaigns"),
     ("GET", "/v1/campaigns/{campaign_id}"),

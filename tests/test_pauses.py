@@ -33,6 +33,7 @@ def test_a_short_pause_does_not_cut_a_long_one_short(redis_client: redis.Redis) 
     found = current_pause(redis_client, "restcomm", NOW)
     assert found is not None
     assert found.reason == "30002: Account suspended"
+    assert found.until is not None
     assert (found.until - NOW).total_seconds() > 290
 
 
@@ -98,4 +99,5 @@ def test_a_code_repeated_across_messages_pauses_the_vendor_with_its_words(
     found = current_pause(redis_client, "skycore", NOW)
     assert found is not None
     assert found.reason.startswith("undocumented code E200: Insufficient balance. (for 3 messages")
+    assert found.until is not None
     assert (found.until - NOW).total_seconds() > POLICY.pause_seconds - 10

@@ -3,13 +3,18 @@
     POST /v1/messages         one message  -> 202 {"id": ...}      | 422 naming the field
     POST /v1/messages/batch   many         -> 202 accepted + rejected (by index, with why)
     GET  /v1/messages/{id}    its status, vendor tracking id and timestamps
+    GET  /v1/messages         search; DELETE /v1/messages/{id} cancels (api/message_search.py)
+    /v1/vendors...            vendors' pauses: list, pause, resume (api/vendors.py)
     GET  /metrics             Prometheus (monitoring/web.py: METRICS_TOKEN, not API keys)
     GET|POST /reports/{vendor}/{token}   delivery reports (api/reports.py)
     /v1/campaigns...          campaigns: create, upload a CSV, preview, control (api/campaigns.py)
     GET  /openapi.json        the contract
 
-Keys travel in the `X-API-Key` header and are compared in constant time;
-with no keys configured every request is refused.
+Keys travel in the `X-API-Key` header: those of the environment's API_KEYS
+are compared in constant time, the others looked up by hash among the keys
+`smsdispatch keys` manages (store/api_keys.py), on every request, so a
+revoked key is refused from the next one on. With no keys at all every
+request is refused.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends as Dependency
 from fastapi.security import APIKeyHeader
+from redis import Redis
 
 from smsdispatch.api.body_size import MaxBodySize
 from smsdispatch.api.campaigns import campaigns_router
 from smsdispatch.api.errors import database_away, validation_failed
+from smsdispatch.api.message_search import message_search_router
 from smsdispatch.api.no_store import NoStore
 from smsdispatch.api.reports import reports_router
 from smsdispatch.api.schemas import (
@@ -40,12 +47,14 @@ from smsdispatch.api.schemas import (
     Rejected,
     RowId,
 )
+from smsdispatch.api.vendors import vendors_router
 from smsdispatch.campaigns.service import Campaigns
 from smsdispatch.config.catalog import load_catalog
 from smsdispatch.config.settings import Settings, warn_unconfigured
 from smsdispatch.monitoring.web import metrics_router
 from smsdispatch.producer.api import Producer
 from smsdispatch.producer.validation import SendRequest
+from smsdispatch.store.api_keys import active_key_name
 from smsdispatch.store.db import DATABASE_AWAY, Database
 from smsdispatch.store.messages import message_status_row
 from smsdispatch.workers.app import create_app as create_celery
@@ -68,7 +77,8 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Submit SMS messages and read their delivery status.",
         lifespan=_closing(db),
     )
-    guarded = [Depends(_authenticator(settings))]
+    caller = _authenticator(settings, db)
+    guarded = [Depends(caller)]
     producer = Producer(settings, catalog, db, create_celery(settings))
     app.include_router(messages_router(settings, producer, db, guarded))
     app.add_middleware(NoStore)
@@ -78,6 +88,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(metrics_router(settings, db))
     app.include_router(reports_router(settings, db))
     app.include_router(campaigns_router(Campaigns(settings, catalog, db), guarded))
+    app.include_router(message_search_router(db, db.clock, guarded))
+    app.include_router(
+        vendors_router(catalog, Redis.from_url(settings.redis_url), db, guarded, caller)
+    )
     app.add_middleware(
         MaxBodySize,
         max_bytes=settings.api_max_body_bytes,
@@ -99,20 +113,27 @@ def _closing(db: Database) -> Callable[[FastAPI], AbstractAsyncContextManager[No
     return lifespan
 
 
-def _authenticator(settings: Settings) -> Callable[[str | None], None]:
-    """The dependency that refuses a request without one of the configured keys."""
+def _authenticator(settings: Settings, db: Database) -> Callable[[str | None], str]:
+    """The dependency that refuses a request without a valid key; it names
+    the key (for who paused a vendor), never the key itself."""
     keys = [k.get_secret_value().encode() for k in settings.api_keys if k.get_secret_value()]
 
-    def authenticated(key: Annotated[str | None, Depends(API_KEY)]) -> None:
+    def authenticated(key: Annotated[str | None, Depends(API_KEY)]) -> str:
         given = (key or "").encode()
         # Compare with every key, whatever matches, so timing says nothing.
         matched = [hmac.compare_digest(given, k) for k in keys]
-        if not key or not any(matched):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "a valid X-API-Key is required",
-                headers={"WWW-Authenticate": "APIKey"},
-            )
+        if key and any(matched):
+            return "an API_KEYS key"
+        if key:
+            with db.session() as session:
+                name = active_key_name(session, key)
+            if name is not None:
+                return f"API key {name!r}"
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "a valid X-API-Key is required",
+            headers={"WWW-Authenticate": "APIKey"},
+        )
 
     return authenticated
 

@@ -136,3 +136,50 @@ class PreviewOut(BaseModel):
     by_encoding: dict[str, int]
     max_segments: int
     samples: list[PreviewSample]
+
+
+class MessageFound(MessageStatusOut):
+    """A message in a search; `to` and `text` only when asked for (`include`)."""
+
+    campaign_id: int | None
+    to: str | None = None
+    text: str | None = None
+
+
+class MessagePage(BaseModel):
+    messages: list[MessageFound]
+    next: str | None = Field(description="`after` for the next page; null on the last one")
+
+
+class CancelOut(BaseModel):
+    id: int
+    status: str
+
+
+class PauseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(min_length=1, max_length=500)] = "paused over the API"
+    seconds: Annotated[
+        float | None, Field(gt=0, le=366 * 86400, description="null: until resumed")
+    ] = None
+
+
+class PauseOut(BaseModel):
+    reason: str
+    by: str = Field(description='"automatic" for a pause a worker set on a vendor\'s answer')
+    automatic: bool
+    since: datetime | None
+    until: datetime | None = Field(description="null: until resumed")
+
+
+class VendorOut(BaseModel):
+    vendor: str
+    paused: bool
+    pause: PauseOut | None
+
+
+class ResumedOut(BaseModel):
+    vendor: str
+    lifted: PauseOut | None = Field(description="the pause that was in force, if any")
+    released: int = Field(description="messages that waited for the pause, due now")

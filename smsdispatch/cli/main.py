@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from smsdispatch.cli import campaign, optout
+from smsdispatch.cli import campaign, cancel, keys, optout, vendor
 from smsdispatch.config.catalog import load_catalog
 from smsdispatch.config.logs import configure
 from smsdispatch.config.settings import get_settings
@@ -19,6 +19,9 @@ db_app = typer.Typer(help="The results database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(optout.app, name="optout")
+app.add_typer(vendor.app, name="vendor")
+app.add_typer(keys.app, name="keys")
+app.command()(cancel.cancel)
 console = Console()
 
 
@@ -122,7 +125,7 @@ def status() -> None:
         table.add_row(
             provider,
             *(str(counts.get((provider, s), 0)) for s in statuses),
-            f"until {pause.until:%H:%M:%S}: {pause.reason}" if pause else "",
+            f"{pause.until_text}: {pause.reason}" if pause else "",
         )
     console.print(table)
 

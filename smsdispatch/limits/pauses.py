@@ -3,7 +3,15 @@
 An account-level error (bad credentials, no credit, suspended account) pauses
 the whole vendor: each worker that finds the key puts its claimed rows back to
 wait until the pause ends, so nothing fails because of the account. The key's
-value is the reason, for operators (`smsdispatch status`).
+value says why, who set it and since when (JSON, written with Redis TIME),
+for operators (`smsdispatch vendor list`, `smsdispatch status`).
+
+Who: `AUTOMATIC` for a pause a worker set from a vendor's answer; an
+operator's pause (`smsdispatch vendor pause`, `POST /v1/vendors/{vendor}/pause`)
+names its operator and may have no end (no TTL: until resumed). An automatic
+pause never replaces one without an end, nor a longer one; an operator's
+replaces whatever is there. Resuming deletes the key: every worker reads it
+before each batch, so all of them send again from their next batch.
 
 A code the vendor's document does not give may be such an account error too
 (its document lists no "no balance"), or a trouble of one message: the same
@@ -16,10 +24,11 @@ key the status decides, and a vendor's bad minute pauses nothing
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import redis
 
@@ -33,29 +42,81 @@ log = logging.getLogger(__name__)
 MAX_CODE_IN_KEY = 64
 
 
+# The error code of a row a worker put back to wait for its vendor's pause:
+# resuming the vendor makes these rows due at once.
+HELD_CODE = "vendor_paused"
+
+# Who set a pause a worker set on a vendor's answer.
+AUTOMATIC = "automatic"
+
+
 @dataclass(frozen=True, slots=True)
 class Pause:
     provider: str
-    until: datetime
+    until: datetime | None  # None: until an operator resumes the vendor
     reason: str
+    by: str = AUTOMATIC
+    since: datetime | None = None  # None: set by a version that did not record it
+
+    @property
+    def automatic(self) -> bool:
+        return self.by == AUTOMATIC
+
+    @property
+    def until_text(self) -> str:
+        return "until resumed" if self.until is None else f"until {self.until:%H:%M:%S}"
 
 
-# Set the pause unless one already lasts longer: a short throttle pause must
-# not cut short a long account pause.
-_EXTEND = """
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < tonumber(ARGV[2]) then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
+# The pause's value, built with the server's clock: who, why, since when.
+_VALUE = """
+local t = redis.call('TIME')
+local since = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local value = cjson.encode({reason = ARGV[1], by = ARGV[2], since = since})
 """
+
+# Set the pause unless one already lasts longer or has no end: a short
+# throttle pause must not cut short a long account pause, nor replace an
+# operator's pause that lasts until resumed.
+_EXTEND = (
+    """
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -1 or ttl >= tonumber(ARGV[3]) then
+  return 0
+end
+"""
+    + _VALUE
+    + """
+redis.call('SET', KEYS[1], value, 'PX', ARGV[3])
+return 1
+"""
+)
+
+# An operator's pause replaces whatever is there; no TTL when ARGV[3] is 0.
+_SET = (
+    _VALUE
+    + """
+if tonumber(ARGV[3]) > 0 then
+  redis.call('SET', KEYS[1], value, 'PX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], value)
+end
+return 1
+"""
+)
 
 
 def pause(client: redis.Redis, provider: str, seconds: float, reason: str) -> bool:
     """Pause the vendor for every worker; False if a longer pause was in force."""
     ms = max(1, int(seconds * 1000))
-    return bool(client.eval(_EXTEND, 1, keys.pause(provider), reason.encode(), ms))
+    return bool(client.eval(_EXTEND, 1, keys.pause(provider), reason, AUTOMATIC, ms))
+
+
+def pause_by_operator(
+    client: redis.Redis, provider: str, reason: str, by: str, seconds: float | None
+) -> None:
+    """An operator's pause, replacing any other; `seconds` None: until resumed."""
+    ms = 0 if seconds is None else max(1, int(seconds * 1000))
+    client.eval(_SET, 1, keys.pause(provider), reason, by, ms)
 
 
 def count_throttle(client: redis.Redis, provider: str, remember_seconds: float) -> int:
@@ -67,18 +128,48 @@ def count_throttle(client: redis.Redis, provider: str, remember_seconds: float) 
     return int(streak)
 
 
-def resume(client: redis.Redis, provider: str) -> None:
-    client.delete(keys.pause(provider))
+def resume(client: redis.Redis, provider: str, now: datetime) -> Pause | None:
+    """Lift the vendor's pause for every worker at once; the pause lifted, if any."""
+    pipe = client.pipeline()
+    pipe.pttl(keys.pause(provider))
+    pipe.getdel(keys.pause(provider))
+    ttl_ms, value = pipe.execute()
+    return None if value is None else _read(provider, value, ttl_ms, now)
 
 
 def current_pause(client: redis.Redis, provider: str, now: datetime) -> Pause | None:
     pipe = client.pipeline()
     pipe.get(keys.pause(provider))
     pipe.pttl(keys.pause(provider))
-    reason, ttl_ms = pipe.execute()
-    if reason is None or ttl_ms is None or ttl_ms < 0:
+    value, ttl_ms = pipe.execute()
+    if value is None or ttl_ms is None or ttl_ms == -2:
         return None
-    return Pause(provider, now + timedelta(milliseconds=ttl_ms), reason.decode())
+    return _read(provider, value, ttl_ms, now)
+
+
+def redis_now(client: redis.Redis) -> datetime:
+    """Redis's clock, the one pauses are written with."""
+    seconds, micros = client.time()
+    return datetime.fromtimestamp(seconds + micros / 1_000_000, UTC)
+
+
+def _read(provider: str, value: bytes, ttl_ms: int, now: datetime) -> Pause:
+    until = None if ttl_ms < 0 else now + timedelta(milliseconds=ttl_ms)
+    text = value.decode()
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict):  # written as the bare reason before pauses said who
+        return Pause(provider, until, text)
+    since = fields.get("since")
+    return Pause(
+        provider,
+        until,
+        str(fields.get("reason", "")),
+        str(fields.get("by", AUTOMATIC)),
+        None if since is None else datetime.fromtimestamp(float(since), UTC),
+    )
 
 
 def count_undocumented(

@@ -16,7 +16,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import redis
 
@@ -154,9 +154,15 @@ def _set_aside(
         except redis.RedisError:
             pause = None  # the limiter will not grant a slot without Redis either
         if pause is not None:
+            # A pause without an end is looked at again after `pause_seconds`
+            # (a resume releases the rows at once: limits/control.py).
+            until = pause.until or now + timedelta(
+                seconds=rt.catalog.get(provider).retry.pause_seconds
+            )
             reason = f"{provider} paused: {pause.reason}"
             results += [
-                SendResult(hold(r.ref, pause.until, reason=reason)) for r in to_send.pop(provider)
+                SendResult(hold(r.ref, until, reason=reason, code=pauses.HELD_CODE))
+                for r in to_send.pop(provider)
             ]
     return results, to_send
 

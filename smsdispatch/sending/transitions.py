@@ -139,6 +139,7 @@ def hold(
     outcome: Outcome | None = None,
     *,
     reason: str | None = None,
+    code: str | None = None,
 ) -> RowUpdate:
     """Put a claimed row back to wait, refunding the attempt: the message is
     not at fault when the vendor throttles or the account is paused."""
@@ -148,7 +149,7 @@ def hold(
         status=MessageStatus.QUEUED,
         attempts=claim.attempts - 1,
         next_attempt_at=until,
-        error_code=outcome.code if outcome else None,
+        error_code=code or (outcome.code if outcome else None),
         error_reason=reason or (outcome.reason if outcome else None),
     )
 

@@ -169,6 +169,11 @@ class Message(Base):
         # The dispatcher releases a campaign's held rows in id order and counts
         # its rows by status.
         Index("ix_messages_campaign_id_status_id", "campaign_id", "status", "id"),
+        # GET /v1/messages finds messages by the caller's reference and by
+        # when they were submitted (migration 0009); neither column changes
+        # once written.
+        Index("ix_messages_client_reference", "client_reference"),
+        Index("ix_messages_created_at", "created_at"),
     )
 
 
@@ -262,7 +267,35 @@ class DeliveryReportRow(Base):
     )
 
 
+class ApiKey(Base):
+    """A key for the HTTP API, added and revoked at run time (`smsdispatch keys`).
+
+    Only the key's SHA-256 is kept: the key is random (256 bits), so its hash
+    is looked up as is, and a copy of the table lets nobody in. A name is
+    unique among the keys not revoked, so a revoked key's name can be reused.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex SHA-256
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index(
+            "ix_api_keys_active_name",
+            "name",
+            unique=True,
+            postgresql_where=text("revoked_at IS NULL"),
+            sqlite_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+
 messages = cast(Table, Message.__table__)
+api_keys = cast(Table, ApiKey.__table__)
 send_attempts = cast(Table, SendAttempt.__table__)
 campaigns = cast(Table, Campaign.__table__)
 opt_outs = cast(Table, OptOut.__table__)

@@ -17,11 +17,13 @@ code, the CLI into a red line and exit status 2, a worker into an outcome.
     ├── NotFoundError                    what the caller named does not exist (404): nothing
     │   │                                to fix in the request's body, only in what it names
     │   ├── CampaignNotFound             campaigns/service.py       (also LookupError)
+    │   ├── ApiKeyNotFound               store/api_keys.py          (also LookupError)
     │   └── UnknownProviderError         config/catalog.py          (also LookupError)
     ├── ConflictError                    the request is well formed but the thing's current
     │   │                                state refuses it (409): the caller reads the state
     │   │                                and decides, the same request may succeed later
     │   ├── CampaignConflict             campaigns/service.py       (also ValueError)
+    │   ├── ApiKeyNameTaken              store/api_keys.py          (also ValueError)
     │   └── ImportRefused                campaigns/importer.py      (also ValueError)
     ├── SetupError                       our own configuration is wrong: an operator fixes
     │   │                                it and retrying cannot help; no message is failed

@@ -1,0 +1,66 @@
+"""`smsdispatch keys ...`: the HTTP API's keys, added and revoked without a restart.
+
+The environment's API_KEYS are accepted as well; these live in the database,
+hashed, and a revoked one is refused from the API's next request on.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from smsdispatch.config.settings import get_settings
+from smsdispatch.store import api_keys
+from smsdispatch.store.db import Database
+
+app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+console = Console()
+
+
+@app.command()
+def create(
+    name: Annotated[str, typer.Argument(help="Who or what uses it (unique among live keys).")],
+) -> None:
+    """Make a key and print it: it is shown this once, and only its hash is kept."""
+    if not name.strip() or len(name) > 100:
+        console.print("[red]error[/red] a name of 1 to 100 characters is required")
+        raise typer.Exit(2)
+    db = Database(get_settings().database_url)
+    try:
+        with db.session() as session, session.begin():
+            key_id, key = api_keys.create(session, name, db.clock())
+    except api_keys.ApiKeyNameTaken as exc:
+        console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"key {key_id} {name!r} created; it is shown only now:", highlight=False)
+    # Alone on its line, unstyled, for a script to read.
+    print(key)
+
+
+@app.command("list")
+def list_() -> None:
+    """Every key's id, name, and when it was created and revoked (never the key)."""
+    db = Database(get_settings().database_url)
+    with db.session() as session:
+        rows = api_keys.all_keys(session)
+    table = Table("id", "name", "created (UTC)", "revoked (UTC)")
+    for row in rows:
+        revoked = f"{row.revoked_at:%Y-%m-%d %H:%M:%S}" if row.revoked_at else ""
+        table.add_row(str(row.id), row.name, f"{row.created_at:%Y-%m-%d %H:%M:%S}", revoked)
+    console.print(table)
+
+
+@app.command()
+def revoke(which: Annotated[str, typer.Argument(help="The key's id, or its name.")]) -> None:
+    """Refuse the key from the API's next request on."""
+    db = Database(get_settings().database_url)
+    try:
+        with db.session() as session, session.begin():
+            row = api_keys.revoke(session, which, db.clock())
+    except api_keys.ApiKeyNotFound as exc:
+        console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+    console.print(f"key {row.id} {row.name!r} revoked", highlight=False)

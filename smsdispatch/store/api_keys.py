@@ -1,0 +1,96 @@
+"""API keys kept in the database, hashed: created, listed, revoked at run time.
+
+A key is 256 random bits shown once, when it is created; only its SHA-256 is
+stored. A lookup by hash needs no constant-time compare: the hash of a
+guess says nothing about the hashes stored. A revoked key is refused from
+the next request on (the API reads this table on every request that does
+not carry one of the environment's API_KEYS; nothing is cached).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from smsdispatch.store.models import api_keys
+from smsdispatch.vocabulary.errors import ConflictError, NotFoundError
+
+# Marks our keys in logs and secret scanners; the rest is the random part.
+PREFIX = "sdk_"
+
+
+class ApiKeyNameTaken(ConflictError, ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"an API key named {name!r} exists: revoke it or choose another name")
+
+
+class ApiKeyNotFound(NotFoundError, LookupError):
+    def __init__(self, which: str) -> None:
+        super().__init__(f"no API key named or numbered {which!r} that is not revoked")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRow:
+    id: int
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def new_key() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create(session: Session, name: str, now: datetime) -> tuple[int, str]:
+    """A new key named `name`: its id and the key itself (shown only now)."""
+    key = new_key()
+    try:
+        with session.begin_nested():
+            key_id = session.execute(
+                insert(api_keys)
+                .values(name=name, key_hash=hash_key(key), created_at=now)
+                .returning(api_keys.c.id)
+            ).scalar_one()
+    except IntegrityError:
+        raise ApiKeyNameTaken(name) from None
+    return key_id, key
+
+
+def all_keys(session: Session) -> list[ApiKeyRow]:
+    """Every key, revoked ones too, oldest first; never the keys themselves."""
+    k = api_keys.c
+    rows = session.execute(select(k.id, k.name, k.created_at, k.revoked_at).order_by(k.id))
+    return [ApiKeyRow(*row) for row in rows]
+
+
+def revoke(session: Session, which: str, now: datetime) -> ApiKeyRow:
+    """Revoke the key not yet revoked numbered `which` (all digits) or named `which`."""
+    k = api_keys.c
+    chosen = k.id == int(which) if which.isdigit() else k.name == which
+    row = session.execute(
+        update(api_keys)
+        .where(chosen, k.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .returning(k.id, k.name, k.created_at, k.revoked_at)
+    ).first()
+    if row is None:
+        raise ApiKeyNotFound(which)
+    return ApiKeyRow(*row)
+
+
+def active_key_name(session: Session, key: str) -> str | None:
+    """The name of the key `key` if it exists and is not revoked."""
+    k = api_keys.c
+    return session.execute(
+        select(k.name).where(k.key_hash == hash_key(key), k.revoked_at.is_(None))
+    ).scalar_one_or_none()
