@@ -238,13 +238,15 @@ def report(
     from smsdispatch.analytics.tables import parse_moment, print_report
     from smsdispatch.store.db import Database
 
-    db = Database(get_settings().database_url)
+    settings = get_settings()
+    db = Database(settings.database_url)
     now = db.clock()
     wanted = ReportFilter(parse_moment(since, now), parse_moment(until, now), provider, campaign)
     with db.session() as session:
         result = build_report(session, wanted)
     print_report(result, console)
-    console.print(f"chart: {draw(result, out)}")
+    vendors = list(load_catalog(settings.catalog_path).providers)  # fixes each vendor's colour
+    console.print(f"chart: {draw(result, out, vendors)}")
 
 
 @app.command()
