@@ -90,15 +90,15 @@ def every_bin(series: dict[str, dict[datetime, int]], width: timedelta) -> list[
     return [first + width * i for i in range(int((last - first) / width) + 1)]
 
 
-def _time_axis(ax: Axes, width: int) -> None:
+def _time_axis(ax: Axes, width: int, highest: int) -> None:
     locator = AutoDateLocator(tz=UTC)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC))
     per = bin_label(width)
     ax.set_xlabel(f"time (UTC), bins of {per if per[0].isdigit() else f'one {per}'}")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylim(bottom=0)
-    ax.margins(y=0.1)
+    # Headroom above the highest point, so no bar or line touches the top.
+    ax.set_ylim(0, max(1.0, highest * 1.12))
     ax.grid(alpha=0.3)
 
 
@@ -134,7 +134,7 @@ def _draw_sends(ax: Axes, report: Report, colours: Sequence[str]) -> bool:
         ax.plot(date2num(starts), counts, marker=".", label=provider, color=colour[provider])
     ax.xaxis_date(tz=UTC)
     _legend(ax, "vendor")
-    _time_axis(ax, report.bin_seconds)
+    _time_axis(ax, report.bin_seconds, max(max(by_bin.values()) for by_bin in sends.values()))
     ax.set_ylabel(f"messages sent / {per}")
     return True
 
@@ -166,7 +166,7 @@ def _draw_outcomes(ax: Axes, report: Report) -> None:
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     ax.xaxis_date(tz=UTC)
     _legend(ax, "status")
-    _time_axis(ax, report.bin_seconds)
+    _time_axis(ax, report.bin_seconds, max(bottom))
     ax.set_ylabel(f"messages / {per}")
 
 
