@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
+from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 
@@ -27,26 +30,14 @@ def parse_moment(value: str | None, now: datetime) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _rate(report: Report, provider: str | None) -> str:
-    rate = report.delivery_rate(provider)
-    return "-" if rate is None else f"{rate:.1%} of {report.final(provider)}"
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def _seconds(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.1f}s" if value < 120 else f"{value / 60:.1f}min"
-
-
-def _timed_by(report: Report, provider: str | None) -> str:
-    """Whose clock the delivery times are: the vendor's, ours, or how many of each."""
-    delivered = report.count([MessageStatus.DELIVERED], provider)
-    theirs = report.vendor_timed.get(provider, 0)
-    if delivered == 0:
-        return "-"
-    if theirs == delivered:
-        return "vendor"
-    return "ours" if theirs == 0 else f"vendor {theirs}, ours {delivered - theirs}"
 
 
 def _codes(title: str, rows: list[CodeCount]) -> Table:
@@ -57,32 +48,38 @@ def _codes(title: str, rows: list[CodeCount]) -> Table:
 
 
 def report_table(report: Report) -> Table:
-    """One column per vendor and one for all, one row per figure: five vendors
-    fit an 80-column terminal with every word whole (a row per vendor needs a
-    column per status, which does not)."""
+    """One column per vendor and one for all, one row per figure, no cell
+    wider than a vendor's name: the five vendors fit an 80-column terminal
+    with every word whole (a row per vendor needs a column per status, which
+    does not)."""
     columns: list[str | None] = [*report.providers, None]
     table = Table(
-        "",
-        *(Column(p or "all", justify="right") for p in columns),
+        Column("", no_wrap=True),
+        *(Column(p or "all", justify="right", no_wrap=True) for p in columns),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
         title=report.filter.describe(),
         caption_justify="left",
-        caption="pending: no outcome yet, so not in the delivery rate. "
-        "delivery rate = delivered / final (delivered + undelivered + expired + failed). "
-        "time to delivery: from sent_at to the vendor's time of delivery where its "
-        "report or status query says, else to when we learned it (final_at).",
+        caption="pending: no outcome yet. final: delivered, undelivered, expired or failed. "
+        "delivery rate = delivered / final: pending messages are in neither part. "
+        "time to delivery: from sent_at to the vendor's own time of delivery where its "
+        "report or status query says (counted in 'by vendor's clock'), else to when we "
+        "learned it (final_at).",
     )
+
+    def row(label: str, value: Callable[[str | None], object], *, end: bool = False) -> None:
+        table.add_row(label, *(str(value(p)) for p in columns), end_section=end)
+
     present = {status for _, status in report.counts}
     for status in STATUS_ORDER:
         if status in present:
-            table.add_row(status, *(str(report.count([status], p)) for p in columns))
-    table.add_row("total", *(str(report.total(p)) for p in columns), end_section=True)
-    table.add_row("pending", *(str(report.pending(p)) for p in columns))
-    table.add_row("delivery rate", *(_rate(report, p) for p in columns))
-    table.add_row(
-        "median time to delivery",
-        *(_seconds(report.median_delivery_seconds.get(p)) for p in columns),
-    )
-    table.add_row("timed by", *(_timed_by(report, p) for p in columns))
+            row(status, partial(report.count, [status]))
+    row("total", report.total, end=True)
+    row("pending", report.pending)
+    row("final", report.final)
+    row("delivery\nrate", lambda p: _rate(report.delivery_rate(p)))
+    row("median time\nto delivery", lambda p: _seconds(report.median_delivery_seconds.get(p)))
+    row("by vendor's\nclock", lambda p: report.vendor_timed.get(p, 0))
     return table
 
 
