@@ -176,14 +176,14 @@ def arrivals(stack: BenchStack, vendor: str) -> list[float]:
 
 
 def deferrals(broker_url: str) -> int:
-    """Sends the limiter (or quiet hours) held back: counted as `deferred`
-    outcomes in the workers' metrics (monitoring/counters.py)."""
+    """Sends the limiter (or quiet hours) held back: the workers' deferrals
+    counter (monitoring/counters.py), every reason."""
     client = redis.Redis.from_url(broker_url, decode_responses=True)
     try:
-        counts: dict[str, str] = client.hgetall(keys.METRICS_SENDS)  # type: ignore[assignment]
+        counts: dict[str, str] = client.hgetall(keys.METRICS_DEFERRALS)  # type: ignore[assignment]
     finally:
         client.close()
-    return sum(int(n) for name, n in counts.items() if name.endswith("|deferred"))
+    return sum(int(n) for n in counts.values())
 
 
 def figures_of(

@@ -124,6 +124,18 @@ def test_sends_and_limiter_waits_reach_redis_in_one_round_trip_per_batch(
     assert observed == simulators["cue"].state.requests + simulators["messangi"].state.requests
 
 
+def deferred_attempts_by_provider_and_reason(db: Database) -> dict[tuple[str, str], int]:
+    m, a = messages.c, send_attempts.c
+    with db.session() as session:
+        rows = session.execute(
+            select(m.provider, a.code, func.count())
+            .select_from(send_attempts.join(messages, a.message_id == m.id))
+            .where(a.outcome == "deferred")
+            .group_by(m.provider, a.code)
+        )
+        return {(p, c): n for p, c, n in rows}
+
+
 def test_metrics_equal_the_attempts_table_and_show_a_limiter_wait(
     rt: Runtime, simulators: SimulatorServer
 ) -> None:
@@ -140,7 +152,10 @@ def test_metrics_equal_the_attempts_table_and_show_a_limiter_wait(
     expected = attempts_by_provider_and_outcome(rt.db)
     assert {o for _, o in expected} >= {"accepted", "deferred", "retry"}
     for (provider, outcome), n in expected.items():
-        assert sample(registry, "smsdispatch_sends_total", provider=provider, outcome=outcome) == n
+        if outcome != "deferred":
+            assert (
+                sample(registry, "smsdispatch_sends_total", provider=provider, outcome=outcome) == n
+            )
 
     # Long code: the first request goes at once, the second waits ~1.05 s
     # (booking the account limit that far ahead too), the third would wait
@@ -163,6 +178,25 @@ def test_metrics_equal_the_attempts_table_and_show_a_limiter_wait(
     with rt.db.session() as session:
         for (provider, status), n in status_counts(session).items():
             assert sample(registry, "smsdispatch_messages", provider=provider, status=status) == n
+
+
+def test_deferrals_by_our_own_limiter_are_counted_apart_not_as_sends(
+    rt: Runtime, simulators: SimulatorServer
+) -> None:
+    # A long code sends one message a second: of four, the limiter holds back two.
+    ids = store(
+        rt, [SendRequest(f"+2782555{i:04d}", f"code {i}", "cue", CUE_LONG_CODE) for i in range(4)]
+    )
+    send_messages(rt, ids)
+
+    registry = registry_for(rt)
+    deferred = deferred_attempts_by_provider_and_reason(rt.db)
+    assert deferred == {("cue", "rate_limit"): 2}
+    assert sample(registry, "smsdispatch_deferrals_total", provider="cue", reason="rate_limit") == 2
+    assert sample(registry, "smsdispatch_sends_total", provider="cue", outcome="deferred") is None
+    # Every counted send is a request the vendor received.
+    sent = sample(registry, "smsdispatch_sends_total", provider="cue", outcome="accepted")
+    assert sent == simulators["cue"].state.requests == 2
 
 
 def test_backlog_is_the_length_of_each_queue_at_every_priority(

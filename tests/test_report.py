@@ -11,14 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
+from rich.console import Console
+from sqlalchemy import insert, select
 
-from smsdispatch.analytics.chart import draw
-from smsdispatch.analytics.queries import CodeCount, Report, ReportFilter, build_report
-from smsdispatch.analytics.tables import parse_moment
+from smsdispatch.analytics.chart import draw, render, vendor_colours
+from smsdispatch.analytics.queries import CodeCount, Report, ReportFilter, bin_seconds, build_report
+from smsdispatch.analytics.tables import parse_moment, print_report
 from smsdispatch.store.db import Database
 from smsdispatch.store.migrate import upgrade
 from smsdispatch.store.models import messages, send_attempts
+from smsdispatch.store.reports import Applied, apply_kept, apply_reports
+from smsdispatch.vocabulary.delivery import DeliveryReport
+from smsdispatch.vocabulary.status import MessageStatus as S
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 PERIOD = ReportFilter(since=T0, until=T0 + timedelta(hours=1))
@@ -162,16 +166,17 @@ def test_top_error_codes_from_messages_and_from_attempts(filled: Database) -> No
     ]
 
 
-def test_sends_and_outcomes_are_counted_per_minute(filled: Database) -> None:
+def test_an_hour_of_sends_and_outcomes_is_counted_per_minute(filled: Database) -> None:
     report = report_for(filled)
+    assert report.bin_seconds == 60  # from the first send to the last outcome: about an hour
     minute = T0
     next_minute = T0 + timedelta(minutes=1)
-    assert report.sends_per_minute == [
+    assert report.sends_per_bin == [
         (minute, "cue", 4),
         (minute, "messangi", 6),
         (next_minute, "cue", 4),
     ]
-    assert report.outcomes_per_minute == [
+    assert report.outcomes_per_bin == [
         (minute, "delivered", 3),
         (minute, "failed", 2),
         (next_minute, "delivered", 2),
@@ -190,7 +195,7 @@ def test_a_vendor_filter_narrows_every_figure(filled: Database) -> None:
         CodeCount("messangi", "E111", 2),
         CodeCount("messangi", "429", 1),
     ]
-    assert {p for _, p, _ in report.sends_per_minute} == {"messangi"}
+    assert {p for _, p, _ in report.sends_per_bin} == {"messangi"}
 
 
 def test_an_empty_period_has_no_rate_and_no_median(filled: Database) -> None:
@@ -289,3 +294,197 @@ def test_a_campaign_filter_reports_only_that_campaigns_messages(filled: Database
     assert report.counts == {("messangi", "delivered"): 2}
     assert report.delivery_rate() == pytest.approx(1.0)
     assert report.median_delivery_seconds[None] == pytest.approx(22.5, abs=0.01)
+
+
+def one_minute_run(database: Database, vendors: list[str]) -> Database:
+    """Five messages a second to each vendor for a minute, each delivered 2 s after it left."""
+    rows, attempts = [], []
+    for v, vendor in enumerate(vendors):
+        for k in range(300):
+            message_id = 1000 * (v + 1) + k
+            sent = at(k / 5)
+            rows.append(
+                {
+                    "id": message_id,
+                    "provider": vendor,
+                    "sender": "SENDER",
+                    "recipient": f"+2782{message_id:07d}",
+                    "text": "t",
+                    "encoding": "gsm7",
+                    "segments": 1,
+                    "status": "delivered",
+                    "priority": 0,
+                    "attempts": 1,
+                    "next_attempt_at": sent,
+                    "created_at": sent,
+                    "sent_at": sent,
+                    "final_at": sent + timedelta(seconds=2),
+                    "updated_at": sent,
+                }
+            )
+            attempts.append(
+                {"message_id": message_id, "attempt": 1, "outcome": "accepted", "at": sent}
+            )
+    with database.session() as session, session.begin():
+        session.execute(insert(messages), rows)
+        session.execute(insert(send_attempts), attempts)
+    return database
+
+
+def test_bins_are_chosen_from_the_span_seconds_for_a_minute_minutes_for_an_hour() -> None:
+    assert bin_seconds(timedelta(seconds=10)) == 1
+    assert bin_seconds(timedelta(minutes=1)) == 1
+    assert bin_seconds(timedelta(minutes=5)) == 5
+    assert bin_seconds(timedelta(hours=1)) == 60
+    assert bin_seconds(timedelta(days=1)) == 1800
+    assert bin_seconds(timedelta(days=365)) == 86400
+
+
+def test_a_one_minute_run_has_far_more_than_two_points_per_vendor(
+    database: Database, tmp_path: Path
+) -> None:
+    report = report_for(one_minute_run(database, ["cue", "messangi"]))
+    assert report.bin_seconds == 1
+    for vendor in ("cue", "messangi"):
+        points = [(t, n) for t, p, n in report.sends_per_bin if p == vendor]
+        assert len(points) == 60
+        assert {n for _, n in points} == {5}  # five a second, every second
+    assert len({t for t, _, _ in report.outcomes_per_bin}) == 60
+    assert png_size(draw(report, tmp_path / "minute.png", ["cue", "messangi"])) == (1100, 750)
+
+
+def test_a_vendor_keeps_its_colour_whichever_vendors_a_report_holds() -> None:
+    catalog = ["cue", "messangi", "smsbuddy", "restcomm", "skycore"]
+    one = vendor_colours(catalog, ["cue", "skycore"])
+    other = vendor_colours(catalog, ["skycore", "messangi", "acme"])
+    assert one["skycore"] == other["skycore"] == vendor_colours(catalog, ["skycore"])["skycore"]
+    assert len({*one.values(), *other.values()}) == 4  # no two vendors share one
+    assert vendor_colours(catalog, ["acme"])["acme"] == other["acme"]
+
+
+def test_the_chart_draws_each_vendor_in_its_colour_with_the_legends_outside_the_axes(
+    database: Database, tmp_path: Path
+) -> None:
+    from matplotlib.colors import to_hex
+
+    report = report_for(one_minute_run(database, ["skycore", "cue"]))
+    catalog = ["cue", "messangi", "smsbuddy", "restcomm", "skycore"]
+    figure = render(report, catalog)
+    sends, outcomes = figure.axes
+    drawn = {line.get_label(): to_hex(line.get_color()) for line in sends.get_lines()}
+    assert drawn == vendor_colours(catalog, ["cue", "skycore"])
+    assert sends.get_ylabel() == "messages sent / second"
+    for ax in (sends, outcomes):
+        legend = ax.get_legend()
+        assert legend is not None
+        # Anchored beyond the right edge of the axes: it covers no bar or line.
+        box = legend.get_window_extent()
+        assert box.x0 >= ax.get_window_extent().x1
+    # Headroom over the highest point: 5 a second per vendor, 10 outcomes a second.
+    assert sends.get_ylim()[1] > 5
+    assert outcomes.get_ylim()[1] > 10
+
+
+def test_pending_messages_are_counted_apart_and_left_out_of_the_delivery_rate(
+    filled: Database,
+) -> None:
+    # In the period: cue has 3 delivered, 2 failed or undelivered, 1 accepted
+    # (awaiting its report); messangi 2 delivered, 3 final failures, 1 queued.
+    report = report_for(filled)
+    assert (report.pending("cue"), report.pending("messangi"), report.pending()) == (1, 1, 2)
+    assert report.final() == 10
+    assert report.total() == 12
+    assert report.delivery_rate() == pytest.approx(5 / 10)  # not 5 / 12
+
+
+def test_the_report_shows_the_pending_count_beside_a_rate_of_the_final_ones(
+    filled: Database,
+) -> None:
+    report = report_for(filled, ReportFilter(PERIOD.since, PERIOD.until, "cue"))
+    console = Console(width=80, record=True)
+    print_report(report, console)
+    text = console.export_text()
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.strip()}
+    assert rows["final"] == ["5", "5"]  # the rate's denominator, shown
+    assert rows["delivery"] == ["60.0%", "60.0%"]
+    assert "1 of 6 messages are still pending" in text
+    assert rows["pending"] == ["1", "1"]
+
+
+def test_time_to_delivery_is_the_vendors_own_where_its_report_says(database: Database) -> None:
+    """Restcomm is polled: we learn of a delivery up to a polling period late.
+    Its status query says when it delivered; that is the time to delivery."""
+    sent = at(0)
+    learned = at(900)  # the poll, 15 minutes on
+    rows = [
+        {
+            "id": i,
+            "provider": "restcomm",
+            "sender": "SENDER",
+            "recipient": f"+2782555{i:04d}",
+            "text": "t",
+            "encoding": "gsm7",
+            "segments": 1,
+            "status": "accepted",
+            "priority": 0,
+            "attempts": 1,
+            "tracking_id": f"SM{i:032d}",
+            "next_attempt_at": sent,
+            "created_at": sent,
+            "sent_at": sent,
+            "updated_at": sent,
+        }
+        for i in (1, 2, 3)
+    ]
+    with database.session() as session, session.begin():
+        session.execute(insert(messages), rows)
+    reports = [
+        ("restcomm", DeliveryReport(S.DELIVERED, "delivered", f"SM{i:032d}", vendor_at=at(i * 4)))
+        for i in (1, 2)
+    ] + [("restcomm", DeliveryReport(S.DELIVERED, "delivered", f"SM{3:032d}"))]  # says no time
+    with database.session() as session, session.begin():
+        # Together, as a batch of polled answers is (one statement on PostgreSQL).
+        assert set(apply_reports(session, reports, learned, source="poll")) == {Applied.APPLIED}
+
+    report = report_for(database, ReportFilter())
+    # 4 s and 8 s by Restcomm's clock, 900 s by ours (no time in its answer).
+    assert report.median_delivery_seconds[None] == pytest.approx(8.0, abs=0.01)
+    assert report.vendor_timed == {None: 2, "restcomm": 2}
+    console = Console(width=80, record=True)
+    print_report(report, console)
+    clock = next(line for line in console.export_text().splitlines() if "by vendor's" in line)
+    assert clock.split()[-2:] == ["2", "2"]  # restcomm, all: 2 of the 3 delivered
+
+
+def test_a_kept_report_keeps_the_vendors_time_until_its_send_is_recorded(
+    database: Database,
+) -> None:
+    early = DeliveryReport(S.DELIVERED, "DELIVRD", "611b3a42", vendor_at=at(3))
+    with database.session() as session, session.begin():
+        assert apply_reports(session, [("messangi", early)], at(4)) == [Applied.UNMATCHED]
+    row = {
+        "id": 1,
+        "provider": "messangi",
+        "sender": "SENDER",
+        "recipient": "+27825550001",
+        "text": "t",
+        "encoding": "gsm7",
+        "segments": 1,
+        "status": "accepted",
+        "priority": 0,
+        "attempts": 1,
+        "tracking_id": "611b3a42",
+        "next_attempt_at": at(0),
+        "created_at": at(0),
+        "sent_at": at(1),
+        "updated_at": at(1),
+    }
+    with database.session() as session, session.begin():
+        session.execute(insert(messages), [row])
+        assert apply_kept(session, ["611b3a42"], at(5)) == {"611b3a42"}
+    with database.session() as session:
+        vendor_final_at = session.execute(select(messages.c.vendor_final_at)).scalar_one()
+    assert vendor_final_at == at(3)
+    assert report_for(database, ReportFilter()).median_delivery_seconds[None] == pytest.approx(
+        2.0, abs=0.01
+    )

@@ -1,14 +1,21 @@
-"""The report's PNG: vendor calls per minute, and final outcomes per minute.
+"""The report's PNG: messages handed to each vendor, and final outcomes, per time bin.
 
 Drawn on a bare `Figure` with the Agg canvas, never through pyplot: no
 global figure state, no GUI backend chosen from the environment, so it runs
 the same on a server, in a test and inside another process.
+
+What keeps it honest: the bins are chosen from the period the events span
+(`queries.bin_seconds`: a one-minute run is drawn per second, not as two
+points); each axis says what it counts and per how long; every vendor keeps
+its colour from one run to the next (`vendor_colours`, from the catalog's
+order); the legends sit outside the axes, so none covers a bar or a line.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,31 +34,84 @@ STATUS_COLOURS = {
     "expired": "#6d4c41",
     "failed": "#c62828",
 }
-MINUTE = timedelta(minutes=1)
+# Vendor colours (Tableau 10, without the green, amber, brown and red the
+# statuses use, so a vendor is never read as an outcome).
+VENDOR_PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#9467bd",
+    "#17becf",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#393b79",
+    "#637939",
+    "#8c6d31",
+)
+
+
+def vendor_colours(catalog_order: Sequence[str], vendors: Iterable[str]) -> dict[str, str]:
+    """A colour for each of `vendors` that depends only on the vendor: the
+    catalog's n-th vendor always gets the n-th colour, whichever vendors a
+    report happens to hold; a vendor the catalog does not list gets one of the
+    colours left over, from a hash of its name (stable across runs, unlike
+    Python's hash())."""
+    order = list(catalog_order)
+    spare = VENDOR_PALETTE[len(order) :] or VENDOR_PALETTE
+    colours = {}
+    for vendor in vendors:
+        if vendor in order:
+            colours[vendor] = VENDOR_PALETTE[order.index(vendor) % len(VENDOR_PALETTE)]
+        else:
+            colours[vendor] = spare[zlib.crc32(vendor.encode()) % len(spare)]
+    return colours
+
+
+def bin_label(seconds: int) -> str:
+    """'second', '5 s', 'minute', '15 min', 'hour', ... for axis labels."""
+    for unit, size, short in (("day", 86400, "d"), ("hour", 3600, "h"), ("minute", 60, "min")):
+        if seconds % size == 0:
+            n = seconds // size
+            return unit if n == 1 else f"{n} {short}"
+    return "second" if seconds == 1 else f"{seconds} s"
 
 
 def _series(rows: Sequence[tuple[datetime, str, int]]) -> dict[str, dict[datetime, int]]:
     series: dict[str, dict[datetime, int]] = defaultdict(dict)
-    for minute, key, n in rows:
-        series[key][minute] = series[key].get(minute, 0) + n
+    for start, key, n in rows:
+        series[key][start] = series[key].get(start, 0) + n
     return series
 
 
-def _every_minute(series: dict[str, dict[datetime, int]]) -> list[datetime]:
-    """Every minute from the first to the last, so a quiet minute shows as 0, not a gap."""
-    seen = [t for by_minute in series.values() for t in by_minute]
+def every_bin(series: dict[str, dict[datetime, int]], width: timedelta) -> list[datetime]:
+    """Every bin from the first to the last, so a quiet bin shows as 0, not a gap."""
+    seen = [t for by_bin in series.values() for t in by_bin]
     first, last = min(seen), max(seen)
-    return [first + MINUTE * i for i in range(int((last - first) / MINUTE) + 1)]
+    return [first + width * i for i in range(int((last - first) / width) + 1)]
 
 
-def _time_axis(ax: Axes) -> None:
+def _time_axis(ax: Axes, width: int, highest: int) -> None:
     locator = AutoDateLocator(tz=UTC)
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC))
-    ax.set_xlabel("minute (UTC)")
+    per = bin_label(width)
+    ax.set_xlabel(f"time (UTC), bins of {per if per[0].isdigit() else f'one {per}'}")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylim(bottom=0)
+    # Headroom above the highest point, so no bar or line touches the top.
+    ax.set_ylim(0, max(1.0, highest * 1.12))
     ax.grid(alpha=0.3)
+
+
+def _legend(ax: Axes, title: str) -> None:
+    # Outside the axes, on the right: it can never cover a bar or a line.
+    ax.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0.0,
+        fontsize="small",
+        title=title,
+        title_fontsize="small",
+    )
 
 
 def _nothing(ax: Axes, what: str) -> None:
@@ -60,57 +120,75 @@ def _nothing(ax: Axes, what: str) -> None:
     ax.set_yticks([])
 
 
-def draw(report: Report, path: Path) -> Path:
-    """Write the chart as a PNG at `path` (parents created) and return the path."""
+def _draw_sends(ax: Axes, report: Report, colours: Sequence[str]) -> bool:
+    sends = _series(report.sends_per_bin)
+    per = bin_label(report.bin_seconds)
+    ax.set_title(f"messages handed to each vendor per {per} (retries included)")
+    if not sends:
+        _nothing(ax, "messages sent")
+        return False
+    starts = every_bin(sends, timedelta(seconds=report.bin_seconds))
+    colour = vendor_colours(colours, sends)
+    for provider in sorted(sends):
+        counts = [sends[provider].get(t, 0) for t in starts]
+        ax.plot(date2num(starts), counts, marker=".", label=provider, color=colour[provider])
+    ax.xaxis_date(tz=UTC)
+    _legend(ax, "vendor")
+    _time_axis(ax, report.bin_seconds, max(max(by_bin.values()) for by_bin in sends.values()))
+    ax.set_ylabel(f"messages sent / {per}")
+    return True
+
+
+def _draw_outcomes(ax: Axes, report: Report) -> None:
+    outcomes = _series(report.outcomes_per_bin)
+    per = bin_label(report.bin_seconds)
+    ax.set_title(f"messages reaching a final status per {per} (final_at), by status")
+    if not outcomes:
+        _nothing(ax, "final outcomes")
+        return
+    starts = sorted({t for by_bin in outcomes.values() for t in by_bin})
+    x = date2num(starts)
+    bottom = [0] * len(starts)
+    for status in FINAL_OUTCOMES:
+        by_bin = outcomes.get(status.value)
+        if not by_bin:
+            continue
+        heights = [by_bin.get(t, 0) for t in starts]
+        ax.bar(
+            x,
+            heights,
+            width=report.bin_seconds / 86400,
+            bottom=bottom,
+            align="edge",
+            color=STATUS_COLOURS[status.value],
+            label=status.value,
+        )
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    ax.xaxis_date(tz=UTC)
+    _legend(ax, "status")
+    _time_axis(ax, report.bin_seconds, max(bottom))
+    ax.set_ylabel(f"messages / {per}")
+
+
+def render(report: Report, vendor_order: Sequence[str] = ()) -> Figure:
+    """The chart as a laid-out figure (its two axes: sends, then outcomes).
+
+    `vendor_order` is the catalog's vendors in order: it fixes their colours."""
     figure = Figure(figsize=(11, 7.5), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     sends_ax, outcomes_ax = figure.subplots(2, 1)
     figure.suptitle(f"smsdispatch: {report.filter.describe()}")
-
-    sends = _series(report.sends_per_minute)
-    if sends:
-        minutes = _every_minute(sends)
-        for provider in sorted(sends):
-            counts = [sends[provider].get(t, 0) for t in minutes]
-            sends_ax.plot(minutes, counts, marker=".", label=provider)
-        sends_ax.legend(loc="upper right", fontsize="small")
-        _time_axis(sends_ax)
-        sends_ax.set_ylabel("vendor calls / minute")
-    else:
-        _nothing(sends_ax, "vendor calls")
-    sends_ax.set_title("sends per minute, by vendor")
-
-    outcomes = _series(report.outcomes_per_minute)
-    if sends and outcomes:
-        # One time axis: how far deliveries lag the sends shows at a glance.
+    if _draw_sends(sends_ax, report, vendor_order) and report.outcomes_per_bin:
+        # One time axis: how far outcomes lag the sends shows at a glance.
         outcomes_ax.sharex(sends_ax)
-    if outcomes:
-        minutes = sorted({t for by_minute in outcomes.values() for t in by_minute})
-        x = date2num(minutes)
-        bottom = [0] * len(minutes)
-        for status in FINAL_OUTCOMES:
-            by_minute = outcomes.get(status.value)
-            if not by_minute:
-                continue
-            heights = [by_minute.get(t, 0) for t in minutes]
-            outcomes_ax.bar(
-                x,
-                heights,
-                width=MINUTE / timedelta(days=1),
-                bottom=bottom,
-                align="edge",
-                color=STATUS_COLOURS[status.value],
-                label=status.value,
-            )
-            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
-        outcomes_ax.xaxis_date(tz=UTC)
-        outcomes_ax.legend(loc="upper right", fontsize="small")
-        _time_axis(outcomes_ax)
-        outcomes_ax.set_ylabel("messages / minute")
-    else:
-        _nothing(outcomes_ax, "final outcomes")
-    outcomes_ax.set_title("final outcomes per minute (final_at), by status")
+    _draw_outcomes(outcomes_ax, report)
+    figure.canvas.draw()  # lay it out: sizes and positions are final from here
+    return figure
 
+
+def draw(report: Report, path: Path, vendor_order: Sequence[str] = ()) -> Path:
+    """Write the chart as a PNG at `path` (parents created) and return the path."""
+    figure = render(report, vendor_order)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png")
     return path

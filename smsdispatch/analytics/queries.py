@@ -8,12 +8,18 @@ so a campaign, once campaigns exist, is one more condition on the same rows
 
 Delivery rate = delivered / (delivered + undelivered + expired + failed):
 the share of messages with a final outcome that reached the handset.
-Messages still queued, sending, accepted (awaiting a report) or unknown are
-not in it (they have no outcome yet), and a failed message counts against it
-whether the vendor refused it or it was never sendable.
+Messages still held, queued, sending, accepted (awaiting a report) or unknown
+are *pending*: counted apart and not in it (they have no outcome yet), so a
+set where most are pending shows that next to the rate; a failed message
+counts against it whether the vendor refused it or it was never sendable.
 
-Time to delivery = final_at - sent_at of delivered messages (the vendor's
-report arriving, less the moment the vendor accepted it).
+Time to delivery = delivered - sent_at of delivered messages, where
+"delivered" is the vendor's own time of it when its report or status query
+said (messages.vendor_final_at: Messangi's callbacks, Restcomm's status
+queries) and otherwise final_at, when we learned it: for a polled vendor that
+is up to a polling period late, so the report says how many of the times are
+the vendor's (`Report.vendor_timed`). A vendor time before sent_at (clocks
+apart) is not used.
 
 All aggregation runs in the database: the median is `percentile_cont` on
 PostgreSQL and, on SQLite (which has none), a count and then the one or two
@@ -25,13 +31,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, extract, func, literal_column, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    and_,
+    case,
+    cast,
+    extract,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.orm import Session
 
-from smsdispatch.store.models import UTCDateTime, messages, send_attempts
+from smsdispatch.store.models import messages, send_attempts
 from smsdispatch.vocabulary.outcomes import OutcomeKind
 from smsdispatch.vocabulary.status import MessageStatus
 
@@ -44,6 +61,18 @@ FINAL_OUTCOMES = (
     MessageStatus.EXPIRED,
     MessageStatus.FAILED,
 )
+# No outcome yet: neither in the delivery rate nor left out of the picture.
+PENDING = (
+    MessageStatus.HELD,
+    MessageStatus.QUEUED,
+    MessageStatus.SENDING,
+    MessageStatus.ACCEPTED,
+    MessageStatus.UNKNOWN,
+)
+# The chart's bin widths, seconds: the smallest that keeps a period within
+# MAX_BINS, so a one-minute run is drawn per second and an hour per minute.
+BIN_WIDTHS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
+MAX_BINS = 90
 
 
 @dataclass(frozen=True)
@@ -91,8 +120,11 @@ class Report:
     median_delivery_seconds: dict[str | None, float | None]  # provider (None: all) -> seconds
     message_errors: list[CodeCount]  # final error codes (messages.error_code)
     attempt_errors: list[CodeCount]  # what vendors answered on calls that did not go through
-    sends_per_minute: list[tuple[datetime, str, int]] = field(default_factory=list)
-    outcomes_per_minute: list[tuple[datetime, str, int]] = field(default_factory=list)
+    bin_seconds: int = 60  # the width of the chart's bins
+    sends_per_bin: list[tuple[datetime, str, int]] = field(default_factory=list)
+    outcomes_per_bin: list[tuple[datetime, str, int]] = field(default_factory=list)
+    # provider (None: all) -> how many of the delivered messages' times are the vendor's own
+    vendor_timed: dict[str | None, int] = field(default_factory=dict)
 
     @property
     def providers(self) -> list[str]:
@@ -101,14 +133,27 @@ class Report:
     def total(self, provider: str | None = None) -> int:
         return sum(n for (p, _), n in self.counts.items() if provider in (None, p))
 
+    def count(self, statuses: Sequence[str], provider: str | None = None) -> int:
+        """Messages in any of `statuses`, of one vendor or (None) of all."""
+        return sum(
+            n
+            for (p, status), n in self.counts.items()
+            if status in statuses and provider in (None, p)
+        )
+
+    def pending(self, provider: str | None = None) -> int:
+        """Messages without an outcome yet (held, queued, sending, accepted, unknown)."""
+        return self.count(PENDING, provider)
+
+    def final(self, provider: str | None = None) -> int:
+        """Messages in the delivery rate's denominator."""
+        return self.count(FINAL_OUTCOMES, provider)
+
     def delivery_rate(self, provider: str | None = None) -> float | None:
-        """delivered / (delivered + undelivered + expired + failed); None if none is final."""
-        by_status: dict[str, int] = {}
-        for (p, status), n in self.counts.items():
-            if provider in (None, p):
-                by_status[status] = by_status.get(status, 0) + n
-        final = sum(by_status.get(s, 0) for s in FINAL_OUTCOMES)
-        return by_status.get(MessageStatus.DELIVERED, 0) / final if final else None
+        """delivered / (delivered + undelivered + expired + failed); None if none is final.
+        Pending messages are in neither part."""
+        final = self.final(provider)
+        return self.count([MessageStatus.DELIVERED], provider) / final if final else None
 
 
 def status_counts(session: Session, f: ReportFilter) -> dict[tuple[str, str], int]:
@@ -121,13 +166,20 @@ def status_counts(session: Session, f: ReportFilter) -> dict[tuple[str, str], in
     return {(p, s): n for p, s, n in session.execute(stmt)}
 
 
+def _vendor_timed() -> ColumnElement[bool]:
+    """The vendor said when it delivered, at or after we sent it."""
+    m = messages.c
+    return and_(m.vendor_final_at.is_not(None), m.vendor_final_at >= m.sent_at)
+
+
 def _delivery_seconds(dialect: str) -> ColumnElement[Any]:
     m = messages.c
+    delivered = case((_vendor_timed(), m.vendor_final_at), else_=m.final_at)
     if dialect == "postgresql":
-        return extract("epoch", m.final_at - m.sent_at)
+        return extract("epoch", delivered - m.sent_at)
     # SQLite stores "YYYY-MM-DD HH:MM:SS.ffffff" in UTC: julianday's days, in
     # seconds (a double: about 20 microseconds of resolution).
-    return (func.julianday(m.final_at) - func.julianday(m.sent_at)) * 86400.0
+    return (func.julianday(delivered) - func.julianday(m.sent_at)) * 86400.0
 
 
 def _delivered(f: ReportFilter, provider: str | None) -> list[ColumnElement[bool]]:
@@ -146,7 +198,8 @@ def _delivered(f: ReportFilter, provider: str | None) -> list[ColumnElement[bool
 def median_delivery_seconds(
     session: Session, f: ReportFilter, provider: str | None = None
 ) -> float | None:
-    """The median of final_at - sent_at over delivered messages (None if there are none)."""
+    """The median time from sent_at to delivery (the vendor's time where
+    known, else final_at) over delivered messages (None if there are none)."""
     dialect = session.get_bind().dialect.name
     seconds = _delivery_seconds(dialect)
     where = _delivered(f, provider)
@@ -167,6 +220,12 @@ def median_delivery_seconds(
     )
     values = [float(v) for v in session.execute(middle).scalars()]
     return sum(values) / len(values)
+
+
+def vendor_timed(session: Session, f: ReportFilter, provider: str | None = None) -> int:
+    """How many delivered messages' delivery times are the vendor's own."""
+    where = [*_delivered(f, provider), _vendor_timed()]
+    return session.execute(select(func.count()).select_from(messages).where(*where)).scalar() or 0
 
 
 def top_message_errors(session: Session, f: ReportFilter, limit: int = 10) -> list[CodeCount]:
@@ -198,10 +257,22 @@ def top_attempt_errors(session: Session, f: ReportFilter, limit: int = 10) -> li
     return [CodeCount(p, c, n) for p, c, n in session.execute(stmt)]
 
 
-def _minute(dialect: str, column: ColumnElement[datetime]) -> ColumnElement[datetime]:
+def bin_seconds(span: timedelta) -> int:
+    """The chart's bin width for events spread over `span`: the smallest of
+    BIN_WIDTHS that needs no more than MAX_BINS bins (seconds for a one-minute
+    run, minutes for an hour, hours for days), whatever period was asked for."""
+    for width in BIN_WIDTHS:
+        if span.total_seconds() / width <= MAX_BINS:
+            return width
+    return BIN_WIDTHS[-1]
+
+
+def _bin(dialect: str, column: ColumnElement[datetime], width: int) -> ColumnElement[int]:
+    """The start of the bin holding `column`, as whole seconds since the epoch."""
     if dialect == "postgresql":
-        return func.date_trunc("minute", column, type_=UTCDateTime())
-    return func.strftime("%Y-%m-%d %H:%M:00", column)
+        return cast(func.floor(extract("epoch", column) / width) * width, BigInteger)
+    # SQLite: "%s" is whole seconds since the epoch; an integer division floors it.
+    return cast(func.strftime("%s", column), Integer) // width * width
 
 
 def _as_utc(value: datetime | str) -> datetime:
@@ -210,45 +281,77 @@ def _as_utc(value: datetime | str) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def sends_per_minute(session: Session, f: ReportFilter) -> list[tuple[datetime, str, int]]:
-    """Vendor calls per minute (send_attempts.at) per vendor: (minute, provider, calls).
-
-    Attempts our own limiter or quiet hours deferred never reached the vendor
-    and are left out."""
-    m, a = messages.c, send_attempts.c
-    minute = _minute(session.get_bind().dialect.name, a.at).label("minute")
-    stmt = (
-        select(minute, m.provider, func.count())
-        .select_from(send_attempts.join(messages, a.message_id == m.id))
-        .where(*f.conditions(), a.outcome != OutcomeKind.DEFERRED)
-        .group_by(literal_column("minute"), m.provider)
-        .order_by(literal_column("minute"), m.provider)
-    )
-    return [(_as_utc(t), p, n) for t, p, n in session.execute(stmt)]
+def _vendor_calls(f: ReportFilter) -> list[ColumnElement[bool]]:
+    # Attempts our own limiter or quiet hours deferred never reached the vendor.
+    return [*f.conditions(), send_attempts.c.outcome != OutcomeKind.DEFERRED]
 
 
-def outcomes_per_minute(session: Session, f: ReportFilter) -> list[tuple[datetime, str, int]]:
-    """Final outcomes per minute (messages.final_at) by status: (minute, status, messages)."""
+def _outcomes(f: ReportFilter) -> list[ColumnElement[bool]]:
     m = messages.c
-    minute = _minute(session.get_bind().dialect.name, m.final_at).label("minute")
+    return [*f.conditions(), m.final_at.is_not(None), m.status.in_(FINAL_OUTCOMES)]
+
+
+def activity_span(session: Session, f: ReportFilter) -> timedelta:
+    """From the first send to the last send or final outcome: what the chart draws."""
+    m, a = messages.c, send_attempts.c
+    calls = session.execute(
+        select(func.min(a.at), func.max(a.at))
+        .select_from(send_attempts.join(messages, a.message_id == m.id))
+        .where(*_vendor_calls(f))
+    ).one()
+    finals = session.execute(
+        select(func.min(m.final_at), func.max(m.final_at)).where(*_outcomes(f))
+    ).one()
+    moments = [_as_utc(t) for t in (*calls, *finals) if t is not None]
+    return max(moments) - min(moments) if moments else timedelta(0)
+
+
+def sends_per_bin(session: Session, f: ReportFilter, width: int) -> list[tuple[datetime, str, int]]:
+    """Messages handed to each vendor per bin (send_attempts.at, retries
+    included): (bin start, provider, messages)."""
+    m, a = messages.c, send_attempts.c
+    start = _bin(session.get_bind().dialect.name, a.at, width).label("bin")
     stmt = (
-        select(minute, m.status, func.count())
-        .where(*f.conditions(), m.final_at.is_not(None), m.status.in_(FINAL_OUTCOMES))
-        .group_by(literal_column("minute"), m.status)
-        .order_by(literal_column("minute"), m.status)
+        select(start, m.provider, func.count())
+        .select_from(send_attempts.join(messages, a.message_id == m.id))
+        .where(*_vendor_calls(f))
+        .group_by(literal_column("bin"), m.provider)
+        .order_by(literal_column("bin"), m.provider)
     )
-    return [(_as_utc(t), s, n) for t, s, n in session.execute(stmt)]
+    return [(_epoch(t), p, n) for t, p, n in session.execute(stmt)]
+
+
+def outcomes_per_bin(
+    session: Session, f: ReportFilter, width: int
+) -> list[tuple[datetime, str, int]]:
+    """Final outcomes per bin (messages.final_at) by status: (bin start, status, messages)."""
+    m = messages.c
+    start = _bin(session.get_bind().dialect.name, m.final_at, width).label("bin")
+    stmt = (
+        select(start, m.status, func.count())
+        .where(*_outcomes(f))
+        .group_by(literal_column("bin"), m.status)
+        .order_by(literal_column("bin"), m.status)
+    )
+    return [(_epoch(t), s, n) for t, s, n in session.execute(stmt)]
+
+
+def _epoch(seconds: int) -> datetime:
+    return datetime.fromtimestamp(int(seconds), UTC)
 
 
 def build_report(session: Session, f: ReportFilter, *, top: int = 10) -> Report:
     counts = status_counts(session, f)
     providers: Sequence[str | None] = [None, *sorted({p for p, _ in counts})]
+    width = bin_seconds(activity_span(session, f))
     return Report(
         filter=f,
         counts=counts,
         median_delivery_seconds={p: median_delivery_seconds(session, f, p) for p in providers},
+        vendor_timed={p: vendor_timed(session, f, p) for p in providers},
         message_errors=top_message_errors(session, f, top),
         attempt_errors=top_attempt_errors(session, f, top),
-        sends_per_minute=sends_per_minute(session, f),
-        outcomes_per_minute=outcomes_per_minute(session, f),
+        bin_seconds=width,
+        sends_per_bin=sends_per_bin(session, f, width),
+        outcomes_per_bin=outcomes_per_bin(session, f, width),
     )

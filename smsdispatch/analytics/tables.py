@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
+from rich import box
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from smsdispatch.analytics.queries import CodeCount, Report
 from smsdispatch.vocabulary.status import MessageStatus
@@ -44,37 +47,58 @@ def _codes(title: str, rows: list[CodeCount]) -> Table:
     return table
 
 
-def print_report(report: Report, console: Console) -> None:
-    statuses = [s for s in STATUS_ORDER if any(st == s for _, st in report.counts)]
+def report_table(report: Report) -> Table:
+    """One column per vendor and one for all, one row per figure, no cell
+    wider than a vendor's name: the five vendors fit an 80-column terminal
+    with every word whole (a row per vendor needs a column per status, which
+    does not)."""
+    columns: list[str | None] = [*report.providers, None]
     table = Table(
-        "vendor",
-        *statuses,
-        "total",
-        "delivery rate",
-        "median to delivery",
+        Column("", no_wrap=True),
+        *(Column(p or "all", justify="right", no_wrap=True) for p in columns),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
         title=report.filter.describe(),
-        caption="delivery rate = delivered / (delivered + undelivered + expired + failed); "
-        "median to delivery = final_at - sent_at of delivered messages",
+        caption_justify="left",
+        caption="pending: no outcome yet. final: delivered, undelivered, expired or failed. "
+        "delivery rate = delivered / final: pending messages are in neither part. "
+        "time to delivery: from sent_at to the vendor's own time of delivery where its "
+        "report or status query says (counted in 'by vendor's clock'), else to when we "
+        "learned it (final_at).",
     )
-    for provider in [*report.providers, None]:
-        table.add_row(
-            provider or "all",
-            *(
-                str(
-                    sum(
-                        n
-                        for (p, st), n in report.counts.items()
-                        if st == s and provider in (None, p)
-                    )
-                )
-                for s in statuses
-            ),
-            str(report.total(provider)),
-            _rate(report.delivery_rate(provider)),
-            _seconds(report.median_delivery_seconds.get(provider)),
-            end_section=provider == report.providers[-1] if report.providers else False,
-        )
-    console.print(table)
+
+    def row(label: str, value: Callable[[str | None], object], *, end: bool = False) -> None:
+        table.add_row(label, *(str(value(p)) for p in columns), end_section=end)
+
+    present = {status for _, status in report.counts}
+    for status in STATUS_ORDER:
+        if status in present:
+            row(status, partial(report.count, [status]))
+    row("total", report.total, end=True)
+    row("pending", report.pending)
+    row("final", report.final)
+    row("delivery\nrate", lambda p: _rate(report.delivery_rate(p)))
+    row("median time\nto delivery", lambda p: _seconds(report.median_delivery_seconds.get(p)))
+    row("by vendor's\nclock", lambda p: report.vendor_timed.get(p, 0))
+    return table
+
+
+def pending_note(report: Report) -> str | None:
+    """A sentence when messages are still pending: the rate is of the final ones only."""
+    pending, total = report.pending(), report.total()
+    if not pending:
+        return None
+    return (
+        f"{pending} of {total} messages are still pending (no final report yet): "
+        f"the delivery rate is of the {report.final()} with a final outcome."
+    )
+
+
+def print_report(report: Report, console: Console) -> None:
+    console.print(report_table(report))
+    note = pending_note(report)
+    if note:
+        console.print(f"[yellow]{note}[/yellow]")
     console.print(_codes("top final error codes (messages.error_code)", report.message_errors))
     console.print(
         _codes(

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
@@ -15,13 +15,22 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from smsdispatch.campaigns.progress import (
+    ENDED,
+    SlidingRate,
+    all_final,
+    awaiting_reports,
+    finished,
+    phase,
+    sent_count,
+    status_line,
+)
 from smsdispatch.campaigns.recipients import BadRow
 from smsdispatch.campaigns.service import CampaignNotFound, Campaigns, CampaignSpec
 from smsdispatch.config.catalog import load_catalog
 from smsdispatch.config.settings import get_settings
 from smsdispatch.store.db import Database
 from smsdispatch.vocabulary.errors import ConflictError, InputError
-from smsdispatch.vocabulary.status import FINAL, UNSENT, CampaignStatus, MessageStatus
 
 app = typer.Typer(help="Campaigns: a template sent to a recipient list.", no_args_is_help=True)
 console = Console()
@@ -252,49 +261,57 @@ def show(campaign_id: Id) -> None:
 def watch(
     campaign_id: Id,
     interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 1.0,
+    report_wait: Annotated[
+        float,
+        typer.Option(help="Once all is sent, how long to wait for the last delivery reports (s)."),
+    ] = 900.0,
 ) -> None:
-    """A live progress bar: sent, accepted, delivered and failed, and the rate."""
+    """Live progress: messages sent, each status, and the sending rate over the
+    last 10 s; stays until every message is final (or `--report-wait` runs out)."""
     with reported():
         campaigns = service()
         total = campaigns.get(campaign_id)["imported"]
-    progress = Progress(
-        TextColumn("[bold]campaign {task.fields[id]}[/bold] {task.fields[status]}"),
+    bar = Progress(
+        TextColumn("[bold]campaign {task.fields[id]}[/bold] {task.fields[phase]}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} sent"),
-        TextColumn(
-            "accepted {task.fields[accepted]} · delivered {task.fields[delivered]} · "
-            "failed {task.fields[failed]} · {task.fields[rate]:.1f}/s"
-        ),
+        TextColumn("{task.fields[statuses]} · {task.fields[rate]:.1f}/s (last 10 s)"),
         TimeElapsedColumn(),
         console=console,
     )
-    last: tuple[float, int] | None = None
-    with progress:
-        task = progress.add_task("", total=total, id=campaign_id, **_fields({}, "", 0.0))
-        while True:
-            status = campaigns.get(campaign_id)["status"]
-            counts = campaigns.live_counts(campaign_id)
-            sent = sent_count(counts)
-            now = time.monotonic()
-            rate = (sent - last[1]) / (now - last[0]) if last and now > last[0] else 0.0
-            last = (now, sent)
-            progress.update(task, completed=sent, **_fields(counts, status, rate))
-            if status in (CampaignStatus.COMPLETED, CampaignStatus.CANCELLED):
-                break
-            time.sleep(interval)
-
-
-def sent_count(counts: dict[str, int]) -> int:
-    """Messages the campaign is done sending: everything but held, queued, sending."""
-    return sum(n for s, n in counts.items() if s not in UNSENT)
-
-
-def _fields(counts: dict[str, int], status: str, rate: float) -> dict[str, Any]:
-    failed = sum(n for s, n in counts.items() if s in FINAL and s != MessageStatus.DELIVERED)
-    return {
-        "status": status,
-        "accepted": counts.get(MessageStatus.ACCEPTED, 0),
-        "delivered": counts.get(MessageStatus.DELIVERED, 0),
-        "failed": failed,
-        "rate": rate,
-    }
+    rate = SlidingRate(window=10.0)
+    counts: dict[str, int] = {}
+    ended_at: float | None = None
+    with bar:
+        task = bar.add_task("", total=total, id=campaign_id, phase="", statuses="", rate=0.0)
+        try:
+            while True:
+                status = campaigns.get(campaign_id)["status"]
+                counts = campaigns.live_counts(campaign_id)
+                now = time.monotonic()
+                sent = sent_count(counts)
+                bar.update(
+                    task,
+                    completed=sent,
+                    phase=phase(status, counts),
+                    statuses=status_line(counts),
+                    rate=rate.add(now, sent),
+                )
+                if finished(status, counts):
+                    break
+                if status in ENDED:
+                    ended_at = ended_at or now
+                    if now - ended_at >= report_wait:
+                        break
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            pass
+    waiting = awaiting_reports(counts)
+    if waiting:
+        console.print(
+            f"stopped watching: {waiting} message{'' if waiting == 1 else 's'} still awaiting "
+            "delivery reports "
+            f"(`smsdispatch campaign show {campaign_id}` counts them now)"
+        )
+    elif counts and all_final(counts):
+        console.print(f"campaign {campaign_id}: every message final")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -139,7 +139,7 @@ def limits() -> None:
     import redis.asyncio as aioredis
 
     from smsdispatch.limits.pauses import current_pause
-    from smsdispatch.limits.view import limit_rows, waiting_counts
+    from smsdispatch.limits.view import LimitRow, limit_rows, limits_table, waiting_counts
     from smsdispatch.store.db import Database
 
     settings = get_settings()
@@ -149,47 +149,28 @@ def limits() -> None:
     with db.session() as session:
         waiting = waiting_counts(session, now)
 
-    async def collect() -> list[Any]:
+    async def collect() -> list[LimitRow]:
         client = aioredis.Redis.from_url(settings.redis_url)
         try:
             return await limit_rows(catalog, client, waiting, settings.limiter_jitter_seconds)
         finally:
             await client.aclose()
 
-    table = Table(
-        "vendor",
-        "limit",
-        "ceiling",
-        "steady/min",
-        "booked ahead",
-        "waiting (due)",
-        "waiting (later)",
-        "state",
-        title="rate limits",
-    )
     sync_client = redis.Redis.from_url(settings.redis_url)
-    for row in asyncio.run(collect()):
-        pause = current_pause(sync_client, row.provider, now)
-        quiet = catalog.get(row.provider).quiet_hours
+    rows = asyncio.run(collect())
+    states = {}
+    for provider in {row.provider for row in rows}:
+        pause = current_pause(sync_client, provider, now)
+        quiet = catalog.get(provider).quiet_hours
         opens = quiet.next_open(now) if quiet else None
-        state = (
+        states[provider] = (
             f"paused: {pause.reason}"
             if pause
             else f"quiet until {opens:%H:%M} UTC"
             if opens
             else "sending"
         )
-        table.add_row(
-            row.provider,
-            row.scope,
-            row.ceiling,
-            f"{row.steady_per_minute:g}",
-            f"{row.booked_ahead_seconds:.1f}s",
-            str(row.waiting_due),
-            str(row.waiting_later),
-            state if row.scope == "account" else "",
-        )
-    console.print(table)
+    console.print(limits_table(rows, states))
 
 
 @app.command()
@@ -241,13 +222,15 @@ def report(
     from smsdispatch.analytics.tables import parse_moment, print_report
     from smsdispatch.store.db import Database
 
-    db = Database(get_settings().database_url)
+    settings = get_settings()
+    db = Database(settings.database_url)
     now = db.clock()
     wanted = ReportFilter(parse_moment(since, now), parse_moment(until, now), provider, campaign)
     with db.session() as session:
         result = build_report(session, wanted)
     print_report(result, console)
-    console.print(f"chart: {draw(result, out)}")
+    vendors = list(load_catalog(settings.catalog_path).providers)  # fixes each vendor's colour
+    console.print(f"chart: {draw(result, out, vendors)}")
 
 
 @app.command()

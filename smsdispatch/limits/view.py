@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import redis.asyncio as aioredis
+from rich import box
+from rich.table import Column, Table
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
@@ -72,3 +75,30 @@ async def limit_rows(
                 )
             )
     return rows
+
+
+def limits_table(rows: Sequence[LimitRow], states: Mapping[str, str]) -> Table:
+    """The rows as a table that fits an 80-column terminal with every word
+    whole: six columns, the numbers under two-line headers that never wrap,
+    and only the limit and the state (sending, paused and why, quiet until,
+    on the vendor's account row) wrapping, at spaces."""
+    table = Table(
+        Column("vendor", no_wrap=True),
+        Column("limit", min_width=11),
+        Column("steady\nper min", justify="right", no_wrap=True),
+        Column("booked\nahead", justify="right", no_wrap=True),
+        Column("waiting\ndue/later", justify="right", no_wrap=True),
+        Column("state", min_width=12),
+        title="rate limits",
+        box=box.SIMPLE_HEAD,
+    )
+    for row in rows:
+        table.add_row(
+            row.provider,
+            f"{row.scope}: {row.ceiling}",
+            f"{row.steady_per_minute:g}",
+            f"{row.booked_ahead_seconds:.1f}s",
+            f"{row.waiting_due}/{row.waiting_later}",
+            states.get(row.provider, "") if row.scope == "account" else "",
+        )
+    return table

@@ -5,13 +5,14 @@ in Redis (monitoring/counters.py), the length of every Celery queue in Redis,
 and the messages table. So any process can serve /metrics (the HTTP API, or
 `smsdispatch metrics --port`) and every replica answers the same.
 
-    smsdispatch_sends_total{provider,outcome}         counter   send attempts by outcome
+    smsdispatch_sends_total{provider,outcome}         counter   vendor calls by outcome
+    smsdispatch_deferrals_total{provider,reason}      counter   held by us, never sent
     smsdispatch_limiter_wait_seconds{provider}        histogram waits for a limiter slot
     smsdispatch_queue_backlog{queue}                  gauge     Celery messages waiting (LLEN)
     smsdispatch_messages{provider,status}             gauge     messages by status
     smsdispatch_metrics_source_up{source}             gauge     1 if redis / database answered
 
-Cost of a scrape: one Redis pipeline (two HGETALLs and an LLEN per queue and
+Cost of a scrape: one Redis pipeline (four HGETALLs and an LLEN per queue and
 priority step: 4 x 12 small commands) and, at most once per
 `db_cache_seconds`, one `SELECT provider, status, count(*) ... GROUP BY`
 over `messages`. That query reads the whole table (no index covers
@@ -106,22 +107,33 @@ class ClusterCollector:
     def _redis_metrics(self) -> Iterator[Metric]:
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(keys.METRICS_SENDS)
+        pipe.hgetall(keys.METRICS_DEFERRALS)
         pipe.hgetall(keys.METRICS_LIMITER_WAITS)
         pipe.hgetall(keys.METRICS_RECOVERIES)
         for queue in self.queues:
             for name in queue_lists(queue):
                 pipe.llen(name)
-        sends_raw, waits_raw, recoveries_raw, *lengths = pipe.execute()
+        sends_raw, deferrals_raw, waits_raw, recoveries_raw, *lengths = pipe.execute()
 
         sends = CounterMetricFamily(
             "smsdispatch_sends",
-            "Send attempts by vendor and outcome, as in send_attempts ('deferred': held by "
-            "our limiter or quiet hours, not sent).",
+            "Calls to vendors by vendor and outcome, as in send_attempts less the "
+            "'deferred' ones (those never reached the vendor: see smsdispatch_deferrals).",
             labels=["provider", "outcome"],
         )
         for (provider, outcome), n in sorted(read_counts(sends_raw).items()):
             sends.add_metric([provider, outcome], n)
         yield sends
+
+        deferrals = CounterMetricFamily(
+            "smsdispatch_deferrals",
+            "Requests our own side held back before calling the vendor, by reason: "
+            "'rate_limit' (no limiter slot in time) or 'quiet_hours'. Not sends.",
+            labels=["provider", "reason"],
+        )
+        for (provider, reason), n in sorted(read_counts(deferrals_raw).items()):
+            deferrals.add_metric([provider, reason], n)
+        yield deferrals
 
         waits = HistogramMetricFamily(
             "smsdispatch_limiter_wait_seconds",

@@ -9,7 +9,8 @@ round trip per batch, never per message) when the batch is persisted. The
 collector (monitoring/collector.py) reads the hashes on scrape, so every
 scrape sees the cluster-wide totals.
 
-    smsdispatch:metrics:sends           "<provider>|<outcome>" -> count
+    smsdispatch:metrics:sends           "<provider>|<outcome>" -> count   (vendor calls only)
+    smsdispatch:metrics:deferrals       "<provider>|<reason>"  -> count   (held by us, not sent)
     smsdispatch:metrics:limiter_waits   "<provider>|<bucket>"  -> count   (one field per bucket,
                                         "<provider>|sum"       -> seconds  not cumulative)
     smsdispatch:metrics:recoveries      "<provider>|<how>"     -> count   (by the sweeper: how a
@@ -17,9 +18,12 @@ scrape sees the cluster-wide totals.
                                                                           were recovered)
 
 Outcomes are the `send_attempts.outcome` values, so the sends counter equals
-the attempts table grouped by provider and outcome. Field names hold only a
-vendor name and a word from our own vocabulary: no number, text or secret
-can reach a label.
+the attempts table grouped by provider and outcome, less the `deferred`
+attempts: those never reached the vendor (our own limiter or quiet hours held
+them), and counted as sends they made `rate()` of sends several times the
+real sending rate. They are counted apart, by reason (`send_attempts.code`:
+`rate_limit` or `quiet_hours`). Field names hold only a vendor name and a
+word from our own vocabulary: no number, text or secret can reach a label.
 
 Counters are best-effort: a Redis error while flushing is logged and the
 batch's counts are dropped (the database stays the record; Redis restarting
@@ -45,6 +49,9 @@ log = logging.getLogger(__name__)
 # LIMITER_MAX_WAIT_SECONDS (2 s by default) plus what an oversize request needs.
 WAIT_BUCKETS: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 INF = "+Inf"
+# Why our side held a request back (the code of a `deferred` attempt); any
+# other code is counted as "other", so a label never holds a free-form word.
+DEFERRAL_REASONS = frozenset({"rate_limit", "quiet_hours"})
 
 
 def bucket_label(bound: float) -> str:
@@ -73,6 +80,7 @@ class MetricsBuffer:
     """
 
     sends: Counter[tuple[str, str]] = field(default_factory=Counter)
+    deferrals: Counter[tuple[str, str]] = field(default_factory=Counter)
     wait_buckets: Counter[tuple[str, str]] = field(default_factory=Counter)
     wait_sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -89,8 +97,18 @@ class MetricsBuffer:
         with self._lock:
             self.sends.update(counted)
 
+    def count_deferrals(self, held: Iterable[tuple[str, str | None]]) -> None:
+        """One (provider, reason) per request our own side held back before any
+        vendor call (a `deferred` attempt and its code)."""
+        counted = Counter(
+            (provider, reason if reason in DEFERRAL_REASONS else "other")
+            for provider, reason in held
+        )
+        with self._lock:
+            self.deferrals.update(counted)
+
     def empty(self) -> bool:
-        return not (self.sends or self.wait_buckets)
+        return not (self.sends or self.deferrals or self.wait_buckets)
 
     def flush(self, client: redis.Redis) -> None:
         """Add everything counted to Redis in one round trip, then forget it."""
@@ -98,11 +116,14 @@ class MetricsBuffer:
             if self.empty():
                 return
             sends, self.sends = self.sends, Counter()
+            deferrals, self.deferrals = self.deferrals, Counter()
             buckets, self.wait_buckets = self.wait_buckets, Counter()
             sums, self.wait_sums = self.wait_sums, defaultdict(float)
         pipe = client.pipeline(transaction=False)
         for (provider, outcome), n in sends.items():
             pipe.hincrby(keys.METRICS_SENDS, field_name(provider, outcome), n)
+        for (provider, reason), n in deferrals.items():
+            pipe.hincrby(keys.METRICS_DEFERRALS, field_name(provider, reason), n)
         for (provider, bucket), n in buckets.items():
             pipe.hincrby(keys.METRICS_LIMITER_WAITS, field_name(provider, bucket), n)
         for provider, seconds in sums.items():
@@ -144,7 +165,8 @@ def read_wait_histograms(raw: dict[bytes, bytes]) -> dict[str, WaitHistogram]:
 
 
 def read_counts(raw: dict[bytes, bytes]) -> dict[tuple[str, str], int]:
-    """A "<provider>|<word>" -> count hash (sends, recoveries) as {(provider, word): count}."""
+    """A "<provider>|<word>" -> count hash (sends, deferrals, recoveries) as
+    {(provider, word): count}."""
     result = {}
     for key, value in raw.items():
         provider, _, outcome = key.decode().partition("|")

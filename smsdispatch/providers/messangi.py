@@ -33,7 +33,14 @@ from pydantic import SecretStr
 from smsdispatch.config.settings import MessangiSettings
 from smsdispatch.providers.base import Adapter, json_object, retry_after_seconds
 from smsdispatch.providers.errors import ConfigurationError, VendorProtocolError
-from smsdispatch.providers.reports import ReportTable, json_report, lookup, our_reference, text
+from smsdispatch.providers.reports import (
+    ReportTable,
+    json_report,
+    lookup,
+    moment,
+    our_reference,
+    text,
+)
 from smsdispatch.vocabulary.delivery import DeliveryReport, IncomingReport, MalformedReport
 from smsdispatch.vocabulary.message import OutboundMessage
 from smsdispatch.vocabulary.outcomes import CodeTable, Outcome, OutcomeKind, Rule
@@ -222,7 +229,8 @@ class MessangiAdapter(Adapter[MessangiSettings]):
         The document refers to a "Callback URL (MT)" section it does not
         include, so the body's fields are our reading of the send answer's
         `data`: `id` (Messangi's message id), `status` (a callback status
-        word), and `externalId` (ours, sent back "if you request callbacks").
+        word), `externalId` (ours, sent back "if you request callbacks") and
+        `date`, when the status came about (kept as the report's `vendor_at`).
         A body wrapped in `{"data": {...}}` is read the same. The message is
         matched by `id`; `externalId` names it when the send was never
         recorded (an ambiguous send): a batch's externalId is not a message
@@ -240,6 +248,7 @@ class MessangiAdapter(Adapter[MessangiSettings]):
             tracking_id=text(body.get("id")),
             reference=our_reference(text(body.get("externalId"))),
             raw=incoming.raw,
+            vendor_at=moment(body.get("date")),  # when the status came about, by Messangi
         )
 
     # -- answers --------------------------------------------------------------

@@ -11,9 +11,11 @@ The statuses a report may carry are drawn in vocabulary/delivery.py.
 
 from __future__ import annotations
 
+import email.utils
 import json
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from smsdispatch.vocabulary.delivery import IncomingReport, MalformedReport
@@ -82,3 +84,20 @@ def text(value: object) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
     return str(value).strip() or None
+
+
+def moment(value: object) -> datetime | None:
+    """A vendor's timestamp (ISO 8601 or RFC 2822; UTC when it names no
+    offset) as an aware datetime; None when there is none or it cannot be
+    read: a report is never refused over its timestamp."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)

@@ -41,7 +41,7 @@ from smsdispatch.config.catalog import POOL_PREFIX
 from smsdispatch.config.settings import RestcommSettings
 from smsdispatch.providers.base import Adapter, json_object, retry_after_seconds
 from smsdispatch.providers.errors import ConfigurationError, VendorProtocolError
-from smsdispatch.providers.reports import ReportTable, lookup
+from smsdispatch.providers.reports import ReportTable, lookup, moment
 from smsdispatch.vocabulary.delivery import DeliveryReport, IncomingReport, MalformedReport
 from smsdispatch.vocabulary.message import OutboundMessage
 from smsdispatch.vocabulary.outcomes import CodeTable, Outcome, OutcomeKind, Rule, clip_raw
@@ -115,6 +115,7 @@ class VendorStatus:
     error_code: str | None = None  # set when status is failed or undelivered
     error_message: str | None = None
     raw: str | None = None
+    updated_at: datetime | None = None  # date_updated: when the status last changed
 
 
 class RestcommAdapter(Adapter[RestcommSettings]):
@@ -240,6 +241,7 @@ class RestcommAdapter(Adapter[RestcommSettings]):
             error_code=found.error_code,
             error_reason=found.error_message or _reason(found.error_code),
             raw=found.raw or "",
+            vendor_at=found.updated_at,
         )
 
     supports_sent_search: ClassVar[bool] = True
@@ -350,6 +352,7 @@ class RestcommAdapter(Adapter[RestcommSettings]):
             error_code=_code_text(body.get("error_code")),
             error_message=_text(body.get("error_message")),
             raw=clip_raw(response.text),
+            updated_at=moment(body.get("date_updated")),
         )
 
 
@@ -428,6 +431,7 @@ def _listed_report(
         error_code=code,
         error_reason=_text(item.get("error_message")) or _reason(code),
         raw=clip_raw(json.dumps(item)) or "",
+        vendor_at=moment(item.get("date_updated")),
     )
 
 

@@ -88,11 +88,16 @@ def send_messages(rt: SendServices, ids: Sequence[int]) -> SendSummary:
         except redis.RedisError:
             log.warning("could not record %s's pause or health in Redis", provider, exc_info=True)
     # The batch's counts and limiter waits: one Redis round trip (best-effort).
-    rt.metrics.count_sends(
-        (provider, outcome.kind.value)
+    # What our own side held back is not a send: counted apart.
+    every = [
+        (provider, outcome)
         for provider, provider_outcomes in zip(providers, outcomes, strict=True)
         for outcome in provider_outcomes
+    ]
+    rt.metrics.count_sends(
+        (p, o.kind.value) for p, o in every if o.kind is not OutcomeKind.DEFERRED
     )
+    rt.metrics.count_deferrals((p, o.code) for p, o in every if o.kind is OutcomeKind.DEFERRED)
     rt.metrics.flush(rt.redis)
     summary.outcomes.update(r.update.status.value for r in results)
     log.info("sent batch: claimed=%d outcomes=%s", summary.claimed, dict(summary.outcomes))

@@ -155,6 +155,9 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     final_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the vendor says the final status came about, where its report or
+    # status query says (final_at is when we learned it): time to delivery.
+    vendor_final_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # When reconciliation last asked the vendor for this message's status.
     polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -250,6 +253,7 @@ class DeliveryReportRow(Base):
     status: Mapped[str | None] = mapped_column(String(16))  # mapped; None if unreadable
     raw: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    vendor_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the vendor's own time
     applied: Mapped[bool] = mapped_column(Boolean)
     # applied, ignored (late or repeated), unmatched, malformed: smsdispatch.store.reports.Applied
     outcome: Mapped[str] = mapped_column(String(16))

@@ -57,7 +57,7 @@ from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 from sqlalchemy.sql.selectable import TableValuedAlias
 
 from smsdispatch.store.bulk import chunked
-from smsdispatch.store.models import delivery_reports, messages
+from smsdispatch.store.models import UTCDateTime, delivery_reports, messages
 from smsdispatch.vocabulary.delivery import DeliveryReport
 from smsdispatch.vocabulary.message import Encoding, OutboundMessage
 from smsdispatch.vocabulary.status import MessageStatus
@@ -251,6 +251,7 @@ _REPORT_COLUMNS = {
     "error_reason": Text,
     "tracking": String,
     "final": Boolean,
+    "vendor_at": UTCDateTime,
 }
 
 
@@ -314,6 +315,7 @@ def _together(by_tracking: bool) -> _Together:
                 tracking=t.c.tracking,
                 final=t.c.final,
                 now=now,
+                vendor_at=t.c.vendor_at,
             )
         )
         .returning(t.c.idx, m.id)
@@ -338,6 +340,7 @@ def _report_row(
         report.error_reason,
         report.tracking_id,
         report.final,
+        report.vendor_at,
     )
 
 
@@ -415,6 +418,7 @@ def _forward(
                 tracking=report.tracking_id,
                 final=report.final,
                 now=now,
+                vendor_at=report.vendor_at,
             )
         )
         .returning(messages.c.id)
@@ -446,13 +450,17 @@ def _forward_values(
     tracking: Any,
     final: bool | ColumnElement[bool],
     now: datetime | ColumnElement[datetime],
+    vendor_at: datetime | ColumnElement[datetime] | None,
 ) -> dict[str, Any]:
-    """What a report moving its message forward writes (values or columns)."""
+    """What a report moving its message forward writes (values or columns).
+    A final report keeps the vendor's time of it, where it carries one."""
     m = messages.c
     if isinstance(final, bool):
         final_at: Any = now if final else m.final_at
+        vendor_final_at: Any = vendor_at if final else m.vendor_final_at
     else:
         final_at = case((final, now), else_=m.final_at)
+        vendor_final_at = case((final, vendor_at), else_=m.vendor_final_at)
     return {
         "status": status,
         "vendor_status": vendor_status,
@@ -463,6 +471,7 @@ def _forward_values(
         "sent_at": func.coalesce(m.sent_at, now),
         "updated_at": now,
         "final_at": final_at,
+        "vendor_final_at": vendor_final_at,
     }
 
 
@@ -544,6 +553,7 @@ def _raw_row(
         "status": report.status.value if report else None,
         "raw": (report.raw if report else raw or "")[:RAW_LIMIT],
         "received_at": now,
+        "vendor_at": report.vendor_at if report else None,
         "applied": result is Applied.APPLIED,
         "outcome": result.value,
     }
@@ -602,9 +612,9 @@ def _kept_reports() -> Select[Any]:
     """The reports still waiting for their send (`unmatched`), as
     `_apply_kept_rows` reads them."""
     r = delivery_reports.c
-    return select(r.id, r.provider, r.tracking_id, r.status, r.vendor_status, r.raw).where(
-        r.outcome == Applied.UNMATCHED.value
-    )
+    return select(
+        r.id, r.provider, r.tracking_id, r.status, r.vendor_status, r.raw, r.vendor_at
+    ).where(r.outcome == Applied.UNMATCHED.value)
 
 
 def _apply_kept_rows(session: Session, query: Select[Any], now: datetime) -> set[str]:
@@ -627,7 +637,11 @@ def _apply_kept_rows(session: Session, query: Select[Any], now: datetime) -> set
         (
             row.provider,
             DeliveryReport(
-                MessageStatus(row.status), row.vendor_status or "", row.tracking_id, raw=row.raw
+                MessageStatus(row.status),
+                row.vendor_status or "",
+                row.tracking_id,
+                raw=row.raw,
+                vendor_at=row.vendor_at,
             ),
         )
         for row in rows

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import parse_qsl
 
 from smsdispatch.vocabulary.errors import PeerProtocolError
@@ -88,6 +89,10 @@ class DeliveryReport:
     error_code: str | None = None
     error_reason: str | None = None
     raw: str = field(default="", repr=False)
+    # When the vendor says the status came about (an aware datetime), where the
+    # report or status query carries it: a polled message's delivery time is
+    # this, not the moment we asked.
+    vendor_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.status not in REPORTABLE:

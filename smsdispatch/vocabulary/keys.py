@@ -37,6 +37,7 @@ def undocumented(provider: str, code: str) -> str:
 # monitoring/counters.py): hash fields are "<provider>|<outcome>" and
 # "<provider>|<bucket>", never anything personal.
 METRICS_SENDS = f"{PREFIX}:metrics:sends"
+METRICS_DEFERRALS = f"{PREFIX}:metrics:deferrals"
 METRICS_LIMITER_WAITS = f"{PREFIX}:metrics:limiter_waits"
 
 

@@ -104,6 +104,29 @@ def test_watch_ends_when_the_campaign_is_done(
     assert "delivered 3" in result.stdout
 
 
+def test_watch_of_a_sent_campaign_waits_for_its_reports_and_says_how_many_are_missing(
+    with_campaign: dict[str, str], redis_client: redis.Redis
+) -> None:
+    env = with_campaign
+    db = Database(env["DATABASE_URL"])
+    with db.session() as session, session.begin():
+        session.execute(update(messages).values(status=MessageStatus.UNDELIVERED))
+        session.execute(
+            update(messages).where(messages.c.id == 1).values(status=MessageStatus.ACCEPTED)
+        )
+    db.dispose()
+    assert run(["campaign", "start", "1"], env).returncode == 0
+    assert run(["campaign", "cancel", "1"], env).returncode == 0
+
+    result = run(["campaign", "watch", "1", "--interval", "0.1", "--report-wait", "0.5"], env)
+
+    assert result.returncode == 0, result.stderr
+    assert "sent, 1 awaiting reports" in result.stdout
+    assert "undelivered 2" in result.stdout
+    assert "failed" not in result.stdout  # undelivered is not failed
+    assert "stopped watching: 1 message still awaiting delivery reports" in result.stdout
+
+
 def test_opted_out_numbers_are_listed_imported_and_removed(
     env: dict[str, str], tmp_path: Path
 ) -> None:

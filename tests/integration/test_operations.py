@@ -183,6 +183,7 @@ def attempts_by_provider_and_outcome(stack: Stack) -> dict[tuple[str, str], int]
         rows = session.execute(
             select(m.provider, a.outcome, func.count())
             .select_from(send_attempts.join(messages, a.message_id == m.id))
+            .where(a.outcome != "deferred")  # counted apart: smsdispatch_deferrals_total
             .group_by(m.provider, a.outcome)
         )
         return {(p, o): n for p, o, n in rows}

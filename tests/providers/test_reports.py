@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -70,6 +71,20 @@ def test_messangi_callback_is_matched_by_its_id_and_names_our_external_id() -> N
         post_json({"id": "611b3a42", "externalId": OURS, "status": "EXPIRED"})
     )
     assert (report.tracking_id, report.reference, report.status) == ("611b3a42", OURS, S.EXPIRED)
+
+
+def test_messangi_callback_date_is_kept_as_the_vendors_time_of_the_status() -> None:
+    report = messangi.MessangiAdapter.parse_report(
+        post_json({"id": "611b3a42", "status": "DELIVRD", "date": "2026-11-20T10:00:05.250Z"})
+    )
+    assert report.vendor_at == datetime(2026, 11, 20, 10, 0, 5, 250000, tzinfo=UTC)
+
+
+def test_a_report_with_an_unreadable_date_is_kept_without_the_vendors_time() -> None:
+    report = messangi.MessangiAdapter.parse_report(
+        post_json({"id": "611b3a42", "status": "DELIVRD", "date": "yesterday"})
+    )
+    assert (report.status, report.vendor_at) == (S.DELIVERED, None)
 
 
 def test_messangi_batch_external_id_names_no_message_of_ours() -> None:

@@ -333,6 +333,26 @@ def test_restcomm_fetch_status_reports_the_error_code_of_an_undelivered_message(
     )
 
 
+def test_restcomm_status_query_report_carries_restcomms_own_time_of_delivery(
+    settings: Settings, catalog: Catalog, simulators: SimulatorServer
+) -> None:
+    [outcome] = send(settings, catalog, "restcomm", [message()])
+    sid = outcome.tracking_id or ""
+    restcomm(simulators).set_status(sid, "delivered")
+    delivered_at = datetime.fromtimestamp(restcomm(simulators).messages[sid].updated, UTC)
+
+    async def go() -> DeliveryReport | Outcome:
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            adapter = RestcommAdapter(settings.restcomm, client, catalog.get("restcomm"))
+            return await adapter.query_status(sid)
+
+    report = asyncio.run(go())
+    assert isinstance(report, DeliveryReport), report
+    assert report.vendor_at is not None
+    # date_updated is RFC 2822: whole seconds.
+    assert report.vendor_at == delivered_at.replace(microsecond=0)
+
+
 def test_restcomm_fetch_status_of_an_unknown_sid_is_not_found(
     settings: Settings, catalog: Catalog, simulators: SimulatorServer
 ) -> None:
