@@ -8,8 +8,8 @@ callback `date`, Restcomm's `date_updated`), it is kept: on the report
 keeps it too) and on the message it made final (`messages.vendor_final_at`).
 Both nullable, no default: adding them rewrites no row.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-01 22:00:00.000000
 """
 
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
