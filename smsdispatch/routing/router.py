@@ -1,0 +1,126 @@
+"""Routing messages that name no vendor: one look at Redis per batch, one choice per message.
+
+`Router.snapshot` reads, once for a whole batch, what the choice needs for
+every vendor that some route names: its current weight on each route, whether
+it is paused, its breaker, and how far ahead its account limit is booked. The
+snapshot then chooses per message (routing/choose.py) without another round
+trip, so routing a campaign of a million recipients costs one look, not a
+million.
+
+A half-open breaker lets one probe through per interval (routing/health.py):
+the snapshot asks once and, if allowed, routes exactly one message of the
+batch to that vendor.
+
+When no vendor of the route can take a message now (all paused, breakers
+open, drained), it still goes to the route's vendor with the highest resting
+weight among those that can carry it at all: the worker holds it there until
+that vendor can send, as it would a message that named its vendor. Nothing is
+refused for a vendor's bad minute.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import redis
+
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.config.routes import Route, RouteVendor
+from smsdispatch.limits import pauses
+from smsdispatch.routing.choose import Candidate, choose
+from smsdispatch.routing.health import BreakerState, HealthBoard
+from smsdispatch.routing.weights import WeightBoard
+from smsdispatch.vocabulary import keys
+
+
+@dataclass(frozen=True, slots=True)
+class VendorState:
+    paused: bool
+    breaker: BreakerState
+    backlog_seconds: float
+
+
+@dataclass
+class Snapshot:
+    """What routing knows for one batch; `choose` per message."""
+
+    weights: dict[str, dict[str, int]]  # route -> vendor -> current weight
+    vendors: dict[str, VendorState]
+    rng: random.Random
+    probes: dict[str, int] = field(default_factory=dict)  # half-open vendor -> messages left
+
+    def choose(
+        self, route: Route, can_carry: Callable[[RouteVendor], bool], *, priority: bool = False
+    ) -> RouteVendor | None:
+        """The vendor for one message; None if no vendor of the route can carry it at all."""
+        able = [v for v in route.vendors if can_carry(v)]
+        if not able:
+            return None
+        candidates = [self._candidate(route, v) for v in able if self._open_to(v.vendor)]
+        chosen = choose(route, candidates, self.rng, priority=priority)
+        if chosen is None:
+            return max(able, key=lambda v: v.weight)
+        if self.vendors[chosen.vendor].breaker is not BreakerState.CLOSED:
+            self.probes[chosen.vendor] -= 1
+        return chosen
+
+    def _open_to(self, vendor: str) -> bool:
+        state = self.vendors[vendor]
+        if state.paused:
+            return False
+        if state.breaker is BreakerState.CLOSED:
+            return True
+        return self.probes.get(vendor, 0) > 0
+
+    def _candidate(self, route: Route, choice: RouteVendor) -> Candidate:
+        return Candidate(
+            choice,
+            self.weights[route.name][choice.vendor],
+            self.vendors[choice.vendor].backlog_seconds,
+        )
+
+
+class Router:
+    def __init__(
+        self, catalog: Catalog, client: redis.Redis, rng: random.Random | None = None
+    ) -> None:
+        self.catalog = catalog
+        self.client = client
+        self.rng = rng or random.Random()  # a traffic split, not a secret
+        self.health = HealthBoard(client, catalog.breaker)
+        self.weights = WeightBoard(client, catalog.weights, catalog.breaker)
+
+    def snapshot(self, now: datetime, routes: Iterable[Route] | None = None) -> Snapshot:
+        """Weights, pauses, breakers and backlogs of the routes' vendors, read now."""
+        chosen = list(routes if routes is not None else self.catalog.routes.values())
+        vendors = sorted({v.vendor for r in chosen for v in r.vendors})
+        snapshot = Snapshot(
+            {r.name: self.weights.current(r) for r in chosen},
+            {v: self._state(v, now) for v in vendors},
+            self.rng,
+        )
+        for vendor, state in snapshot.vendors.items():
+            if state.breaker is not BreakerState.CLOSED:
+                state_now, allowed = self.health.admit(vendor)
+                snapshot.probes[vendor] = int(allowed and state_now is not BreakerState.OPEN)
+        return snapshot
+
+    def _state(self, vendor: str, now: datetime) -> VendorState:
+        return VendorState(
+            paused=pauses.current_pause(self.client, vendor, now) is not None,
+            breaker=self.health.breaker(vendor).state,
+            backlog_seconds=self._backlog(vendor),
+        )
+
+    def _backlog(self, vendor: str) -> float:
+        """How far ahead the vendor's account limit is booked (limits/gcra.py's TAT)."""
+        pipe = self.client.pipeline()
+        pipe.time()
+        pipe.get(keys.rate_account(vendor))
+        (seconds, micros), tat = pipe.execute()
+        if tat is None:
+            return 0.0
+        return max(0.0, (float(tat) - (int(seconds) * 1_000_000 + int(micros))) / 1_000_000)

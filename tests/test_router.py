@@ -1,0 +1,103 @@
+"""Routing a batch: one look at Redis, one choice per message."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import redis
+
+from smsdispatch.config.catalog import Catalog
+from smsdispatch.config.routes import RouteVendor
+from smsdispatch.limits import pauses
+from smsdispatch.routing.router import Router
+from smsdispatch.vocabulary import keys
+from smsdispatch.vocabulary.outcomes import OutcomeKind
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def vendor(name: str, sender: str, weight: int) -> dict[str, Any]:
+    return {"vendor": name, "sender": sender, "weight": weight}
+
+
+CATALOG = Catalog.model_validate(
+    {
+        "providers": {
+            "cue": {"senders": [{"id": "CUESMS", "kind": "alphanumeric"}]},
+            "restcomm": {"senders": [{"id": "55555", "kind": "short_code"}]},
+        },
+        "routes": {
+            "default": {
+                "destinations": ["default"],
+                "vendors": [vendor("cue", "CUESMS", 70), vendor("restcomm", "55555", 30)],
+            }
+        },
+        "breaker": {"min_volume": 4, "cooldown_seconds": 0.2, "probe_interval_seconds": 60},
+    }
+)
+ROUTE = CATALOG.routes["default"]
+
+
+def anyone(_: RouteVendor) -> bool:
+    return True
+
+
+@pytest.fixture
+def router(redis_client: redis.Redis) -> Router:
+    return Router(CATALOG, redis_client, random.Random(3))
+
+
+def split(router: Router, n: int = 1000) -> Counter[str]:
+    snapshot = router.snapshot(NOW)
+    return Counter(
+        chosen.vendor if (chosen := snapshot.choose(ROUTE, anyone)) else "none" for _ in range(n)
+    )
+
+
+def test_a_batch_splits_by_the_routes_weights(router: Router) -> None:
+    assert 0.66 < split(router)["cue"] / 1000 < 0.74
+
+
+def test_a_paused_vendor_gets_no_routed_message(router: Router, redis_client: redis.Redis) -> None:
+    pauses.pause(redis_client, "cue", 60, "bad key")
+    assert split(router) == {"restcomm": 1000}
+
+
+def test_a_vendor_whose_breaker_is_open_gets_no_routed_message(router: Router) -> None:
+    router.health.record("cue", [OutcomeKind.RETRY] * 4)
+    assert split(router) == {"restcomm": 1000}
+
+
+def test_a_half_open_vendor_gets_one_probe_message_per_interval(router: Router) -> None:
+    router.health.record("cue", [OutcomeKind.RETRY] * 4)
+    time.sleep(CATALOG.breaker.cooldown_seconds + 0.05)
+    assert split(router)["cue"] == 1
+    assert split(router)["cue"] == 0  # the next probe is an interval away
+
+
+def test_a_vendor_booked_far_ahead_spills_its_share_to_the_others(
+    router: Router, redis_client: redis.Redis
+) -> None:
+    seconds, micros = redis_client.time()
+    redis_client.set(keys.rate_account("cue"), (seconds + 30) * 1_000_000 + micros)
+    assert split(router) == {"restcomm": 1000}
+
+
+def test_when_no_vendor_can_send_now_the_heaviest_that_can_carry_it_holds_it(
+    router: Router, redis_client: redis.Redis
+) -> None:
+    pauses.pause(redis_client, "cue", 60, "bad key")
+    pauses.pause(redis_client, "restcomm", 60, "no credit")
+    assert split(router) == {"cue": 1000}
+
+
+def test_a_vendor_that_cannot_carry_the_message_is_never_chosen(router: Router) -> None:
+    snapshot = router.snapshot(NOW)
+    chosen = {snapshot.choose(ROUTE, lambda v: v.vendor == "restcomm") for _ in range(100)}
+    assert {c.vendor for c in chosen if c} == {"restcomm"}
+    assert snapshot.choose(ROUTE, lambda _: False) is None
