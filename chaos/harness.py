@@ -652,7 +652,8 @@ class Harness:
         events: list[FaultEvent] = []
         final_at: dict[str, float] = {}
         waves = load.waves()
-        planned = Counter(r.provider for _, batch in waves for r in batch)
+        # The schedule names every message's vendor (no routing here).
+        planned = Counter(r.provider for _, batch in waves for r in batch if r.provider)
         total = sum(planned.values())
         submitter = Submitter(self, celery, waves)
         started = submitter.started_at

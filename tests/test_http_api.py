@@ -169,3 +169,26 @@ def test_the_api_says_at_start_up_which_vendor_has_no_base_url(
         create_app(settings)
     [line] = [r.getMessage() for r in caplog.records if r.name == "smsdispatch.api.app"]
     assert line.startswith("skycore is in the provider catalog but SKYCORE__BASE_URL is not set")
+
+
+def test_a_message_without_a_provider_is_routed_and_says_which_vendor_took_it(
+    client: httpx.Client,
+) -> None:
+    body = {k: v for k, v in message(to="+919876543210").items() if k != "provider"}
+    response = client.post("/v1/messages", json=body)
+    assert response.status_code == 202
+    state = client.get(f"/v1/messages/{response.json()['id']}").json()
+    assert state["provider"] == "smsbuddy"
+
+
+def test_a_routed_batch_reports_a_message_no_route_can_carry_by_index(
+    client: httpx.Client,
+) -> None:
+    batch = [
+        {"to": "+919876543210", "text": "ok"},
+        {"to": "+919876543211", "text": "a" * 1000},  # over SMSBuddy's 918
+    ]
+    response = client.post("/v1/messages/batch", json={"messages": batch})
+    answer = response.json()
+    assert len(answer["accepted"]) == 1
+    assert [(r["index"], r["field"]) for r in answer["rejected"]] == [(1, "provider")]

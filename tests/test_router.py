@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from smsdispatch.config.catalog import Catalog
 from smsdispatch.config.routes import RouteVendor
@@ -101,3 +103,10 @@ def test_a_vendor_that_cannot_carry_the_message_is_never_chosen(router: Router) 
     chosen = {snapshot.choose(ROUTE, lambda v: v.vendor == "restcomm") for _ in range(100)}
     assert {c.vendor for c in chosen if c} == {"restcomm"}
     assert snapshot.choose(ROUTE, lambda _: False) is None
+
+
+def test_without_redis_messages_are_routed_on_the_resting_weights() -> None:
+    unreachable = redis.Redis(port=1, retry=Retry(NoBackoff(), 0))
+    snapshot = Router(CATALOG, unreachable, random.Random(3)).snapshot(NOW)
+    chosen = Counter(c.vendor for _ in range(1000) if (c := snapshot.choose(ROUTE, anyone)))
+    assert 0.66 < chosen["cue"] / 1000 < 0.74

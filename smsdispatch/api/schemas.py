@@ -20,8 +20,18 @@ class MessageIn(BaseModel):
 
     to: Annotated[str, Field(max_length=32, description="E.164, e.g. +27821230001")]
     text: Annotated[str, Field(max_length=2000)]
-    provider: Annotated[str, Field(max_length=32)]
-    sender: Annotated[str | None, Field(max_length=32)] = None
+    provider: Annotated[
+        str | None,
+        Field(
+            max_length=32,
+            description="A vendor of the catalog; left out or 'auto': the catalog's "
+            "routes choose one for the recipient",
+        ),
+    ] = None
+    sender: Annotated[
+        str | None,
+        Field(max_length=32, description="The vendor's sender; routed messages take the route's"),
+    ] = None
     client_reference: Annotated[str | None, Field(max_length=128)] = None
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None
     priority: Literal[0, 1] = 0

@@ -35,8 +35,12 @@ def send(
     to: Annotated[str, typer.Option(help="Recipient, E.164 (+27...) or local with --region.")],
     text: Annotated[str, typer.Option(help="Message text.")],
     provider: Annotated[
-        str, typer.Option(help="Vendor: cue, messangi, smsbuddy, restcomm, skycore.")
-    ],
+        str | None,
+        typer.Option(
+            help="Vendor: cue, messangi, smsbuddy, restcomm, skycore; "
+            "left out: routed by the catalog's routes."
+        ),
+    ] = None,
     sender: Annotated[str | None, typer.Option(help="Sender id (default: the vendor's).")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Same key, same message.")] = None,
     client_reference: Annotated[str | None, typer.Option(help="Your own reference.")] = None,

@@ -12,14 +12,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import redis
 from celery import Celery
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from smsdispatch.config.catalog import Catalog
 from smsdispatch.config.settings import Settings
-from smsdispatch.producer.validation import InvalidMessage, SendRequest, Validator, ValidMessage
+from smsdispatch.producer.validation import (
+    InvalidMessage,
+    SendRequest,
+    Validator,
+    ValidMessage,
+    is_routed,
+)
 from smsdispatch.queueing.publish import publish
+from smsdispatch.routing.router import Router, Snapshot
 from smsdispatch.store.clock import Clock
 from smsdispatch.store.db import Database
 from smsdispatch.store.messages import ids_by_idempotency_key, insert_queued
@@ -54,7 +62,9 @@ class Producer:
         *,
         default_region: str | None = None,
         clock: Clock | None = None,
+        router: Router | None = None,
     ) -> None:
+        self.settings = settings
         self.catalog = catalog
         self.db = db
         # The database's clock by default: `next_attempt_at` is compared by
@@ -62,6 +72,18 @@ class Producer:
         self.clock = clock or db.clock
         self.celery = celery
         self.validator = Validator(settings, catalog, default_region)
+        self._router = router
+
+    @property
+    def router(self) -> Router:
+        """Made on the first message that names no vendor: a producer whose
+        messages all name theirs never needs Redis for routing."""
+        if self._router is None:
+            client = redis.Redis.from_url(
+                self.settings.redis_url, socket_timeout=5, socket_connect_timeout=2
+            )
+            self._router = Router(self.catalog, client)
+        return self._router
 
     def send(self, request: SendRequest) -> int:
         """Store and enqueue one message; `InvalidMessage` names the bad field."""
@@ -78,9 +100,10 @@ class Producer:
         """
         result = BatchResult()
         valid: list[tuple[int, ValidMessage]] = []
+        routing = self._routing(requests)
         for index, request in enumerate(requests):
             try:
-                valid.append((index, self.validator.validate(request)))
+                valid.append((index, self.validator.validate(request, routing)))
             except InvalidMessage as exc:
                 result.rejected.append(Rejection(index, exc.field, exc.reason))
         valid = self._without_opted_out(valid, result)
@@ -99,6 +122,12 @@ class Producer:
                     exc_info=True,
                 )
         return result
+
+    def _routing(self, requests: Sequence[SendRequest]) -> Snapshot | None:
+        """One look at routing's state for the batch, if any message names no vendor."""
+        if not any(is_routed(r.provider) for r in requests):
+            return None
+        return self.router.snapshot(self.clock())
 
     def _without_opted_out(
         self, valid: list[tuple[int, ValidMessage]], result: BatchResult
@@ -161,6 +190,7 @@ def _fields(v: ValidMessage) -> dict[str, object]:
     return {
         "provider": v.provider,
         "sender": v.sender,
+        "route": v.route,
         "recipient": v.recipient,
         "text": v.text,
         "encoding": v.encoding.value,

@@ -19,8 +19,10 @@ from smsdispatch.config.catalog import (
     SenderKind,
     UnknownProviderError,
 )
+from smsdispatch.config.routes import NoRouteError, Route, RouteVendor
 from smsdispatch.config.settings import Settings
 from smsdispatch.producer.encoding import detect_encoding, segment_count
+from smsdispatch.routing.router import Snapshot
 from smsdispatch.vocabulary.errors import InputError
 from smsdispatch.vocabulary.message import Encoding
 
@@ -28,6 +30,8 @@ ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 .\-_&]{1,11}$")
 SHORT_CODE = re.compile(r"^\d{3,6}$")
 LONG_CODE = re.compile(r"^\d{7,15}$")
 MAX_REFERENCE = 128
+# `provider` left out or this: the catalog's routes choose the vendor.
+AUTO = "auto"
 
 
 class InvalidMessage(InputError, ValueError):
@@ -45,7 +49,8 @@ class SendRequest:
 
     to: str
     text: str
-    provider: str
+    # None or "auto": routed by the catalog's routes (config/routes.py).
+    provider: str | None = None
     sender: str | None = None
     client_reference: str | None = None
     idempotency_key: str | None = None
@@ -65,6 +70,11 @@ class ValidMessage:
     client_reference: str | None
     idempotency_key: str | None
     priority: int = 0
+    route: str | None = None  # the route that chose the vendor, if none was named
+
+
+def is_routed(provider: str | None) -> bool:
+    return provider is None or provider == AUTO
 
 
 class Validator:
@@ -75,17 +85,17 @@ class Validator:
         # requires every number to carry its '+' and country code.
         self.default_region = default_region
 
-    def validate(self, request: SendRequest) -> ValidMessage:
-        entry = self.provider(request.provider)
+    def validate(self, request: SendRequest, routing: Snapshot | None = None) -> ValidMessage:
+        """The message as it will be stored; `routing` chooses the vendor of a
+        message that names none (the producer takes one snapshot per batch)."""
+        provider = request.provider
+        if provider is None or provider == AUTO:
+            return self.routed(request, routing)
+        entry = self.provider(provider)
         sender = self.sender(entry, request.sender)
         recipient = normalize_number(request.to, self.default_region)
         encoding, segments = self.text(entry, request.text)
-        for name in ("client_reference", "idempotency_key"):
-            value = getattr(request, name)
-            if value is not None and not 0 < len(value) <= MAX_REFERENCE:
-                raise InvalidMessage(name, f"must be 1 to {MAX_REFERENCE} characters")
-        if request.priority not in (0, 1):
-            raise InvalidMessage("priority", "is 0 (bulk) or 1 (urgent)")
+        check_extras(request)
         return ValidMessage(
             entry.name,
             sender,
@@ -97,6 +107,57 @@ class Validator:
             request.idempotency_key,
             request.priority,
         )
+
+    def routed(self, request: SendRequest, routing: Snapshot | None) -> ValidMessage:
+        """A message that names no vendor: its route's choice, from its route's sender."""
+        if request.sender is not None:
+            raise InvalidMessage(
+                "sender", "a routed message goes from its route's sender: name a provider too"
+            )
+        recipient = normalize_number(request.to, self.default_region)
+        check_extras(request)
+        try:
+            route = self.catalog.route_table.route_for(recipient)
+        except NoRouteError as exc:
+            raise InvalidMessage("provider", str(exc)) from None
+        if routing is None:
+            raise ValueError("a routed message needs the batch's routing snapshot")
+        choice = routing.choose(
+            route, lambda v: self.can_carry(v, request.text), priority=request.priority == 1
+        )
+        if choice is None:
+            raise InvalidMessage("provider", self.why_no_vendor(route, request.text))
+        entry = self.catalog.get(choice.vendor)
+        encoding, segments = self.text(entry, request.text)
+        return ValidMessage(
+            entry.name,
+            choice.sender,
+            recipient,
+            request.text,
+            encoding,
+            segments,
+            request.client_reference,
+            request.idempotency_key,
+            request.priority,
+            route.name,
+        )
+
+    def can_carry(self, choice: RouteVendor, text: str) -> bool:
+        """Whether the vendor could ever send this text: configured, and it fits."""
+        entry = self.catalog.get(choice.vendor)
+        configured = not self.settings.vendor(entry.name).missing(entry.name, ("base_url",))
+        return configured and len(text) <= entry.max_text_chars
+
+    def why_no_vendor(self, route: Route, text: str) -> str:
+        reasons = []
+        for choice in route.vendors:
+            entry = self.catalog.get(choice.vendor)
+            missing = self.settings.vendor(entry.name).missing(entry.name, ("base_url",))
+            if missing:
+                reasons.append(f"{entry.name}: {missing[0]} is not set")
+            elif len(text) > entry.max_text_chars:
+                reasons.append(f"{entry.name}: takes at most {entry.max_text_chars} characters")
+        return f"no vendor of route {route.name!r} can carry it ({'; '.join(reasons)})"
 
     def provider(self, name: str) -> ProviderEntry:
         try:
@@ -135,6 +196,16 @@ class Validator:
 
     def text(self, entry: ProviderEntry, text: str) -> tuple[Encoding, int]:
         return check_text(entry, text)
+
+
+def check_extras(request: SendRequest) -> None:
+    """The fields every message checks alike, whoever chooses its vendor."""
+    for name in ("client_reference", "idempotency_key"):
+        value = getattr(request, name)
+        if value is not None and not 0 < len(value) <= MAX_REFERENCE:
+            raise InvalidMessage(name, f"must be 1 to {MAX_REFERENCE} characters")
+    if request.priority not in (0, 1):
+        raise InvalidMessage("priority", "is 0 (bulk) or 1 (urgent)")
 
 
 def check_text(entry: ProviderEntry, text: str) -> tuple[Encoding, int]:

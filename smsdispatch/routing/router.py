@@ -20,6 +20,7 @@ refused for a vendor's bad minute.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from smsdispatch.routing.choose import Candidate, choose
 from smsdispatch.routing.health import BreakerState, HealthBoard
 from smsdispatch.routing.weights import WeightBoard
 from smsdispatch.vocabulary import keys
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,17 @@ class Snapshot:
         )
 
 
+def resting(routes: Iterable[Route], rng: random.Random) -> Snapshot:
+    """A snapshot that knows nothing of health: resting weights, every vendor open."""
+    chosen = list(routes)
+    idle = VendorState(paused=False, breaker=BreakerState.CLOSED, backlog_seconds=0.0)
+    return Snapshot(
+        {r.name: {v.vendor: v.weight for v in r.vendors} for r in chosen},
+        {v.vendor: idle for r in chosen for v in r.vendors},
+        rng,
+    )
+
+
 class Router:
     def __init__(
         self, catalog: Catalog, client: redis.Redis, rng: random.Random | None = None
@@ -94,8 +108,20 @@ class Router:
         self.weights = WeightBoard(client, catalog.weights, catalog.breaker)
 
     def snapshot(self, now: datetime, routes: Iterable[Route] | None = None) -> Snapshot:
-        """Weights, pauses, breakers and backlogs of the routes' vendors, read now."""
+        """Weights, pauses, breakers and backlogs of the routes' vendors, read now.
+
+        Without Redis, the resting weights and no vendor paused: messages are
+        still routed (and stored: the sweeper enqueues them once Redis is
+        back), only without what the last minutes taught.
+        """
         chosen = list(routes if routes is not None else self.catalog.routes.values())
+        try:
+            return self._snapshot(now, chosen)
+        except redis.RedisError as exc:
+            log.warning("routing on resting weights: Redis unavailable (%s)", type(exc).__name__)
+            return resting(chosen, self.rng)
+
+    def _snapshot(self, now: datetime, chosen: list[Route]) -> Snapshot:
         vendors = sorted({v.vendor for r in chosen for v in r.vendors})
         snapshot = Snapshot(
             {r.name: self.weights.current(r) for r in chosen},

@@ -110,6 +110,9 @@ class Message(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(32))
     sender: Mapped[str] = mapped_column(String(32))
+    # The catalog route of a message that named no vendor (config/routes.py);
+    # None: it named its vendor and goes there only.
+    route: Mapped[str | None] = mapped_column(String(64))
     recipient: Mapped[str] = mapped_column(String(20))  # E.164 with '+'
     text: Mapped[str] = mapped_column(Text)
     encoding: Mapped[str] = mapped_column(String(8))
