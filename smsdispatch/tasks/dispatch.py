@@ -10,7 +10,7 @@ from smsdispatch.vocabulary import names
 from smsdispatch.workers.runtime import get_runtime
 
 
-@shared_task(name=names.DISPATCH)
+@shared_task(name=names.DISPATCH, send_events=False)
 def dispatch() -> None:
     """Start, top up, end and complete campaigns (see campaigns/dispatcher.py)."""
     rt = get_runtime()

@@ -10,7 +10,7 @@ from smsdispatch.vocabulary import names
 from smsdispatch.workers.runtime import get_runtime
 
 
-@shared_task(name=names.RECONCILE)
+@shared_task(name=names.RECONCILE, send_events=False)
 def reconcile() -> None:
     """Poll status queries for stale `accepted` and `unknown` messages (ids stay in SQL)."""
     rt = get_runtime()

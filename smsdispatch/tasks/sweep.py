@@ -10,7 +10,7 @@ from smsdispatch.vocabulary import names
 from smsdispatch.workers.runtime import get_runtime
 
 
-@shared_task(name=names.SWEEP)
+@shared_task(name=names.SWEEP, send_events=False)
 def sweep() -> None:
     """Re-enqueue due retries, rows lost from the broker, and rows of dead workers."""
     rt = get_runtime()
