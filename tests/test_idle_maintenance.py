@@ -82,6 +82,9 @@ def test_an_idle_worker_and_beat_log_nothing_about_maintenance_runs(
         assert f"{task}[" not in worker_lines, task
     assert "Sending due task" not in beat_log.read_text()
     assert "beat: Starting..." in beat_log.read_text()  # beat's other INFO lines remain
+    # ... and the runs are counted for /metrics (monitoring/maintenance.py).
+    counted = redis_client.hget(keys.METRICS_MAINTENANCE_RUNS, f"{names.SWEEP}|ok")
+    assert int(counted or 0) >= 4
 
 
 def test_flower_lists_sends_and_no_maintenance_run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from smsdispatch.monitoring.maintenance import counted
 from smsdispatch.queueing.periodic import run_periodic
 from smsdispatch.reports.reconcile import reconcile_messages
 from smsdispatch.vocabulary import names
@@ -18,5 +19,5 @@ def reconcile() -> None:
         rt.redis,
         names.RECONCILE,
         rt.settings.reconcile_interval_seconds,
-        lambda: reconcile_messages(rt),
+        counted(rt.redis, names.RECONCILE, lambda: reconcile_messages(rt)),
     )

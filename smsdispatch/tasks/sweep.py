@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from smsdispatch.monitoring.maintenance import counted
 from smsdispatch.queueing.periodic import run_periodic
 from smsdispatch.sending.sweeper import sweep_outbox
 from smsdispatch.vocabulary import names
@@ -15,5 +16,8 @@ def sweep() -> None:
     """Re-enqueue due retries, rows lost from the broker, and rows of dead workers."""
     rt = get_runtime()
     run_periodic(
-        rt.redis, names.SWEEP, rt.settings.sweep_interval_seconds, lambda: sweep_outbox(rt)
+        rt.redis,
+        names.SWEEP,
+        rt.settings.sweep_interval_seconds,
+        counted(rt.redis, names.SWEEP, lambda: sweep_outbox(rt)),
     )

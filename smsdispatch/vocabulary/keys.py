@@ -69,3 +69,8 @@ ORPHANED = f"{PREFIX}:orphaned"
 # How stuck or orphaned sends were recovered (sending/sweeper.py):
 # "<provider>|<how>" -> count.
 METRICS_RECOVERIES = f"{PREFIX}:metrics:recoveries"
+
+# The maintenance tasks' runs (monitoring/maintenance.py): "<task>|<outcome>"
+# -> count, and "<task>" -> Redis TIME (seconds) of its last run that worked.
+METRICS_MAINTENANCE_RUNS = f"{PREFIX}:metrics:maintenance_runs"
+METRICS_MAINTENANCE_LAST_OK = f"{PREFIX}:metrics:maintenance_last_ok"
