@@ -55,15 +55,13 @@ def health_router(settings: Settings, db: Database) -> APIRouter:
     checks = readiness_checks(settings, db)
     pool = ThreadPoolExecutor(PROBE_THREADS, thread_name_prefix="readyz")
 
-    @router.get("/healthz")
+    # Out of the OpenAPI document, like /metrics: operations' endpoints, not the API's.
+    @router.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         """Alive: the process answers. Nothing else is asked."""
         return {"status": "alive"}
 
-    @router.get(
-        "/readyz",
-        responses={503: {"description": "a dependency failed; `checks` names it"}},
-    )
+    @router.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
         """Ready: the database answers at the migrations' head and Redis answers."""
         results = await run_checks(checks, pool, PROBE_TIMEOUT_SECONDS)
