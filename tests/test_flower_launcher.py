@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from smsdispatch.local.processes import flower_process
+from smsdispatch.local.processes import flower_process, free_port, wait_http
 from smsdispatch.monitoring.flower import FlowerConfigError, flower_argv, flower_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,3 +64,37 @@ def test_make_flower_runs_the_launcher() -> None:
         check=True,
     )
     assert "-m smsdispatch.monitoring.flower" in dry_run.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def flower(tmp_path: Path, redis_url: str) -> Iterator[str]:
+    """Flower started by the launcher, on the test Redis; its root URL."""
+    port = free_port()
+    env = {**os.environ, "REDIS_URL": redis_url}
+    process = flower_process(env, tmp_path, port, "admin:s3cret-pass").start()
+    root = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{root}/healthcheck", timeout=60)
+        yield root
+    finally:
+        process.stop()
+
+
+def test_flower_metrics_ask_for_the_password(flower: str) -> None:
+    assert httpx.get(f"{flower}/metrics").status_code == 401
+    assert httpx.get(f"{flower}/metrics", auth=("admin", "wrong")).status_code == 401
+    answer = httpx.get(f"{flower}/metrics", auth=("admin", "s3cret-pass"))
+    assert answer.status_code == 200
+    assert "# HELP flower_" in answer.text  # Flower's Prometheus text
+
+
+def test_flower_pages_and_api_ask_for_the_password(flower: str) -> None:
+    for path in ("/", "/tasks", "/api/workers"):
+        assert httpx.get(f"{flower}{path}").status_code == 401, path
+        assert httpx.get(f"{flower}{path}", auth=("admin", "s3cret-pass")).status_code == 200
+
+
+def test_flower_healthcheck_is_open_on_purpose_and_says_only_ok(flower: str) -> None:
+    answer = httpx.get(f"{flower}/healthcheck")
+    assert answer.status_code == 200
+    assert answer.text == "OK"

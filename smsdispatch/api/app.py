@@ -8,7 +8,8 @@
     GET  /metrics             Prometheus (monitoring/web.py: METRICS_TOKEN, not API keys)
     GET|POST /reports/{vendor}/{token}   delivery reports (api/reports.py)
     /v1/campaigns...          campaigns: create, upload a CSV, preview, control (api/campaigns.py)
-    GET  /openapi.json        the contract
+    GET  /openapi.json        the contract; /docs (Swagger UI) and /redoc from packaged assets
+    GET  /healthz, /readyz    alive; ready (database migrated, Redis): api/health.py
 
 Keys travel in the `X-API-Key` header: those of the environment's API_KEYS
 are compared in constant time, the others looked up by hash among the keys
@@ -30,11 +31,14 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends as Dependency
 from fastapi.security import APIKeyHeader
+from fastapi_offline import FastAPIOffline
 from redis import Redis
 
+from smsdispatch.api.access_log import AccessLog
 from smsdispatch.api.body_size import MaxBodySize
 from smsdispatch.api.campaigns import campaigns_router
 from smsdispatch.api.errors import database_away, validation_failed
+from smsdispatch.api.health import health_router
 from smsdispatch.api.message_search import message_search_router
 from smsdispatch.api.no_store import NoStore
 from smsdispatch.api.reports import reports_router
@@ -59,6 +63,7 @@ from smsdispatch.store.db import DATABASE_AWAY, Database
 from smsdispatch.store.messages import message_status_row
 from smsdispatch.workers.app import create_app as create_celery
 
+DOCS_ASSETS = "/docs/assets"
 RECIPIENT_UPLOAD = re.compile(r"/v1/campaigns/\d+/recipients")
 API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False)
 log = logging.getLogger(__name__)
@@ -71,11 +76,14 @@ def create_app(settings: Settings) -> FastAPI:
     # the workers' concern: the API never calls a vendor.)
     warn_unconfigured(settings, catalog.providers, log, fields=("base_url",))
     db = Database(settings.database_url, pool_size=settings.api_db_pool_size)
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the fastapi-offline
+    # wheel's copies, served here: the pages work without internet.
+    app = FastAPIOffline(
         title="smsdispatch",
         version="1",
         summary="Submit SMS messages and read their delivery status.",
         lifespan=_closing(db),
+        static_url=DOCS_ASSETS,
     )
     caller = _authenticator(settings, db)
     guarded = [Depends(caller)]
@@ -86,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     for away in DATABASE_AWAY:
         app.add_exception_handler(away, database_away)
     app.include_router(metrics_router(settings, db))
+    app.include_router(health_router(settings, db))
     app.include_router(reports_router(settings, db))
     app.include_router(campaigns_router(Campaigns(settings, catalog, db), guarded))
     app.include_router(message_search_router(db, db.clock, guarded))
@@ -98,6 +107,8 @@ def create_app(settings: Settings) -> FastAPI:
         uploads=RECIPIENT_UPLOAD,
         max_upload_bytes=settings.api_max_upload_bytes,
     )
+    if settings.api_access_log:
+        app.add_middleware(AccessLog)  # outermost: it sees every answer, a 413 too
     return app
 
 

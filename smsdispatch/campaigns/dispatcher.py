@@ -76,7 +76,7 @@ def dispatch_campaigns(rt: Services) -> DispatchResult:
     """
     with exclusive(rt.redis, keys.DISPATCH_LOCK, LOCK_SECONDS) as held:
         if not held:
-            log.info("dispatch: another run is in progress; skipped")
+            log.debug("dispatch: another run is in progress; skipped")
             return DispatchResult()
         return _dispatch(rt)
 

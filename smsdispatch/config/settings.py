@@ -231,6 +231,9 @@ class Settings(BaseSettings):
     api_db_pool_size: int = 10
     # A campaign's recipient list (CSV) may be larger: a million rows is about 30 MB.
     api_max_upload_bytes: int = 200_000_000
+    # One line per request (method, path with the report token replaced,
+    # status, duration: api/access_log.py); false turns it off.
+    api_access_log: bool = True
 
     # GET /metrics (Prometheus): open when empty, else `Authorization: Bearer
     # <token>`; how long the per-status message counts are reused between

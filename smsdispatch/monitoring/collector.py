@@ -11,6 +11,8 @@ and the messages table. So any process can serve /metrics (the HTTP API, or
     smsdispatch_queue_backlog{queue}                  gauge     Celery messages waiting (LLEN)
     smsdispatch_messages{provider,status}             gauge     messages by status
     smsdispatch_metrics_source_up{source}             gauge     1 if redis / database answered
+    smsdispatch_maintenance_runs_total{task,outcome}  counter   sweep/dispatch/reconcile runs
+    smsdispatch_maintenance_seconds_since_ok{task}    gauge     (monitoring/maintenance.py)
 
 Cost of a scrape: one Redis pipeline (four HGETALLs and an LLEN per queue and
 priority step: 4 x 12 small commands) and, at most once per
@@ -42,6 +44,7 @@ from prometheus_client.core import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from smsdispatch.monitoring.counters import read_counts, read_wait_histograms
+from smsdispatch.monitoring.maintenance import MaintenanceCollector
 from smsdispatch.store.db import Database
 from smsdispatch.store.outbox import status_counts
 from smsdispatch.vocabulary import keys
@@ -190,4 +193,5 @@ def cluster_registry(collector: ClusterCollector) -> CollectorRegistry:
     whichever process happens to serve the scrape) is mixed in."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
+    registry.register(MaintenanceCollector(collector.client))
     return registry

@@ -14,7 +14,14 @@ Choices and why:
 - `--purge-offline-workers`: a worker host that went away leaves the
   dashboard after five minutes instead of showing as offline for ever.
 - The worker's task events are already on (workers/app.py); Flower adds
-  nothing to the workers.
+  nothing to the workers. The maintenance tasks send no events
+  (tasks/__init__.py), so Flower's task list holds the sends.
+- `/metrics` (Flower's Prometheus text: task names, worker names, counts)
+  asks for the same password: Flower 2.2 leaves it open, so the launcher
+  runs Flower in this process after wrapping that handler
+  (`require_password_for_metrics`). Prometheus scrapes it with `basic_auth`.
+  `/healthcheck` stays open on purpose: it answers "OK" and nothing else,
+  so a load balancer or an orchestrator probes it without holding the password.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from smsdispatch.vocabulary.errors import SetupError
 
@@ -65,6 +73,20 @@ def flower_env(env: Mapping[str, str]) -> dict[str, str]:
     return result
 
 
+def require_password_for_metrics() -> None:
+    """Flower's /metrics handler asks for the basic-auth password, as its
+    pages do (`get_current_user` checks the Authorization header and raises
+    401 on a missing or wrong one)."""
+    from flower.views.monitor import Metrics
+    from tornado.web import HTTPError
+
+    def prepare(handler: Any) -> None:
+        if not handler.current_user:
+            raise HTTPError(401)
+
+    Metrics.prepare = prepare
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Flower with basic auth, as smsdispatch runs it.")
     parser.add_argument("--port", type=int, default=int(os.environ.get("FLOWER_PORT", "5555")))
@@ -74,8 +96,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         env = flower_env(os.environ)
     except FlowerConfigError as exc:
         raise SystemExit(f"flower: {exc}") from None
-    # Replace this process, so signals reach Flower itself.
-    os.execve(CELERY, flower_argv(port=args.port, address=args.address), env)  # noqa: S606
+    os.environ.clear()
+    os.environ.update(env)
+    require_password_for_metrics()
+    # Flower in this process (so the handler above is the one it serves, and
+    # signals reach Flower itself), started as `celery ... flower` would be.
+    from celery.bin.celery import main as celery
+
+    sys.argv = flower_argv(port=args.port, address=args.address)
+    raise SystemExit(celery())
 
 
 if __name__ == "__main__":

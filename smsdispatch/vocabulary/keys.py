@@ -71,6 +71,11 @@ ORPHANED = f"{PREFIX}:orphaned"
 # "<provider>|<how>" -> count.
 METRICS_RECOVERIES = f"{PREFIX}:metrics:recoveries"
 
+# The maintenance tasks' runs (monitoring/maintenance.py): "<task>|<outcome>"
+# -> count, and "<task>" -> Redis TIME (seconds) of its last run that worked.
+METRICS_MAINTENANCE_RUNS = f"{PREFIX}:metrics:maintenance_runs"
+METRICS_MAINTENANCE_LAST_OK = f"{PREFIX}:metrics:maintenance_last_ok"
+
 
 def health_prefix(provider: str) -> str:
     """A vendor's health counts: one hash per bucket of Redis time, the

@@ -30,7 +30,7 @@ from kombu.entity import Queue
 
 from smsdispatch.config.catalog import load_catalog
 from smsdispatch.config.garbage import collect_less
-from smsdispatch.config.logs import quiet_third_party_loggers
+from smsdispatch.config.logs import quiet_maintenance_runs, quiet_third_party_loggers
 from smsdispatch.config.settings import Settings, get_settings, warn_unconfigured
 from smsdispatch.vocabulary import names
 
@@ -69,7 +69,8 @@ def create_app(settings: Settings) -> Celery:
             names.DISPATCH: {"queue": names.MAINTENANCE_QUEUE},
             names.RECONCILE: {"queue": names.MAINTENANCE_QUEUE},
         },
-        # Events for Flower.
+        # Events for Flower: sends only; the maintenance tasks set
+        # `send_events = False` and beat sends no "task-sent" (below).
         worker_send_task_events=True,
         task_send_sent_event=True,
         # No `expires` on beat's tasks: it compares beat's clock with the
@@ -98,6 +99,16 @@ def create_app(settings: Settings) -> Celery:
 @signals.after_setup_task_logger.connect
 def _quiet_loggers(**_: Any) -> None:
     quiet_third_party_loggers()
+    quiet_maintenance_runs()
+
+
+@signals.beat_init.connect
+def _no_sent_events_from_beat(sender: Any = None, **_: Any) -> None:
+    """Beat sends only maintenance tasks, which stay out of Flower: their
+    tasks set `send_events = False` (tasks/), which the worker honours, but
+    the "task-sent" event is the publisher's, on for every task
+    (`task_send_sent_event`, for the sends). Beat alone turns it off."""
+    (sender.app if sender is not None else app).conf.task_send_sent_event = False
 
 
 @signals.worker_ready.connect
