@@ -48,7 +48,8 @@ def test_a_request_is_logged_with_method_path_status_and_duration_and_no_query(
 ) -> None:
     with served_api(database_url=database_url) as http, caplog.at_level(logging.INFO, ACCESS):
         http.get("/v1/messages/12345", params={"client_reference": "order-77"})
-        http.post("/v1/messages", json={"to": "+27821230001", "text": "Your code is 1234"})
+        refused_body = {"to": "+27821230001", "text": "Your code is 1234", "provider": "nope"}
+        http.post("/v1/messages", json=refused_body)
     not_found, refused = access_lines(caplog)
     assert re.fullmatch(r"GET /v1/messages/12345 404 \d+\.\dms", not_found), not_found
     assert re.fullmatch(r"POST /v1/messages 422 \d+\.\dms", refused), refused

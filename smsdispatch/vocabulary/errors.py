@@ -18,6 +18,7 @@ code, the CLI into a red line and exit status 2, a worker into an outcome.
     │   │                                to fix in the request's body, only in what it names
     │   ├── CampaignNotFound             campaigns/service.py       (also LookupError)
     │   ├── ApiKeyNotFound               store/api_keys.py          (also LookupError)
+    │   ├── NoRouteError                 config/routes.py           (also LookupError)
     │   └── UnknownProviderError         config/catalog.py          (also LookupError)
     ├── ConflictError                    the request is well formed but the thing's current
     │   │                                state refuses it (409): the caller reads the state
