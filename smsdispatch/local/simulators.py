@@ -7,8 +7,9 @@ import uvicorn
 from smsdispatch.config.garbage import no_full_collections
 from smsdispatch.config.settings import Settings
 from smsdispatch.local.serve import BackgroundServer
+from smsdispatch.reports.urls import report_url
 from smsdispatch.simulators.app import build_simulators, create_app
-from smsdispatch.simulators.common import VendorSimulator
+from smsdispatch.simulators.common import STANDALONE_REPORT_MIX, VendorSimulator
 
 
 class SimulatorServer:
@@ -47,12 +48,22 @@ class SimulatorServer:
         self.stop()
 
 
-def serve_forever(settings: Settings, host: str, port: int) -> None:
+def serve_forever(settings: Settings, host: str, port: int, *, reports: bool = True) -> None:
     """`smsdispatch simulate`: serve in the foreground until interrupted,
-    posting delivery reports over kept-alive connections."""
+    posting delivery reports over kept-alive connections.
+
+    With `reports` every simulator reports every accepted message in the
+    standalone mix (`STANDALONE_REPORT_MIX`), from the start and after a
+    reset; Skycore, whose postback URL is an account setting, to this
+    installation's report URL (PUBLIC_BASE_URL and REPORT_SECRET).
+    """
     simulators = build_simulators(settings)
-    for simulator in simulators.values():
+    for vendor, simulator in simulators.items():
         simulator.report_keepalive = True
+        if reports:
+            simulator.stand(reports=True, report_mix=STANDALONE_REPORT_MIX)
+            if vendor == "skycore":
+                simulator.stand(postback_url=report_url(settings, vendor))
     app = create_app(simulators)
     no_full_collections()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, backlog=4096)
