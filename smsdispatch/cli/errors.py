@@ -123,10 +123,21 @@ def _redis(exc: BaseException) -> Failure:
     if isinstance(exc, redis.TimeoutError):
         return Failure(f"{where} did not answer in time: is it overloaded, or the port wrong?")
     if isinstance(exc, redis.ConnectionError) or not isinstance(exc, redis.RedisError):
-        if "refused" in str(exc).lower():
+        if _refused(exc):
             return Failure(f"{where} refused the connection: start Redis or set REDIS_URL")
         return Failure(f"{where} cannot be reached ({one_line(exc)}): start it or set REDIS_URL")
     return Failure(f"{where}: {one_line(exc)}")
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the connection was refused (redis.asyncio words it "Connect
+    call failed"; the cause says it plainly)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError) or "refused" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _database(exc: BaseException) -> Failure:
