@@ -79,8 +79,8 @@ def send(
 
 @app.command()
 def api(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str, typer.Option(envvar="API_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="API_PORT")] = 8000,
 ) -> None:
     """Serve the HTTP API (API keys from API_KEYS, a JSON list)."""
     import uvicorn

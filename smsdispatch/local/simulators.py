@@ -48,9 +48,11 @@ class SimulatorServer:
         self.stop()
 
 
-def serve_forever(settings: Settings, host: str, port: int, *, reports: bool = True) -> None:
-    """`smsdispatch simulate`: serve in the foreground until interrupted,
-    posting delivery reports over kept-alive connections.
+def standalone_simulators(
+    settings: Settings, *, reports: bool = True
+) -> dict[str, VendorSimulator]:
+    """The simulators as `smsdispatch simulate` serves them: posting delivery
+    reports over kept-alive connections.
 
     With `reports` every simulator reports every accepted message in the
     standalone mix (`STANDALONE_REPORT_MIX`), from the start and after a
@@ -64,6 +66,11 @@ def serve_forever(settings: Settings, host: str, port: int, *, reports: bool = T
             simulator.stand(reports=True, report_mix=STANDALONE_REPORT_MIX)
             if vendor == "skycore":
                 simulator.stand(postback_url=report_url(settings, vendor))
-    app = create_app(simulators)
+    return simulators
+
+
+def serve_forever(settings: Settings, host: str, port: int, *, reports: bool = True) -> None:
+    """`smsdispatch simulate`: serve in the foreground until interrupted."""
+    app = create_app(standalone_simulators(settings, reports=reports))
     no_full_collections()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, backlog=4096)
