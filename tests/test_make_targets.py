@@ -38,6 +38,22 @@ def test_make_flower_takes_its_password_from_the_env_file(tmp_path: Path, redis_
     assert "pw-from-env-file" not in flower.log_tail()  # not on the command line make echoes
 
 
+def test_make_flower_without_basic_auth_anywhere_refuses_to_start(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("FLOWER_PORT=1\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWER_")}
+    result = subprocess.run(
+        [*MAKE, "flower", f"ENV_FILE={tmp_path / '.env'}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "flower: set FLOWER_BASIC_AUTH=user:password" in result.stderr
+
+
 def test_make_api_reads_the_env_file_and_the_environment_wins_over_it(tmp_path: Path) -> None:
     env_file = tmp_path / ".env"
     env_file.write_text("API_PORT=1111\nAPI_HOST=10.0.0.1\n")
