@@ -10,6 +10,7 @@ executable from another directory, where the traceback used to be 170 lines.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from smsdispatch.cli.errors import set_debug
 from smsdispatch.cli.main import app
 from smsdispatch.config.settings import get_settings
 from smsdispatch.local.processes import free_port
@@ -275,6 +277,25 @@ def test_a_missing_file_is_named(
     line = assert_one_line(code, out, err)
     assert line == "smsdispatch: No such file or directory: nowhere.txt"
     assert code == 2
+
+
+def test_a_log_record_keeps_one_line_with_its_error_and_no_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger().addHandler(handler)
+    try:
+        set_debug(False)
+        try:
+            raise ConnectionError("Error 111 connecting. Connection refused.\nsecond line")
+        except ConnectionError:
+            logging.getLogger("t").warning("%d stored; 100%% safe", 3, exc_info=True)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert capsys.readouterr().err == (
+        "3 stored; 100% safe (Error 111 connecting. Connection refused.)\n"
+    )
 
 
 # -- the real executable --------------------------------------------------------

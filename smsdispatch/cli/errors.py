@@ -68,7 +68,10 @@ class CliApp(typer.Typer):
         except Exception as exc:
             if options.debug:
                 raise
-            failure = explain(exc)
+            try:
+                failure = explain(exc)
+            except Exception:  # explaining must not end in a traceback either
+                failure = Failure(f"{type(exc).__name__}: {one_line(exc)}")
             print(f"smsdispatch: {failure.line}", file=sys.stderr)
             sys.exit(failure.code)
 
@@ -83,7 +86,10 @@ def set_debug(debug: bool) -> None:
 
 def _without_traceback(record: logging.LogRecord) -> bool:
     if record.exc_info and record.exc_info[1] is not None:
-        record.msg = f"{record.msg} ({one_line(record.exc_info[1])})"
+        cause = one_line(record.exc_info[1])
+        # The message is %-formatted with its arguments later: keep a % in
+        # the error's words from being read as a placeholder.
+        record.msg = f"{record.msg} ({cause.replace('%', '%%') if record.args else cause})"
     record.exc_info = None
     record.exc_text = None
     return True

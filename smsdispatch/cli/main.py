@@ -188,7 +188,13 @@ def status() -> None:
             *(str(counts.get((provider, s), 0)) for s in statuses),
             f"until {pause.until:%H:%M:%S}: {pause.reason}" if pause else "",
         )
-    console.print(f"database {database_location()}   redis {hide_password(settings.redis_url)}")
+    # One line however narrow the terminal: an operator copies the path.
+    console.print(
+        f"database {database_location()}   redis {hide_password(settings.redis_url)}",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
     console.print(table)
 
 
