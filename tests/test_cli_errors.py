@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -26,7 +27,7 @@ from smsdispatch.cli.errors import set_debug
 from smsdispatch.cli.main import app
 from smsdispatch.config.settings import get_settings
 from smsdispatch.local.processes import free_port
-from smsdispatch.store.migrate import upgrade
+from smsdispatch.store.migrate import alembic_config, upgrade
 from tests.settings import POSTGRES_URL
 
 SMSDISPATCH = str(Path(sys.executable).parent / "smsdispatch")
@@ -164,6 +165,21 @@ def test_a_command_on_an_empty_sqlite_file_says_it_has_no_tables(
         "run smsdispatch db upgrade"
     )
     assert code == 1
+
+
+def test_a_database_at_an_older_migration_names_both_and_the_fix(
+    elsewhere: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database_url = f"sqlite:///{elsewhere / 'old.db'}"
+    upgrade(database_url, "0002")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    code, out, err = invoke(DATABASE_COMMANDS["campaign list"], capsys)  # campaigns: 0003
+    head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+    line = assert_one_line(code, out, err)
+    assert line == (
+        f"smsdispatch: database at {elsewhere / 'old.db'} is at migration 0002, "
+        f"this version needs {head}: run smsdispatch db upgrade"
+    )
 
 
 @pytest.mark.postgres

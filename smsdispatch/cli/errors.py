@@ -264,19 +264,26 @@ def sqlite_path(url: str) -> Path | None:
 
 def schema_problem() -> str:
     """Why the database's tables are not what this version needs, and the fix."""
-    from sqlalchemy import inspect
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     from smsdispatch.config.settings import get_settings
     from smsdispatch.store.db import make_engine
+    from smsdispatch.store.migrate import alembic_config
 
+    url = get_settings().database_url
     where = f"database at {database_location()}"
-    engine = make_engine(get_settings().database_url)
+    engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            if not inspect(conn).has_table("alembic_version"):
-                return f"{where} has no tables: {UPGRADE}"
-    except Exception:
-        return f"{where} has no tables: {UPGRADE}"
+            current = MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
-    return f"{where} is not at the latest migration: {UPGRADE}"
+    if current is None:
+        return f"{where} has no tables: {UPGRADE}"
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    if current != head:
+        return f"{where} is at migration {current}, this version needs {head}: {UPGRADE}"
+    return (
+        f"{where} is at the latest migration but lacks a table or column: was it altered by hand?"
+    )
