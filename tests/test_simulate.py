@@ -140,5 +140,9 @@ def test_simulate_prints_and_writes_the_lines_and_serves_with_reports_on(tmp_pat
     lines = [line for line in out.splitlines() if line and not line.startswith("#")]
     assert f"SKYCORE__BASE_URL=http://127.0.0.1:{port}/skycore/API" in lines
     assert "PUBLIC_BASE_URL=http://127.0.0.1:8000" in lines
+    assert (
+        "# delivery reports on: 90% delivered, 5% undelivered, 5% expired, 1 s after acceptance, "
+        "posted to http://127.0.0.1:8000/reports/<vendor>/... (the API: smsdispatch api)"
+    ) in out.splitlines()
     assert set(lines) <= set((tmp_path / ".env").read_text().splitlines())
     assert "Traceback" not in out

@@ -124,7 +124,7 @@ def simulate(
     workers, beat and the API at them (credentials from the environment where
     set, else the simulators' own)."""
     from smsdispatch.local.environment import simulator_setup, write_env_file
-    from smsdispatch.local.simulators import serve_forever
+    from smsdispatch.local.simulators import serve_forever, standalone_reports_in_words
 
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     root = f"http://{shown}:{port}"
@@ -133,9 +133,8 @@ def simulate(
     say(f"# vendor simulators on {root}/<vendor> (inspect and control: {root}/_sim/<vendor>/)")
     if reports:
         say(
-            "# delivery reports on: 90% delivered, 5% undelivered, 5% expired, 1 s after "
-            f"acceptance, posted to {setup.settings.public_base_url}/reports/<vendor>/... "
-            "(the API: smsdispatch api)"
+            f"# delivery reports on: {standalone_reports_in_words()}, posted to "
+            f"{setup.settings.public_base_url}/reports/<vendor>/... (the API: smsdispatch api)"
         )
     else:
         say("# delivery reports off (--no-reports): messages stay `accepted`")

@@ -9,7 +9,7 @@ from smsdispatch.config.settings import Settings
 from smsdispatch.local.serve import BackgroundServer
 from smsdispatch.reports.urls import report_url
 from smsdispatch.simulators.app import build_simulators, create_app
-from smsdispatch.simulators.common import STANDALONE_REPORT_MIX, VendorSimulator
+from smsdispatch.simulators.common import STANDALONE_REPORT_MIX, Control, VendorSimulator
 
 
 class SimulatorServer:
@@ -67,6 +67,13 @@ def standalone_simulators(
             if vendor == "skycore":
                 simulator.stand(postback_url=report_url(settings, vendor))
     return simulators
+
+
+def standalone_reports_in_words() -> str:
+    """`STANDALONE_REPORT_MIX` and the report delay, as `simulate` announces them."""
+    total = sum(STANDALONE_REPORT_MIX.values())
+    shares = ", ".join(f"{100 * n / total:g}% {fate}" for fate, n in STANDALONE_REPORT_MIX.items())
+    return f"{shares}, {Control().report_delay_seconds:g} s after acceptance"
 
 
 def serve_forever(settings: Settings, host: str, port: int, *, reports: bool = True) -> None:
