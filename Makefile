@@ -7,8 +7,14 @@ CELERY  := $(BIN)/celery -A smsdispatch.workers.app
 VENDORS := cue messangi smsbuddy restcomm skycore
 comma   := ,
 QUEUES  := $(subst $() ,$(comma),$(foreach v,$(VENDORS),sms.$(v) sms.$(v).priority) sms.default sms.maintenance)
+# The targets that run smsdispatch (migrate, simulate, worker, beat, api,
+# flower) read .env in the directory make runs in, with python-dotenv's
+# `dotenv run` (the parser the settings use); a variable already in the
+# environment wins over the file, as it does for the settings.
+ENV_FILE ?= .env
+DOTENV   = $(if $(wildcard $(ENV_FILE)),$(BIN)/dotenv -f $(ENV_FILE) run --no-override --)
 
-.PHONY: setup demo test test-fast lint format typecheck bench chaos worker beat flower simulate up down migrate clean
+.PHONY: setup demo test test-fast lint format typecheck bench chaos worker beat flower api simulate up down migrate clean
 
 setup: $(STAMP)
 
@@ -61,22 +67,27 @@ chaos: setup
 	$(BIN)/python -m chaos $(CHAOS_ARGS)
 
 migrate: setup
-	$(BIN)/smsdispatch db upgrade
+	$(DOTENV) $(BIN)/smsdispatch db upgrade
 
 worker: setup
-	$(CELERY) worker -Q $(QUEUES) -P threads -c 8 --loglevel INFO
+	$(DOTENV) $(CELERY) worker -Q $(QUEUES) -P threads -c 8 --loglevel INFO
 
 beat: setup
-	$(CELERY) beat --loglevel INFO
+	$(DOTENV) $(CELERY) beat --loglevel INFO
 
-## Flower with basic auth: FLOWER_BASIC_AUTH=user:password (required; it stays
-## out of the command line). FLOWER_PORT, FLOWER_ADDRESS: where it listens.
+## The HTTP API and the delivery-report webhooks: API_HOST, API_PORT (127.0.0.1:8000).
+api: setup
+	$(DOTENV) $(BIN)/smsdispatch api
+
+## Flower with basic auth: FLOWER_BASIC_AUTH=user:password in .env or the
+## environment (required; it stays out of the command line). FLOWER_PORT,
+## FLOWER_ADDRESS: where it listens.
 flower: setup
-	@test -n "$$FLOWER_BASIC_AUTH" || { echo "set FLOWER_BASIC_AUTH=user:password"; exit 2; }
-	$(BIN)/python -m smsdispatch.monitoring.flower
+	$(DOTENV) $(BIN)/python -m smsdispatch.monitoring.flower
 
+## The vendor simulators; their settings are written into .env (README "Set-up by hand").
 simulate: setup
-	$(BIN)/smsdispatch simulate
+	$(DOTENV) $(BIN)/smsdispatch simulate --env-file $(ENV_FILE)
 
 up:
 	docker compose up --build -d

@@ -64,12 +64,6 @@ def test_workers_point_at_the_simulators_by_default(compose: dict[str, Any]) -> 
         assert env[f"{vendor.upper()}__BASE_URL"].endswith(f":-http://simulators:8900{path}}}")
 
 
-def test_makefile_flower_target_demands_basic_auth() -> None:
-    makefile = (ROOT / "Makefile").read_text()
-    target = makefile[makefile.index("\nflower:") :]
-    assert "FLOWER_BASIC_AUTH" in target.split("\n\n")[0]
-
-
 def environment_of(service: dict[str, Any]) -> dict[str, str]:
     return dict(service.get("environment", {}))
 

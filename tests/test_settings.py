@@ -15,6 +15,7 @@ from smsdispatch.config.settings import (
     Settings,
     SMSBuddySettings,
     VendorSettings,
+    data_directory,
     env_name,
     warn_unconfigured,
 )
@@ -41,6 +42,25 @@ def test_every_vendor_has_a_settings_model() -> None:
 def test_every_vendor_setting_is_in_env_example(name: str) -> None:
     assigned = re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE)
     assert name in assigned
+
+
+def setting_names() -> list[str]:
+    """`REDIS_URL`, ...: every setting that is not a vendor's."""
+    return [name.upper() for name in Settings.model_fields if name not in VENDORS]
+
+
+@pytest.mark.parametrize("name", setting_names())
+def test_every_setting_is_in_env_example_set_or_with_its_default(name: str) -> None:
+    """An operator finds every setting in .env.example; the tuning ones are
+    commented out, so a default changed in the code is not pinned by a copy."""
+    named = re.findall(r"^(?:# )?([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE)
+    assert name in named
+
+
+def test_env_example_sets_what_an_operator_must_decide() -> None:
+    assigned = re.findall(r"^([A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE)
+    for name in ("REDIS_URL", "API_KEYS", "PUBLIC_BASE_URL", "REPORT_SECRET", "FLOWER_BASIC_AUTH"):
+        assert name in assigned
 
 
 @pytest.mark.parametrize("name", vendor_setting_names())
@@ -109,3 +129,23 @@ def test_smsbuddy_balance_check_is_where_the_document_puts_it() -> None:
 def test_smsbuddy_balance_url_is_its_own_setting() -> None:
     smsbuddy = SMSBuddySettings(balance_url="https://h.example/balance")
     assert smsbuddy.balance_endpoint() == "https://h.example/balance"
+
+
+def test_the_default_database_is_in_the_data_directory_whatever_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    expected = f"sqlite:///{tmp_path / 'data' / 'smsdispatch' / 'smsdispatch.db'}"
+    assert Settings(_env_file=None).database_url == expected
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert Settings(_env_file=None).database_url == expected
+
+
+def test_a_relative_xdg_data_home_is_ignored_as_the_specification_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/data")
+    assert data_directory() == Path.home() / ".local" / "share" / "smsdispatch"

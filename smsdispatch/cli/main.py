@@ -10,11 +10,16 @@ from rich.console import Console
 from rich.table import Table
 
 from smsdispatch.cli import campaign, cancel, keys, optout, vendor
+from smsdispatch.cli.errors import CliApp, database_location, hide_password, set_debug, sqlite_path
 from smsdispatch.config.catalog import load_catalog
 from smsdispatch.config.logs import configure
 from smsdispatch.config.settings import get_settings
 
-app = typer.Typer(help="Distributed bulk SMS sender.", no_args_is_help=True)
+# Errors reach the operator as one line (cli/errors.py); --debug keeps the
+# plain traceback (never rich's, which prints local variables: credentials).
+app = CliApp(
+    help="Distributed bulk SMS sender.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 db_app = typer.Typer(help="The results database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(campaign.app, name="campaign")
@@ -26,8 +31,14 @@ console = Console()
 
 
 @app.callback()
-def _setup(log_level: Annotated[str, typer.Option(help="Python log level.")] = "WARNING") -> None:
+def _setup(
+    log_level: Annotated[str, typer.Option(help="Python log level.")] = "WARNING",
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an error, not one line.")
+    ] = False,
+) -> None:
     configure(log_level.upper())
+    set_debug(debug)
 
 
 @app.command()
@@ -53,6 +64,9 @@ def send(
     from smsdispatch.workers.app import create_app
 
     settings = get_settings()
+    # Refuse before storing: a message stored while the broker is away is
+    # sent only when the sweeper finds it, and the operator would not know.
+    _ping_redis(settings.redis_url)
     producer = Producer(
         settings,
         load_catalog(settings.catalog_path),
@@ -72,8 +86,8 @@ def send(
 
 @app.command()
 def api(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str, typer.Option(envvar="API_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="API_PORT")] = 8000,
 ) -> None:
     """Serve the HTTP API (API keys from API_KEYS, a JSON list)."""
     import uvicorn
@@ -90,12 +104,56 @@ def api(
 def simulate(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8900,
+    env_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also set the lines in this file (e.g. .env): each setting replaced "
+            "where it stands or added; every other line kept."
+        ),
+    ] = None,
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the API takes delivery reports (PUBLIC_BASE_URL); default: "
+            "PUBLIC_BASE_URL, else http://127.0.0.1:8000 (smsdispatch api, make api)."
+        ),
+    ] = None,
+    reports: Annotated[
+        bool,
+        typer.Option(
+            "--reports/--no-reports",
+            help="Post a delivery report for every accepted message a second later "
+            "(90% delivered, 5% undelivered, 5% expired).",
+        ),
+    ] = True,
 ) -> None:
-    """Serve the five vendor simulators (credentials from the same settings)."""
-    from smsdispatch.local.simulators import serve_forever
+    """Serve the five vendor simulators, and print the settings that point
+    workers, beat and the API at them (credentials from the environment where
+    set, else the simulators' own)."""
+    from smsdispatch.local.environment import simulator_setup, write_env_file
+    from smsdispatch.local.simulators import serve_forever, standalone_reports_in_words
 
-    console.print(f"simulators on http://{host}:{port}/<vendor> (control: /_sim/<vendor>/)")
-    serve_forever(get_settings(), host, port)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    root = f"http://{shown}:{port}"
+    setup = simulator_setup(get_settings(), root, api_url)
+    say = typer.echo  # plain lines: rich would wrap or colour them
+    say(f"# vendor simulators on {root}/<vendor> (inspect and control: {root}/_sim/<vendor>/)")
+    if reports:
+        say(
+            f"# delivery reports on: {standalone_reports_in_words()}, posted to "
+            f"{setup.settings.public_base_url}/reports/<vendor>/... (the API: smsdispatch api)"
+        )
+    else:
+        say("# delivery reports off (--no-reports): messages stay `accepted`")
+    say("# settings for workers, beat and the API (the environment or .env):")
+    for name, value in setup.lines.items():
+        say(f"{name}={value}")
+    for name in setup.kept:
+        say(f"# {name}: kept as set in the environment")
+    if env_file is not None:
+        write_env_file(env_file, setup.lines, f"# smsdispatch simulate: vendors at {root}")
+        say(f"# written to {env_file}")
+    serve_forever(setup.settings, host, port, reports=reports)
 
 
 @db_app.command("upgrade")
@@ -103,8 +161,12 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply the Alembic migrations to DATABASE_URL."""
     from smsdispatch.store.migrate import upgrade
 
-    upgrade(get_settings().database_url, revision)
-    console.print(f"database at {revision}")
+    url = get_settings().database_url
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    upgrade(url, revision)
+    console.print(f"database {database_location()} at {revision}")
 
 
 @app.command()
@@ -124,6 +186,7 @@ def status() -> None:
     statuses = sorted({s for _, s in counts})
     table = Table("provider", *statuses, "paused")
     client = redis.Redis.from_url(settings.redis_url)
+    client.ping()
     for provider in catalog.providers:
         pause = current_pause(client, provider, db.clock())
         table.add_row(
@@ -131,7 +194,24 @@ def status() -> None:
             *(str(counts.get((provider, s), 0)) for s in statuses),
             f"{pause.until_text}: {pause.reason}" if pause else "",
         )
+    # One line however narrow the terminal: an operator copies the path.
+    console.print(
+        f"database {database_location()}   redis {hide_password(settings.redis_url)}",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
     console.print(table)
+
+
+def _ping_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    finally:
+        client.close()
 
 
 @app.command()

@@ -12,6 +12,7 @@ Vendor settings are nested: `CUE__BASE_URL`, `CUE__USERNAME`, ...
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,26 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CATALOG = Path(__file__).with_name("providers.toml")
+DATABASE_FILE = "smsdispatch.db"
+
+
+def data_directory() -> Path:
+    """Where smsdispatch keeps its own files when no setting names a place.
+
+    The XDG data directory (`$XDG_DATA_HOME`, by default `~/.local/share`),
+    then `smsdispatch/`: the same for every command whatever directory it runs
+    in, so `status` run elsewhere reads the database `db upgrade` made rather
+    than creating an empty one where it stands. A relative `XDG_DATA_HOME` is
+    ignored, as the XDG specification says.
+    """
+    configured = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(configured) if os.path.isabs(configured) else Path.home() / ".local" / "share"
+    return base / "smsdispatch"
+
+
+def default_database_url() -> str:
+    """A SQLite file in `data_directory()` (`smsdispatch db upgrade` creates it)."""
+    return f"sqlite:///{data_directory() / DATABASE_FILE}"
 
 
 class VendorSettings(BaseModel):
@@ -134,7 +155,9 @@ class Settings(BaseSettings):
     )
 
     redis_url: str = "redis://127.0.0.1:6379/0"
-    database_url: str = "sqlite:///smsdispatch.db"
+    # Default: a SQLite file in the data directory (`default_database_url`);
+    # `smsdispatch status` prints which database it reads.
+    database_url: str = Field(default_factory=default_database_url)
     catalog_path: Path = DEFAULT_CATALOG
 
     # Outbox and sweeper: how long a row may sit in `queued` after it was put

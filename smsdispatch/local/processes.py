@@ -28,19 +28,30 @@ def free_port() -> int:
 
 class ManagedProcess:
     def __init__(
-        self, name: str, argv: Sequence[str], env: Mapping[str, str], log_path: Path
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        log_path: Path,
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
         self.env = dict(env)
         self.log_path = log_path
+        self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.argv,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         return self
@@ -194,8 +205,14 @@ def celery_beat(env: Mapping[str, str], log_dir: Path) -> ManagedProcess:
     return ManagedProcess("beat", argv, env, log_dir / "beat.log")
 
 
-def simulators_process(env: Mapping[str, str], log_dir: Path, port: int) -> ManagedProcess:
+def simulators_process(
+    env: Mapping[str, str], log_dir: Path, port: int, *, reports: bool = False
+) -> ManagedProcess:
+    """`smsdispatch simulate`; without its delivery reports unless asked (the
+    benchmarks and the demo turn them on when and how they want them)."""
     argv = [str(BIN / "smsdispatch"), "simulate", "--port", str(port)]
+    if not reports:
+        argv.append("--no-reports")
     return ManagedProcess("simulators", argv, env, log_dir / "simulators.log")
 
 

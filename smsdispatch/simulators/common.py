@@ -78,6 +78,12 @@ class ReportMix(BaseModel):
         return random.choices(FATES, weights)[0]
 
 
+# What `smsdispatch simulate` reports unless told not to (--no-reports): a
+# report for every accepted message a second after it, 90% delivered, 5%
+# undelivered, 5% expired (the demo's mix).
+STANDALONE_REPORT_MIX = {"delivered": 18, "undelivered": 1, "expired": 1}
+
+
 @dataclass
 class Fate:
     """What the network will do with one accepted message, and when."""
@@ -171,6 +177,9 @@ class VendorSimulator(ABC):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Knobs laid over `default_control()` that a reset keeps: what the
+        # standalone simulators start with (reports on, `STANDALONE_REPORTS`).
+        self.standing: dict[str, Any] = {}
         self.state = SimState(control=self.default_control())
         self._report_client: aiohttp.ClientSession | None = None
         self._report_tasks: set[asyncio.Task[None]] = set()
@@ -326,7 +335,16 @@ class VendorSimulator(ABC):
         return response
 
     def reset(self) -> None:
-        self.state = SimState(control=self.default_control())
+        self.state = SimState(control=self.standing_control())
+
+    def stand(self, **knobs: Any) -> None:
+        """Set knobs now and after every reset (`POST /_sim/<vendor>/control`
+        still turns them for the moment)."""
+        self.standing.update(knobs)
+        self.state.control = Control.model_validate({**self.state.control.model_dump(), **knobs})
+
+    def standing_control(self) -> Control:
+        return Control.model_validate({**self.default_control().model_dump(), **self.standing})
 
     def stats(self, window_seconds: float = 60.0) -> Stats:
         received = self.state.received
