@@ -64,9 +64,14 @@ DATABASE_COMMANDS: dict[str, list[str]] = {
     "optout remove": ["optout", "remove", NUMBER],
     "optout import": ["optout", "import", "numbers.txt"],
     "optout count": ["optout", "count"],
+    "cancel": ["cancel", "1"],
+    "keys create": ["keys", "create", "n"],
+    "keys list": ["keys", "list"],
+    "keys revoke": ["keys", "revoke", "n"],
+    "vendor resume": ["vendor", "resume", "cue"],
 }
 # The commands that need Redis too (pauses, the limiter, the broker).
-REDIS_COMMANDS = ("status", "send", "limits")
+REDIS_COMMANDS = ("status", "send", "limits", "vendor resume")
 
 
 def closed_port_url(scheme: str) -> str:
