@@ -125,7 +125,7 @@ def test_a_message_is_cancelled_over_the_cli(
 
     again = run(["cancel", message_id], env)
     assert again.returncode == 1
-    assert "not cancelled: it is cancelled" in again.stdout
+    assert "not cancelled: it is cancelled" in again.stderr
 
 
 def test_a_cancel_racing_a_workers_claim_waits_for_it_and_then_refuses(rt: Runtime) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -26,9 +28,12 @@ from sqlalchemy.engine import make_url
 from smsdispatch.cli.errors import set_debug
 from smsdispatch.cli.main import app
 from smsdispatch.config.settings import get_settings
+from smsdispatch.limits import pauses
 from smsdispatch.local.processes import free_port
+from smsdispatch.store.db import Database
 from smsdispatch.store.migrate import alembic_config, upgrade
 from tests.settings import POSTGRES_URL
+from tests.test_outbox import add_rows
 
 SMSDISPATCH = str(Path(sys.executable).parent / "smsdispatch")
 NUMBER = "+27821230001"
@@ -384,3 +389,21 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback (most recent call last)" in result.stderr
     assert "no such table" in result.stderr or "unable to open database file" in result.stderr
+
+
+def test_status_shows_messages_by_status_and_vendor_and_each_pause_with_its_reason(
+    elsewhere: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    redis_client: redis.Redis,
+) -> None:
+    database_url = f"sqlite:///{elsewhere / 'migrated.db'}"
+    upgrade(database_url)
+    add_rows(Database(database_url), 3)  # three queued Cue messages
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    pauses.pause(redis_client, "cue", 60, "-10: invalid credentials")
+    code, out, _ = invoke(["status"], capsys)
+    assert code == 0
+    [queued] = [line.split() for line in out.splitlines() if line.strip().startswith("queued")]
+    assert queued == ["queued", "3", "0", "0", "0", "0", "3"]
+    assert re.search(r"^cue paused until \d\d:\d\d:\d\d: -10: invalid credentials$", out, re.M)

@@ -78,3 +78,13 @@ def test_the_report_fits_80_columns_with_five_vendors() -> None:
     assert_fits(text)
     for word in ("undelivered", "pending", "smsbuddy", "vendor's", "clock"):
         assert word in text
+
+
+def test_status_fits_80_columns_with_every_status_and_vendor() -> None:
+    from smsdispatch.analytics.tables import STATUS_ORDER, status_table
+
+    counts = {(v, s): 123456 for v in VENDORS for s in STATUS_ORDER}
+    text = at_80_columns(status_table(counts, VENDORS))
+    assert_fits(text)
+    for name in [*VENDORS, *STATUS_ORDER]:
+        assert name in text

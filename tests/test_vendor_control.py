@@ -16,6 +16,7 @@ from smsdispatch.config.catalog import Catalog, UnknownProviderError
 from smsdispatch.config.settings import Settings
 from smsdispatch.limits import pauses
 from smsdispatch.limits.control import pause_vendor, resume_vendor
+from smsdispatch.local.processes import free_port
 from smsdispatch.local.simulators import SimulatorServer
 from smsdispatch.producer.api import Producer
 from smsdispatch.producer.validation import SendRequest
@@ -192,7 +193,7 @@ def test_the_cli_refuses_an_unknown_vendor_naming_the_known_ones(
 ) -> None:
     result = run(["vendor", "resume", "twilio"], cli_env(tmp_path, simulators, redis_url))
     assert result.returncode == 2
-    assert "unknown provider 'twilio'; known providers: cue" in result.stdout
+    assert "unknown provider 'twilio'; known providers: cue" in result.stderr
 
 
 @pytest.fixture
@@ -233,3 +234,12 @@ def test_an_unknown_vendor_over_the_api_is_a_404_naming_the_known_ones(
 def test_vendors_need_an_api_key(client: httpx.Client) -> None:
     response = client.post("/v1/vendors/cue/resume", headers={"X-API-Key": "wrong"})
     assert response.status_code == 401
+
+
+def test_vendors_over_the_api_answer_503_while_redis_is_away(database_url: str) -> None:
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    with served_api(database_url=database_url, redis_url=closed) as http:
+        response = http.get("/v1/vendors")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert "Redis is unreachable" in response.json()["detail"]

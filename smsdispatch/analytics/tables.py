@@ -105,3 +105,25 @@ def print_report(report: Report, console: Console) -> None:
             "top vendor answers on calls not accepted (send_attempts.code)", report.attempt_errors
         )
     )
+
+
+def status_table(counts: dict[tuple[str, str], int], vendors: list[str]) -> Table:
+    """Messages by status (rows) and vendor (columns), for `smsdispatch status`.
+
+    Statuses go down and vendors across: five vendors and a total fit 80
+    columns, where a column per status (ten of them) did not. Pauses are
+    printed under the table, as sentences that wrap, not as a column.
+    """
+    statuses = [s for s in STATUS_ORDER if any(counts.get((v, s)) for v in vendors)]
+    table = Table(
+        "status",
+        *(Column(v, justify="right") for v in vendors),
+        Column("all", justify="right"),
+        box=box.SIMPLE,
+    )
+    for status in statuses:
+        row = [counts.get((v, status), 0) for v in vendors]
+        table.add_row(status, *(str(n) for n in row), str(sum(row)))
+    if not statuses:
+        table.add_row("(none)", *("0" for _ in vendors), "0")
+    return table

@@ -32,12 +32,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.params import Depends as Dependency
 from fastapi.security import APIKeyHeader
 from fastapi_offline import FastAPIOffline
-from redis import Redis
+from redis import Redis, RedisError
 
 from smsdispatch.api.access_log import AccessLog
 from smsdispatch.api.body_size import MaxBodySize
 from smsdispatch.api.campaigns import campaigns_router
-from smsdispatch.api.errors import database_away, validation_failed
+from smsdispatch.api.errors import database_away, redis_away, validation_failed
 from smsdispatch.api.health import health_router
 from smsdispatch.api.message_search import message_search_router
 from smsdispatch.api.no_store import NoStore
@@ -93,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_failed)
     for away in DATABASE_AWAY:
         app.add_exception_handler(away, database_away)
+    app.add_exception_handler(RedisError, redis_away)
     app.include_router(metrics_router(settings, db))
     app.include_router(health_router(settings, db))
     app.include_router(reports_router(settings, db))

@@ -56,3 +56,15 @@ async def database_away(request: Request, exc: Exception) -> JSONResponse:
         content={"detail": "the database is unreachable: nothing was stored; try again shortly"},
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
+
+
+async def redis_away(request: Request, exc: Exception) -> JSONResponse:
+    """503 while Redis cannot be reached by an endpoint that needs it (vendor
+    pauses, routing's state): the operator's request did nothing; try again."""
+    route = getattr(request.scope.get("route"), "path", "?")
+    log.warning("%s %s: Redis is unreachable (%s)", request.method, route, type(exc).__name__)
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={"detail": "Redis is unreachable: nothing was changed; try again shortly"},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )

@@ -27,6 +27,7 @@ from smsdispatch.campaigns.progress import (
 )
 from smsdispatch.campaigns.recipients import BadRow
 from smsdispatch.campaigns.service import CampaignNotFound, Campaigns, CampaignSpec
+from smsdispatch.cli.errors import fail, one_line
 from smsdispatch.config.catalog import load_catalog
 from smsdispatch.config.settings import get_settings
 from smsdispatch.store.db import Database
@@ -45,7 +46,7 @@ def service() -> Campaigns:
 
 @contextmanager
 def reported() -> Iterator[None]:
-    """Operator errors as one red line and exit status 2, not a traceback.
+    """Operator errors as one line on stderr and exit status 2, not a traceback.
 
     Bad input and a status that refuses the action are the operator's to act
     on; so is an unreadable --start or --end (fromisoformat's ValueError).
@@ -53,8 +54,7 @@ def reported() -> Iterator[None]:
     try:
         yield
     except (InputError, ConflictError, CampaignNotFound, ValueError) as exc:
-        console.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(one_line(exc))
 
 
 def parse_when(value: str | None, zone: str) -> datetime | None:

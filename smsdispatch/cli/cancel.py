@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from smsdispatch.cli.errors import fail
 from smsdispatch.config.settings import get_settings
 from smsdispatch.store.control import Cancel, cancel_unsent, too_late
 from smsdispatch.store.db import Database
@@ -22,9 +23,7 @@ def cancel(message_id: Annotated[int, typer.Argument(help="The message's id.", m
             session, message_id, db.clock(), "cancelled by an operator before it was sent"
         )
     if what is Cancel.NOT_FOUND:
-        console.print(f"[red]error[/red] no message {message_id}")
-        raise typer.Exit(2)
+        fail(f"no message {message_id}")
     if what is Cancel.TOO_LATE:
-        console.print(f"[red]error[/red] {too_late(message_id, current)}")
-        raise typer.Exit(1)
+        fail(too_late(message_id, current), code=1)
     console.print(f"message {message_id} cancelled")

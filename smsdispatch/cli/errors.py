@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import typer
@@ -93,6 +93,12 @@ def _without_traceback(record: logging.LogRecord) -> bool:
     record.exc_info = None
     record.exc_text = None
     return True
+
+
+def fail(message: str, code: int = OPERATOR) -> NoReturn:
+    """End a command the way every error ends one: one line on stderr, an exit code."""
+    typer.echo(f"smsdispatch: {message}", err=True)
+    raise typer.Exit(code)
 
 
 def explain(exc: BaseException) -> Failure:

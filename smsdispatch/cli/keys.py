@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from smsdispatch.cli.errors import fail
 from smsdispatch.config.settings import get_settings
 from smsdispatch.store import api_keys
 from smsdispatch.store.db import Database
@@ -26,15 +27,13 @@ def create(
 ) -> None:
     """Make a key and print it: it is shown this once, and only its hash is kept."""
     if not name.strip() or len(name) > 100:
-        console.print("[red]error[/red] a name of 1 to 100 characters is required")
-        raise typer.Exit(2)
+        fail("a name of 1 to 100 characters is required")
     db = Database(get_settings().database_url)
     try:
         with db.session() as session, session.begin():
             key_id, key = api_keys.create(session, name, db.clock())
     except api_keys.ApiKeyNameTaken as exc:
-        console.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc))
     console.print(f"key {key_id} {name!r} created; it is shown only now:", highlight=False)
     # Alone on its line, unstyled, for a script to read.
     print(key)
@@ -61,6 +60,5 @@ def revoke(which: Annotated[str, typer.Argument(help="The key's id, or its name.
         with db.session() as session, session.begin():
             row = api_keys.revoke(session, which, db.clock())
     except api_keys.ApiKeyNotFound as exc:
-        console.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc))
     console.print(f"key {row.id} {row.name!r} revoked", highlight=False)

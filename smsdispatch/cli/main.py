@@ -10,7 +10,14 @@ from rich.console import Console
 from rich.table import Table
 
 from smsdispatch.cli import campaign, cancel, keys, optout, vendor
-from smsdispatch.cli.errors import CliApp, database_location, hide_password, set_debug, sqlite_path
+from smsdispatch.cli.errors import (
+    CliApp,
+    database_location,
+    fail,
+    hide_password,
+    set_debug,
+    sqlite_path,
+)
 from smsdispatch.config.catalog import load_catalog
 from smsdispatch.config.logs import configure
 from smsdispatch.config.settings import get_settings
@@ -79,8 +86,7 @@ def send(
             SendRequest(to, text, provider, sender, client_reference, idempotency_key)
         )
     except InvalidMessage as exc:
-        console.print(f"[red]rejected[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(f"rejected: {exc}")
     console.print(message_id)
 
 
@@ -174,6 +180,7 @@ def status() -> None:
     """Messages by vendor and status, and any vendor pauses with their reasons."""
     import redis
 
+    from smsdispatch.analytics.tables import status_table
     from smsdispatch.limits.pauses import current_pause
     from smsdispatch.store.db import Database
     from smsdispatch.store.outbox import status_counts
@@ -183,17 +190,10 @@ def status() -> None:
     db = Database(settings.database_url)
     with db.session() as session:
         counts = status_counts(session)
-    statuses = sorted({s for _, s in counts})
-    table = Table("provider", *statuses, "paused")
+    vendors = list(catalog.providers)
     client = redis.Redis.from_url(settings.redis_url)
     client.ping()
-    for provider in catalog.providers:
-        pause = current_pause(client, provider, db.clock())
-        table.add_row(
-            provider,
-            *(str(counts.get((provider, s), 0)) for s in statuses),
-            f"{pause.until_text}: {pause.reason}" if pause else "",
-        )
+    paused = [(v, p) for v in vendors if (p := current_pause(client, v, db.clock())) is not None]
     # One line however narrow the terminal: an operator copies the path.
     console.print(
         f"database {database_location()}   redis {hide_password(settings.redis_url)}",
@@ -201,7 +201,9 @@ def status() -> None:
         markup=False,
         highlight=False,
     )
-    console.print(table)
+    console.print(status_table(counts, vendors))
+    for name, pause in paused:
+        console.print(f"{name} paused {pause.until_text}: {pause.reason}", markup=False)
 
 
 def _ping_redis(url: str) -> None:

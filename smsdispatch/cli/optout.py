@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from smsdispatch.cli.errors import fail
 from smsdispatch.config.settings import get_settings
 from smsdispatch.producer.validation import InvalidMessage, normalize_number
 from smsdispatch.store import optouts
@@ -27,8 +28,7 @@ def normalized(numbers: list[str], region: str | None) -> list[str]:
         try:
             out.append(normalize_number(number, region))
         except InvalidMessage as exc:
-            console.print(f"[red]error[/red] {number!r}: {exc.reason}")
-            raise typer.Exit(2) from None
+            fail(f"{number!r}: {exc.reason}")
     return out
 
 

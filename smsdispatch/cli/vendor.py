@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from smsdispatch.cli.errors import fail
 from smsdispatch.config.catalog import UnknownProviderError, load_catalog
 from smsdispatch.config.settings import get_settings
 from smsdispatch.limits.control import pause_vendor, resume_vendor, vendor_pauses
@@ -78,8 +79,7 @@ def pause(
             seconds=for_,
         )
     except UnknownProviderError as exc:
-        console.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc))
     console.print(f"{vendor} {describe(found)}")
 
 
@@ -93,7 +93,6 @@ def resume(vendor: Vendor) -> None:
             client, Database(settings.database_url), load_catalog(settings.catalog_path), vendor
         )
     except UnknownProviderError as exc:
-        console.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc))
     lifted = describe(resumed.lifted) if resumed.lifted else "was not paused"
     console.print(f"{vendor} resumed ({lifted}); {resumed.released} waiting messages due now")

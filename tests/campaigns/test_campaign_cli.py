@@ -76,7 +76,7 @@ def test_control_commands_move_the_campaign_and_refuse_what_does_not_apply(
     for args, code in steps:
         result = run(["campaign", *args], env)
         assert result.returncode == code, result.stdout + result.stderr
-        outputs.append(result.stdout)
+        outputs.append(result.stdout + result.stderr)
     assert "campaign 1 is scheduled; resume applies to a paused campaign" in outputs[1]
     assert "3 unsent messages cancelled" in outputs[3]
     shown = run(["campaign", "show", "1"], env).stdout
