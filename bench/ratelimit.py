@@ -36,7 +36,11 @@ LONG_CODES = [f"1555000000{i}" for i in range(1, 5)]
 OVERRIDES = {
     "providers": {
         "messangi": {
-            "senders": [{"id": n, "kind": "long_code"} for n in LONG_CODES],
+            # The short code stays: the catalog's default route sends from it.
+            "senders": [
+                {"id": "12345", "kind": "short_code"},
+                *({"id": n, "kind": "long_code"} for n in LONG_CODES),
+            ],
             "pools": {"marketing": LONG_CODES},
         }
     }

@@ -91,6 +91,7 @@ def test_api_access_log_false_turns_it_off(
         ("/reports/cue", "/reports/cue"),
         ("/reports//abc", "/reports//<token>"),
         ("/v1/messages/7", "/v1/messages/7"),
+        ("/sms/reports/cue/abc123", "/sms/reports/cue/<token>"),  # under a root_path
     ],
 )
 def test_only_the_report_token_is_replaced_in_a_path(path: str, logged: str) -> None:

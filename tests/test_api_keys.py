@@ -118,3 +118,11 @@ def test_a_key_made_over_the_cli_opens_the_api_until_revoked_over_the_cli(
         assert status_with(client, key) == 200
         assert run(["keys", "revoke", "crm"], env).returncode == 0
         assert status_with(client, key) == 401
+
+
+def test_a_key_name_of_digits_alone_is_refused_as_it_would_read_as_an_id(
+    tmp_path: Path, simulators: SimulatorServer, redis_url: str
+) -> None:
+    result = run(["keys", "create", "2024"], cli_env(tmp_path, simulators, redis_url))
+    assert result.returncode == 2
+    assert "a name needs a letter" in result.stderr

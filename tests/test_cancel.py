@@ -82,7 +82,7 @@ def test_a_message_a_worker_has_claimed_cannot_be_cancelled(
 
     response = client.delete(f"/v1/messages/{message_id}")
     assert response.status_code == 409
-    assert "already sending or sent" in response.json()["detail"]
+    assert "a worker is sending it" in response.json()["detail"]
     assert status_of(rt, message_id)[0] == "sending"
 
 
@@ -125,7 +125,7 @@ def test_a_message_is_cancelled_over_the_cli(
 
     again = run(["cancel", message_id], env)
     assert again.returncode == 1
-    assert "not cancelled: it is cancelled" in again.stderr
+    assert "not cancelled: it was cancelled already" in again.stderr
 
 
 def test_a_cancel_racing_a_workers_claim_waits_for_it_and_then_refuses(rt: Runtime) -> None:

@@ -77,3 +77,8 @@ def test_a_cheapest_route_falls_back_to_the_weights_when_no_vendor_meets_the_flo
     candidates = [Candidate(CUE, 75, delivered_share=0.2), Candidate(SKY, 25, delivered_share=0.5)]
     counts = picks(CHEAPEST, candidates)
     assert set(counts) == {"cue", "skycore"}
+
+
+def test_without_any_delivery_figures_a_priority_message_is_chosen_by_weight() -> None:
+    counts = picks(ROUTE, [Candidate(CUE, 75), Candidate(SKY, 25)], priority=True)
+    assert 0.72 < counts["cue"] / 4000 < 0.78

@@ -29,7 +29,7 @@ from tests.settings import make_settings
 pytestmark = pytest.mark.slow
 
 AUTH = ("admin", "s3cret-pass")
-MAINTENANCE = (names.SWEEP, names.DISPATCH, names.RECONCILE)
+MAINTENANCE = (names.SWEEP, names.DISPATCH, names.RECONCILE, names.REBALANCE)
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def received(task: str) -> None:
 
 
 def test_a_maintenance_run_says_nothing_at_info(kept: Kept) -> None:
-    for task in (names.SWEEP, names.DISPATCH, names.RECONCILE):
+    for task in (names.SWEEP, names.DISPATCH, names.RECONCILE, names.REBALANCE):
         received(task)
     logging.getLogger("celery.beat").info(
         "Scheduler: Sending due task %s (%s)", "sweep-outbox", names.SWEEP
@@ -77,7 +77,7 @@ def test_a_failed_maintenance_run_is_still_an_error(kept: Kept) -> None:
 def test_maintenance_tasks_send_no_events_and_beat_no_sent_events() -> None:
     app = create_app(make_settings())
     app.loader.import_default_modules()
-    for task in (names.SWEEP, names.DISPATCH, names.RECONCILE):
+    for task in (names.SWEEP, names.DISPATCH, names.RECONCILE, names.REBALANCE):
         assert app.tasks[task].send_events is False, task
     assert app.tasks[names.SEND].send_events is True
     assert app.conf.task_send_sent_event is True  # the API's and the sweeper's sends

@@ -95,6 +95,15 @@ def test_a_vendor_without_its_url_is_never_chosen(
     assert "skycore" not in {stored(database, i)[0] for i in result.ids.values()}
 
 
+def test_a_vendor_without_its_credentials_is_never_chosen(
+    database: Database, catalog: Catalog, celery: Celery
+) -> None:
+    settings = make_settings(cue={**TEST_CREDENTIALS["cue"], "password": ""})
+    producer = Producer(settings, catalog, database, celery)
+    result = producer.send_batch([SendRequest(f"+1202555{i:04d}", "hi") for i in range(200)])
+    assert "cue" not in {stored(database, i)[0] for i in result.ids.values()}
+
+
 def test_a_text_too_long_for_some_vendors_goes_to_one_that_takes_it(
     producer: Producer, database: Database
 ) -> None:
@@ -108,3 +117,13 @@ def test_a_text_no_vendor_of_the_route_takes_is_refused_saying_why(producer: Pro
         producer.send(SendRequest("+919876543210", "a" * 1000))
     assert refused.value.field == "provider"
     assert "smsbuddy: takes at most 918 characters" in refused.value.reason
+
+
+def test_a_route_none_of_whose_vendors_is_configured_refuses_naming_the_settings(
+    database: Database, catalog: Catalog, celery: Celery
+) -> None:
+    settings = make_settings(smsbuddy={**TEST_CREDENTIALS["smsbuddy"], "key": ""})
+    producer = Producer(settings, catalog, database, celery)
+    with pytest.raises(InvalidMessage) as refused:
+        producer.send(SendRequest("+919876543210", "hello"))
+    assert "smsbuddy: SMSBUDDY__KEY not set" in refused.value.reason

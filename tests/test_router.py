@@ -110,3 +110,14 @@ def test_without_redis_messages_are_routed_on_the_resting_weights() -> None:
     snapshot = Router(CATALOG, unreachable, random.Random(3)).snapshot(NOW)
     chosen = Counter(c.vendor for _ in range(1000) if (c := snapshot.choose(ROUTE, anyone)))
     assert 0.66 < chosen["cue"] / 1000 < 0.74
+
+
+def test_a_batch_that_cannot_send_to_a_half_open_vendor_leaves_its_probe_to_the_next(
+    router: Router,
+) -> None:
+    router.health.record("cue", [OutcomeKind.RETRY] * 4)
+    time.sleep(CATALOG.breaker.cooldown_seconds + 0.05)
+    snapshot = router.snapshot(NOW)
+    not_cue = {snapshot.choose(ROUTE, lambda v: v.vendor != "cue") for _ in range(10)}
+    assert {c.vendor for c in not_cue if c} == {"restcomm"}
+    assert split(router)["cue"] == 1

@@ -168,3 +168,10 @@ def test_every_send_counts_towards_its_vendors_health(
     send_messages(rt, add_rows(rt.db, 5, at=rt.clock()))
     health = rt.health.health("cue")
     assert (health.ok, health.errors) == (3, 2)
+
+
+def test_a_batch_whose_answers_say_nothing_of_the_vendor_is_not_recorded(
+    board: HealthBoard, redis_client: redis.Redis
+) -> None:
+    assert board.record("cue", [OutcomeKind.PERMANENT, OutcomeKind.DEFERRED]) is None
+    assert list(redis_client.scan_iter("smsdispatch:health:*")) == []

@@ -30,7 +30,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("smsdispatch.api.access")
 
-REPORT_PATH = re.compile(r"^(/reports/[^/]*)/[^/]+")
+# Anywhere in the path: under a mount or a root_path the webhook's path has a prefix.
+REPORT_PATH = re.compile(r"(/reports/[^/]*)/[^/]+")
 REDACTED = r"\1/<token>"
 
 

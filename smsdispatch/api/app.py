@@ -100,7 +100,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(campaigns_router(Campaigns(settings, catalog, db), guarded))
     app.include_router(message_search_router(db, db.clock, guarded))
     app.include_router(
-        vendors_router(catalog, Redis.from_url(settings.redis_url), db, guarded, caller)
+        vendors_router(
+            catalog,
+            # A Redis that hangs must not hold the API's threads.
+            Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2),
+            db,
+            guarded,
+            caller,
+        )
     )
     app.add_middleware(
         MaxBodySize,

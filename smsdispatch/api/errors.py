@@ -60,11 +60,15 @@ async def database_away(request: Request, exc: Exception) -> JSONResponse:
 
 async def redis_away(request: Request, exc: Exception) -> JSONResponse:
     """503 while Redis cannot be reached by an endpoint that needs it (vendor
-    pauses, routing's state): the operator's request did nothing; try again."""
+    pauses, routing's state): the request may not have taken effect (a
+    resume lifts the pause in Redis before it writes the rows); try again."""
     route = getattr(request.scope.get("route"), "path", "?")
     log.warning("%s %s: Redis is unreachable (%s)", request.method, route, type(exc).__name__)
     return JSONResponse(
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        content={"detail": "Redis is unreachable: nothing was changed; try again shortly"},
+        content={
+            "detail": "Redis is unreachable: the request may not have taken effect; "
+            "try again shortly"
+        },
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )

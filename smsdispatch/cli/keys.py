@@ -28,6 +28,9 @@ def create(
     """Make a key and print it: it is shown this once, and only its hash is kept."""
     if not name.strip() or len(name) > 100:
         fail("a name of 1 to 100 characters is required")
+    if name.isdigit():
+        # `keys revoke 2024` revokes key number 2024: a name of digits could never be named.
+        fail(f"{name!r}: a name needs a letter (digits alone are read as a key's id)")
     db = Database(get_settings().database_url)
     try:
         with db.session() as session, session.begin():

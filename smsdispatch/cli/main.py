@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from smsdispatch.cli import campaign, cancel, keys, optout, vendor
+from smsdispatch.cli import campaign, cancel, keys, optout, routes, vendor
 from smsdispatch.cli.errors import (
     CliApp,
     database_location,
@@ -34,6 +34,7 @@ app.add_typer(optout.app, name="optout")
 app.add_typer(vendor.app, name="vendor")
 app.add_typer(keys.app, name="keys")
 app.command()(cancel.cancel)
+app.command()(routes.routes)
 console = Console()
 
 

@@ -234,6 +234,9 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = 10.0
     reconcile_batch: int = 500
     reconcile_rate_per_second: float = 5.0
+    # Routing (beat): how often routes' weights are moved by vendor health
+    # (routing/weights.py; the steps and cooldowns are the catalog's `weights`).
+    rebalance_interval_seconds: float = 10.0
     # A send whose answer was lost (a read timeout, a worker killed before it
     # recorded it) is looked for where the vendor lists what it took, once the
     # vendor has had this long to list it; not found, it is sent again. The

@@ -18,8 +18,9 @@ from smsdispatch.limits.pauses import Pause
 from smsdispatch.store.control import release_held
 from smsdispatch.store.db import Database
 
-# The rows whose own answer paused the vendor were written by the database's
-# clock just before the pause was set by Redis's: look this far back.
+# The rows whose own answer paused the vendor were written just before the
+# pause was set (a batch's results are written before its pause): look this
+# far back from the moment the pause began, measured as the pause's age.
 CLOCK_MARGIN = timedelta(seconds=30)
 
 
@@ -51,10 +52,15 @@ def pause_vendor(
 def resume_vendor(client: redis.Redis, db: Database, catalog: Catalog, provider: str) -> Resumed:
     """Lift the vendor's pause, whoever set it, and let its held rows go."""
     catalog.get(provider)
-    lifted = pauses.resume(client, provider, pauses.redis_now(client))
-    since = lifted.since - CLOCK_MARGIN if lifted and lifted.since else None
+    redis_now = pauses.redis_now(client)
+    lifted = pauses.resume(client, provider, redis_now)
     with db.session() as session, session.begin():
-        released = release_held(session, provider, pauses.HELD_CODE, since, db.clock())
+        now = db.clock()
+        # The pause's age is read on Redis' clock, where it began, and taken
+        # back from the database's now: no two clocks are compared.
+        age = redis_now - lifted.since if lifted and lifted.since else None
+        since = now - age - CLOCK_MARGIN if age is not None else None
+        released = release_held(session, provider, pauses.HELD_CODE, since, now)
     return Resumed(provider, lifted, released)
 
 

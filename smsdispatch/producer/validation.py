@@ -144,20 +144,34 @@ class Validator:
 
     def can_carry(self, choice: RouteVendor, text: str) -> bool:
         """Whether the vendor could ever send this text: configured, and it fits."""
+        return self.why_not(choice, text) is None
+
+    def why_not(self, choice: RouteVendor, text: str) -> str | None:
+        """Why a route's vendor cannot carry this text, or None.
+
+        Routing chooses only among vendors whose every required setting is
+        set here, credentials included (a producer that routes holds the
+        same vendor settings as the workers, or the names of them at least):
+        a vendor without its key would pause at its first message and hold
+        every routed message sent its way. A message that names its vendor
+        needs only the URL here (`provider`): the operator chose it.
+        """
         entry = self.catalog.get(choice.vendor)
-        configured = not self.settings.vendor(entry.name).missing(entry.name, ("base_url",))
-        return configured and len(text) <= entry.max_text_chars
+        missing = self.unset(entry)
+        if missing:
+            return f"{entry.name}: {', '.join(missing)} not set"
+        if len(text) > entry.max_text_chars:
+            return f"{entry.name}: takes at most {entry.max_text_chars} characters"
+        return None
 
     def why_no_vendor(self, route: Route, text: str) -> str:
-        reasons = []
-        for choice in route.vendors:
-            entry = self.catalog.get(choice.vendor)
-            missing = self.settings.vendor(entry.name).missing(entry.name, ("base_url",))
-            if missing:
-                reasons.append(f"{entry.name}: {missing[0]} is not set")
-            elif len(text) > entry.max_text_chars:
-                reasons.append(f"{entry.name}: takes at most {entry.max_text_chars} characters")
+        reasons = [why for v in route.vendors if (why := self.why_not(v, text))]
         return f"no vendor of route {route.name!r} can carry it ({'; '.join(reasons)})"
+
+    def unset(self, entry: ProviderEntry, fields: tuple[str, ...] | None = None) -> list[str]:
+        """The environment names of the vendor's settings left empty (all required ones
+        by default)."""
+        return self.settings.vendor(entry.name).missing(entry.name, fields)
 
     def provider(self, name: str) -> ProviderEntry:
         try:
@@ -168,7 +182,7 @@ class Validator:
         # fix, rather than store a message a worker could only hold. Only the
         # URL is checked: credentials are the workers' (a producer need not
         # hold vendor secrets), and a worker without them says so by pausing.
-        missing = self.settings.vendor(entry.name).missing(entry.name, ("base_url",))
+        missing = self.unset(entry, ("base_url",))
         if missing:
             raise InvalidMessage("provider", f"{entry.name} cannot send: {missing[0]} is not set")
         return entry

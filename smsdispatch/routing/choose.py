@@ -12,7 +12,8 @@ The rules, in order:
    passed over while another is not, so traffic beyond one vendor's rate
    flows to the others instead of waiting.
 3. Priority messages (one-time passwords) go to the vendor delivering
-   fastest lately; one without figures yet comes after those with.
+   fastest lately; one without figures yet comes after those with; with no
+   figures at all, the weights decide as for any message.
 4. A route that prefers the cheapest takes the cheapest vendor that meets
    its quality floor (a vendor without figures yet is given the benefit of
    the doubt); if none meets it, the weights decide.
@@ -57,7 +58,7 @@ def choose(
     if not free:
         # Every vendor is booked ahead: the one free soonest.
         return min(live, key=lambda c: c.backlog_seconds).choice
-    if priority:
+    if priority and any(c.delivery_seconds is not None for c in free):
         return min(free, key=_fastest).choice
     if route.prefer is Preference.CHEAPEST:
         good = [

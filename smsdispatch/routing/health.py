@@ -199,8 +199,9 @@ class HealthBoard:
         self._record = client.register_script(_RECORD)
         self._admit = client.register_script(_ADMIT)
 
-    def record(self, vendor: str, kinds: Iterable[OutcomeKind]) -> BreakerState:
-        """Count one batch of a vendor's answers; the breaker's state after them."""
+    def record(self, vendor: str, kinds: Iterable[OutcomeKind]) -> BreakerState | None:
+        """Count one batch of a vendor's answers; the breaker's state after them
+        (None when none of them says anything of the vendor)."""
         counts: dict[str, int] = {}
         for kind in kinds:
             signal = signal_of(kind)
@@ -208,9 +209,13 @@ class HealthBoard:
                 counts[signal.value] = counts.get(signal.value, 0) + 1
         return self.record_counts(vendor, counts)
 
-    def record_counts(self, vendor: str, counts: Mapping[str, int]) -> BreakerState:
+    def record_counts(self, vendor: str, counts: Mapping[str, int]) -> BreakerState | None:
+        """Count a vendor's answers; the breaker's state after them, or None
+        when nothing counted (no round trip to Redis)."""
         p = self.policy
         pairs = [x for field, n in counts.items() if n for x in (field, n)]
+        if not pairs:
+            return None
         state = self._record(
             keys=[keys.breaker(vendor)],
             args=[

@@ -8,8 +8,16 @@ trip, so routing a campaign of a million recipients costs one look, not a
 million.
 
 A half-open breaker lets one probe through per interval (routing/health.py):
-the snapshot asks once and, if allowed, routes exactly one message of the
-batch to that vendor.
+the snapshot asks it when the batch's first message that vendor could carry
+comes and, if granted, routes that message to it.
+
+Spill-over here reads how far ahead each vendor's limiter is booked when the
+batch is accepted: it moves a steady stream off a vendor that is booked up,
+not one large batch accepted at once (the limiter is not booked yet then);
+that needs moving deferred messages at send time (routing issue, part 5).
+Delivery figures (delivered share, time to delivery) are not recorded per
+vendor yet: until they are, a cheapest route takes every vendor as meeting
+its quality floor and priority messages are chosen by weight.
 
 When no vendor of the route can take a message now (all paused, breakers
 open, drained), it still goes to the route's vendor with the highest resting
@@ -53,7 +61,10 @@ class Snapshot:
     weights: dict[str, dict[str, int]]  # route -> vendor -> current weight
     vendors: dict[str, VendorState]
     rng: random.Random
-    probes: dict[str, int] = field(default_factory=dict)  # half-open vendor -> messages left
+    # Asks a vendor's half-open breaker for one probe (routing/health.py);
+    # None: no breaker to ask (routing on resting weights).
+    admit: Callable[[str], bool] | None = None
+    asked: set[str] = field(default_factory=set)  # half-open vendors asked this batch
 
     def choose(
         self, route: Route, can_carry: Callable[[RouteVendor], bool], *, priority: bool = False
@@ -62,21 +73,35 @@ class Snapshot:
         able = [v for v in route.vendors if can_carry(v)]
         if not able:
             return None
+        probe = self._probe(route, able)
+        if probe is not None:
+            return probe
         candidates = [self._candidate(route, v) for v in able if self._open_to(v.vendor)]
         chosen = choose(route, candidates, self.rng, priority=priority)
-        if chosen is None:
-            return max(able, key=lambda v: v.weight)
-        if self.vendors[chosen.vendor].breaker is not BreakerState.CLOSED:
-            self.probes[chosen.vendor] -= 1
-        return chosen
+        return chosen if chosen is not None else max(able, key=lambda v: v.weight)
+
+    def _probe(self, route: Route, able: list[RouteVendor]) -> RouteVendor | None:
+        """The batch's first message that a half-open vendor could carry is its
+        probe, if the breaker grants one: asked only then, so a probe is never
+        granted to a batch that would not send it."""
+        for choice in able:
+            state = self.vendors[choice.vendor]
+            if (
+                state.paused
+                or state.breaker is BreakerState.CLOSED
+                or choice.vendor in self.asked
+                or self.weights[route.name][choice.vendor] == 0  # drained: no traffic at all
+                or self.admit is None
+            ):
+                continue
+            self.asked.add(choice.vendor)
+            if self.admit(choice.vendor):
+                return choice
+        return None
 
     def _open_to(self, vendor: str) -> bool:
         state = self.vendors[vendor]
-        if state.paused:
-            return False
-        if state.breaker is BreakerState.CLOSED:
-            return True
-        return self.probes.get(vendor, 0) > 0
+        return not state.paused and state.breaker is BreakerState.CLOSED
 
     def _candidate(self, route: Route, choice: RouteVendor) -> Candidate:
         return Candidate(
@@ -123,16 +148,16 @@ class Router:
 
     def _snapshot(self, now: datetime, chosen: list[Route]) -> Snapshot:
         vendors = sorted({v.vendor for r in chosen for v in r.vendors})
-        snapshot = Snapshot(
+        return Snapshot(
             {r.name: self.weights.current(r) for r in chosen},
             {v: self._state(v, now) for v in vendors},
             self.rng,
+            admit=self._admit,
         )
-        for vendor, state in snapshot.vendors.items():
-            if state.breaker is not BreakerState.CLOSED:
-                state_now, allowed = self.health.admit(vendor)
-                snapshot.probes[vendor] = int(allowed and state_now is not BreakerState.OPEN)
-        return snapshot
+
+    def _admit(self, vendor: str) -> bool:
+        state, allowed = self.health.admit(vendor)
+        return allowed and state is BreakerState.HALF_OPEN
 
     def _state(self, vendor: str, now: datetime) -> VendorState:
         return VendorState(

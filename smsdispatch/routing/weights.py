@@ -16,6 +16,7 @@ from enum import Enum
 
 import redis
 
+from smsdispatch.config.catalog import Catalog
 from smsdispatch.config.routes import BreakerPolicy, Route, WeightPolicy
 from smsdispatch.routing.health import BreakerState, HealthBoard
 from smsdispatch.routing.health import text_of as _text
@@ -147,3 +148,11 @@ class WeightBoard:
                 )
             )
         return out
+
+
+def rebalance_routes(catalog: Catalog, client: redis.Redis) -> dict[str, list[str]]:
+    """Every route's rebalance (the periodic task's job): route -> vendors moved."""
+    health = HealthBoard(client, catalog.breaker)
+    board = WeightBoard(client, catalog.weights, catalog.breaker)
+    moved = {route.name: board.rebalance(route, health) for route in catalog.routes.values()}
+    return {name: vendors for name, vendors in moved.items() if vendors}

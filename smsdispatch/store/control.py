@@ -69,8 +69,12 @@ def too_late(message_id: int, current: str | None) -> str:
     """Why a message could not be cancelled, for the API and the CLI alike."""
     if current == MessageStatus.QUEUED:
         why = "an earlier attempt may have reached its vendor"
+    elif current == MessageStatus.CANCELLED:
+        why = "it was cancelled already"
+    elif current == MessageStatus.SENDING:
+        why = "a worker is sending it"
     else:
-        why = f"it is {current}: already sending or sent"
+        why = f"it is {current}: it was sent or settled"
     return f"message {message_id} not cancelled: {why}"
 
 

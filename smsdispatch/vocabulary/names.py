@@ -14,6 +14,7 @@ SEND = "smsdispatch.send"
 SWEEP = "smsdispatch.sweep"
 DISPATCH = "smsdispatch.dispatch"
 RECONCILE = "smsdispatch.reconcile"
+REBALANCE = "smsdispatch.rebalance"
 
 DEFAULT_QUEUE = "sms.default"
 MAINTENANCE_QUEUE = "sms.maintenance"

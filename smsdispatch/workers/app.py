@@ -46,6 +46,7 @@ def create_app(settings: Settings) -> Celery:
             "smsdispatch.tasks.sweep",
             "smsdispatch.tasks.dispatch",
             "smsdispatch.tasks.reconcile",
+            "smsdispatch.tasks.rebalance",
         ],
     )
     queues = [Queue(names.provider_queue(p, lane)) for p in catalog.providers for lane in (0, 1)]
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> Celery:
             names.SWEEP: {"queue": names.MAINTENANCE_QUEUE},
             names.DISPATCH: {"queue": names.MAINTENANCE_QUEUE},
             names.RECONCILE: {"queue": names.MAINTENANCE_QUEUE},
+            names.REBALANCE: {"queue": names.MAINTENANCE_QUEUE},
         },
         # Events for Flower: sends only; the maintenance tasks set
         # `send_events = False` and beat sends no "task-sent" (below).
@@ -88,6 +90,11 @@ def create_app(settings: Settings) -> Celery:
             "reconcile-reports": {
                 "task": names.RECONCILE,
                 "schedule": settings.reconcile_interval_seconds,
+            },
+            # Routes' weights follow vendor health.
+            "rebalance-routes": {
+                "task": names.REBALANCE,
+                "schedule": settings.rebalance_interval_seconds,
             },
         },
         timezone="UTC",

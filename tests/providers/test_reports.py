@@ -87,6 +87,13 @@ def test_a_report_with_an_unreadable_date_is_kept_without_the_vendors_time() -> 
     assert (report.status, report.vendor_at) == (S.DELIVERED, None)
 
 
+def test_a_report_dated_before_the_first_utc_moment_is_kept_without_the_vendors_time() -> None:
+    report = messangi.MessangiAdapter.parse_report(
+        post_json({"id": "611b3a42", "status": "DELIVRD", "date": "0001-01-01T00:00:00+01:00"})
+    )
+    assert (report.status, report.vendor_at) == (S.DELIVERED, None)
+
+
 def test_messangi_batch_external_id_names_no_message_of_ours() -> None:
     batch = f"batch{OURS}x100"
     report = messangi.MessangiAdapter.parse_report(
