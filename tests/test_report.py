@@ -362,6 +362,12 @@ def test_a_vendor_keeps_its_colour_whichever_vendors_a_report_holds() -> None:
     assert vendor_colours(catalog, ["acme"])["acme"] == other["acme"]
 
 
+def test_vendors_the_chart_was_given_no_order_for_still_get_colours_of_their_own() -> None:
+    colours = vendor_colours([], ["cue", "messangi", "smsbuddy", "restcomm", "skycore"])
+    assert len(set(colours.values())) == 5
+    assert colours == vendor_colours([], ["skycore", "restcomm", "smsbuddy", "messangi", "cue"])
+
+
 def test_the_chart_draws_each_vendor_in_its_colour_with_the_legends_outside_the_axes(
     database: Database, tmp_path: Path
 ) -> None:

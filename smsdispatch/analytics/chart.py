@@ -55,15 +55,17 @@ def vendor_colours(catalog_order: Sequence[str], vendors: Iterable[str]) -> dict
     catalog's n-th vendor always gets the n-th colour, whichever vendors a
     report happens to hold; a vendor the catalog does not list gets one of the
     colours left over, from a hash of its name (stable across runs, unlike
-    Python's hash())."""
+    Python's hash()), the next free one if another vendor of the chart has it."""
     order = list(catalog_order)
-    spare = VENDOR_PALETTE[len(order) :] or VENDOR_PALETTE
-    colours = {}
-    for vendor in vendors:
-        if vendor in order:
-            colours[vendor] = VENDOR_PALETTE[order.index(vendor) % len(VENDOR_PALETTE)]
-        else:
-            colours[vendor] = spare[zlib.crc32(vendor.encode()) % len(spare)]
+    colours = {
+        v: VENDOR_PALETTE[order.index(v) % len(VENDOR_PALETTE)] for v in vendors if v in order
+    }
+    spare = [c for c in VENDOR_PALETTE[len(order) :] or VENDOR_PALETTE]
+    for vendor in sorted(v for v in set(vendors) if v not in order):
+        start = zlib.crc32(vendor.encode()) % len(spare)
+        free = [spare[(start + i) % len(spare)] for i in range(len(spare))]
+        taken = set(colours.values())
+        colours[vendor] = next((c for c in free if c not in taken), free[0])
     return colours
 
 
