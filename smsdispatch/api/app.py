@@ -58,6 +58,7 @@ from smsdispatch.config.settings import Settings, warn_unconfigured
 from smsdispatch.monitoring.web import metrics_router
 from smsdispatch.producer.api import Producer
 from smsdispatch.producer.validation import SendRequest
+from smsdispatch.routing.metrics import routing_collector
 from smsdispatch.store.api_keys import active_key_name
 from smsdispatch.store.db import DATABASE_AWAY, Database
 from smsdispatch.store.messages import message_status_row
@@ -94,7 +95,7 @@ def create_app(settings: Settings) -> FastAPI:
     for away in DATABASE_AWAY:
         app.add_exception_handler(away, database_away)
     app.add_exception_handler(RedisError, redis_away)
-    app.include_router(metrics_router(settings, db))
+    app.include_router(metrics_router(settings, db, [routing_collector(settings, catalog)]))
     app.include_router(health_router(settings, db))
     app.include_router(reports_router(settings, db))
     app.include_router(campaigns_router(Campaigns(settings, catalog, db), guarded))

@@ -327,9 +327,13 @@ def metrics(
 ) -> None:
     """Serve the cluster's Prometheus metrics alone (also at the API's /metrics)."""
     from smsdispatch.monitoring.web import serve_metrics
+    from smsdispatch.routing.metrics import routing_collector
 
+    settings = get_settings()
     console.print(f"metrics on http://{host}:{port}/metrics")
-    serve_metrics(get_settings(), host, port)
+    serve_metrics(
+        settings, host, port, [routing_collector(settings, load_catalog(settings.catalog_path))]
+    )
 
 
 @app.command()

@@ -41,6 +41,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
 from smsdispatch.monitoring.counters import read_counts, read_wait_histograms
@@ -188,10 +189,15 @@ class ClusterCollector:
             return dict(self._cached)
 
 
-def cluster_registry(collector: ClusterCollector) -> CollectorRegistry:
+def cluster_registry(
+    collector: ClusterCollector, extra: Sequence[Collector] = ()
+) -> CollectorRegistry:
     """A registry of our own: nothing process-local (no GC or process metrics of
-    whichever process happens to serve the scrape) is mixed in."""
+    whichever process happens to serve the scrape) is mixed in. `extra`: the
+    collectors of layers above this one (routing's), handed in by whoever serves."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     registry.register(MaintenanceCollector(collector.client))
+    for other in extra:
+        registry.register(other)
     return registry

@@ -11,11 +11,13 @@ private network; set it and Prometheus must send `Authorization: Bearer
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from typing import Annotated
 
 import redis
 from fastapi import APIRouter, Header, HTTPException, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
 
 from smsdispatch.config.catalog import load_catalog
 from smsdispatch.config.settings import Settings
@@ -36,8 +38,8 @@ def build_collector(settings: Settings, db: Database) -> ClusterCollector:
     )
 
 
-def metrics_router(settings: Settings, db: Database) -> APIRouter:
-    registry = cluster_registry(build_collector(settings, db))
+def metrics_router(settings: Settings, db: Database, extra: Sequence[Collector] = ()) -> APIRouter:
+    registry = cluster_registry(build_collector(settings, db), extra)
     token = settings.metrics_token.get_secret_value().encode()
     router = APIRouter()
 
@@ -56,13 +58,16 @@ def metrics_router(settings: Settings, db: Database) -> APIRouter:
     return router
 
 
-def serve_metrics(settings: Settings, host: str, port: int) -> None:
+def serve_metrics(
+    settings: Settings, host: str, port: int, extra: Sequence[Collector] = ()
+) -> None:
     """`smsdispatch metrics`: the same figures from a process of their own, for
     deployments that do not run the HTTP API. No token here: bind it to a
     private address."""
     from prometheus_client import start_http_server
 
-    registry = cluster_registry(build_collector(settings, Database(settings.database_url)))
+    db = Database(settings.database_url)
+    registry = cluster_registry(build_collector(settings, db), extra)
     server, thread = start_http_server(port, host, registry=registry)
     try:
         thread.join()
