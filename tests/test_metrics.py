@@ -167,11 +167,15 @@ def test_metrics_equal_the_attempts_table_and_show_a_limiter_wait(
     total = sample(registry, "smsdispatch_limiter_wait_seconds_sum", provider="cue")
     assert count == 5  # 7 requests, 2 deferred by the limiter
     assert bucket("+Inf") == count
-    assert bucket("0.0") == 1  # the first went at once
+    # The first went at once; the first of the other sender's may too (the
+    # two ask within the account's 10 ms interval or not, as the machine
+    # schedules them) ...
+    assert bucket("0.0") in (1, 2)
     # ...and every other one waited longer than a second: the long code's
     # second booked the account (burst 1: Cue sends one message a request)
-    # 1.05 s ahead, and the three others take the account's slots after it.
-    assert bucket("1.0") == 1
+    # 1.05 s ahead, and the others take the account's slots after it.
+    assert bucket("1.0") in (1, 2)
+    assert count - (bucket("1.0") or 0) >= 3
     assert total is not None
     assert total >= 1.0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -14,9 +16,11 @@ from smsdispatch.config.catalog import load_catalog
 from smsdispatch.config.settings import DEFAULT_CATALOG, get_settings
 from smsdispatch.limits import pauses
 from smsdispatch.routing.health import HealthBoard
+from smsdispatch.routing.router import Router
 from smsdispatch.routing.view import changes_lines, route_rows, routes_table
 from smsdispatch.routing.weights import WeightBoard, rebalance_routes
 from smsdispatch.vocabulary.outcomes import OutcomeKind
+from tests.api_server import served_api
 
 CATALOG = load_catalog(DEFAULT_CATALOG)
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -86,3 +90,71 @@ def test_the_routes_command_shows_every_route_and_the_latest_change(
     assert "india: IN" in result.output
     assert "15/25" in result.output
     assert "default/cue 25 -> 15: breaker open" in result.output
+
+
+# -- pins and drains ------------------------------------------------------------
+
+
+def test_a_drained_vendor_gets_no_routed_message_and_health_does_not_move_it(
+    redis_client: redis.Redis,
+) -> None:
+    board = WeightBoard(redis_client, CATALOG.weights, CATALOG.breaker)
+    route = CATALOG.routes["default"]
+    board.pin(route, "cue", 0, 60, "maintenance window", "ops")
+    failing(redis_client, "cue")
+    assert rebalance_routes(CATALOG, redis_client) == {}
+    snapshot = Router(CATALOG, redis_client, random.Random(1)).snapshot(NOW)
+    chosen = {snapshot.choose(route, lambda _: True) for _ in range(400)}
+    assert "cue" not in {c.vendor for c in chosen if c}
+    assert board.changes()[0].reason == "drained for 60s by ops: maintenance window"
+
+
+def test_a_pin_holds_its_weight_until_it_ends_or_is_lifted(redis_client: redis.Redis) -> None:
+    board = WeightBoard(redis_client, CATALOG.weights, CATALOG.breaker)
+    route = CATALOG.routes["default"]
+    board.pin(route, "skycore", 80, 0.3, "new contract", "ops")
+    assert board.current(route)["skycore"] == 80
+    time.sleep(0.35)
+    assert board.current(route)["skycore"] == 25
+    board.pin(route, "skycore", 80, 60, "new contract", "ops")
+    assert board.unpin(route, "skycore", "ops")
+    assert board.current(route)["skycore"] == 25
+    assert not board.unpin(route, "skycore", "ops")
+
+
+def test_routes_are_pinned_drained_and_unpinned_over_the_cli(
+    redis_client: redis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("COLUMNS", "80")
+    get_settings.cache_clear()
+    runner = CliRunner()
+    drained = runner.invoke(app, ["routes", "drain", "default", "cue", "--for", "600"])
+    shown = runner.invoke(app, ["routes"])
+    unpinned = runner.invoke(app, ["routes", "unpin", "default", "cue"])
+    unknown = runner.invoke(app, ["routes", "pin", "default", "smsbuddy", "--weight", "5"])
+    get_settings.cache_clear()
+    assert drained.exit_code == 0, drained.output
+    assert "0/25 pin" in shown.output
+    assert unpinned.exit_code == 0, unpinned.output
+    assert unknown.exit_code == 2
+    assert "route 'default' has no vendor 'smsbuddy'" in unknown.output
+
+
+def test_routes_are_listed_and_a_vendor_pinned_and_unpinned_over_the_api(
+    database_url: str, redis_client: redis.Redis, redis_url: str
+) -> None:
+    with served_api(database_url=database_url, redis_url=redis_url) as http:
+        pinned = http.post(
+            "/v1/routes/default/vendors/restcomm/pin", json={"weight": 60, "reason": "cheaper"}
+        )
+        listed = http.get("/v1/routes").json()
+        lifted = http.delete("/v1/routes/default/vendors/restcomm/pin")
+        missing = http.post("/v1/routes/nowhere/vendors/cue/pin", json={"weight": 1})
+    assert pinned.status_code == 200, pinned.text
+    assert (pinned.json()["weight"], pinned.json()["pinned"]) == (60, True)
+    assert {(r["route"], r["vendor"]) for r in listed} >= {("india", "smsbuddy")}
+    assert (lifted.json()["weight"], lifted.json()["pinned"]) == (25, False)
+    assert missing.status_code == 404
+    changes = WeightBoard(redis_client, CATALOG.weights, CATALOG.breaker).changes()
+    assert changes[1].reason.startswith("pinned at 60 for 3600s by ")

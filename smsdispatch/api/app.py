@@ -5,6 +5,7 @@
     GET  /v1/messages/{id}    its status, vendor tracking id and timestamps
     GET  /v1/messages         search; DELETE /v1/messages/{id} cancels (api/message_search.py)
     /v1/vendors...            vendors' pauses: list, pause, resume (api/vendors.py)
+    /v1/routes...             routes as routing sees them; pin or drain a vendor (api/routes.py)
     GET  /metrics             Prometheus (monitoring/web.py: METRICS_TOKEN, not API keys)
     GET|POST /reports/{vendor}/{token}   delivery reports (api/reports.py)
     /v1/campaigns...          campaigns: create, upload a CSV, preview, control (api/campaigns.py)
@@ -42,6 +43,7 @@ from smsdispatch.api.health import health_router
 from smsdispatch.api.message_search import message_search_router
 from smsdispatch.api.no_store import NoStore
 from smsdispatch.api.reports import reports_router
+from smsdispatch.api.routes import routes_router
 from smsdispatch.api.schemas import (
     Accepted,
     BatchIn,
@@ -100,16 +102,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(reports_router(settings, db))
     app.include_router(campaigns_router(Campaigns(settings, catalog, db), guarded))
     app.include_router(message_search_router(db, db.clock, guarded))
-    app.include_router(
-        vendors_router(
-            catalog,
-            # A Redis that hangs must not hold the API's threads.
-            Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2),
-            db,
-            guarded,
-            caller,
-        )
-    )
+    # A Redis that hangs must not hold the API's threads.
+    control_redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+    app.include_router(vendors_router(catalog, control_redis, db, guarded, caller))
+    app.include_router(routes_router(catalog, control_redis, guarded, caller))
     app.add_middleware(
         MaxBodySize,
         max_bytes=settings.api_max_body_bytes,

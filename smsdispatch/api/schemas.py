@@ -193,3 +193,27 @@ class ResumedOut(BaseModel):
     vendor: str
     lifted: PauseOut | None = Field(description="the pause that was in force, if any")
     released: int = Field(description="messages that waited for the pause, due now")
+
+
+class PinIn(BaseModel):
+    """Hold a vendor's weight on a route for a while; weight 0 drains it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weight: Annotated[int, Field(ge=0, le=100)]
+    seconds: Annotated[float, Field(gt=0, le=7 * 24 * 3600)] = 3600.0
+    reason: Annotated[str, Field(min_length=1, max_length=200)] = "pinned over the API"
+
+
+class RouteVendorOut(BaseModel):
+    route: str
+    destinations: str
+    vendor: str
+    sender: str
+    weight: int
+    resting: int
+    pinned: bool
+    breaker: str
+    answers: int
+    failure_share: float
+    paused: bool

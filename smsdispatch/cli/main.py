@@ -34,7 +34,7 @@ app.add_typer(optout.app, name="optout")
 app.add_typer(vendor.app, name="vendor")
 app.add_typer(keys.app, name="keys")
 app.command()(cancel.cancel)
-app.command()(routes.routes)
+app.add_typer(routes.app, name="routes")
 console = Console()
 
 

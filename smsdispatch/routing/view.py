@@ -34,6 +34,7 @@ class RouteRow:
     answers: int
     failure_share: float
     paused: bool
+    pinned: bool = False
 
 
 def route_rows(catalog: Catalog, client: redis.Redis, now: datetime) -> list[RouteRow]:
@@ -58,6 +59,7 @@ def route_rows(catalog: Catalog, client: redis.Redis, now: datetime) -> list[Rou
                     figures.answers,
                     figures.failure_share,
                     pauses.current_pause(client, choice.vendor, now) is not None,
+                    weights.pinned(route, choice.vendor),
                 )
             )
     return rows
@@ -81,7 +83,8 @@ def routes_table(rows: list[RouteRow], window_seconds: float) -> Table:
         last = row.route
         failed = f"{row.failure_share:.0%} of {row.answers}" if row.answers else "-"
         breaker = "paused; " + row.breaker if row.paused else row.breaker
-        table.add_row(name, row.vendor, row.sender, f"{row.weight}/{row.resting}", failed, breaker)
+        weight = f"{row.weight}/{row.resting}" + (" pin" if row.pinned else "")
+        table.add_row(name, row.vendor, row.sender, weight, failed, breaker)
     return table
 
 

@@ -11,13 +11,14 @@ all, however many processes rebalance at once.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import Enum
 
 import redis
 
 from smsdispatch.config.catalog import Catalog
-from smsdispatch.config.routes import BreakerPolicy, Route, WeightPolicy
+from smsdispatch.config.routes import BreakerPolicy, Route, RouteVendor, WeightPolicy
 from smsdispatch.routing.health import BreakerState, HealthBoard
 from smsdispatch.routing.health import text_of as _text
 from smsdispatch.vocabulary import keys
@@ -74,17 +75,74 @@ class WeightBoard:
         self._move = client.register_script(_MOVE)
 
     def current(self, route: Route) -> dict[str, int]:
-        """Each vendor's weight now: the stored one, else its resting weight."""
-        stored = self.client.hgetall(keys.route_weights(route.name))
+        """Each vendor's weight now: an operator's pin, else the stored one,
+        else its resting weight."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(keys.route_weights(route.name))
+        for choice in route.vendors:
+            pipe.get(keys.route_pin(route.name, choice.vendor))
+        stored, *pins = pipe.execute()
         now = {_text(k): int(_text(v)) for k, v in stored.items()}
-        return {v.vendor: now.get(v.vendor, v.weight) for v in route.vendors}
+        weights = {v.vendor: now.get(v.vendor, v.weight) for v in route.vendors}
+        for choice, pin in zip(route.vendors, pins, strict=True):
+            if pin is not None:
+                weights[choice.vendor] = int(json.loads(pin)["weight"])
+        return weights
+
+    def pin(
+        self, route: Route, vendor: str, weight: int, seconds: float, reason: str, by: str
+    ) -> None:
+        """Hold a vendor's weight on a route for `seconds` (0 drains it): health
+        does not move it meanwhile. Kept in the changes like any move."""
+        self._vendor_of(route, vendor)
+        if not 0 <= weight <= 100:
+            raise ValueError(f"a weight is 0 to 100, not {weight}")
+        before = self.current(route)[vendor]
+        value = json.dumps({"weight": weight, "reason": reason, "by": by})
+        self.client.set(keys.route_pin(route.name, vendor), value, px=max(1, int(seconds * 1000)))
+        what = "drained" if weight == 0 else f"pinned at {weight}"
+        self._record(route, vendor, before, weight, f"{what} for {seconds:.0f}s by {by}: {reason}")
+
+    def unpin(self, route: Route, vendor: str, by: str) -> bool:
+        """Lift an operator's pin at once; False if there was none."""
+        self._vendor_of(route, vendor)
+        before = self.current(route)[vendor]
+        lifted = bool(self.client.delete(keys.route_pin(route.name, vendor)))
+        if lifted:
+            after = self.current(route)[vendor]
+            self._record(route, vendor, before, after, f"pin lifted by {by}")
+        return lifted
+
+    def pinned(self, route: Route, vendor: str) -> bool:
+        return bool(self.client.exists(keys.route_pin(route.name, vendor)))
+
+    def _record(self, route: Route, vendor: str, before: int, after: int, reason: str) -> None:
+        seconds, micros = self.client.time()
+        self.client.xadd(
+            keys.ROUTE_CHANGES,
+            {
+                "route": route.name,
+                "vendor": vendor,
+                "from": before,
+                "to": after,
+                "reason": reason,
+                "at": f"{seconds + micros / 1_000_000:.3f}",
+            },
+            maxlen=self.policy.keep_changes,
+            approximate=True,
+        )
+
+    @staticmethod
+    def _vendor_of(route: Route, vendor: str) -> RouteVendor:
+        choice = route.vendor(vendor)
+        if choice is None:
+            raise KeyError(f"route {route.name!r} has no vendor {vendor!r}")
+        return choice
 
     def move(self, route: Route, vendor: str, direction: Direction, reason: str) -> int | None:
         """One step down, or back towards rest; the new weight, or None if the
         cooldown (down) or the quiet spell (back) has not passed, or it is at its bound."""
-        choice = route.vendor(vendor)
-        if choice is None:
-            raise KeyError(f"route {route.name!r} has no vendor {vendor!r}")
+        choice = self._vendor_of(route, vendor)
         p = self.policy
         weight, changed = self._move(
             keys=[
@@ -110,6 +168,8 @@ class WeightBoard:
         """Step each failing vendor down and each quiet one back; what moved."""
         moved = []
         for choice in route.vendors:
+            if self.pinned(route, choice.vendor):
+                continue  # an operator holds it
             reason, direction = self._verdict(choice.vendor, health)
             if self.move(route, choice.vendor, direction, reason) is not None:
                 moved.append(choice.vendor)

@@ -103,5 +103,11 @@ def route_weight_changed(route: str) -> str:
     return f"{PREFIX}:routing:changed:{route}"
 
 
+def route_pin(route: str, vendor: str) -> str:
+    """An operator's pin of a vendor's weight on a route (0: drained); the TTL is
+    how long it lasts; the value says the weight, why and who (routing/weights.py)."""
+    return f"{PREFIX}:routing:pin:{route}:{vendor}"
+
+
 # Every weight change, with its reason and Redis time (a trimmed stream).
 ROUTE_CHANGES = f"{PREFIX}:routing:changes"
