@@ -90,6 +90,19 @@ def authed(url: str, **kwargs: Any) -> httpx.Response:
     return response
 
 
+def workers_page(root: str) -> str:
+    """Flower's view of the workers, asked of them anew: an empty answer means
+    its inspect call timed out on a busy machine, so it is asked again."""
+    pages: list[str] = []
+
+    def answered() -> bool:
+        pages.append(authed(f"{root}/api/workers", params={"refresh": "1"}).text)
+        return pages[-1] != "{}"
+
+    wait_until(answered, 30, "Flower's inspect of the workers to answer")
+    return pages[-1]
+
+
 def flower_tasks(root: str) -> dict[str, dict[str, Any]]:
     return dict(authed(f"{root}/api/tasks").json())
 
@@ -152,7 +165,7 @@ def test_flower_shows_named_tasks_with_ids_only_after_real_sends(stack: Stack, f
         *(authed(f"{flower}/task/{uuid}").text for uuid in sends),
         *(authed(f"{flower}/api/task/info/{uuid}").text for uuid in sends),
         # The workers' configuration and stats, as Flower asks the workers for them.
-        authed(f"{flower}/api/workers", params={"refresh": "1"}).text,
+        workers_page(flower),
     ]
     assert names.SEND in pages[1]  # the tasks page's table names the task readably
     assert names.SEND in pages[-1]  # the workers' registered tasks
