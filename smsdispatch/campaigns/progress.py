@@ -17,18 +17,16 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from smsdispatch.vocabulary.status import FINAL, UNSENT, CampaignStatus, MessageStatus
+from smsdispatch.vocabulary.status import (
+    FINAL,
+    SETTLED,
+    UNSENT,
+    CampaignStatus,
+    MessageStatus,
+)
 
 # Statuses in the order a message moves through them, as the product names them.
-SHOWN = (
-    MessageStatus.ACCEPTED,
-    MessageStatus.UNKNOWN,
-    MessageStatus.DELIVERED,
-    MessageStatus.UNDELIVERED,
-    MessageStatus.EXPIRED,
-    MessageStatus.FAILED,
-    MessageStatus.CANCELLED,
-)
+SHOWN = tuple(s for s in MessageStatus if s in SETTLED)
 # The campaign releases no more messages in these.
 ENDED = frozenset({CampaignStatus.COMPLETED, CampaignStatus.CANCELLED})
 

@@ -94,19 +94,8 @@ class Validator:
         entry = self.provider(provider)
         sender = self.sender(entry, request.sender)
         recipient = normalize_number(request.to, self.default_region)
-        encoding, segments = self.text(entry, request.text)
         check_extras(request)
-        return ValidMessage(
-            entry.name,
-            sender,
-            recipient,
-            request.text,
-            encoding,
-            segments,
-            request.client_reference,
-            request.idempotency_key,
-            request.priority,
-        )
+        return self.valid(request, entry, sender, recipient)
 
     def routed(self, request: SendRequest, routing: Snapshot | None) -> ValidMessage:
         """A message that names no vendor: its route's choice, from its route's sender."""
@@ -127,11 +116,23 @@ class Validator:
         )
         if choice is None:
             raise InvalidMessage("provider", self.why_no_vendor(route, request.text))
-        entry = self.catalog.get(choice.vendor)
+        return self.valid(
+            request, self.catalog.get(choice.vendor), choice.sender, recipient, route.name
+        )
+
+    def valid(
+        self,
+        request: SendRequest,
+        entry: ProviderEntry,
+        sender: str,
+        recipient: str,
+        route: str | None = None,
+    ) -> ValidMessage:
+        """The message as stored, once its vendor, sender and number are settled."""
         encoding, segments = self.text(entry, request.text)
         return ValidMessage(
             entry.name,
-            choice.sender,
+            sender,
             recipient,
             request.text,
             encoding,
@@ -139,7 +140,7 @@ class Validator:
             request.client_reference,
             request.idempotency_key,
             request.priority,
-            route.name,
+            route,
         )
 
     def can_carry(self, choice: RouteVendor, text: str) -> bool:
