@@ -95,18 +95,37 @@ def test_the_routes_command_shows_every_route_and_the_latest_change(
 # -- pins and drains ------------------------------------------------------------
 
 
-def test_a_drained_vendor_gets_no_routed_message_and_health_does_not_move_it(
+def test_a_drained_vendor_gets_no_routed_message(redis_client: redis.Redis) -> None:
+    board = WeightBoard(redis_client, CATALOG.weights, CATALOG.breaker)
+    route = CATALOG.routes["default"]
+    board.pin(route, "cue", 0, 60, "maintenance window", "ops")  # healthy, breaker closed
+    snapshot = Router(CATALOG, redis_client, random.Random(1)).snapshot(NOW)
+    chosen = {snapshot.choose(route, lambda _: True) for _ in range(400)}
+    assert {c.vendor for c in chosen if c} == {"messangi", "restcomm", "skycore"}
+    assert board.changes()[0].reason == "drained for 60s by ops: maintenance window"
+
+
+def test_health_does_not_move_a_pinned_vendor(redis_client: redis.Redis) -> None:
+    board = WeightBoard(redis_client, CATALOG.weights, CATALOG.breaker)
+    route = CATALOG.routes["default"]
+    board.pin(route, "cue", 40, 60, "contract", "ops")
+    failing(redis_client, "cue")
+    assert rebalance_routes(CATALOG, redis_client) == {}
+    assert board.current(route)["cue"] == 40
+
+
+def test_when_nobody_can_send_a_drained_vendor_does_not_take_the_waiting_messages(
     redis_client: redis.Redis,
 ) -> None:
     board = WeightBoard(redis_client, CATALOG.weights, CATALOG.breaker)
     route = CATALOG.routes["default"]
     board.pin(route, "cue", 0, 60, "maintenance window", "ops")
-    failing(redis_client, "cue")
-    assert rebalance_routes(CATALOG, redis_client) == {}
+    for vendor in ("messangi", "restcomm", "skycore"):
+        pauses.pause(redis_client, vendor, 60, "no credit")
     snapshot = Router(CATALOG, redis_client, random.Random(1)).snapshot(NOW)
-    chosen = {snapshot.choose(route, lambda _: True) for _ in range(400)}
-    assert "cue" not in {c.vendor for c in chosen if c}
-    assert board.changes()[0].reason == "drained for 60s by ops: maintenance window"
+    chosen = snapshot.choose(route, lambda _: True)
+    assert chosen is not None
+    assert chosen.vendor != "cue"
 
 
 def test_a_pin_holds_its_weight_until_it_ends_or_is_lifted(redis_client: redis.Redis) -> None:
@@ -158,3 +177,38 @@ def test_routes_are_listed_and_a_vendor_pinned_and_unpinned_over_the_api(
     assert missing.status_code == 404
     changes = WeightBoard(redis_client, CATALOG.weights, CATALOG.breaker).changes()
     assert changes[1].reason.startswith("pinned at 60 for 3600s by ")
+
+
+def test_a_vendor_health_took_to_weight_zero_is_probed_and_drifts_back_when_it_recovers(
+    redis_client: redis.Redis,
+) -> None:
+    quick = CATALOG.model_copy(
+        update={
+            "weights": CATALOG.weights.model_copy(
+                update={"step": 25, "cooldown_seconds": 0, "recover_after_seconds": 0.3}
+            ),
+            "breaker": CATALOG.breaker.model_copy(
+                update={
+                    "cooldown_seconds": 0.2,
+                    "probe_interval_seconds": 0.05,
+                    "probes_to_close": 1,
+                    "window_seconds": 1,
+                    "bucket_seconds": 1,
+                }
+            ),
+        }
+    )
+    route = quick.routes["default"]
+    health = HealthBoard(redis_client, quick.breaker)
+    weights = WeightBoard(redis_client, quick.weights, quick.breaker)
+    health.record("cue", [OutcomeKind.RETRY] * quick.breaker.min_volume)
+    rebalance_routes(quick, redis_client)
+    assert weights.current(route)["cue"] == 0
+    time.sleep(0.25)  # the breaker's cooldown: it is half open now
+    snapshot = Router(quick, redis_client, random.Random(1)).snapshot(NOW)
+    probes = [c for _ in range(50) if (c := snapshot.choose(route, lambda _: True))]
+    assert [c.vendor for c in probes].count("cue") == 1  # one probe, though its weight is 0
+    health.record("cue", [OutcomeKind.ACCEPTED])  # the probe went through: closed
+    time.sleep(2.1)  # the failures leave the 1 s window; a quiet spell passes
+    rebalance_routes(quick, redis_client)
+    assert weights.current(route)["cue"] == 25

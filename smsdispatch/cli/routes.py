@@ -22,14 +22,14 @@ console = Console()
 
 RouteName = Annotated[str, typer.Argument(help="The catalog route, e.g. default.")]
 Vendor = Annotated[str, typer.Argument(help="A vendor of that route.")]
-Seconds = Annotated[float, typer.Option("--for", help="How long, in seconds.")]
+Seconds = Annotated[float, typer.Option("--for", min=1, help="How long, in seconds.")]
 Reason = Annotated[str, typer.Option(help="Why, for the next operator.")]
 
 
 def _board() -> tuple[Catalog, redis.Redis, WeightBoard]:
     settings = get_settings()
     catalog = load_catalog(settings.catalog_path)
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     return catalog, client, WeightBoard(client, catalog.weights, catalog.breaker)
 
 

@@ -242,15 +242,24 @@ class HealthBoard:
         return BreakerState(text_of(state)), bool(allowed)
 
     def breaker(self, vendor: str) -> Breaker:
-        """The breaker as last written (an open one past its cooldown reads as
-        open until a worker asks to send: `admit` moves it on)."""
-        stored = self.client.hgetall(keys.breaker(vendor))
+        """The breaker as of now, on Redis' clock: an open one whose cooldown
+        has passed reads as half open (without writing: the next answer or
+        probe request moves it on), so nothing that reads it waits for
+        traffic that only a half-open breaker would let through."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(keys.breaker(vendor))
+        pipe.time()
+        stored, (seconds, micros) = pipe.execute()
         fields = {text_of(k): text_of(v) for k, v in stored.items()}
-        return Breaker(
-            BreakerState(fields.get("state", BreakerState.CLOSED.value)),
-            float(fields["since"]) if "since" in fields else None,
-            fields.get("reason", ""),
+        state = BreakerState(fields.get("state", BreakerState.CLOSED.value))
+        since = float(fields["since"]) if "since" in fields else None
+        reason = fields.get("reason", "")
+        cooled = (
+            since is not None and seconds + micros / 1e6 >= since + self.policy.cooldown_seconds
         )
+        if state is BreakerState.OPEN and cooled:
+            return Breaker(BreakerState.HALF_OPEN, since, f"cooldown over after: {reason}")
+        return Breaker(state, since, reason)
 
     def health(self, vendor: str, window_seconds: float | None = None) -> Health:
         """The vendor's answers over the last `window_seconds` (the breaker's window)."""

@@ -65,6 +65,9 @@ class Snapshot:
     # None: no breaker to ask (routing on resting weights).
     admit: Callable[[str], bool] | None = None
     asked: set[str] = field(default_factory=set)  # half-open vendors asked this batch
+    drained: set[tuple[str, str]] = field(
+        default_factory=set
+    )  # (route, vendor) an operator drained
 
     def choose(
         self, route: Route, can_carry: Callable[[RouteVendor], bool], *, priority: bool = False
@@ -78,19 +81,24 @@ class Snapshot:
             return probe
         candidates = [self._candidate(route, v) for v in able if self._open_to(v.vendor)]
         chosen = choose(route, candidates, self.rng, priority=priority)
-        return chosen if chosen is not None else max(able, key=lambda v: v.weight)
+        if chosen is not None:
+            return chosen
+        # Nobody can send now: wait on the heaviest, an operator's drain respected.
+        kept = [v for v in able if (route.name, v.vendor) not in self.drained] or able
+        return max(kept, key=lambda v: v.weight)
 
     def _probe(self, route: Route, able: list[RouteVendor]) -> RouteVendor | None:
         """The batch's first message that a half-open vendor could carry is its
-        probe, if the breaker grants one: asked only then, so a probe is never
-        granted to a batch that would not send it."""
+        probe, if the breaker grants one: asked only when a message could take
+        it. A vendor health has stepped down to weight 0 is probed too (how
+        it comes back); one an operator drained is not."""
         for choice in able:
             state = self.vendors[choice.vendor]
             if (
                 state.paused
                 or state.breaker is BreakerState.CLOSED
                 or choice.vendor in self.asked
-                or self.weights[route.name][choice.vendor] == 0  # drained: no traffic at all
+                or (route.name, choice.vendor) in self.drained  # an operator's: no traffic
                 or self.admit is None
             ):
                 continue
@@ -153,10 +161,21 @@ class Router:
             {v: self._state(v, now) for v in vendors},
             self.rng,
             admit=self._admit,
+            drained={
+                (r.name, vendor)
+                for r in chosen
+                for vendor, weight in self.weights.pins(r).items()
+                if weight == 0
+            },
         )
 
     def _admit(self, vendor: str) -> bool:
-        state, allowed = self.health.admit(vendor)
+        """A probe for a half-open vendor; none without Redis (the batch goes on)."""
+        try:
+            state, allowed = self.health.admit(vendor)
+        except redis.RedisError as exc:
+            log.warning("no probe for %s: Redis unavailable (%s)", vendor, type(exc).__name__)
+            return False
         return allowed and state is BreakerState.HALF_OPEN
 
     def _state(self, vendor: str, now: datetime) -> VendorState:

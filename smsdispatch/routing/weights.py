@@ -77,17 +77,21 @@ class WeightBoard:
     def current(self, route: Route) -> dict[str, int]:
         """Each vendor's weight now: an operator's pin, else the stored one,
         else its resting weight."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(keys.route_weights(route.name))
-        for choice in route.vendors:
-            pipe.get(keys.route_pin(route.name, choice.vendor))
-        stored, *pins = pipe.execute()
+        stored = self.client.hgetall(keys.route_weights(route.name))
         now = {_text(k): int(_text(v)) for k, v in stored.items()}
         weights = {v.vendor: now.get(v.vendor, v.weight) for v in route.vendors}
-        for choice, pin in zip(route.vendors, pins, strict=True):
-            if pin is not None:
-                weights[choice.vendor] = int(json.loads(pin)["weight"])
-        return weights
+        return weights | self.pins(route)
+
+    def pins(self, route: Route) -> dict[str, int]:
+        """The route's vendors an operator holds now, and at what weight (0: drained)."""
+        pipe = self.client.pipeline(transaction=False)
+        for choice in route.vendors:
+            pipe.get(keys.route_pin(route.name, choice.vendor))
+        return {
+            choice.vendor: int(json.loads(pin)["weight"])
+            for choice, pin in zip(route.vendors, pipe.execute(), strict=True)
+            if pin is not None
+        }
 
     def pin(
         self, route: Route, vendor: str, weight: int, seconds: float, reason: str, by: str
