@@ -7,16 +7,19 @@ from pathlib import Path
 
 import pytest
 import redis
+from celery import Celery
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from smsdispatch.config.catalog import Catalog, load_catalog
 from smsdispatch.config.settings import DEFAULT_CATALOG, Settings
 from smsdispatch.local.simulators import SimulatorServer
+from smsdispatch.producer.api import Producer
 from smsdispatch.simulators.app import pointed_at
 from smsdispatch.store.db import Database
 from smsdispatch.store.migrate import upgrade
 from smsdispatch.vocabulary import keys
+from smsdispatch.workers.app import create_app
 from tests.settings import POSTGRES_URL, REDIS_URL, make_settings
 
 
@@ -141,3 +144,19 @@ def database(database_url: str) -> Iterator[Database]:
     db = Database(database_url)
     yield db
     db.dispose()
+
+
+# -- the producer, with its broker -------------------------------------------
+
+
+@pytest.fixture
+def celery(redis_client: redis.Redis, redis_url: str) -> Iterator[Celery]:
+    """The Celery app producers publish with, on the test Redis."""
+    app = create_app(make_settings(redis_url=redis_url))
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def producer(database: Database, catalog: Catalog, celery: Celery) -> Producer:
+    return Producer(make_settings(), catalog, database, celery)

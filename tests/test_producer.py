@@ -5,11 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterator
 
 import pytest
 import redis
-from celery import Celery
 from sqlalchemy import func, select
 
 from smsdispatch.config.catalog import Catalog
@@ -17,20 +15,6 @@ from smsdispatch.producer.api import Producer
 from smsdispatch.producer.validation import InvalidMessage, SendRequest
 from smsdispatch.store.db import Database
 from smsdispatch.store.models import messages
-from smsdispatch.workers.app import create_app
-from tests.settings import make_settings
-
-
-@pytest.fixture
-def celery(redis_client: redis.Redis, redis_url: str) -> Iterator[Celery]:
-    app = create_app(make_settings(redis_url=redis_url))
-    yield app
-    app.close()
-
-
-@pytest.fixture
-def producer(database: Database, catalog: Catalog, celery: Celery) -> Producer:
-    return Producer(make_settings(), catalog, database, celery)
 
 
 def queued_payloads(client: redis.Redis, queue: str) -> list[dict[str, object]]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -16,20 +15,7 @@ from smsdispatch.producer.validation import InvalidMessage, SendRequest
 from smsdispatch.store.db import Database
 from smsdispatch.store.models import messages
 from smsdispatch.vocabulary import names
-from smsdispatch.workers.app import create_app
 from tests.settings import TEST_CREDENTIALS, make_settings
-
-
-@pytest.fixture
-def celery(redis_client: redis.Redis, redis_url: str) -> Iterator[Celery]:
-    app = create_app(make_settings(redis_url=redis_url))
-    yield app
-    app.close()
-
-
-@pytest.fixture
-def producer(database: Database, catalog: Catalog, celery: Celery) -> Producer:
-    return Producer(make_settings(), catalog, database, celery)
 
 
 def stored(db: Database, message_id: int) -> tuple[str, str, str | None]:

@@ -84,6 +84,11 @@ class Validator:
         # Numbers without a country code are read in this region; None
         # requires every number to carry its '+' and country code.
         self.default_region = default_region
+        # What each vendor lacks of its required settings: they do not change
+        # while the process runs, so routing reads this, not the settings, per message.
+        self.unconfigured = {
+            name: settings.vendor(name).missing(name) for name in catalog.providers
+        }
 
     def validate(self, request: SendRequest, routing: Snapshot | None = None) -> ValidMessage:
         """The message as it will be stored; `routing` chooses the vendor of a
@@ -158,7 +163,7 @@ class Validator:
         needs only the URL here (`provider`): the operator chose it.
         """
         entry = self.catalog.get(choice.vendor)
-        missing = self.unset(entry)
+        missing = self.unconfigured[entry.name]
         if missing:
             return f"{entry.name}: {', '.join(missing)} not set"
         if len(text) > entry.max_text_chars:
@@ -169,11 +174,6 @@ class Validator:
         reasons = [why for v in route.vendors if (why := self.why_not(v, text))]
         return f"no vendor of route {route.name!r} can carry it ({'; '.join(reasons)})"
 
-    def unset(self, entry: ProviderEntry, fields: tuple[str, ...] | None = None) -> list[str]:
-        """The environment names of the vendor's settings left empty (all required ones
-        by default)."""
-        return self.settings.vendor(entry.name).missing(entry.name, fields)
-
     def provider(self, name: str) -> ProviderEntry:
         try:
             entry = self.catalog.get(name)
@@ -183,7 +183,7 @@ class Validator:
         # fix, rather than store a message a worker could only hold. Only the
         # URL is checked: credentials are the workers' (a producer need not
         # hold vendor secrets), and a worker without them says so by pausing.
-        missing = self.unset(entry, ("base_url",))
+        missing = self.settings.vendor(entry.name).missing(entry.name, ("base_url",))
         if missing:
             raise InvalidMessage("provider", f"{entry.name} cannot send: {missing[0]} is not set")
         return entry

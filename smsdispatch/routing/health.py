@@ -30,6 +30,7 @@ from enum import StrEnum
 import redis
 
 from smsdispatch.config.routes import BreakerPolicy
+from smsdispatch.limits import pauses
 from smsdispatch.vocabulary import keys
 from smsdispatch.vocabulary.outcomes import OutcomeKind
 
@@ -264,8 +265,7 @@ class HealthBoard:
     def health(self, vendor: str, window_seconds: float | None = None) -> Health:
         """The vendor's answers over the last `window_seconds` (the breaker's window)."""
         window = window_seconds or self.policy.window_seconds
-        seconds, micros = self.client.time()
-        now = seconds + micros / 1_000_000
+        now = pauses.redis_now(self.client).timestamp()
         size = self.policy.bucket_seconds
         first, last = int((now - window) // size), int(now // size)
         prefix = keys.health_prefix(vendor)

@@ -156,17 +156,13 @@ class Router:
 
     def _snapshot(self, now: datetime, chosen: list[Route]) -> Snapshot:
         vendors = sorted({v.vendor for r in chosen for v in r.vendors})
+        pins = {r.name: self.weights.pins(r) for r in chosen}
         return Snapshot(
-            {r.name: self.weights.current(r) for r in chosen},
+            {r.name: self.weights.current(r, pins[r.name]) for r in chosen},
             {v: self._state(v, now) for v in vendors},
             self.rng,
             admit=self._admit,
-            drained={
-                (r.name, vendor)
-                for r in chosen
-                for vendor, weight in self.weights.pins(r).items()
-                if weight == 0
-            },
+            drained={(r, v) for r, pinned in pins.items() for v, w in pinned.items() if w == 0},
         )
 
     def _admit(self, vendor: str) -> bool:

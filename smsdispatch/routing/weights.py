@@ -19,6 +19,7 @@ import redis
 
 from smsdispatch.config.catalog import Catalog
 from smsdispatch.config.routes import BreakerPolicy, Route, RouteVendor, WeightPolicy
+from smsdispatch.limits import pauses
 from smsdispatch.routing.health import BreakerState, HealthBoard
 from smsdispatch.routing.health import text_of as _text
 from smsdispatch.vocabulary import keys
@@ -74,13 +75,13 @@ class WeightBoard:
         self.breaker = breaker
         self._move = client.register_script(_MOVE)
 
-    def current(self, route: Route) -> dict[str, int]:
+    def current(self, route: Route, pins: dict[str, int] | None = None) -> dict[str, int]:
         """Each vendor's weight now: an operator's pin, else the stored one,
-        else its resting weight."""
+        else its resting weight. `pins`: the route's pins, if already read."""
         stored = self.client.hgetall(keys.route_weights(route.name))
         now = {_text(k): int(_text(v)) for k, v in stored.items()}
         weights = {v.vendor: now.get(v.vendor, v.weight) for v in route.vendors}
-        return weights | self.pins(route)
+        return weights | (self.pins(route) if pins is None else pins)
 
     def pins(self, route: Route) -> dict[str, int]:
         """The route's vendors an operator holds now, and at what weight (0: drained)."""
@@ -121,7 +122,7 @@ class WeightBoard:
         return bool(self.client.exists(keys.route_pin(route.name, vendor)))
 
     def _record(self, route: Route, vendor: str, before: int, after: int, reason: str) -> None:
-        seconds, micros = self.client.time()
+        at = pauses.redis_now(self.client).timestamp()
         self.client.xadd(
             keys.ROUTE_CHANGES,
             {
@@ -130,7 +131,7 @@ class WeightBoard:
                 "from": before,
                 "to": after,
                 "reason": reason,
-                "at": f"{seconds + micros / 1_000_000:.3f}",
+                "at": f"{at:.3f}",
             },
             maxlen=self.policy.keep_changes,
             approximate=True,
