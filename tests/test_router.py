@@ -121,3 +121,56 @@ def test_a_batch_that_cannot_send_to_a_half_open_vendor_leaves_its_probe_to_the_
     not_cue = {snapshot.choose(ROUTE, lambda v: v.vendor != "cue") for _ in range(10)}
     assert {c.vendor for c in not_cue if c} == {"restcomm"}
     assert split(router)["cue"] == 1
+
+
+RATED = Catalog.model_validate(
+    {
+        "providers": {
+            "cue": {
+                "senders": [{"id": "CUESMS", "kind": "alphanumeric"}],
+                "account_limit": {"count": 10, "per_seconds": 1},
+            },
+            "restcomm": {
+                "senders": [{"id": "55555", "kind": "short_code"}],
+                "account_limit": {"count": 10, "per_seconds": 1},
+            },
+        },
+        "routes": {
+            "default": {
+                "destinations": ["default"],
+                "vendors": [vendor("cue", "CUESMS", 90), vendor("restcomm", "55555", 10)],
+            }
+        },
+    }
+)
+
+
+def test_a_batch_larger_than_a_vendors_two_seconds_spills_to_the_others_as_it_is_routed(
+    redis_client: redis.Redis,
+) -> None:
+    snapshot = Router(RATED, redis_client, random.Random(3)).snapshot(NOW)
+    route = RATED.routes["default"]
+    chosen = Counter(c.vendor for _ in range(200) if (c := snapshot.choose(route, anyone)))
+    # By weight alone Cue would take 180; at 10/s each the two fill alike.
+    assert 90 <= chosen["cue"] <= 110, chosen
+
+
+def test_a_small_batch_still_splits_by_weight(redis_client: redis.Redis) -> None:
+    route = RATED.routes["default"]
+    cue = 0
+    for seed in range(200):
+        snapshot = Router(RATED, redis_client, random.Random(seed)).snapshot(NOW)
+        chosen = snapshot.choose(route, anyone)
+        cue += chosen is not None and chosen.vendor == "cue"
+    assert 165 <= cue <= 195
+
+
+def test_deferred_messages_spill_only_while_the_other_vendor_has_room(
+    redis_client: redis.Redis,
+) -> None:
+    snapshot = Router(RATED, redis_client, random.Random(3)).snapshot(NOW)
+    route = RATED.routes["default"]
+    moved = [snapshot.failover(route, "cue", anyone, spill=True) for _ in range(50)]
+    # Restcomm takes its next 2 s at 10/s (and one more that lands on the edge).
+    assert 20 <= sum(m is not None for m in moved) <= 21
+    assert {m.vendor for m in moved if m is not None} == {"restcomm"}

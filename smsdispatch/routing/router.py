@@ -12,11 +12,12 @@ the snapshot asks it when the batch's first message that vendor could carry
 comes and, if granted, routes that message to it.
 
 Spill-over here reads how far ahead each vendor's limiter is booked when the
-batch is accepted: it moves a steady stream off a vendor that is booked up,
-not one large batch accepted at once (the limiter is not booked yet then);
-that one spills at send time, when its vendor's limiter defers a message and
-`Snapshot.failover` finds another vendor of the route booked less far ahead
-(sending/failover.py).
+batch is accepted, and adds what the batch's own choices will book (one
+message books 1 / its vendor's rate, `pace_of`): a batch larger than one
+vendor's 2 s spills to the others as it is routed, and a steady stream moves
+off a vendor that is booked up. What the limiter still defers at send time
+spills there too (sending/failover.py, with the same bookkeeping).
+
 Delivery figures (delivered share, time to delivery) are not recorded per
 vendor yet: until they are, a cheapest route takes every vendor as meeting
 its quality floor and priority messages are chosen by weight.
@@ -41,6 +42,7 @@ import redis
 from smsdispatch.config.catalog import Catalog
 from smsdispatch.config.routes import Route, RouteVendor
 from smsdispatch.limits import pauses
+from smsdispatch.limits.rates import campaign_rate
 from smsdispatch.routing.choose import SPILL_AFTER_SECONDS, Candidate, choose
 from smsdispatch.routing.health import BreakerState, HealthBoard
 from smsdispatch.routing.weights import WeightBoard
@@ -70,6 +72,12 @@ class Snapshot:
     drained: set[tuple[str, str]] = field(
         default_factory=set
     )  # (route, vendor) an operator drained
+    # Seconds of a vendor's limiter one message from that route's sender
+    # books (1 / its rate), and what this snapshot's choices booked so far:
+    # the messages of one batch spill over as the limiter will fill, not all
+    # to the vendor that looked free when the batch began.
+    pace: dict[tuple[str, str], float] = field(default_factory=dict)
+    booked: dict[str, float] = field(default_factory=dict)
 
     def choose(
         self, route: Route, can_carry: Callable[[RouteVendor], bool], *, priority: bool = False
@@ -80,11 +88,11 @@ class Snapshot:
             return None
         probe = self._probe(route, able)
         if probe is not None:
-            return probe
+            return self._book(route, probe)
         candidates = [self._candidate(route, v) for v in able if self._open_to(v.vendor)]
         chosen = choose(route, candidates, self.rng, priority=priority)
         if chosen is not None:
-            return chosen
+            return self._book(route, chosen)
         # Nobody can send now: wait on the heaviest, an operator's drain respected.
         kept = [v for v in able if (route.name, v.vendor) not in self.drained] or able
         return max(kept, key=lambda v: v.weight)
@@ -115,7 +123,8 @@ class Snapshot:
         ]
         if spill:
             candidates = [c for c in candidates if c.backlog_seconds <= SPILL_AFTER_SECONDS]
-        return choose(route, candidates, self.rng)
+        chosen = choose(route, candidates, self.rng)
+        return None if chosen is None else self._book(route, chosen)
 
     def closed_to(self, vendor: str) -> bool:
         """Whether routing sends `vendor` nothing now: paused, or its breaker open.
@@ -153,11 +162,19 @@ class Snapshot:
         return Candidate(
             choice,
             self.weights[route.name][choice.vendor],
-            self.vendors[choice.vendor].backlog_seconds,
+            self.vendors[choice.vendor].backlog_seconds + self.booked.get(choice.vendor, 0.0),
         )
 
+    def _book(self, route: Route, choice: RouteVendor) -> RouteVendor:
+        """Count the chosen message against its vendor's limiter in this snapshot."""
+        step = self.pace.get((route.name, choice.vendor), 0.0)
+        self.booked[choice.vendor] = self.booked.get(choice.vendor, 0.0) + step
+        return choice
 
-def resting(routes: Iterable[Route], rng: random.Random) -> Snapshot:
+
+def resting(
+    routes: Iterable[Route], rng: random.Random, pace: dict[tuple[str, str], float] | None = None
+) -> Snapshot:
     """A snapshot that knows nothing of health: resting weights, every vendor open."""
     chosen = list(routes)
     idle = VendorState(paused=False, breaker=BreakerState.CLOSED, backlog_seconds=0.0)
@@ -165,7 +182,18 @@ def resting(routes: Iterable[Route], rng: random.Random) -> Snapshot:
         {r.name: {v.vendor: v.weight for v in r.vendors} for r in chosen},
         {v.vendor: idle for r in chosen for v in r.vendors},
         rng,
+        pace=pace or {},
     )
+
+
+def pace_of(catalog: Catalog, routes: Iterable[Route]) -> dict[tuple[str, str], float]:
+    """Seconds of its vendor's limiter one message of each route vendor books:
+    1 / the vendor's rate, or its sender's where that is slower (a long code)."""
+    return {
+        (route.name, choice.vendor): 1.0 / campaign_rate(catalog.get(choice.vendor), choice.sender)
+        for route in routes
+        for choice in route.vendors
+    }
 
 
 class Router:
@@ -190,7 +218,7 @@ class Router:
             return self._snapshot(now, chosen)
         except redis.RedisError as exc:
             log.warning("routing on resting weights: Redis unavailable (%s)", type(exc).__name__)
-            return resting(chosen, self.rng)
+            return resting(chosen, self.rng, pace_of(self.catalog, chosen))
 
     def _snapshot(self, now: datetime, chosen: list[Route]) -> Snapshot:
         vendors = sorted({v.vendor for r in chosen for v in r.vendors})
@@ -201,6 +229,7 @@ class Router:
             self.rng,
             admit=self._admit,
             drained={(r, v) for r, pinned in pins.items() for v, w in pinned.items() if w == 0},
+            pace=pace_of(self.catalog, chosen),
         )
 
     def _admit(self, vendor: str) -> bool:
