@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from smsdispatch.campaigns.preparation import Prepared
 from smsdispatch.campaigns.recipients import BadRow
@@ -56,7 +57,7 @@ class ChunkRouter:
                 out.append(BadRow(p.line, str(exc)))
                 continue
             text = p.text
-            choice = routing.choose(route, lambda v: self.validator.can_carry(v, text))
+            choice = routing.choose(route, partial(self.validator.can_carry, text=text))
             if choice is None:
                 out.append(
                     BadRow(p.line, f"the message: {self.validator.why_no_vendor(route, text)}")

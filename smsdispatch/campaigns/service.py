@@ -11,8 +11,8 @@ claimed is sent exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -35,7 +35,6 @@ from smsdispatch.config.routes import RouteVendor
 from smsdispatch.config.settings import Settings
 from smsdispatch.producer.validation import AUTO, InvalidMessage, Validator, is_routed
 from smsdispatch.routing.router import Router, Snapshot
-from smsdispatch.store.destinations import price_of, route_of_number
 from smsdispatch.store.campaign_messages import CampaignTarget, finish_unsent, take_back
 from smsdispatch.store.campaigns import (
     back_to_scheduled_if_early,
@@ -47,6 +46,7 @@ from smsdispatch.store.campaigns import (
 )
 from smsdispatch.store.clock import Clock
 from smsdispatch.store.db import Database
+from smsdispatch.store.destinations import price_of, route_of_number
 from smsdispatch.store.models import campaigns, messages
 from smsdispatch.vocabulary.errors import ConflictError, InputError, NotFoundError
 from smsdispatch.vocabulary.status import CAMPAIGN_TRANSITIONS, CampaignStatus, MessageStatus

@@ -77,9 +77,10 @@ def release(
     """Up to `limit` held messages -> `queued`, marked enqueued; their ids, in order.
 
     `provider`: only that vendor's messages (a routed campaign's are released
-    per vendor, at each vendor's pace). Nothing unless the campaign is running. Its row is locked first: a pause
-    or cancel waits for this release to commit (and then takes it back), or
-    this release sees it and stops.
+    per vendor, at each vendor's pace). Nothing unless the campaign is
+    running. Its row is locked first: a pause or cancel waits for this
+    release to commit (and then takes it back), or this release sees it and
+    stops.
     """
     m = messages.c
     c = campaigns.c
