@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import partial
 
 from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 
-from smsdispatch.analytics.queries import CodeCount, Report
+from smsdispatch.analytics.queries import CodeCount, Report, VendorCost
 from smsdispatch.vocabulary.status import MessageStatus
 
 STATUS_ORDER = [s.value for s in MessageStatus]
@@ -83,6 +84,52 @@ def report_table(report: Report) -> Table:
     return table
 
 
+def cost_table(report: Report) -> Table:
+    """Per vendor: messages, those sent, their segments and what they cost.
+
+    Five columns of numbers and a vendor's name: well within 80 columns.
+    """
+    table = Table(
+        "vendor",
+        Column("messages", justify="right"),
+        Column("sent", justify="right"),
+        Column("segments", justify="right"),
+        Column("cost", justify="right"),
+        box=box.SIMPLE_HEAD,
+        title="cost by vendor",
+        caption="cost = segments sent x the price per segment of the message's route "
+        "vendor (unrouted: the vendor's on the number's route); 'no price' where the "
+        "catalog gives none.",
+        caption_justify="left",
+    )
+    for c in report.costs:
+        table.add_row(c.provider, str(c.messages), str(c.sent), str(c.segments), _cost(c))
+    if len(report.costs) > 1:
+        table.add_row(
+            "all",
+            str(sum(c.messages for c in report.costs)),
+            str(sum(c.sent for c in report.costs)),
+            str(sum(c.segments for c in report.costs)),
+            _total_cost(report.costs),
+            style="bold",
+        )
+    return table
+
+
+def _cost(c: VendorCost) -> str:
+    if not c.unpriced_segments:
+        return f"{c.cost:,.4f}"
+    if c.unpriced_segments == c.segments:
+        return "no price"
+    return f"{c.cost:,.4f} + {c.unpriced_segments} unpriced"
+
+
+def _total_cost(costs: list[VendorCost]) -> str:
+    unpriced = sum(c.unpriced_segments for c in costs)
+    total = sum((c.cost for c in costs), Decimal(0))
+    return f"{total:,.4f}" + (f" + {unpriced} unpriced" if unpriced else "")
+
+
 def pending_note(report: Report) -> str | None:
     """A sentence when messages are still pending: the rate is of the final ones only."""
     pending, total = report.pending(), report.total()
@@ -99,6 +146,8 @@ def print_report(report: Report, console: Console) -> None:
     note = pending_note(report)
     if note:
         console.print(f"[yellow]{note}[/yellow]")
+    if report.costs:
+        console.print(cost_table(report))
     console.print(_codes("top final error codes (messages.error_code)", report.message_errors))
     console.print(
         _codes(
