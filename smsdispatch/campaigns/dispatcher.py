@@ -105,7 +105,9 @@ def _dispatch(rt: Services) -> DispatchResult:
         for provider in [campaign["provider"]] if campaign["provider"] else routed_vendors:
             by_provider[provider].append(campaign)
     for provider, group in by_provider.items():
-        result.released.update(_top_up(rt, provider, group, now))
+        for campaign_id, count in _top_up(rt, provider, group, now).items():
+            # A routed campaign is topped up at each of its vendors.
+            result.released[campaign_id] = result.released.get(campaign_id, 0) + count
     with rt.db.session() as session, session.begin():
         result.completed = _complete_finished(session, [c["id"] for c in running], now)
     _refresh(rt, active, result, now)
