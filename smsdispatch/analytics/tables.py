@@ -85,9 +85,10 @@ def report_table(report: Report) -> Table:
 
 
 def cost_table(report: Report) -> Table:
-    """Per vendor: messages, those sent, their segments and what they cost.
+    """Per vendor: messages, those sent, their segments, what they cost, and the
+    segments the catalog has no price for (counted apart, not as free).
 
-    Five columns of numbers and a vendor's name: well within 80 columns.
+    A vendor's name and five numbers: within 80 columns for every vendor.
     """
     table = Table(
         "vendor",
@@ -95,39 +96,40 @@ def cost_table(report: Report) -> Table:
         Column("sent", justify="right"),
         Column("segments", justify="right"),
         Column("cost", justify="right"),
+        Column("unpriced", justify="right"),
         box=box.SIMPLE_HEAD,
         title="cost by vendor",
         caption="cost = segments sent x the price per segment of the message's route "
-        "vendor (unrouted: the vendor's on the number's route); 'no price' where the "
-        "catalog gives none.",
+        "vendor (unrouted: the vendor's on the number's route). unpriced: sent segments "
+        "the catalog gives no price for; 'no price' when none has one.",
         caption_justify="left",
     )
-    for c in report.costs:
-        table.add_row(c.provider, str(c.messages), str(c.sent), str(c.segments), _cost(c))
+    rows = [(c.provider, c) for c in report.costs]
     if len(report.costs) > 1:
+        rows.append(("all", _sum(report.costs)))
+    for label, c in rows:
+        cost = "no price" if c.segments and c.unpriced_segments == c.segments else f"{c.cost:,.4f}"
         table.add_row(
-            "all",
-            str(sum(c.messages for c in report.costs)),
-            str(sum(c.sent for c in report.costs)),
-            str(sum(c.segments for c in report.costs)),
-            _total_cost(report.costs),
-            style="bold",
+            label,
+            f"{c.messages:,}",
+            f"{c.sent:,}",
+            f"{c.segments:,}",
+            cost,
+            f"{c.unpriced_segments:,}",
+            style="bold" if label == "all" else None,
         )
     return table
 
 
-def _cost(c: VendorCost) -> str:
-    if not c.unpriced_segments:
-        return f"{c.cost:,.4f}"
-    if c.unpriced_segments == c.segments:
-        return "no price"
-    return f"{c.cost:,.4f} + {c.unpriced_segments} unpriced"
-
-
-def _total_cost(costs: list[VendorCost]) -> str:
-    unpriced = sum(c.unpriced_segments for c in costs)
-    total = sum((c.cost for c in costs), Decimal(0))
-    return f"{total:,.4f}" + (f" + {unpriced} unpriced" if unpriced else "")
+def _sum(costs: list[VendorCost]) -> VendorCost:
+    return VendorCost(
+        "all",
+        sum(c.messages for c in costs),
+        sum(c.sent for c in costs),
+        sum(c.segments for c in costs),
+        sum((c.cost for c in costs), Decimal(0)),
+        sum(c.unpriced_segments for c in costs),
+    )
 
 
 def pending_note(report: Report) -> str | None:
