@@ -7,6 +7,7 @@ import io
 import math
 import random
 from collections import Counter
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +22,7 @@ from smsdispatch.config.catalog import Catalog
 from smsdispatch.limits import pauses
 from smsdispatch.local.catalogs import catalog_data
 from smsdispatch.queueing.backlog import held_ids
-from smsdispatch.routing.router import Router
+from smsdispatch.routing.router import Router, Snapshot
 from smsdispatch.store import optouts
 from smsdispatch.store.models import campaigns, messages
 from smsdispatch.vocabulary import names
@@ -179,9 +180,14 @@ def test_a_routed_campaign_still_skips_opted_out_numbers(routed: Campaigns) -> N
 def test_a_routed_import_takes_one_routing_snapshot_per_chunk(
     routed: Campaigns, router: Router, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    taken: list[object] = []
+    taken: list[datetime] = []
     real = router.snapshot
-    monkeypatch.setattr(router, "snapshot", lambda now: taken.append(now) or real(now))
+
+    def counted(now: datetime) -> Snapshot:
+        taken.append(now)
+        return real(now)
+
+    monkeypatch.setattr(router, "snapshot", counted)
     campaign_id = routed.create(auto())
     result = routed.import_csv(campaign_id, csv_of(9_000))
     assert result.imported == 9_000
