@@ -7,7 +7,7 @@ none of its own. Named-provider campaigns keep both columns set, as before.
 Dropping NOT NULL rewrites no row (SQLite: the batch copy keeps the rows).
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-02 00:50:00.000000
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
