@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from rich.console import Console
 from rich.table import Table
 
-from smsdispatch.analytics.queries import Report, ReportFilter
+from smsdispatch.analytics.queries import Report, ReportFilter, VendorCost
 from smsdispatch.analytics.tables import print_report
 from smsdispatch.cli.demo import summary_table
 from smsdispatch.limits.view import LimitRow, limits_table
@@ -71,12 +72,16 @@ def test_the_report_fits_80_columns_with_five_vendors() -> None:
         message_errors=[],
         attempt_errors=[],
         vendor_timed={None: 30000, "messangi": 12345, "restcomm": 12345},
+        costs=[
+            VendorCost(v, 12_345_678, 12_345_678, 98_765_432, Decimal("98765.4321"), 1_234_567)
+            for v in VENDORS
+        ],
     )
     console = Console(width=80, record=True, color_system=None)
     print_report(report, console)
     text = console.export_text()
     assert_fits(text)
-    for word in ("undelivered", "pending", "smsbuddy", "vendor's", "clock"):
+    for word in ("undelivered", "pending", "smsbuddy", "vendor's", "clock", "unpriced"):
         assert word in text
 
 

@@ -261,6 +261,7 @@ def test_the_report_command_prints_tables_and_writes_the_chart(tmp_path: Path) -
     assert "60.0%" in result.stdout  # cue's delivery rate
     assert "22.5s" in result.stdout  # messangi's median time to delivery
     assert "E111" in result.stdout
+    assert "cost by vendor" in result.stdout
     assert png_size(out) == (1100, 750)
 
 

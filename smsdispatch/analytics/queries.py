@@ -21,6 +21,13 @@ is up to a polling period late, so the report says how many of the times are
 the vendor's (`Report.vendor_timed`). A vendor time before sent_at (clocks
 apart) is not used.
 
+Cost per vendor = billed segments x the price per segment of the message's
+route vendor in the catalog (a message without a route: that vendor's price on
+the route its number falls in, store/destinations.py). Billed segments are
+those of messages handed to the vendor (sent_at set); a message never sent
+costs nothing. Grouped in the database by vendor and route; segments whose
+route vendor has no price are counted as unpriced, not as free.
+
 All aggregation runs in the database: the median is `percentile_cont` on
 PostgreSQL and, on SQLite (which has none), a count and then the one or two
 middle values by ORDER BY ... LIMIT/OFFSET: no more than two rows come back
@@ -32,6 +39,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -48,6 +56,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from smsdispatch.config.routes import Route, RouteTable
+from smsdispatch.store.destinations import price_of, route_of_number
 from smsdispatch.store.models import messages, send_attempts
 from smsdispatch.vocabulary.outcomes import OutcomeKind
 from smsdispatch.vocabulary.status import MessageStatus
@@ -114,6 +124,16 @@ class CodeCount:
 
 
 @dataclass(frozen=True)
+class VendorCost:
+    provider: str
+    messages: int  # submitted in the period
+    sent: int  # handed to the vendor (sent_at set): what it bills
+    segments: int  # of the sent messages
+    cost: Decimal  # of the priced segments
+    unpriced_segments: int  # sent segments the catalog gives no price for
+
+
+@dataclass(frozen=True)
 class Report:
     filter: ReportFilter
     counts: dict[tuple[str, str], int]  # (provider, status) -> messages
@@ -125,6 +145,7 @@ class Report:
     outcomes_per_bin: list[tuple[datetime, str, int]] = field(default_factory=list)
     # provider (None: all) -> how many of the delivered messages' times are the vendor's own
     vendor_timed: dict[str | None, int] = field(default_factory=dict)
+    costs: list[VendorCost] = field(default_factory=list)  # per vendor, by name
 
     @property
     def providers(self) -> list[str]:
@@ -336,11 +357,49 @@ def outcomes_per_bin(
     return [(_epoch(t), s, n) for t, s, n in session.execute(stmt)]
 
 
+def vendor_costs(session: Session, f: ReportFilter, routes: dict[str, Route]) -> list[VendorCost]:
+    """Messages, billed segments and cost per vendor (see the module's docstring).
+
+    One GROUP BY vendor and route (the stored one, else the number's): at most
+    vendors x routes rows come back, whatever the number of messages.
+    """
+    m = messages.c
+    route = func.coalesce(m.route, route_of_number(m.recipient, RouteTable(routes))).label("r")
+    sent = m.sent_at.is_not(None)
+    stmt = (
+        select(
+            m.provider,
+            route,
+            func.count(),
+            func.count(m.sent_at),
+            func.sum(case((sent, m.segments), else_=0)),
+        )
+        .where(*f.conditions())
+        .group_by(m.provider, literal_column("r"))
+    )
+    totals: dict[str, list[Any]] = {}
+    for provider, route_name, count, sent_count, segments in session.execute(stmt):
+        row = totals.setdefault(provider, [0, 0, 0, Decimal(0), 0])
+        billed = int(segments or 0)
+        price = price_of(routes, route_name, provider)
+        row[0] += int(count)
+        row[1] += int(sent_count)
+        row[2] += billed
+        if price is None:
+            row[4] += billed
+        else:
+            row[3] += billed * price
+    return [VendorCost(p, *totals[p]) for p in sorted(totals)]
+
+
 def _epoch(seconds: int) -> datetime:
     return datetime.fromtimestamp(int(seconds), UTC)
 
 
-def build_report(session: Session, f: ReportFilter, *, top: int = 10) -> Report:
+def build_report(
+    session: Session, f: ReportFilter, *, top: int = 10, routes: dict[str, Route] | None = None
+) -> Report:
+    """The report; `routes` (the catalog's) prices it, without them no costs."""
     counts = status_counts(session, f)
     providers: Sequence[str | None] = [None, *sorted({p for p, _ in counts})]
     width = bin_seconds(activity_span(session, f))
@@ -354,4 +413,5 @@ def build_report(session: Session, f: ReportFilter, *, top: int = 10) -> Report:
         bin_seconds=width,
         sends_per_bin=sends_per_bin(session, f, width),
         outcomes_per_bin=outcomes_per_bin(session, f, width),
+        costs=vendor_costs(session, f, routes) if routes is not None else [],
     )

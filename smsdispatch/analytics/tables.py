@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from functools import partial
 
 from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 
-from smsdispatch.analytics.queries import CodeCount, Report
+from smsdispatch.analytics.queries import CodeCount, Report, VendorCost
 from smsdispatch.vocabulary.status import MessageStatus
 
 STATUS_ORDER = [s.value for s in MessageStatus]
@@ -83,6 +84,54 @@ def report_table(report: Report) -> Table:
     return table
 
 
+def cost_table(report: Report) -> Table:
+    """Per vendor: messages, those sent, their segments, what they cost, and the
+    segments the catalog has no price for (counted apart, not as free).
+
+    A vendor's name and five numbers: within 80 columns for every vendor.
+    """
+    table = Table(
+        "vendor",
+        Column("messages", justify="right"),
+        Column("sent", justify="right"),
+        Column("segments", justify="right"),
+        Column("cost", justify="right"),
+        Column("unpriced", justify="right"),
+        box=box.SIMPLE_HEAD,
+        title="cost by vendor",
+        caption="cost = segments sent x the price per segment of the message's route "
+        "vendor (unrouted: the vendor's on the number's route). unpriced: sent segments "
+        "the catalog gives no price for; 'no price' when none has one.",
+        caption_justify="left",
+    )
+    rows = [(c.provider, c) for c in report.costs]
+    if len(report.costs) > 1:
+        rows.append(("all", _sum(report.costs)))
+    for label, c in rows:
+        cost = "no price" if c.segments and c.unpriced_segments == c.segments else f"{c.cost:,.4f}"
+        table.add_row(
+            label,
+            f"{c.messages:,}",
+            f"{c.sent:,}",
+            f"{c.segments:,}",
+            cost,
+            f"{c.unpriced_segments:,}",
+            style="bold" if label == "all" else None,
+        )
+    return table
+
+
+def _sum(costs: list[VendorCost]) -> VendorCost:
+    return VendorCost(
+        "all",
+        sum(c.messages for c in costs),
+        sum(c.sent for c in costs),
+        sum(c.segments for c in costs),
+        sum((c.cost for c in costs), Decimal(0)),
+        sum(c.unpriced_segments for c in costs),
+    )
+
+
 def pending_note(report: Report) -> str | None:
     """A sentence when messages are still pending: the rate is of the final ones only."""
     pending, total = report.pending(), report.total()
@@ -99,6 +148,8 @@ def print_report(report: Report, console: Console) -> None:
     note = pending_note(report)
     if note:
         console.print(f"[yellow]{note}[/yellow]")
+    if report.costs:
+        console.print(cost_table(report))
     console.print(_codes("top final error codes (messages.error_code)", report.message_errors))
     console.print(
         _codes(

@@ -32,9 +32,16 @@ from smsdispatch.api.schemas import (
     RowId,
     RowRejection,
     ScheduleIn,
+    VendorShareOut,
 )
 from smsdispatch.campaigns.recipients import RecipientListError
-from smsdispatch.campaigns.service import CampaignError, CampaignNotFound, Campaigns, CampaignSpec
+from smsdispatch.campaigns.service import (
+    CampaignError,
+    CampaignNotFound,
+    Campaigns,
+    CampaignSpec,
+    shown_provider,
+)
 from smsdispatch.vocabulary.errors import ConflictError
 
 T = TypeVar("T")
@@ -53,7 +60,14 @@ def campaigns_router(service: Campaigns, guarded: Sequence[Depends]) -> APIRoute
 
     def out(campaign_id: int) -> CampaignOut:
         row = service.get(campaign_id)
-        return CampaignOut.model_validate({**row, "counts": service.live_counts(campaign_id)})
+        return CampaignOut.model_validate(
+            {
+                **row,
+                "provider": shown_provider(row["provider"]),
+                "counts": service.live_counts(campaign_id),
+                "by_vendor": service.live_vendor_counts(campaign_id),
+            }
+        )
 
     @router.post("", status_code=status.HTTP_201_CREATED, responses=errors)
     def create(body: CampaignIn) -> CampaignOut:
@@ -64,7 +78,9 @@ def campaigns_router(service: Campaigns, guarded: Sequence[Depends]) -> APIRoute
     @router.get("")
     def list_campaigns() -> list[CampaignOut]:
         return [
-            CampaignOut.model_validate({**row, "counts": row["counts"] or {}})
+            CampaignOut.model_validate(
+                {**row, "provider": shown_provider(row["provider"]), "counts": row["counts"] or {}}
+            )
             for row in service.list()
         ]
 
@@ -119,6 +135,18 @@ def campaigns_router(service: Campaigns, guarded: Sequence[Depends]) -> APIRoute
                 )
                 for s in result.samples
             ],
+            routed=result.routed,
+            vendors=[
+                VendorShareOut(
+                    vendor=v.vendor,
+                    messages=v.messages,
+                    segments=v.segments,
+                    cost=v.cost,
+                    unpriced_segments=v.unpriced_segments,
+                )
+                for v in result.vendors
+            ],
+            unroutable=result.unroutable,
         )
 
     @router.post("/{campaign_id}/schedule", responses=errors)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import Path
@@ -87,11 +88,23 @@ class CampaignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    provider: Annotated[str, Field(max_length=32)]
+    provider: Annotated[
+        str | None,
+        Field(
+            max_length=32,
+            description="A vendor of the catalog; left out or 'auto': each recipient's "
+            "message is routed by the catalog's routes",
+        ),
+    ] = None
     template: Annotated[
         str, Field(min_length=1, max_length=2000, description="Text with {placeholders}")
     ]
-    sender: Annotated[str | None, Field(max_length=32, description="sender or pool:<name>")] = None
+    sender: Annotated[
+        str | None,
+        Field(
+            max_length=32, description="sender or pool:<name>; a routed campaign takes its routes'"
+        ),
+    ] = None
     start_at: datetime | None = Field(None, description="ISO 8601 with an offset")
     end_at: datetime | None = Field(None, description="unsent messages expire then")
     timezone: Annotated[str, Field(max_length=64)] = "UTC"
@@ -111,8 +124,8 @@ class ScheduleIn(BaseModel):
 class CampaignOut(BaseModel):
     id: int
     name: str
-    provider: str
-    sender: str
+    provider: str = Field(description="its vendor, or 'auto': routed per recipient")
+    sender: str | None = Field(description="None for a routed campaign: its routes' senders")
     status: str
     start_at: datetime | None
     end_at: datetime | None
@@ -120,6 +133,9 @@ class CampaignOut(BaseModel):
     imported: int
     rejected: int
     counts: dict[str, int] = Field(description="messages by status, counted now")
+    by_vendor: dict[str, int] = Field(
+        default_factory=dict, description="messages per vendor, counted now (one campaign)"
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -145,12 +161,27 @@ class PreviewSample(BaseModel):
     segments: int
 
 
+class VendorShareOut(BaseModel):
+    vendor: str
+    messages: float = Field(description="expected (a weight share for a routed campaign)")
+    segments: float
+    cost: Decimal | None = Field(
+        description="segments x the route vendor's price_per_segment; null: no price known"
+    )
+    unpriced_segments: float
+
+
 class PreviewOut(BaseModel):
     messages: int
     segments: int = Field(description="total: the cost estimate, vendors bill per segment")
     by_encoding: dict[str, int]
     max_segments: int
     samples: list[PreviewSample]
+    routed: bool = False
+    vendors: list[VendorShareOut] = Field(
+        default_factory=list, description="expected split and cost per vendor"
+    )
+    unroutable: int = Field(0, description="messages no vendor of their route can carry now")
 
 
 class MessageFound(MessageStatusOut):

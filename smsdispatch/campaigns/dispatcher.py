@@ -25,6 +25,11 @@ second time meanwhile).
 
 The backlog counts released messages that are `queued` or `sending`: a
 task a worker has reserved stays in Redis until it is acknowledged.
+
+A routed campaign (no vendor of its own) has its messages routed when they
+were imported (campaigns/routing.py); it takes part in the top-up of every
+vendor its routes name, releasing that vendor's messages at that vendor's
+pace, so a pause or quiet hours of one vendor hold only its share.
 """
 
 from __future__ import annotations
@@ -95,10 +100,14 @@ def _dispatch(rt: Services) -> DispatchResult:
                 take_back(session, campaign["id"], now)
     running = [c for c in active if c["status"] == CampaignStatus.RUNNING]
     by_provider: dict[str, list[RowMapping]] = defaultdict(list)
+    routed_vendors = sorted({v.vendor for r in rt.catalog.routes.values() for v in r.vendors})
     for campaign in running:
-        by_provider[campaign["provider"]].append(campaign)
+        for provider in [campaign["provider"]] if campaign["provider"] else routed_vendors:
+            by_provider[provider].append(campaign)
     for provider, group in by_provider.items():
-        result.released.update(_top_up(rt, provider, group, now))
+        for campaign_id, count in _top_up(rt, provider, group, now).items():
+            # A routed campaign is topped up at each of its vendors.
+            result.released[campaign_id] = result.released.get(campaign_id, 0) + count
     with rt.db.session() as session, session.begin():
         result.completed = _complete_finished(session, [c["id"] for c in running], now)
     _refresh(rt, active, result, now)
@@ -158,20 +167,36 @@ def _top_up(rt: Services, provider: str, group: list[RowMapping], now: datetime)
     horizon = rt.settings.campaign_backlog_seconds
     released: dict[int, int] = {}
     with rt.db.session() as session:
-        waiting = _released_counts(session, [c["id"] for c in group])
+        waiting = _released_counts(session, [c["id"] for c in group], provider)
     room = backlog(vendor_rate(entry), horizon) - sum(waiting.values())
     # Equal shares of the vendor's room; the first campaigns take the remainder.
     shares = [room // len(group) + (1 if i < room % len(group) else 0) for i in range(len(group))]
     for campaign, share in zip(group, shares, strict=True):
-        own = backlog(campaign_rate(entry, campaign["sender"]), horizon)
+        own = backlog(_own_rate(rt, entry, campaign["sender"]), horizon)
         want = min(share, own - waiting.get(campaign["id"], 0))
         if want <= 0:
             continue
-        ids = _release(rt, campaign["id"], want, now)
+        routed = campaign["provider"] is None
+        ids = _release(rt, campaign["id"], want, now, provider if routed else None)
         released[campaign["id"]] = len(ids)
         if ids:
             publish(rt.celery, rt.catalog, [(i, provider, 0) for i in ids])
     return released
+
+
+def _own_rate(rt: Services, entry: ProviderEntry, sender: str | None) -> float:
+    """The campaign's pace on this vendor: its sender's, or for a routed campaign
+    (sender None) its routes' senders on this vendor together, at most the vendor's."""
+    if sender is not None:
+        return campaign_rate(entry, sender)
+    senders = {
+        choice.sender
+        for route in rt.catalog.routes.values()
+        if (choice := route.vendor(entry.name)) is not None
+    }
+    if not senders:
+        return vendor_rate(entry)
+    return min(vendor_rate(entry), sum(campaign_rate(entry, s) for s in senders))
 
 
 def _vendor_holding(rt: Services, entry: ProviderEntry, now: datetime) -> bool:
@@ -185,19 +210,23 @@ def _vendor_holding(rt: Services, entry: ProviderEntry, now: datetime) -> bool:
 RELEASED = (MessageStatus.QUEUED, MessageStatus.SENDING)
 
 
-def _released_counts(session: Session, campaign_ids: list[int]) -> dict[int, int]:
+def _released_counts(session: Session, campaign_ids: list[int], provider: str) -> dict[int, int]:
+    """Released, unsent messages per campaign, of this vendor (a routed campaign
+    has some at each vendor; a named one has all at its own)."""
     m = messages.c
     rows = session.execute(
         select(m.campaign_id, func.count())
-        .where(m.campaign_id.in_(campaign_ids), m.status.in_(RELEASED))
+        .where(m.campaign_id.in_(campaign_ids), m.status.in_(RELEASED), m.provider == provider)
         .group_by(m.campaign_id)
     )
     return {int(cid): int(n) for cid, n in rows}
 
 
-def _release(rt: Services, campaign_id: int, limit: int, now: datetime) -> list[int]:
+def _release(
+    rt: Services, campaign_id: int, limit: int, now: datetime, provider: str | None
+) -> list[int]:
     with rt.db.session() as session, session.begin():
-        return release(session, campaign_id, limit, now)
+        return release(session, campaign_id, limit, now, provider)
 
 
 def _complete_finished(session: Session, campaign_ids: list[int], now: datetime) -> list[int]:

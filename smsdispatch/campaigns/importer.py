@@ -3,7 +3,9 @@
 Each chunk is one transaction: the campaign's rows and its counters move
 together, and an import that dies half-way can be run again (numbers already
 in the campaign are skipped as duplicates). Rows are stored `held`: the
-dispatcher, not the importer, decides when they go to the broker.
+dispatcher, not the importer, decides when they go to the broker. A routed
+campaign's rows are routed a chunk at a time, one routing snapshot per chunk
+(campaigns/routing.py); a row no vendor of its route can carry is rejected.
 
 Duplicates are found with the campaign's numbers held in a sorted int64
 array (campaigns/numbers.py: 8 MB for a million), the one thing that grows
@@ -22,7 +24,8 @@ from sqlalchemy.orm import Session
 from smsdispatch.campaigns.numbers import NumberSet
 from smsdispatch.campaigns.preparation import Prepared, RowPreparer, prepare_all
 from smsdispatch.campaigns.recipients import BadRow, Row
-from smsdispatch.store.campaign_messages import CampaignTarget, store_held
+from smsdispatch.campaigns.routing import ChunkRouter, Routed
+from smsdispatch.store.campaign_messages import CampaignTarget, RoutedRow, store_held
 from smsdispatch.store.campaigns import add_to_counters, lock_campaign
 from smsdispatch.store.clock import Clock
 from smsdispatch.store.db import Database
@@ -81,8 +84,13 @@ def import_rows(
     processes: int | None = None,
     on_reject: Callable[[BadRow], None] | None = None,
     on_progress: Callable[[ImportResult], None] | None = None,
+    routing: ChunkRouter | None = None,
 ) -> ImportResult:
-    """Store every good row; report every bad one, with its line, to `on_reject`."""
+    """Store every good row; report every bad one, with its line, to `on_reject`.
+
+    `routing` is required for a routed campaign (`target.provider` None)."""
+    if target.routed and routing is None:
+        raise ValueError("a routed campaign's import needs its chunk router")
     result = ImportResult()
 
     def rejected(bad: BadRow) -> None:
@@ -94,7 +102,7 @@ def import_rows(
     # SQLite connection per chunk costs a WAL checkpoint on each close.
     with db.session() as session:
         _import(session, target, rows, preparer, chunk_size, processes, seen, result, rejected,
-                on_progress, db.clock)  # fmt: skip
+                on_progress, db.clock, routing)  # fmt: skip
     return result
 
 
@@ -110,6 +118,7 @@ def _import(
     rejected: Callable[[BadRow], None],
     on_progress: Callable[[ImportResult], None] | None,
     clock: Clock,
+    routing: ChunkRouter | None,
 ) -> None:
     chunk = Chunk()
     for item in prepare_all(preparer, rows, processes):
@@ -118,11 +127,11 @@ def _import(
             continue
         chunk.prepared.append(item)
         if len(chunk.prepared) >= chunk_size:
-            _store(session, target, chunk, seen, result, clock())
+            _store(session, target, chunk, seen, result, clock(), routing)
             chunk.flush(rejected)
             if on_progress is not None:
                 on_progress(result)
-    _store(session, target, chunk, seen, result, clock())
+    _store(session, target, chunk, seen, result, clock(), routing)
     chunk.flush(rejected)
     if on_progress is not None:
         on_progress(result)
@@ -160,6 +169,7 @@ def _store(
     seen: NumberSet,
     result: ImportResult,
     now: datetime,
+    routing: ChunkRouter | None = None,
 ) -> None:
     fresh = seen.add_new([int(p.recipient[1:]) for p in chunk.prepared])
     unique: list[Prepared] = []
@@ -171,6 +181,16 @@ def _store(
             chunk.rejected.append(
                 BadRow(p.line, f"duplicate: {p.recipient} is already in the list")
             )
+    # Routed before the transaction: the snapshot's Redis reads do not hold
+    # the campaign's row lock.
+    routed: dict[int, Routed] = {}
+    if routing is not None:
+        for item in routing.assign(unique):
+            if isinstance(item, BadRow):
+                chunk.rejected.append(item)
+            else:
+                routed[item.message.line] = item
+        unique = [p for p in unique if p.line in routed]
     with session.begin():
         _lock_importable(session, target.id)
         blocked = opted_out(session, (p.recipient for p in unique)) if unique else set()
@@ -182,15 +202,24 @@ def _store(
         chunk.rejected.sort(key=lambda b: b.line)
         for bad in chunk.rejected:
             result.reject(bad)
-        store_held(
-            session,
-            target,
-            [(p.recipient, p.text, p.encoding.value, p.segments, p.params_json) for p in keep],
-            now,
-        )
+        if routing is not None:
+            store_held(session, target, [_routed_row(routed[p.line]) for p in keep], now)
+        else:
+            store_held(
+                session,
+                target,
+                [(p.recipient, p.text, p.encoding.value, p.segments, p.params_json) for p in keep],
+                now,
+            )
         result.imported += len(keep)
         add_to_counters(session, target.id, len(keep), result.rejected - result.recorded, now)
     result.recorded = result.rejected
+
+
+def _routed_row(r: Routed) -> RoutedRow:
+    p = r.message
+    return (p.recipient, p.text, p.encoding.value, p.segments, p.params_json, r.vendor,
+            r.sender, r.route)  # fmt: skip
 
 
 def _lock_importable(session: Session, campaign_id: int) -> None:

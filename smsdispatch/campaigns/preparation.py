@@ -27,6 +27,7 @@ from typing import Any
 from smsdispatch.campaigns.recipients import BadRow, Row
 from smsdispatch.campaigns.templates import MissingValue, Template
 from smsdispatch.config.catalog import ProviderEntry
+from smsdispatch.producer.encoding import detect_encoding, segment_count
 from smsdispatch.producer.validation import InvalidMessage, check_text, normalize_number
 from smsdispatch.vocabulary.errors import InputError
 from smsdispatch.vocabulary.message import Encoding
@@ -57,9 +58,14 @@ class Prepared:
 
 @dataclass(frozen=True, slots=True)
 class RowPreparer:
-    """Everything needed to prepare a row; picklable, for the process pool."""
+    """Everything needed to prepare a row; picklable, for the process pool.
 
-    entry: ProviderEntry
+    `entry` None: a routed campaign. The text is checked against each vendor
+    of the number's route when the row is routed (campaigns/routing.py), not
+    here: only emptiness, encoding and segments (the same for every vendor).
+    """
+
+    entry: ProviderEntry | None
     template: Template
     default_region: str | None
 
@@ -75,6 +81,13 @@ class RowPreparer:
             raise RowRejected(f"column {exc.name!r} is empty") from None
         if self.template.names:
             params = json.dumps(self.template.values_in_order(row.values))
+        if self.entry is None:
+            if not text.strip():
+                raise RowRejected("the message text is empty")
+            encoding = detect_encoding(text)
+            return Prepared(
+                row.line, recipient, text, encoding, segment_count(text, encoding), params
+            )
         try:
             encoding, segments = check_text(self.entry, text)
         except InvalidMessage as exc:

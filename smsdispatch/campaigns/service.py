@@ -11,13 +11,16 @@ claimed is sent exactly once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
+import redis
 from sqlalchemy import func, select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Session
@@ -25,10 +28,13 @@ from sqlalchemy.orm import Session
 from smsdispatch.campaigns.importer import ImportResult, import_rows
 from smsdispatch.campaigns.preparation import RowPreparer
 from smsdispatch.campaigns.recipients import BadRow, from_list, read_csv
+from smsdispatch.campaigns.routing import ChunkRouter, expected_split, fits
 from smsdispatch.campaigns.templates import Template, TemplateError
 from smsdispatch.config.catalog import Catalog
+from smsdispatch.config.routes import RouteVendor
 from smsdispatch.config.settings import Settings
-from smsdispatch.producer.validation import InvalidMessage, Validator
+from smsdispatch.producer.validation import AUTO, InvalidMessage, Validator, is_routed
+from smsdispatch.routing.router import Router, Snapshot
 from smsdispatch.store.campaign_messages import CampaignTarget, finish_unsent, take_back
 from smsdispatch.store.campaigns import (
     back_to_scheduled_if_early,
@@ -40,6 +46,7 @@ from smsdispatch.store.campaigns import (
 )
 from smsdispatch.store.clock import Clock
 from smsdispatch.store.db import Database
+from smsdispatch.store.destinations import price_of, route_of_number
 from smsdispatch.store.models import campaigns, messages
 from smsdispatch.vocabulary.errors import ConflictError, InputError, NotFoundError
 from smsdispatch.vocabulary.status import CAMPAIGN_TRANSITIONS, CampaignStatus, MessageStatus
@@ -87,7 +94,8 @@ class CampaignConflict(ConflictError, ValueError):
 @dataclass(frozen=True, slots=True)
 class CampaignSpec:
     name: str
-    provider: str
+    # None or "auto": each recipient's message is routed (campaigns/routing.py).
+    provider: str | None
     template: str
     sender: str | None = None
     start_at: datetime | None = None  # timezone-aware
@@ -105,12 +113,29 @@ class PreviewMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class VendorShare:
+    """What one vendor is expected to carry of the campaign, and what it costs."""
+
+    vendor: str
+    messages: float  # expected: a routed campaign's split is a weight share
+    segments: float
+    # segments x the route vendor's price_per_segment; None: some of its
+    # segments fall where the catalog gives no price
+    cost: Decimal | None
+    unpriced_segments: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Preview:
     messages: int
     segments: int  # the cost estimate: vendors bill per segment
     by_encoding: dict[str, int]
     max_segments: int
     samples: list[PreviewMessage]
+    routed: bool = False
+    vendors: list[VendorShare] = field(default_factory=list)
+    # Messages no vendor of their route could carry now (a routed campaign).
+    unroutable: int = 0
 
 
 class Campaigns:
@@ -120,11 +145,25 @@ class Campaigns:
         catalog: Catalog,
         db: Database,
         clock: Clock | None = None,
+        router: Router | None = None,
     ) -> None:
+        self.settings = settings
         self.catalog = catalog
         self.db = db
         self.clock = clock or db.clock
         self.validator = Validator(settings, catalog)
+        self._router = router
+
+    @property
+    def router(self) -> Router:
+        """Made when a routed campaign first needs it: named-vendor campaigns never
+        need Redis here."""
+        if self._router is None:
+            client = redis.Redis.from_url(
+                self.settings.redis_url, socket_timeout=5, socket_connect_timeout=2
+            )
+            self._router = Router(self.catalog, client)
+        return self._router
 
     # -- creating and filling ----------------------------------------------------
 
@@ -137,11 +176,7 @@ class Campaigns:
     def _checked(self, spec: CampaignSpec) -> dict[str, Any]:
         if not spec.name.strip():
             raise CampaignError("name", "is empty")
-        try:
-            entry = self.validator.provider(spec.provider)
-            sender = self.validator.sender(entry, spec.sender)
-        except InvalidMessage as exc:
-            raise CampaignError(exc.field, exc.reason) from None
+        provider, sender = self._vendor(spec)
         try:
             Template.parse(spec.template)
         except TemplateError as exc:
@@ -153,7 +188,7 @@ class Campaigns:
         _check_window(spec.start_at, spec.end_at)
         return {
             "name": spec.name.strip(),
-            "provider": entry.name,
+            "provider": provider,
             "sender": sender,
             "template": spec.template,
             "default_region": region,
@@ -161,6 +196,25 @@ class Campaigns:
             "end_at": spec.end_at,
             "timezone": spec.timezone,
         }
+
+    def _vendor(self, spec: CampaignSpec) -> tuple[str | None, str | None]:
+        """The campaign's vendor and sender; (None, None) for a routed campaign."""
+        if is_routed(spec.provider):
+            if spec.sender is not None:
+                raise CampaignError(
+                    "sender",
+                    "a routed campaign sends from each route's sender: name a provider too",
+                )
+            if not self.catalog.routes:
+                raise CampaignError(
+                    "provider", "the catalog has no routes: name a provider, or add a route"
+                )
+            return None, None
+        try:
+            entry = self.validator.provider(str(spec.provider))
+            return entry.name, self.validator.sender(entry, spec.sender)
+        except InvalidMessage as exc:
+            raise CampaignError(exc.field, exc.reason) from None
 
     def import_csv(
         self,
@@ -198,14 +252,25 @@ class Campaigns:
         on_reject: Callable[[BadRow], None] | None,
         on_progress: Callable[[ImportResult], None] | None,
     ) -> ImportResult:
-        entry = self.catalog.get(campaign["provider"])
+        routed = campaign["provider"] is None
+        entry = None if routed else self.catalog.get(campaign["provider"])
         preparer = RowPreparer(
             entry, Template.parse(campaign["template"]), campaign["default_region"]
         )
         target = CampaignTarget(campaign["id"], campaign["provider"], campaign["sender"])
+        routing = ChunkRouter(self.validator, self._snapshot) if routed else None
         return import_rows(
-            self.db, target, rows, preparer, on_reject=on_reject, on_progress=on_progress
+            self.db,
+            target,
+            rows,
+            preparer,
+            on_reject=on_reject,
+            on_progress=on_progress,
+            routing=routing,
         )
+
+    def _snapshot(self) -> Snapshot:
+        return self.router.snapshot(self.clock())
 
     # -- reading -------------------------------------------------------------------
 
@@ -231,8 +296,19 @@ class Campaigns:
         with self.db.session() as session:
             return count_by_status(session, campaign_id)
 
+    def live_vendor_counts(self, campaign_id: int) -> dict[str, int]:
+        """Its messages per vendor, counted now: a routed campaign's split."""
+        m = messages.c
+        with self.db.session() as session:
+            rows = session.execute(
+                select(m.provider, func.count())
+                .where(m.campaign_id == campaign_id)
+                .group_by(m.provider)
+            )
+            return {str(p): int(n) for p, n in rows}
+
     def preview(self, campaign_id: int, samples: int = 5) -> Preview:
-        self.get(campaign_id)
+        campaign = self.get(campaign_id)
         m = messages.c
         with self.db.session() as session:
             totals = session.execute(
@@ -246,13 +322,81 @@ class Campaigns:
                 .order_by(m.id)
                 .limit(samples)
             ).all()
+        routed = campaign["provider"] is None
+        if routed:
+            vendors, unroutable = self._expected_split(campaign_id)
+        else:
+            vendors, unroutable = [self._named_cost(campaign_id, campaign["provider"])], 0
         return Preview(
             messages=sum(n for _, n, _, _ in totals),
             segments=sum(int(s or 0) for _, _, s, _ in totals),
             by_encoding={e: n for e, n, _, _ in totals},
             max_segments=max((int(x or 0) for _, _, _, x in totals), default=0),
             samples=[PreviewMessage(mask(r), t, e, s) for r, t, e, s in rows],
+            routed=routed,
+            vendors=[v for v in vendors if v.messages],
+            unroutable=unroutable,
         )
+
+    def _expected_split(self, campaign_id: int) -> tuple[Sequence[VendorShare], int]:
+        """A routed campaign's expected messages, segments and cost per vendor.
+
+        Grouped in the database by route, text length and segments (what
+        decides which vendors can carry a message and what it costs); each
+        group is split by `expected_split` over one snapshot taken now. The
+        messages were routed when imported: this is where the same traffic
+        would go now, an expectation rather than a count of what is stored.
+        """
+        m = messages.c
+        with self.db.session() as session:
+            groups = session.execute(
+                select(m.route, func.length(m.text), m.segments, func.count())
+                .where(m.campaign_id == campaign_id)
+                .group_by(m.route, func.length(m.text), m.segments)
+            ).all()
+        snapshot = self._snapshot()
+        tally = _Tally()
+        unroutable = 0
+        for route_name, length, segments, count in groups:
+            route = self.catalog.routes.get(route_name) if route_name else None
+            split = (
+                expected_split(snapshot, route, self._fits(int(length)))
+                if route is not None
+                else {}
+            )
+            if not split:
+                unroutable += int(count)
+            for vendor, share in split.items():
+                price = price_of(self.catalog.routes, route_name, vendor)
+                tally.add(vendor, share * int(count), share * int(count) * int(segments), price)
+        return tally.shares(), unroutable
+
+    def _fits(self, length: int) -> Callable[[RouteVendor], bool]:
+        return lambda choice: fits(self.validator, choice, length)
+
+    def _named_cost(self, campaign_id: int, provider: str) -> VendorShare:
+        """A named-vendor campaign: all of it to its vendor, priced per recipient's route.
+
+        The catalog prices a vendor per route, not per vendor, and a campaign
+        that names its vendor has no route: each message is priced as
+        `smsdispatch report` prices an unrouted message, at the vendor's
+        price on the route the number falls in (store/destinations.py), and
+        unpriced where the vendor is not on that route or has no price there.
+        """
+        m = messages.c
+        route = route_of_number(m.recipient, self.catalog.route_table).label("dest")
+        with self.db.session() as session:
+            groups = session.execute(
+                select(route, func.count(), func.sum(m.segments))
+                .where(m.campaign_id == campaign_id)
+                .group_by(route)
+            ).all()
+        tally = _Tally()
+        for route_name, count, segments in groups:
+            price = price_of(self.catalog.routes, route_name, provider)
+            tally.add(provider, int(count), int(segments or 0), price)
+        shares = tally.shares()
+        return shares[0] if shares else VendorShare(provider, 0, 0, Decimal(0))
 
     # -- controlling -----------------------------------------------------------------
 
@@ -329,6 +473,41 @@ class Campaigns:
     def _require_recipients(campaign: RowMapping) -> None:
         if campaign["imported"] <= 0:
             raise CampaignError("recipients", "the campaign has no recipients yet: import some")
+
+
+@dataclass
+class _Tally:
+    """Messages, segments and cost summed per vendor."""
+
+    messages: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    segments: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    cost: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    unpriced: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    def add(self, vendor: str, messages: float, segments: float, price: Decimal | None) -> None:
+        self.messages[vendor] += messages
+        self.segments[vendor] += segments
+        if price is None:
+            self.unpriced[vendor] += segments
+        else:
+            self.cost[vendor] += Decimal(str(segments)) * price
+
+    def shares(self) -> list[VendorShare]:
+        return [
+            VendorShare(
+                vendor,
+                self.messages[vendor],
+                self.segments[vendor],
+                None if self.unpriced[vendor] else self.cost[vendor],
+                self.unpriced[vendor],
+            )
+            for vendor in sorted(self.messages)
+        ]
+
+
+def shown_provider(provider: str | None) -> str:
+    """A campaign's vendor as operators see it: its name, or "auto" when routed."""
+    return provider if provider is not None else AUTO
 
 
 def mask(number: str) -> str:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from smsdispatch.campaigns.progress import (
     ENDED,
@@ -26,7 +26,14 @@ from smsdispatch.campaigns.progress import (
     status_line,
 )
 from smsdispatch.campaigns.recipients import BadRow
-from smsdispatch.campaigns.service import CampaignNotFound, Campaigns, CampaignSpec
+from smsdispatch.campaigns.service import (
+    CampaignNotFound,
+    Campaigns,
+    CampaignSpec,
+    Preview,
+    VendorShare,
+    shown_provider,
+)
 from smsdispatch.cli.errors import fail, one_line
 from smsdispatch.config.catalog import load_catalog
 from smsdispatch.config.settings import get_settings
@@ -68,8 +75,14 @@ def parse_when(value: str | None, zone: str) -> datetime | None:
 @app.command()
 def create(
     name: Annotated[str, typer.Option(help="What operators call it.")],
-    provider: Annotated[str, typer.Option(help="cue, messangi, smsbuddy, restcomm or skycore.")],
     template: Annotated[str, typer.Option(help="Text with {placeholders} from CSV columns.")],
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            help="cue, messangi, smsbuddy, restcomm or skycore; left out or 'auto': each "
+            "recipient's message is routed by the catalog's routes."
+        ),
+    ] = None,
     sender: Annotated[str | None, typer.Option(help="Sender id or pool:<name>.")] = None,
     recipients: Annotated[Path | None, typer.Option(help="CSV file to import now.")] = None,
     phone_column: Annotated[str, typer.Option(help="The CSV column with numbers.")] = "phone",
@@ -166,6 +179,38 @@ def preview(
         f"{result.messages} messages ({encodings}); at most {result.max_segments} segments "
         f"each; [bold]{result.segments} segments in all[/bold] (vendors bill per segment)"
     )
+    if result.vendors:
+        console.print(split_table(result))
+    if result.unroutable:
+        console.print(
+            f"[yellow]{result.unroutable} messages: no vendor of their route can carry them "
+            "now[/yellow]"
+        )
+
+
+def split_table(result: Preview) -> Table:
+    """Per vendor: expected messages, segments and cost (routed: a weight share)."""
+    title = "expected split by current weights" if result.routed else "vendor"
+    table = Table(
+        "vendor",
+        Column("messages", justify="right"),
+        Column("segments", justify="right"),
+        Column("cost", justify="right"),
+        title=title,
+        caption="cost = segments x the route vendor's price_per_segment",
+        caption_justify="left",
+    )
+    for v in result.vendors:
+        table.add_row(v.vendor, f"{v.messages:,.0f}", f"{v.segments:,.0f}", money(v))
+    return table
+
+
+def money(v: VendorShare) -> str:
+    if v.cost is not None:
+        return f"{v.cost:,.4f}"
+    if v.unpriced_segments < v.segments:
+        return f"no price for {v.unpriced_segments:,.0f} segments"
+    return "no price"
 
 
 @app.command()
@@ -229,7 +274,7 @@ def list_() -> None:
         table.add_row(
             str(c["id"]),
             c["name"],
-            c["provider"],
+            shown_provider(c["provider"]),
             c["status"],
             start_at,
             str(c["imported"]),
@@ -245,15 +290,22 @@ def show(campaign_id: Id) -> None:
         campaigns = service()
         c = campaigns.get(campaign_id)
         counts = campaigns.live_counts(campaign_id)
+        by_vendor = campaigns.live_vendor_counts(campaign_id)
     table = Table(show_header=False, title=f"campaign {campaign_id}: {c['name']}")
     for label in ("status", "provider", "sender", "template", "start_at", "end_at", "timezone"):
-        value = c[label]
+        value = shown_provider(c[label]) if label == "provider" else c[label]
+        if label == "sender" and c["provider"] is None:
+            value = "each route's"
         if isinstance(value, datetime):
             value = f"{value.astimezone(ZoneInfo(c['timezone'])):%Y-%m-%d %H:%M %Z}"
         table.add_row(label, "" if value is None else str(value))
     table.add_row("imported / rejected", f"{c['imported']} / {c['rejected']}")
     for status, n in sorted(counts.items()):
         table.add_row(f"  {status}", str(n))
+    if c["provider"] is None:
+        table.add_row("messages per vendor", "")
+        for vendor, n in sorted(by_vendor.items()):
+            table.add_row(f"  {vendor}", str(n))
     console.print(table)
 
 

@@ -301,8 +301,8 @@ def report(
         "smsdispatch-report.png"
     ),
 ) -> None:
-    """Counts, delivery rate, time to delivery and error codes of the messages
-    submitted in a period (or of one campaign), and a PNG of sends and outcomes
+    """Counts, delivery rate, time to delivery, cost per vendor and error codes of
+    the messages submitted in a period (or of one campaign), and a PNG of sends and outcomes
     per minute."""
     from smsdispatch.analytics.chart import draw
     from smsdispatch.analytics.queries import ReportFilter, build_report
@@ -313,10 +313,11 @@ def report(
     db = Database(settings.database_url)
     now = db.clock()
     wanted = ReportFilter(parse_moment(since, now), parse_moment(until, now), provider, campaign)
+    catalog = load_catalog(settings.catalog_path)
     with db.session() as session:
-        result = build_report(session, wanted)
+        result = build_report(session, wanted, routes=catalog.routes)
     print_report(result, console)
-    vendors = list(load_catalog(settings.catalog_path).providers)  # fixes each vendor's colour
+    vendors = list(catalog.providers)  # fixes each vendor's colour
     console.print(f"chart: {draw(result, out, vendors)}")
 
 

@@ -24,31 +24,43 @@ from smsdispatch.vocabulary.status import CampaignStatus, MessageStatus
 # What each stored recipient row gives, in this order (`params` as JSON text).
 RECIPIENT_COLUMNS = ("recipient", "text", "encoding", "segments", "params")
 RecipientRow = tuple[str, str, str, int, str | None]
+# A routed campaign's rows carry their own vendor, sender and route, after those.
+ROUTED_COLUMNS = (*RECIPIENT_COLUMNS, "provider", "sender", "route")
+RoutedRow = tuple[str, str, str, int, str | None, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
 class CampaignTarget:
-    """What every stored row of the campaign shares."""
+    """What every stored row of the campaign shares (a routed one: no vendor, no sender)."""
 
     id: int
-    provider: str
-    sender: str
+    provider: str | None
+    sender: str | None
+
+    @property
+    def routed(self) -> bool:
+        return self.provider is None
 
 
 def store_held(
-    session: Session, target: CampaignTarget, rows: Sequence[RecipientRow], now: datetime
+    session: Session,
+    target: CampaignTarget,
+    rows: Sequence[RecipientRow] | Sequence[RoutedRow],
+    now: datetime,
 ) -> None:
-    """Store the campaign's new messages, `held` (by COPY on PostgreSQL: store/bulk.py)."""
-    insert_many(
-        session, messages, _shared(target, now), RECIPIENT_COLUMNS, rows, encoded=("params",)
-    )
+    """Store the campaign's new messages, `held` (by COPY on PostgreSQL: store/bulk.py).
+
+    A routed campaign's rows are `RoutedRow`s, the others' `RecipientRow`s.
+    """
+    columns = ROUTED_COLUMNS if target.routed else RECIPIENT_COLUMNS
+    insert_many(session, messages, _shared(target, now), columns, rows, encoded=("params",))
 
 
 def _shared(target: CampaignTarget, now: datetime) -> dict[str, object]:
     """What every stored row of the campaign has in common."""
+    vendor = {} if target.routed else {"provider": target.provider, "sender": target.sender}
     return {
-        "provider": target.provider,
-        "sender": target.sender,
+        **vendor,
         "status": MessageStatus.HELD.value,
         "attempts": 0,
         "priority": 0,
@@ -59,24 +71,25 @@ def _shared(target: CampaignTarget, now: datetime) -> dict[str, object]:
     }
 
 
-def release(session: Session, campaign_id: int, limit: int, now: datetime) -> list[int]:
+def release(
+    session: Session, campaign_id: int, limit: int, now: datetime, provider: str | None = None
+) -> list[int]:
     """Up to `limit` held messages -> `queued`, marked enqueued; their ids, in order.
 
-    Nothing unless the campaign is running. Its row is locked first: a pause
-    or cancel waits for this release to commit (and then takes it back), or
-    this release sees it and stops.
+    `provider`: only that vendor's messages (a routed campaign's are released
+    per vendor, at each vendor's pace). Nothing unless the campaign is
+    running. Its row is locked first: a pause or cancel waits for this
+    release to commit (and then takes it back), or this release sees it and
+    stops.
     """
     m = messages.c
     c = campaigns.c
     if lock_campaign(session, campaign_id) != CampaignStatus.RUNNING:
         return []
-    candidates = (
-        select(m.id)
-        .where(m.campaign_id == campaign_id, m.status == MessageStatus.HELD)
-        .order_by(m.id)
-        .limit(limit)
-        .scalar_subquery()
-    )
+    mine = [m.campaign_id == campaign_id, m.status == MessageStatus.HELD]
+    if provider is not None:
+        mine.append(m.provider == provider)
+    candidates = select(m.id).where(*mine).order_by(m.id).limit(limit).scalar_subquery()
     still_running = exists().where(and_(c.id == campaign_id, c.status == CampaignStatus.RUNNING))
     rows = session.execute(
         update(messages)

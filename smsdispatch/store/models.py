@@ -190,8 +190,10 @@ class Campaign(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))
-    provider: Mapped[str] = mapped_column(String(32))
-    sender: Mapped[str] = mapped_column(String(32))  # a sender id or "pool:<name>"
+    # Both NULL for a routed campaign: each message takes its route's vendor
+    # and sender (campaigns/routing.py).
+    provider: Mapped[str | None] = mapped_column(String(32))
+    sender: Mapped[str | None] = mapped_column(String(32))  # a sender id or "pool:<name>"
     template: Mapped[str] = mapped_column(Text)
     # Local numbers in the recipient list are read in this region ("US").
     default_region: Mapped[str | None] = mapped_column(String(2))

@@ -143,3 +143,29 @@ def test_a_campaign_id_beyond_64_bits_is_a_422_not_a_server_error(client: httpx.
     response = client.post(f"/v1/campaigns/{2**64}/schedule", json={})
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["path", "campaign_id"]
+
+
+def test_a_campaign_without_a_provider_is_routed_and_previews_its_vendor_split(
+    client: httpx.Client,
+) -> None:
+    body = {"name": "sale", "template": "Hi {name}, 20% off"}
+    response = client.post("/v1/campaigns", json=body)
+    assert response.status_code == 201, response.text
+    campaign = response.json()
+    assert (campaign["provider"], campaign["sender"]) == ("auto", None)
+    assert upload(client, campaign["id"], CSV).json()["imported"] == 2
+
+    preview = client.get(f"/v1/campaigns/{campaign['id']}/preview").json()
+    assert preview["routed"] is True
+    assert sum(v["messages"] for v in preview["vendors"]) == pytest.approx(2)
+    assert all(v["cost"] is None for v in preview["vendors"])  # the shipped catalog has no prices
+    read = client.get(f"/v1/campaigns/{campaign['id']}").json()
+    assert sum(read["by_vendor"].values()) == 2
+
+
+def test_a_routed_campaign_with_a_sender_of_its_own_is_refused_naming_the_field(
+    client: httpx.Client,
+) -> None:
+    response = client.post("/v1/campaigns", json=campaign(provider="auto", sender="CUESMS"))
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "sender"]

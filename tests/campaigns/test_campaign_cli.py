@@ -143,3 +143,24 @@ def test_opted_out_numbers_are_listed_imported_and_removed(
     assert "1 added" in added.stdout
     assert "1 removed" in removed.stdout
     assert counted.stdout.strip() == "2"
+
+
+def test_a_campaign_created_without_a_provider_is_routed_and_previews_its_vendor_split(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    csv = tmp_path / "list.csv"
+    csv.write_text(RECIPIENTS, encoding="utf-8")
+    result = run(
+        ["campaign", "create", "--name", "auto", "--template", "Hi {name}",
+         "--recipients", str(csv)],
+        env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    preview = run(["campaign", "preview", "1"], env)
+    assert preview.returncode == 0, preview.stderr
+    assert "expected split by current weights" in preview.stdout
+    # The shipped catalog prices no vendor.
+    assert "no price" in preview.stdout
+    show = run(["campaign", "show", "1"], env)
+    assert "auto" in show.stdout
+    assert "messages per vendor" in show.stdout
