@@ -9,7 +9,8 @@ back only the messages it sent.
 The module's catalog makes failures and recoveries play out in seconds: a
 breaker that opens on 10 answers in a 10 s window and cools down in 5 s,
 weights that move every second and drift back after 3 quiet seconds
-(beat runs `rebalance` every second), Cue paused for 30 s on an account
+(beat runs `rebalance` every second), six tries per vendor (a message
+retried at a failing vendor instead of moved fails in seconds), Cue paused for 30 s on an account
 error (so a message that waited for the pause could not pass for one that
 moved), and a route `+1303` over Restcomm and Skycore at 10 messages a
 second each, weighted 90 to 10, so that only spill-over at send time can
@@ -54,13 +55,17 @@ DEFAULT_PREFIX = "+1202555"  # the default route: Cue, Messangi, Restcomm, Skyco
 HANG_SECONDS = 6.0
 READ_TIMEOUT_SECONDS = 3.0
 
+# Few tries per vendor: a message that kept retrying at a failing vendor
+# instead of moving would fail within seconds, not outlast the test.
+MAX_ATTEMPTS = 6
+SPILL_LIMIT = {"count": SPILL_RATE, "per_seconds": 1, "burst": SPILL_BURST}
+
 CATALOG = {
     "providers": {
-        "cue": {"retry": {"pause_seconds": ACCOUNT_PAUSE_SECONDS}},
-        **{
-            vendor: {"account_limit": {"count": SPILL_RATE, "per_seconds": 1, "burst": SPILL_BURST}}
-            for vendor in ("restcomm", "skycore")
-        },
+        "cue": {"retry": {"max_attempts": MAX_ATTEMPTS, "pause_seconds": ACCOUNT_PAUSE_SECONDS}},
+        "messangi": {"retry": {"max_attempts": MAX_ATTEMPTS}},
+        "restcomm": {"retry": {"max_attempts": MAX_ATTEMPTS}, "account_limit": SPILL_LIMIT},
+        "skycore": {"retry": {"max_attempts": MAX_ATTEMPTS}, "account_limit": SPILL_LIMIT},
     },
     "routes": {
         "spill": {
