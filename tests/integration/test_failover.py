@@ -143,6 +143,8 @@ def routed(prefix: str, tag: str, count: int, start: int = 0) -> list[SendReques
 def test_a_vendor_answering_5xx_loses_its_traffic_fails_nothing_and_gets_its_weight_back(
     stack: Stack, simulators: SimulatorServer, producer: Producer, client: redis.Redis
 ) -> None:
+    # The issue asks for 95% within 30 s; with this module's breaker (10
+    # answers) the traffic has moved well within 10 s.
     failing_for, moved_within, recovery_timeout = 20.0, 10.0, 45.0
     route = stack.catalog.routes["default"]
     resting = route.vendor("cue").weight  # type: ignore[union-attr]
@@ -155,7 +157,6 @@ def test_a_vendor_answering_5xx_loses_its_traffic_fails_nothing_and_gets_its_wei
     failed_at = time.monotonic()
     stream.run_until(lambda: time.monotonic() - failed_at >= failing_for)
     cue.error_rate = 0.0
-    recovered_at = time.monotonic()
     # The stream goes on: its messages carry the probes that close the breaker.
     back = stream.run_until(
         lambda: (
@@ -168,12 +169,15 @@ def test_a_vendor_answering_5xx_loses_its_traffic_fails_nothing_and_gets_its_wei
     first = first_vendors(stack.db, stream.ids)
 
     assert Counter(r.status for r in found.values()) == {"accepted": len(found)}
+    tried = attempts(stack.db, stream.ids)
+    refused = [i for i in stream.ids if first[i] == "cue" and tried[i][0].outcome == "retry"]
+    assert refused, "Cue refused nothing: the failure never showed"
+    assert all(found[i].provider != "cue" for i in refused)
     late = [i for i, at in stream.sent_at.items() if moved_within <= at - failed_at < failing_for]
     moved = sum(first[i] != "cue" for i in late) / len(late)
     assert moved >= 0.95, f"{moved:.0%} of {len(late)} messages moved off Cue"
     assert any(c.vendor == "cue" and c.after < c.before for c in weights.changes(500))
     assert back, f"Cue's weight not back at {resting} {recovery_timeout}s after it recovered"
-    assert time.monotonic() - recovered_at < recovery_timeout
     assert_each_received_once(simulators, found)
 
 
