@@ -52,8 +52,9 @@ class Route(BaseModel):
     destinations: Annotated[tuple[str, ...], Field(min_length=1)]
     vendors: Annotated[tuple[RouteVendor, ...], Field(min_length=1)]
     prefer: Preference = Preference.WEIGHT
-    # With `prefer = "cheapest"`: the least share of a vendor's recent
-    # messages that must have been delivered for it to be chosen on price.
+    # The least share of a vendor's recent final reports that must say
+    # delivered for it to be chosen on price (`prefer = "cheapest"`) or on
+    # speed (priority messages) (routing/choose.py).
     quality_floor: Annotated[float, Field(ge=0, le=1)] = 0.9
 
     def vendor(self, name: str) -> RouteVendor | None:
