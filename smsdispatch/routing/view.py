@@ -81,17 +81,18 @@ def routes_table(
     """Fits 80 columns: the destinations are in the route's cell, wrapped.
     `delivery_window_seconds` names the delivery column's window."""
     delivered = "delivered" + (
-        f"/{delivery_window_seconds / 60:.0f}m" if delivery_window_seconds else ""
+        f"\nlast {delivery_window_seconds / 60:.0f}m" if delivery_window_seconds else ""
     )
     table = Table(
         Column("route", overflow="fold", max_width=14),
         "vendor",
         "sender",
         Column("weight", justify="right"),
-        Column(f"failed/{window_seconds:.0f}s", justify="right"),
-        Column(delivered, justify="right"),
+        Column(f"failed/{window_seconds:.0f}s", justify="right", min_width=10),
+        Column(delivered, justify="right", min_width=9, no_wrap=True),
         Column("breaker", overflow="fold"),
         box=box.SIMPLE,
+        pad_edge=False,
     )
     last = None
     for row in rows:
@@ -106,7 +107,7 @@ def routes_table(
 
 
 def _delivery(row: RouteRow) -> str:
-    """ "98% in 4s": the delivered share and typical time to delivery; "-" without figures."""
+    """ "98% 4s": the delivered share and typical time to delivery; "-" without figures."""
     if row.delivered_share is None:
         return "-"
     share = f"{row.delivered_share:.0%}"
@@ -114,7 +115,7 @@ def _delivery(row: RouteRow) -> str:
         return share
     seconds = row.delivery_seconds
     typical = f"{seconds:.0f}s" if seconds < 90 else f"{seconds / 60:.0f}m"
-    return f"{share} in {typical}"
+    return f"{share} {typical}"
 
 
 def changes_lines(changes: list[Change]) -> list[str]:
