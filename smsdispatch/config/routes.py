@@ -122,8 +122,9 @@ class WeightPolicy(BaseModel):
     As GOV.UK Notify does: bounded steps (10 points), no two changes of one
     vendor's weight within a cooldown, and back towards the resting weight one
     step at a time after a quiet spell (Notify: 15 minutes). A vendor is
-    stepped down while its breaker is open or while at least the breaker's
-    `min_volume` answers in the window failed at `failure_share` or more.
+    stepped down while its breaker is open, while at least the breaker's
+    `min_volume` answers in the window failed at `failure_share` or more, or
+    while its deliveries are too often slow (DeliveryPolicy).
     """
 
     model_config = ConfigDict(frozen=True)
