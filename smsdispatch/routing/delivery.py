@@ -26,6 +26,9 @@ time to delivery: the median of the delivered, interpolated within its
 class. A vendor with fewer than `min_reports` has no figures (None), so a
 quiet vendor is neither best nor worst.
 
+Keys are built inside the scripts from the vendors' prefixes (as in
+routing/health.py): this needs one Redis, not a cluster.
+
 Figures count reports by when they came, not messages by when they were sent:
 a message with no final report yet is in none of them (that share needs the
 database, which knows what is still waiting).
