@@ -49,9 +49,10 @@ def test_a_submitted_message_is_stored_enqueued_and_readable(
     assert redis_client.llen("sms.cue") == 1
 
     state = client.get(f"/v1/messages/{message_id}").json()
-    assert (state["status"], state["provider"], state["client_reference"]) == (
+    assert (state["status"], state["provider"], state["route"], state["client_reference"]) == (
         "queued",
         "cue",
+        None,
         "order-7",
     )
     assert "to" not in state
@@ -178,7 +179,7 @@ def test_a_message_without_a_provider_is_routed_and_says_which_vendor_took_it(
     response = client.post("/v1/messages", json=body)
     assert response.status_code == 202
     state = client.get(f"/v1/messages/{response.json()['id']}").json()
-    assert state["provider"] == "smsbuddy"
+    assert (state["provider"], state["route"]) == ("smsbuddy", "india")
 
 
 def test_a_routed_batch_reports_a_message_no_route_can_carry_by_index(

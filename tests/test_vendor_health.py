@@ -47,7 +47,13 @@ def test_answers_are_counted_by_what_they_say_of_the_vendor(board: HealthBoard) 
 
 
 @pytest.mark.parametrize(
-    "kind", [OutcomeKind.PERMANENT, OutcomeKind.DEFERRED, OutcomeKind.OUTSIDE_HOURS]
+    "kind",
+    [
+        OutcomeKind.PERMANENT,
+        OutcomeKind.VENDOR_REFUSED,
+        OutcomeKind.DEFERRED,
+        OutcomeKind.OUTSIDE_HOURS,
+    ],
 )
 def test_a_recipients_error_our_limiter_and_opening_hours_say_nothing_of_health(
     kind: OutcomeKind,

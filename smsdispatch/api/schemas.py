@@ -65,7 +65,12 @@ class MessageStatusOut(BaseModel):
     # Our reference for the message at the vendor (Cue client_reference,
     # Messangi externalId, SMSBuddy refid/custom), for looking it up there.
     reference: str
+    # The vendor that has it now: for a routed message, the one that carried
+    # it after any failover (each attempt's vendor is in send_attempts).
     provider: str
+    route: str | None = Field(
+        None, description="The route that chose its vendor; null when the message named it"
+    )
     status: str
     attempts: int
     tracking_id: str | None

@@ -8,6 +8,7 @@ and the messages table. So any process can serve /metrics (the HTTP API, or
     smsdispatch_sends_total{provider,outcome}         counter   vendor calls by outcome
     smsdispatch_deferrals_total{provider,reason}      counter   held by us, never sent
     smsdispatch_limiter_wait_seconds{provider}        histogram waits for a limiter slot
+    smsdispatch_failovers_total{provider,to}          counter   routed messages moved to `to`
     smsdispatch_queue_backlog{queue}                  gauge     Celery messages waiting (LLEN)
     smsdispatch_messages{provider,status}             gauge     messages by status
     smsdispatch_metrics_source_up{source}             gauge     1 if redis / database answered
@@ -114,10 +115,13 @@ class ClusterCollector:
         pipe.hgetall(keys.METRICS_DEFERRALS)
         pipe.hgetall(keys.METRICS_LIMITER_WAITS)
         pipe.hgetall(keys.METRICS_RECOVERIES)
+        pipe.hgetall(keys.METRICS_FAILOVERS)
         for queue in self.queues:
             for name in queue_lists(queue):
                 pipe.llen(name)
-        sends_raw, deferrals_raw, waits_raw, recoveries_raw, *lengths = pipe.execute()
+        sends_raw, deferrals_raw, waits_raw, recoveries_raw, failovers_raw, *lengths = (
+            pipe.execute()
+        )
 
         sends = CounterMetricFamily(
             "smsdispatch_sends",
@@ -138,6 +142,17 @@ class ClusterCollector:
         for (provider, reason), n in sorted(read_counts(deferrals_raw).items()):
             deferrals.add_metric([provider, reason], n)
         yield deferrals
+
+        failovers = CounterMetricFamily(
+            "smsdispatch_failovers",
+            "Routed messages moved to another vendor of their route after their vendor "
+            "certainly did not send them (5xx, throttle, pause, open breaker, refusal of "
+            "our sender, or spill-over from a booked limiter), by vendor and new vendor.",
+            labels=["provider", "to"],
+        )
+        for (provider, to), n in sorted(read_counts(failovers_raw).items()):
+            failovers.add_metric([provider, to], n)
+        yield failovers
 
         waits = HistogramMetricFamily(
             "smsdispatch_limiter_wait_seconds",

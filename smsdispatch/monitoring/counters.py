@@ -13,6 +13,8 @@ scrape sees the cluster-wide totals.
     smsdispatch:metrics:deferrals       "<provider>|<reason>"  -> count   (held by us, not sent)
     smsdispatch:metrics:limiter_waits   "<provider>|<bucket>"  -> count   (one field per bucket,
                                         "<provider>|sum"       -> seconds  not cumulative)
+    smsdispatch:metrics:failovers       "<provider>|<to>"      -> count   (routed messages moved
+                                                                          to another vendor)
     smsdispatch:metrics:recoveries      "<provider>|<how>"     -> count   (by the sweeper: how a
                                                                           dead worker's sends
                                                                           were recovered)
@@ -81,6 +83,7 @@ class MetricsBuffer:
 
     sends: Counter[tuple[str, str]] = field(default_factory=Counter)
     deferrals: Counter[tuple[str, str]] = field(default_factory=Counter)
+    failovers: Counter[tuple[str, str]] = field(default_factory=Counter)
     wait_buckets: Counter[tuple[str, str]] = field(default_factory=Counter)
     wait_sums: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -107,8 +110,14 @@ class MetricsBuffer:
         with self._lock:
             self.deferrals.update(counted)
 
+    def count_failovers(self, moves: Iterable[tuple[str, str]]) -> None:
+        """One (from vendor, to vendor) per routed message moved (sending/failover.py)."""
+        counted = Counter(moves)
+        with self._lock:
+            self.failovers.update(counted)
+
     def empty(self) -> bool:
-        return not (self.sends or self.deferrals or self.wait_buckets)
+        return not (self.sends or self.deferrals or self.failovers or self.wait_buckets)
 
     def flush(self, client: redis.Redis) -> None:
         """Add everything counted to Redis in one round trip, then forget it."""
@@ -117,6 +126,7 @@ class MetricsBuffer:
                 return
             sends, self.sends = self.sends, Counter()
             deferrals, self.deferrals = self.deferrals, Counter()
+            failovers, self.failovers = self.failovers, Counter()
             buckets, self.wait_buckets = self.wait_buckets, Counter()
             sums, self.wait_sums = self.wait_sums, defaultdict(float)
         pipe = client.pipeline(transaction=False)
@@ -124,6 +134,8 @@ class MetricsBuffer:
             pipe.hincrby(keys.METRICS_SENDS, field_name(provider, outcome), n)
         for (provider, reason), n in deferrals.items():
             pipe.hincrby(keys.METRICS_DEFERRALS, field_name(provider, reason), n)
+        for (provider, to), n in failovers.items():
+            pipe.hincrby(keys.METRICS_FAILOVERS, field_name(provider, to), n)
         for (provider, bucket), n in buckets.items():
             pipe.hincrby(keys.METRICS_LIMITER_WAITS, field_name(provider, bucket), n)
         for provider, seconds in sums.items():

@@ -50,7 +50,10 @@ CODES: CodeTable = {
     "-2": Rule(K.ACCOUNT, "Authentication Failed: the username or password is incorrect"),
     "-3": Rule(K.ACCOUNT, "No Credit: the account has insufficient credit"),
     "-4": Rule(K.PERMANENT, "Invalid Destination: the recipient's phone number is invalid"),
-    "-5": Rule(K.PERMANENT, "Invalid Sender ID: 'from' is invalid or not allowed for the account"),
+    # Our sender, not the recipient: another vendor of the route may carry it.
+    "-5": Rule(
+        K.VENDOR_REFUSED, "Invalid Sender ID: 'from' is invalid or not allowed for the account"
+    ),
     # "A required parameter is missing or an invalid value was provided": every
     # parameter but the message's own (to, from, text, client_reference) is
     # fixed by this module, so an invalid one is this message's (e.g. empty text).

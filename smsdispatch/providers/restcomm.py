@@ -70,8 +70,9 @@ CODES: CodeTable = {
     # again. (Not stated by the document.)
     "30009": Rule(A.RETRY, "Missing segment"),
     # We send no MaxPrice: the cap is the account's price limit for this
-    # destination, which fails this message, not the whole vendor.
-    "30010": Rule(A.PERMANENT, "Message price exceeds max price"),
+    # destination. It refuses this destination, not the whole vendor: a message
+    # that named Restcomm fails, a routed one goes to another vendor of its route.
+    "30010": Rule(A.VENDOR_REFUSED, "Message price exceeds max price"),
     # Restcomm passed the SMS to its SMPP peer and got no submit_sm_resp: the
     # SMSC may well have taken it, exactly like our own read timeout one hop
     # further. Restcomm does not deduplicate, so resending could deliver twice:

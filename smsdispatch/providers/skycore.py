@@ -50,7 +50,8 @@ from smsdispatch.vocabulary.status import MessageStatus
 
 CODES: CodeTable = {
     # The one code the document lists (its failure example).
-    "E111": Rule(OutcomeKind.PERMANENT, "Invalid Sender."),
+    # Our sender for this account, not the recipient's fault.
+    "E111": Rule(OutcomeKind.VENDOR_REFUSED, "Invalid Sender."),
     # Not in the document: HTTP-level answers, carried as "error-code" by our
     # simulator and classed as a careful integrator would. The document names
     # no auth error, so a rejected x-api-key (401/403) pauses the account.

@@ -49,8 +49,9 @@ CODES: CodeTable = {
     "422": Rule(OutcomeKind.ACCOUNT, "Invalid Service Type"),
     "401": Rule(OutcomeKind.ACCOUNT, "Invalid API Key"),
     # The sender is per message (a batch holds one sender), so only the
-    # messages of that sender fail.
-    "412": Rule(OutcomeKind.PERMANENT, "Invalid Sender ID"),
+    # messages of that sender fail; it is ours, not the recipient's, so a
+    # routed message goes to another vendor of its route instead.
+    "412": Rule(OutcomeKind.VENDOR_REFUSED, "Invalid Sender ID"),
     # Quiet hours. Not a failure: the message may go from 10AM. The pipeline
     # holds it until the window the catalog declares (quiet_hours) opens,
     # without using retry budget.

@@ -21,6 +21,7 @@ from smsdispatch.limits.gcra import RedisLimiter
 from smsdispatch.monitoring.counters import MetricsBuffer
 from smsdispatch.providers.base import Adapter
 from smsdispatch.routing.health import HealthBoard
+from smsdispatch.routing.router import Router
 from smsdispatch.store.clock import Clock
 from smsdispatch.store.db import Database
 
@@ -43,7 +44,8 @@ class Services(Protocol):
 class VendorServices(Services, Protocol):
     """Services plus what talking to vendors takes: the event loop that
     keeps the HTTP pool warm, an adapter per vendor, the limiter, counters,
-    and the vendors' shared health (routing/health.py)."""
+    the vendors' shared health (routing/health.py), and routing's snapshot for
+    failover (sending/failover.py)."""
 
     metrics: MetricsBuffer
 
@@ -59,3 +61,9 @@ class VendorServices(Services, Protocol):
 
     @property
     def health(self) -> HealthBoard: ...
+
+    @property
+    def router(self) -> Router: ...
+
+    @property
+    def unconfigured(self) -> dict[str, bool]: ...

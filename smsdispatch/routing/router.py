@@ -17,7 +17,9 @@ comes and, if granted, routes that message to it.
 Spill-over here reads how far ahead each vendor's limiter is booked when the
 batch is accepted: it moves a steady stream off a vendor that is booked up,
 not one large batch accepted at once (the limiter is not booked yet then);
-that needs moving deferred messages at send time (routing issue, part 5).
+that one spills at send time, when its vendor's limiter defers a message and
+`Snapshot.failover` finds another vendor of the route booked less far ahead
+(sending/failover.py).
 With delivery figures, priority messages go to the vendor delivering fastest
 and a cheapest route takes the cheapest vendor meeting its quality floor; a
 vendor with too few final reports in the window has no figures, and is
@@ -43,7 +45,7 @@ import redis
 from smsdispatch.config.catalog import Catalog
 from smsdispatch.config.routes import Route, RouteVendor
 from smsdispatch.limits import pauses
-from smsdispatch.routing.choose import Candidate, choose
+from smsdispatch.routing.choose import SPILL_AFTER_SECONDS, Candidate, choose
 from smsdispatch.routing.delivery import DeliveryBoard, DeliveryFigures
 from smsdispatch.routing.health import BreakerState, HealthBoard
 from smsdispatch.routing.weights import WeightBoard
@@ -93,6 +95,42 @@ class Snapshot:
         # Nobody can send now: wait on the heaviest, an operator's drain respected.
         kept = [v for v in able if (route.name, v.vendor) not in self.drained] or able
         return max(kept, key=lambda v: v.weight)
+
+    def failover(
+        self,
+        route: Route,
+        current: str,
+        can_carry: Callable[[RouteVendor], bool],
+        *,
+        spill: bool = False,
+    ) -> RouteVendor | None:
+        """Another vendor of the route for a message `current` certainly did not
+        send (sending/failover.py); None: it stays where it is.
+
+        Only a vendor that can send now takes it (not paused, breaker closed,
+        not drained, weight above 0): a message is never moved to wait
+        somewhere else. `spill`: it was only held by `current`'s limiter, so
+        it moves only to a vendor booked less than `SPILL_AFTER_SECONDS` ahead.
+        """
+        candidates = [
+            self._candidate(route, v)
+            for v in route.vendors
+            if v.vendor != current
+            and (route.name, v.vendor) not in self.drained
+            and self._open_to(v.vendor)
+            and can_carry(v)
+        ]
+        if spill:
+            candidates = [c for c in candidates if c.backlog_seconds <= SPILL_AFTER_SECONDS]
+        return choose(route, candidates, self.rng)
+
+    def closed_to(self, vendor: str) -> bool:
+        """Whether routing sends `vendor` nothing now: paused, or its breaker open.
+
+        A half-open breaker's vendor still takes what is queued for it: among
+        that is the probe routing granted it."""
+        state = self.vendors.get(vendor)
+        return state is not None and (state.paused or state.breaker is BreakerState.OPEN)
 
     def _probe(self, route: Route, able: list[RouteVendor]) -> RouteVendor | None:
         """The batch's first message that a half-open vendor could carry is its

@@ -14,16 +14,17 @@ import logging
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import redis
 
-from smsdispatch.config.catalog import UnknownProviderError
+from smsdispatch.config.catalog import ProviderEntry, UnknownProviderError
 from smsdispatch.limits import pauses
 from smsdispatch.providers.base import AnswerHook
 from smsdispatch.sending import journal
+from smsdispatch.sending.failover import Failover
 from smsdispatch.sending.journal import JournalWriter
 from smsdispatch.sending.services import SendServices
 from smsdispatch.sending.transitions import hold, invalid, result_of
@@ -73,10 +74,11 @@ def send_messages(rt: SendServices, ids: Sequence[int]) -> SendSummary:
         return summary
 
     now = rt.clock()
-    set_aside, to_send = _set_aside(rt, claimed, blocked, now)
+    failover = _failover(rt, claimed, now)
+    set_aside, to_send = _set_aside(rt, claimed, blocked, now, failover)
     providers = list(to_send)
     groups = [to_send[p] for p in providers]
-    outcomes, results = rt.run(_send_all(rt, groups, set_aside))
+    outcomes, results = rt.run(_send_all(rt, groups, set_aside, failover))
 
     # The results first: a Redis hiccup below must not cost what the vendors said.
     deadline = claimed_at + rt.settings.sending_deadline_seconds - DEADLINE_MARGIN_SECONDS
@@ -98,10 +100,20 @@ def send_messages(rt: SendServices, ids: Sequence[int]) -> SendSummary:
         (p, o.kind.value) for p, o in every if o.kind is not OutcomeKind.DEFERRED
     )
     rt.metrics.count_deferrals((p, o.code) for p, o in every if o.kind is OutcomeKind.DEFERRED)
+    rt.metrics.count_failovers(_moves(claimed, results))
     rt.metrics.flush(rt.redis)
     summary.outcomes.update(r.update.status.value for r in results)
     log.info("sent batch: claimed=%d outcomes=%s", summary.claimed, dict(summary.outcomes))
     return summary
+
+
+def _moves(claimed: Sequence[Claimed], results: Sequence[SendResult]) -> Iterator[tuple[str, str]]:
+    """(from, to) for each row this batch moved to another vendor."""
+    providers = {row.id: row.provider for row in claimed}
+    for result in results:
+        to = result.update.provider
+        if to is not None and to != providers[result.update.id]:
+            yield providers[result.update.id], to
 
 
 def _claim(rt: SendServices, ids: Sequence[int]) -> tuple[list[Claimed], set[str]]:
@@ -137,11 +149,26 @@ def _claim_once(
     return claimed, blocked
 
 
+def _failover(rt: SendServices, claimed: Sequence[Claimed], now: datetime) -> Failover | None:
+    """The batch's failover, if it holds routed rows: one routing snapshot of
+    their routes (routing on resting weights if Redis is away)."""
+    routes = {r.route for r in claimed if r.route is not None}
+    chosen = [rt.catalog.routes[name] for name in sorted(routes) if name in rt.catalog.routes]
+    if not chosen:
+        return None
+    return Failover(rt.router.snapshot(now, chosen), rt.catalog, rt.unconfigured)
+
+
 def _set_aside(
-    rt: SendServices, claimed: Sequence[Claimed], blocked: set[str], now: datetime
+    rt: SendServices,
+    claimed: Sequence[Claimed],
+    blocked: set[str],
+    now: datetime,
+    failover: Failover | None = None,
 ) -> tuple[list[SendResult], dict[str, list[Claimed]]]:
     """The results of rows that cannot go now (opted out, invalid, their
-    vendor paused), and the rest by vendor."""
+    vendor paused) or that move to another vendor of their route before any
+    call (their vendor paused or its breaker open), and the rest by vendor."""
     results: list[SendResult] = []
     to_send: dict[str, list[Claimed]] = defaultdict(list)
     for row in claimed:
@@ -153,6 +180,8 @@ def _set_aside(
             results.append(SendResult(invalid(row.ref, problem, now)))
         else:
             to_send[row.provider].append(row)
+    if failover is not None:
+        results += _move_from_closed(failover, to_send, now)
     for provider in list(to_send):
         try:
             pause = pauses.current_pause(rt.redis, provider, now)
@@ -170,6 +199,29 @@ def _set_aside(
                 for r in to_send.pop(provider)
             ]
     return results, to_send
+
+
+def _move_from_closed(
+    failover: Failover, to_send: dict[str, list[Claimed]], now: datetime
+) -> list[SendResult]:
+    """Routed rows whose vendor routing has closed (paused, breaker open)
+    move to another vendor of their route before any call; the rest stay."""
+    moved: list[SendResult] = []
+    for provider, rows in list(to_send.items()):
+        if not failover.closed(provider):
+            continue
+        staying = []
+        for row in rows:
+            update = failover.before(row, now, "closed to routing (paused or breaker open)")
+            if update is None:
+                staying.append(row)
+            else:
+                moved.append(SendResult(update))
+        if staying:
+            to_send[provider] = staying
+        else:
+            del to_send[provider]
+    return moved
 
 
 def persist(rt: SendServices, results: Sequence[SendResult], deadline: float) -> None:
@@ -217,7 +269,10 @@ def _write_once(rt: SendServices, results: Sequence[SendResult]) -> None:
 
 
 async def _send_all(
-    rt: SendServices, groups: list[list[Claimed]], set_aside: list[SendResult]
+    rt: SendServices,
+    groups: list[list[Claimed]],
+    set_aside: list[SendResult],
+    failover: Failover | None = None,
 ) -> tuple[list[list[Outcome]], list[SendResult]]:
     """Every group's vendor calls at once; each row's result is journaled as
     soon as its answer comes (the rows set aside at once). Returns each
@@ -227,14 +282,15 @@ async def _send_all(
     answered: dict[int, SendResult] = {}
 
     def keep(rows: list[Claimed]) -> AnswerHook:
-        refs = {row.id: row.ref for row in rows}
+        by_id = {row.id: row for row in rows}
         entry = rt.catalog.get(rows[0].provider)
 
         def hook(sent: Sequence[OutboundMessage], outcomes: Sequence[Outcome]) -> None:
             # Safe in the loop: the database clock resyncs in a thread of its own.
             when = rt.clock()
             results = [
-                result_of(refs[m.id], o, entry, when) for m, o in zip(sent, outcomes, strict=True)
+                _result(by_id[m.id], o, entry, when, failover)
+                for m, o in zip(sent, outcomes, strict=True)
             ]
             answered.update((r.update.id, r) for r in results)
             writer.add(results)
@@ -260,8 +316,27 @@ async def _send_all(
         entry = rt.catalog.get(rows[0].provider)
         for row, outcome in zip(rows, group_outcomes, strict=True):
             # A hook that failed left no result: plan it from the outcome.
-            results.append(answered.get(row.id) or result_of(row.ref, outcome, entry, rt.clock()))
+            results.append(
+                answered.get(row.id) or _result(row, outcome, entry, rt.clock(), failover)
+            )
     return outcomes, results
+
+
+def _result(
+    row: Claimed,
+    outcome: Outcome,
+    entry: ProviderEntry,
+    at: datetime,
+    failover: Failover | None,
+) -> SendResult:
+    """What one answer leaves to write: the row's next state (moved to another
+    vendor of its route where failover may) and the attempt's record."""
+    result = result_of(row.ref, outcome, entry, at, row.sender)
+    if failover is not None:
+        move = failover.after(row, outcome, at)
+        if move is not None:
+            return replace(result, update=move)
+    return result
 
 
 def row_problem(rt: SendServices, row: Claimed) -> str | None:

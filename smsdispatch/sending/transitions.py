@@ -28,20 +28,31 @@ def backoff_seconds(attempt: int, policy: RetryPolicy, rng: random.Random | None
     return ceiling / 2 + uniform(0, ceiling / 2)
 
 
-def result_of(claim: ClaimRef, outcome: Outcome, entry: ProviderEntry, at: datetime) -> SendResult:
+def result_of(
+    claim: ClaimRef, outcome: Outcome, entry: ProviderEntry, at: datetime, sender: str | None = None
+) -> SendResult:
     """The row update and the attempt record one vendor answer leaves to write."""
     return SendResult(
-        plan_update(claim, outcome, entry, at),
-        AttemptRecord(
-            claim.id,
-            claim.attempts,
-            outcome.kind.value,
-            outcome.code,
-            outcome.reason,
-            outcome.tracking_id,
-            clip_raw(outcome.raw),
-            at,
-        ),
+        plan_update(claim, outcome, entry, at), attempt_of(claim, outcome, entry, at, sender)
+    )
+
+
+def attempt_of(
+    claim: ClaimRef, outcome: Outcome, entry: ProviderEntry, at: datetime, sender: str | None
+) -> AttemptRecord:
+    """What one vendor call answered, with the vendor and sender it went to: a
+    routed message may try several (sending/failover.py)."""
+    return AttemptRecord(
+        claim.id,
+        claim.attempts,
+        outcome.kind.value,
+        outcome.code,
+        outcome.reason,
+        outcome.tracking_id,
+        clip_raw(outcome.raw),
+        at,
+        provider=entry.name,
+        sender=outcome.sender or sender,
     )
 
 
@@ -107,7 +118,8 @@ def _plan(
         error_reason=outcome.reason,
         final_at=now,
     )
-    if kind is OutcomeKind.PERMANENT:
+    if kind in (OutcomeKind.PERMANENT, OutcomeKind.VENDOR_REFUSED):
+        # A routed message the vendor refused never gets here: it moved first.
         return failed
     if kind is OutcomeKind.AMBIGUOUS:
         return replace(failed, status=MessageStatus.UNKNOWN, final_at=None, sent_at=now)

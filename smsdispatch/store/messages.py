@@ -25,6 +25,7 @@ STATUS_COLUMNS = (
     "id",
     "reference",
     "provider",
+    "route",
     "status",
     "attempts",
     "tracking_id",

@@ -240,6 +240,10 @@ class SendAttempt(Base):
     tracking_id: Mapped[str | None] = mapped_column(String(128))
     raw: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Where this call went: a routed message may fail over to another vendor
+    # of its route (sending/failover.py). NULL before migration 0012.
+    provider: Mapped[str | None] = mapped_column(String(32))
+    sender: Mapped[str | None] = mapped_column(String(32))
 
 
 class DeliveryReportRow(Base):

@@ -50,6 +50,7 @@ class Claimed:
     reference_in_doubt: bool
     campaign_id: int | None = None
     params: list[str] | None = None
+    route: str | None = None  # set when routing chose the vendor: it may fail over
 
     @property
     def ref(self) -> ClaimRef:
@@ -96,6 +97,7 @@ _CLAIMED = (
     messages.c.reference_in_doubt,
     messages.c.campaign_id,
     messages.c.params,
+    messages.c.route,
 )
 
 
@@ -158,6 +160,9 @@ _PERSIST = (
         ),
         sender=func.coalesce(
             bindparam("b_sender", type_=messages.c.sender.type), messages.c.sender
+        ),
+        provider=func.coalesce(
+            bindparam("b_provider", type_=messages.c.provider.type), messages.c.provider
         ),
         vendor_status=bindparam("b_vendor_status"),
         error_code=bindparam("b_code"),
@@ -232,6 +237,7 @@ def _persist_params(u: RowUpdate, now: datetime) -> dict[str, object]:
         "b_next": u.next_attempt_at,
         "b_tracking": _fit(u.tracking_id, m.tracking_id),
         "b_sender": u.sender,
+        "b_provider": u.provider,
         "b_vendor_status": _fit(u.vendor_status, m.vendor_status),
         "b_code": _fit(u.error_code, m.error_code),
         "b_reason": u.error_reason,

@@ -48,6 +48,8 @@ class RowUpdate:
     reference_in_doubt: bool | None = None
     # A new reference, where the vendor will never take the old one again.
     reference: str | None = None
+    # Another vendor of the message's route takes it (sending/failover.py).
+    provider: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,10 @@ class AttemptRecord:
     tracking_id: str | None
     raw: str | None
     at: datetime
+    # The vendor and sender this call went to (None in results journaled by
+    # a version that did not record them).
+    provider: str | None = None
+    sender: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,8 @@ def undocumented(provider: str, code: str) -> str:
 METRICS_SENDS = f"{PREFIX}:metrics:sends"
 METRICS_DEFERRALS = f"{PREFIX}:metrics:deferrals"
 METRICS_LIMITER_WAITS = f"{PREFIX}:metrics:limiter_waits"
+# "<from vendor>|<to vendor>" -> routed messages moved (sending/failover.py).
+METRICS_FAILOVERS = f"{PREFIX}:metrics:failovers"
 
 
 def rate_status_query(provider: str) -> str:

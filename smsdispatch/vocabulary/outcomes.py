@@ -10,6 +10,9 @@ row's next state:
     │                  undocumented code): back off with jitter, resend
     ├── RATE_LIMITED   throttled (429, queue overflow): wait, no retry budget used
     ├── PERMANENT      this message can never go (bad number, blacklisted, too long): fail it
+    ├── VENDOR_REFUSED this vendor will not carry it for us (invalid sender, route or price
+    │                  not allowed for the account): fail it if it named its vendor, else
+    │                  another vendor of its route takes it (sending/failover.py)
     ├── ACCOUNT        the account cannot send (bad key, no credit, suspended):
     │                  pause the vendor, fail nothing
     ├── AMBIGUOUS      the request left and the answer was lost: `unknown`, reconcile,
@@ -32,6 +35,9 @@ class OutcomeKind(StrEnum):
     RETRY = "retry"  # did not land: back off with jitter and send again
     RATE_LIMITED = "rate_limited"  # throttled: wait (retry_after), not counted as an attempt
     PERMANENT = "permanent"  # can never succeed as it is: fail with the vendor's code
+    # This vendor will not carry it (its sender, route or price for our account);
+    # another vendor might: a routed message fails over, a named one fails.
+    VENDOR_REFUSED = "vendor_refused"
     ACCOUNT = "account"  # the account cannot send: pause the vendor, fail nothing
     AMBIGUOUS = "ambiguous"  # may have been sent: mark unknown for reconciliation
     OUTSIDE_HOURS = "outside_hours"  # the vendor sends only at certain hours: hold until they open
@@ -140,7 +146,7 @@ class Outcome:
         5xx, a throttle, a refused key) is not undocumented at all
         (smsdispatch.providers.base `Adapter.http_status_decides`); "permanent" is refused.
         """
-        if kind is OutcomeKind.PERMANENT:
+        if kind in (OutcomeKind.PERMANENT, OutcomeKind.VENDOR_REFUSED):
             kind = OutcomeKind.RETRY
         return cls(
             kind,

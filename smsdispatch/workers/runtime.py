@@ -40,6 +40,7 @@ from smsdispatch.providers.registry import build_adapter
 from smsdispatch.providers.transport import vendor_client
 from smsdispatch.reports.urls import report_url
 from smsdispatch.routing.health import HealthBoard
+from smsdispatch.routing.router import Router
 from smsdispatch.store.clock import Clock
 from smsdispatch.store.db import Database
 from smsdispatch.store.models import campaigns
@@ -77,6 +78,8 @@ class Runtime:
         self._aioredis: aioredis.Redis | None = None
         self._limiter: RedisLimiter | None = None
         self._health: HealthBoard | None = None
+        self._router: Router | None = None
+        self._unconfigured: dict[str, bool] | None = None
         self._adapters: dict[str, Adapter[Any]] = {}
         self._templates: dict[int, str | None] = {}
         # Counted per batch, added to Redis once per batch (monitoring/counters.py).
@@ -195,6 +198,22 @@ class Runtime:
         if self._health is None:
             self._health = HealthBoard(self.redis, self.catalog.breaker)
         return self._health
+
+    @property
+    def router(self) -> Router:
+        if self._router is None:
+            self._router = Router(self.catalog, self.redis)
+        return self._router
+
+    @property
+    def unconfigured(self) -> dict[str, bool]:
+        """Which vendors lack a required setting: failover never moves a message there."""
+        if self._unconfigured is None:
+            self._unconfigured = {
+                name: bool(self.settings.vendor(name).missing(name))
+                for name in self.catalog.providers
+            }
+        return self._unconfigured
 
     def close(self, timeout: float = 5.0) -> None:
         """Close the pools and stop the loop; a loop that does not stop within

@@ -31,7 +31,7 @@ class TestCueContract(AdapterContract):
         ("-2", OutcomeKind.ACCOUNT),
         ("-3", OutcomeKind.ACCOUNT),
         ("-4", OutcomeKind.PERMANENT),
-        ("-5", OutcomeKind.PERMANENT),
+        ("-5", OutcomeKind.VENDOR_REFUSED),
         ("-6", OutcomeKind.PERMANENT),
         # On a first send; a resend's -7 is accepted (tests below).
         ("-7", OutcomeKind.RETRY),  # under a new reference: see the -7 tests below

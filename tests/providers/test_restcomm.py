@@ -56,7 +56,7 @@ class TestRestcommContract(AdapterContract):
         ("30007", K.PERMANENT),
         ("30008", K.RETRY),
         ("30009", K.RETRY),
-        ("30010", K.PERMANENT),
+        ("30010", K.VENDOR_REFUSED),
         ("30090", K.AMBIGUOUS),
     ]
 

@@ -26,7 +26,7 @@ MOCK_URL = "https://skycore.test/API/wxml/1.3/index.php"
 class TestSkycoreContract(AdapterContract):
     vendor = "skycore"
     CODE_CASES = (
-        ("E111", OutcomeKind.PERMANENT),
+        ("E111", OutcomeKind.VENDOR_REFUSED),
         # Not documented: the HTTP-level codes our simulator carries as error-code.
         ("400", OutcomeKind.PERMANENT),
         ("401", OutcomeKind.ACCOUNT),
@@ -136,7 +136,7 @@ def test_skycore_non_numeric_from_is_refused_as_permanent_e111(
     misconfigured = settings.model_copy(update={"skycore": brand_default})
     [outcome] = send(misconfigured, catalog, "skycore", [message(sender="Dunder")])
     assert (outcome.kind, outcome.code, outcome.reason) == (
-        OutcomeKind.PERMANENT,
+        OutcomeKind.VENDOR_REFUSED,
         "E111",
         "Invalid Sender.",
     )
@@ -146,7 +146,7 @@ def test_skycore_non_numeric_from_is_refused_as_permanent_e111(
 def test_skycore_lowercase_failure_status_is_understood(catalog: Catalog) -> None:
     body = {"status": "failure", "error-code": "E111", "error-info": "Invalid Sender."}
     [outcome] = send_mocked(catalog, answer(200, body), [message(sender="00000")])
-    assert (outcome.kind, outcome.code) == (OutcomeKind.PERMANENT, "E111")
+    assert (outcome.kind, outcome.code) == (OutcomeKind.VENDOR_REFUSED, "E111")
 
 
 def test_skycore_undocumented_code_on_http_200_is_retried_with_the_vendor_words(

@@ -33,7 +33,7 @@ class TestSMSBuddyContract(AdapterContract):
         ("400", OutcomeKind.PERMANENT),
         ("422", OutcomeKind.ACCOUNT),
         ("401", OutcomeKind.ACCOUNT),
-        ("412", OutcomeKind.PERMANENT),
+        ("412", OutcomeKind.VENDOR_REFUSED),
         ("451", OutcomeKind.OUTSIDE_HOURS),
         ("406", OutcomeKind.PERMANENT),
         ("416", OutcomeKind.RETRY),
