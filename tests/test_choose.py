@@ -82,3 +82,11 @@ def test_a_cheapest_route_falls_back_to_the_weights_when_no_vendor_meets_the_flo
 def test_without_any_delivery_figures_a_priority_message_is_chosen_by_weight() -> None:
     counts = picks(ROUTE, [Candidate(CUE, 75), Candidate(SKY, 25)], priority=True)
     assert 0.72 < counts["cue"] / 4000 < 0.78
+
+
+def test_a_priority_message_passes_over_a_fast_vendor_below_the_quality_floor() -> None:
+    candidates = [
+        Candidate(CUE, 75, delivered_share=0.95, delivery_seconds=9.0),
+        Candidate(SKY, 25, delivered_share=0.40, delivery_seconds=3.0),  # fast, but seldom
+    ]
+    assert picks(ROUTE, candidates, priority=True) == {"cue": 4000}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +19,7 @@ from smsdispatch.producer.validation import SendRequest
 from smsdispatch.providers import cue, messangi, restcomm, skycore, smsbuddy
 from smsdispatch.providers.reports import ReportTable
 from smsdispatch.reports.reconcile import reconcile_messages
+from smsdispatch.routing.delivery import DeliveryBoard
 from smsdispatch.sending.pipeline import send_messages
 from smsdispatch.simulators.common import ReportMix
 from smsdispatch.store.models import delivery_reports, messages
@@ -244,3 +246,26 @@ def test_a_report_that_came_before_its_send_was_recorded_is_applied_later(
             s.execute(select(delivery_reports.c.tracking_id, delivery_reports.c.outcome)).all()
         )
     assert outcomes == {"not-yet-x": "unmatched", tracking_id: "applied"}
+
+
+def test_status_query_answers_count_once_in_the_vendors_delivery_figures(
+    rt: Runtime, simulators: SimulatorServer, redis_client: redis.Redis
+) -> None:
+    for vendor in POLLABLE:
+        control = simulators[vendor].state.control
+        control.reports, control.report_delay_seconds, control.report_mix = False, 0.3, MIX
+    ids = send(rt, POLLABLE, 20)
+    time.sleep(0.4)  # the network has settled every message; no report was sent
+    reconcile_messages(rt)
+    reconcile_messages(rt)  # nothing is asked twice, nor counted twice
+    with rt.db.session() as s:
+        final = Counter(
+            s.execute(
+                select(messages.c.provider).where(
+                    messages.c.id.in_(ids), messages.c.final_at.is_not(None)
+                )
+            ).scalars()
+        )
+    figures = DeliveryBoard(redis_client, rt.catalog.delivery).figures(POLLABLE)
+    assert {v: figures[v].reports for v in POLLABLE} == {v: final[v] for v in POLLABLE}
+    assert sum(final.values()) == 20

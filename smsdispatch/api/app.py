@@ -60,6 +60,7 @@ from smsdispatch.config.settings import Settings, warn_unconfigured
 from smsdispatch.monitoring.web import metrics_router
 from smsdispatch.producer.api import Producer
 from smsdispatch.producer.validation import SendRequest
+from smsdispatch.routing.delivery import DeliveryBoard
 from smsdispatch.routing.metrics import routing_collector
 from smsdispatch.store.api_keys import active_key_name
 from smsdispatch.store.db import DATABASE_AWAY, Database
@@ -99,7 +100,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RedisError, redis_away)
     app.include_router(metrics_router(settings, db, [routing_collector(settings, catalog)]))
     app.include_router(health_router(settings, db))
-    app.include_router(reports_router(settings, db))
+    # Final reports are counted for routing after their batch commits; a
+    # Redis that hangs delays a batch's answers by at most this timeout.
+    counting = Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+    app.include_router(reports_router(settings, db, DeliveryBoard(counting, catalog.delivery)))
     app.include_router(campaigns_router(Campaigns(settings, catalog, db), guarded))
     app.include_router(message_search_router(db, db.clock, guarded))
     # A Redis that hangs must not hold the API's threads.

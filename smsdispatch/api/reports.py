@@ -18,14 +18,18 @@ from fastapi import APIRouter, HTTPException, Request, status
 
 from smsdispatch.config.settings import Settings
 from smsdispatch.reports.intake import ReportIntake
+from smsdispatch.routing.delivery import DeliveryBoard
 from smsdispatch.store.db import DATABASE_AWAY, Database
 from smsdispatch.store.reports import Applied
 from smsdispatch.vocabulary.delivery import IncomingReport, MalformedReport
 
 
-def reports_router(settings: Settings, db: Database) -> APIRouter:
+def reports_router(
+    settings: Settings, db: Database, delivery: DeliveryBoard | None = None
+) -> APIRouter:
+    """`delivery`: where final reports are counted for routing (None: not counted)."""
     router = APIRouter(prefix="/reports", tags=["delivery reports"])
-    intake = ReportIntake(settings, db)
+    intake = ReportIntake(settings, db, delivery)
 
     async def receive(provider: str, token: str, request: Request) -> dict[str, str]:
         """One delivery report, in the form the vendor's document gives."""

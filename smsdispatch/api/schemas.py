@@ -253,3 +253,8 @@ class RouteVendorOut(BaseModel):
     answers: int
     failure_share: float
     paused: bool
+    # Over the catalog's delivery window (routing/delivery.py); None: too few
+    # final reports to say.
+    final_reports: int = 0
+    delivered_share: float | None = None
+    delivery_seconds: float | None = None

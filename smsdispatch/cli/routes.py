@@ -63,7 +63,9 @@ def show(
         console.print("the catalog has no routes: every message names its vendor")
         return
     rows = route_rows(catalog, client, pauses.redis_now(client))
-    console.print(routes_table(rows, catalog.breaker.window_seconds))
+    console.print(
+        routes_table(rows, catalog.breaker.window_seconds, catalog.delivery.window_seconds)
+    )
     lines = changes_lines(board.changes(changes))
     console.print("latest weight changes:" if lines else "no weight changes yet")
     for line in lines:

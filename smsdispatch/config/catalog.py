@@ -20,7 +20,13 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from smsdispatch.config.routes import BreakerPolicy, Route, RouteTable, WeightPolicy
+from smsdispatch.config.routes import (
+    BreakerPolicy,
+    DeliveryPolicy,
+    Route,
+    RouteTable,
+    WeightPolicy,
+)
 from smsdispatch.vocabulary.errors import NotFoundError
 from smsdispatch.vocabulary.outcomes import OutcomeKind
 
@@ -193,6 +199,8 @@ class Catalog(BaseModel):
     breaker: BreakerPolicy = BreakerPolicy()
     # How routes' weights move with health (routing/weights.py).
     weights: WeightPolicy = WeightPolicy()
+    # Delivery figures from reports, and when a vendor is slow (routing/delivery.py).
+    delivery: DeliveryPolicy = DeliveryPolicy()
 
     @model_validator(mode="before")
     @classmethod

@@ -11,6 +11,7 @@ cheapest vendor must price every one of its vendors (validated).
 
 Whether a vendor of a route is healthy, and the weights it has now, are not
 here: they change by the minute and live in Redis (routing issue, parts 3-4).
+The policies that read them are: BreakerPolicy, WeightPolicy, DeliveryPolicy.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ class Route(BaseModel):
     destinations: Annotated[tuple[str, ...], Field(min_length=1)]
     vendors: Annotated[tuple[RouteVendor, ...], Field(min_length=1)]
     prefer: Preference = Preference.WEIGHT
-    # With `prefer = "cheapest"`: the least share of a vendor's recent
-    # messages that must have been delivered for it to be chosen on price.
+    # The least share of a vendor's recent final reports that must say
+    # delivered for it to be chosen on price (`prefer = "cheapest"`) or on
+    # speed (priority messages) (routing/choose.py).
     quality_floor: Annotated[float, Field(ge=0, le=1)] = 0.9
 
     def vendor(self, name: str) -> RouteVendor | None:
@@ -120,8 +122,9 @@ class WeightPolicy(BaseModel):
     As GOV.UK Notify does: bounded steps (10 points), no two changes of one
     vendor's weight within a cooldown, and back towards the resting weight one
     step at a time after a quiet spell (Notify: 15 minutes). A vendor is
-    stepped down while its breaker is open or while at least the breaker's
-    `min_volume` answers in the window failed at `failure_share` or more.
+    stepped down while its breaker is open, while at least the breaker's
+    `min_volume` answers in the window failed at `failure_share` or more, or
+    while its deliveries are too often slow (DeliveryPolicy).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -132,6 +135,50 @@ class WeightPolicy(BaseModel):
     failure_share: Annotated[float, Field(gt=0, le=1)] = 0.2
     # Changes kept for operators (a Redis stream, trimmed to about this many).
     keep_changes: Annotated[int, Field(ge=1)] = 10_000
+
+
+# Times to delivery are counted by how long they took, in these classes (at
+# most N seconds each, and one for the later ones): the shares delivered
+# within 1, 5 and 10 minutes need 60, 300 and 600; the shorter ones tell a
+# vendor delivering one-time passwords in 5 s from one taking 30.
+DELIVERY_EDGES: tuple[int, ...] = (5, 10, 20, 30, 60, 120, 300, 600)
+
+
+class DeliveryPolicy(BaseModel):
+    """Over what window delivery figures are read, and when a vendor is slow
+    (routing/delivery.py).
+
+    Figures count the final reports received in the last `window_seconds`
+    (Redis time, in buckets of `bucket_seconds`); fewer than `min_reports`
+    and a vendor has no figures (routing then treats it as unknown, not as
+    bad). As GOV.UK Notify does, a vendor whose messages took longer than
+    `slow_after_seconds` to deliver for `slow_share` or more of its final
+    reports is stepped down (routing/weights.py).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    window_seconds: Annotated[float, Field(gt=0)] = 900.0
+    bucket_seconds: Annotated[int, Field(ge=1)] = 60
+    min_reports: Annotated[int, Field(ge=1)] = 20
+    slow_after_seconds: int = 300
+    slow_share: Annotated[float, Field(gt=0, le=1)] = 0.15
+
+    @property
+    def keep_seconds(self) -> int:
+        """How long a bucket is kept: as long as a window can reach it."""
+        return int(self.window_seconds) + 2 * self.bucket_seconds
+
+    @model_validator(mode="after")
+    def _slow_is_a_class_edge(self) -> DeliveryPolicy:
+        if self.slow_after_seconds not in DELIVERY_EDGES:
+            raise ValueError(
+                f"delivery slow_after_seconds must be one of {list(DELIVERY_EDGES)} "
+                f"(the classes times to delivery are counted in), not {self.slow_after_seconds}"
+            )
+        if self.window_seconds < self.bucket_seconds:
+            raise ValueError("delivery window_seconds must hold at least one bucket_seconds")
+        return self
 
 
 class NoRouteError(NotFoundError, LookupError):

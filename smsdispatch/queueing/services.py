@@ -20,6 +20,7 @@ from smsdispatch.config.settings import Settings
 from smsdispatch.limits.gcra import RedisLimiter
 from smsdispatch.monitoring.counters import MetricsBuffer
 from smsdispatch.providers.base import Adapter
+from smsdispatch.routing.delivery import DeliveryBoard
 from smsdispatch.routing.health import HealthBoard
 from smsdispatch.routing.router import Router
 from smsdispatch.store.clock import Clock
@@ -44,8 +45,9 @@ class Services(Protocol):
 class VendorServices(Services, Protocol):
     """Services plus what talking to vendors takes: the event loop that
     keeps the HTTP pool warm, an adapter per vendor, the limiter, counters,
-    the vendors' shared health (routing/health.py), and routing's snapshot for
-    failover (sending/failover.py)."""
+    the vendors' shared health (routing/health.py) and delivery figures
+    (routing/delivery.py), and routing's snapshot for failover
+    (sending/failover.py)."""
 
     metrics: MetricsBuffer
 
@@ -64,6 +66,9 @@ class VendorServices(Services, Protocol):
 
     @property
     def router(self) -> Router: ...
+
+    @property
+    def delivery(self) -> DeliveryBoard: ...
 
     @property
     def unconfigured(self) -> dict[str, bool]: ...

@@ -10,6 +10,10 @@ requests' reports in one transaction, forward only (store/reports.py), each
 request answered after its batch commits. A report that names a message
 whose send is not recorded yet (it raced the worker's commit) does not wait:
 it is kept `unmatched` and applied by the transaction that records the send.
+
+After each commit, the messages the batch moved to a final status are
+counted in the vendors' delivery figures (routing/delivery.py), best effort:
+a Redis error costs a count, never a report.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from smsdispatch.config.settings import Settings
 from smsdispatch.providers.registry import ADAPTERS
 from smsdispatch.reports.batcher import Batcher
 from smsdispatch.reports.urls import report_token, token_valid
+from smsdispatch.routing.delivery import DeliveryBoard
 from smsdispatch.store.db import DATABASE_AWAY, Database, retrying
 from smsdispatch.store.outbox import REFUSED
-from smsdispatch.store.reports import Applied, apply_kept, apply_reports, record
+from smsdispatch.store.reports import Applied, Final, apply_kept, apply_reports, record
 from smsdispatch.vocabulary.delivery import DeliveryReport, IncomingReport, MalformedReport
 
 log = logging.getLogger(__name__)
@@ -40,8 +45,11 @@ Taken = tuple[str, DeliveryReport]
 
 
 class ReportIntake:
-    def __init__(self, settings: Settings, db: Database) -> None:
-        self.settings, self.db = settings, db
+    def __init__(
+        self, settings: Settings, db: Database, delivery: DeliveryBoard | None = None
+    ) -> None:
+        """`delivery`: where final reports are counted (None: not counted)."""
+        self.settings, self.db, self.delivery = settings, db, delivery
         # Derived once: an HMAC per request cost the webhook 4% of its time.
         self._tokens = {provider: report_token(settings, provider) for provider in ADAPTERS}
         self.batcher: Batcher[Taken, Applied] = Batcher(
@@ -101,9 +109,15 @@ class ReportIntake:
 
     def _write_once(self, batch: Sequence[Taken]) -> list[Applied]:
         now = self.db.clock()
+        finals: list[Final] = []
         with self.db.session() as session, session.begin():
-            outcomes = apply_reports(session, batch, now)
+            outcomes = apply_reports(session, batch, now, finals=finals)
+        self._count(finals)  # committed: a retry of the transaction cannot count them twice
         return self._look_again(batch, outcomes)
+
+    def _count(self, finals: list[Final]) -> None:
+        if self.delivery is not None and finals:
+            self.delivery.record(finals)
 
     def _look_again(self, batch: Sequence[Taken], outcomes: list[Applied]) -> list[Applied]:
         """Kept reports, once more after our commit: a send recorded while our
@@ -116,11 +130,13 @@ class ReportIntake:
         }
         if not kept:
             return outcomes
+        finals: list[Final] = []
         try:
             with self.db.session() as session, session.begin():
-                moved = apply_kept(session, kept, self.db.clock())
+                moved = apply_kept(session, kept, self.db.clock(), finals=finals)
         except DATABASE_AWAY:
             return outcomes
+        self._count(finals)
         return [
             Applied.APPLIED
             if outcome is Applied.UNMATCHED and report.tracking_id in moved

@@ -30,6 +30,9 @@ so it holds across every worker, and a run asks at most that rate times the
 interval, so runs do not pile up behind each other. Searches for lost sends
 have a pace of their own, `lost_send_search_rate` (higher: a dead worker
 leaves a batch to look for, and each waits unsent until it is looked for).
+
+Messages an answer moved to a final status are counted in the vendors'
+delivery figures after the commit, as the webhooks' are (routing/delivery.py).
 """
 
 from __future__ import annotations
@@ -49,7 +52,9 @@ from smsdispatch.limits.policy import Limit
 from smsdispatch.providers.base import Adapter
 from smsdispatch.providers.registry import ADAPTERS, searchable
 from smsdispatch.queueing.services import VendorServices
+from smsdispatch.routing.delivery import DeliveryBoard
 from smsdispatch.store.reports import (
+    Final,
     Stale,
     Untracked,
     apply_report,
@@ -90,8 +95,11 @@ def reconcile_messages(rt: VendorServices) -> ReconcileResult:
     result = ReconcileResult()
     now = rt.clock()
     per_run = _per_run(s.reconcile_rate_per_second, s)
+    delivery = DeliveryBoard(rt.redis, rt.catalog.delivery)
+    finals: list[Final] = []
     with rt.db.session() as session, session.begin():
-        late = reapply_unmatched(session, now, s.report_unmatched_retry_seconds)
+        late = reapply_unmatched(session, now, s.report_unmatched_retry_seconds, finals=finals)
+    delivery.record(finals)
     if late:
         result.results["applied_late"] += late
         log.info("reconcile: applied %d reports that came before their send was recorded", late)
@@ -117,10 +125,12 @@ def reconcile_messages(rt: VendorServices) -> ReconcileResult:
         return result
     answers = rt.run(_ask_all(rt, work))
     now = rt.clock()
+    finals = []
     with rt.db.session() as session, session.begin():
         asked = [row for rows in answers.values() for row, _ in rows]
         mark_polled(session, [_id(row) for row in asked], now)
-        _apply_answers(session, answers, now, result)
+        _apply_answers(session, answers, now, result, finals)
+    delivery.record(finals)
     result.asked = len(asked)
     log.info("reconcile: asked=%d results=%s", result.asked, dict(result.results))
     return result
@@ -131,6 +141,7 @@ def _apply_answers(
     answers: dict[str, list[tuple[Work, Answer | Found]]],
     now: datetime,
     result: ReconcileResult,
+    finals: list[Final],
 ) -> None:
     """Status-query answers are applied together, as the webhooks' reports
     are (one statement for the lot on PostgreSQL); a search's find is
@@ -143,14 +154,14 @@ def _apply_answers(
                 continue
             report = _one(session, provider, answer)
             if isinstance(report, DeliveryReport):
-                applied = apply_report(session, provider, report, now, source="poll")
+                applied = apply_report(session, provider, report, now, source="poll", finals=finals)
                 result.results[applied.value] += 1
                 continue
             result.results[report] += 1
             if report == "not_found" and isinstance(row, Untracked):
                 resend_absent(session, row.message.id, provider, now)
                 result.resent += 1
-    for applied in apply_reports(session, queried, now, source="poll"):
+    for applied in apply_reports(session, queried, now, source="poll", finals=finals):
         result.results[applied.value] += 1
 
 

@@ -12,11 +12,14 @@ The rules, in order:
    passed over while another is not, so traffic beyond one vendor's rate
    flows to the others instead of waiting.
 3. Priority messages (one-time passwords) go to the vendor delivering
-   fastest lately; one without figures yet comes after those with; with no
-   figures at all, the weights decide as for any message.
+   fastest lately (the typical time to delivery of routing/delivery.py)
+   among those meeting the route's quality floor (fast but seldom is not
+   fast: those below it come last); one without figures yet comes after
+   those with; with no figures at all, the weights decide as for any message.
 4. A route that prefers the cheapest takes the cheapest vendor that meets
-   its quality floor (a vendor without figures yet is given the benefit of
-   the doubt); if none meets it, the weights decide.
+   its quality floor (the delivered share of its recent final reports; a
+   vendor without figures yet is given the benefit of the doubt); if none
+   meets it, the weights decide.
 5. Otherwise a weighted random choice, as GOV.UK Notify does: traffic splits
    by weight without any shared counter.
 """
@@ -38,8 +41,10 @@ class Candidate:
     choice: RouteVendor
     weight: int  # the current weight (the resting one unless health moved it)
     backlog_seconds: float = 0.0  # how far ahead its limiter is booked
-    delivered_share: float | None = None  # of recent final reports; None: no figures
-    delivery_seconds: float | None = None  # recent typical time to delivery
+    # From routing/delivery.py over the catalog's [delivery] window; None: too
+    # few final reports to say.
+    delivered_share: float | None = None  # of recent final reports
+    delivery_seconds: float | None = None  # recent typical (median) time to delivery
 
 
 def choose(
@@ -59,11 +64,9 @@ def choose(
         # Every vendor is booked ahead: the one free soonest.
         return min(live, key=lambda c: c.backlog_seconds).choice
     if priority and any(c.delivery_seconds is not None for c in free):
-        return min(free, key=_fastest).choice
+        return min(free, key=lambda c: (not _meets(route, c), *_fastest(c))).choice
     if route.prefer is Preference.CHEAPEST:
-        good = [
-            c for c in free if c.delivered_share is None or c.delivered_share >= route.quality_floor
-        ]
+        good = [c for c in free if _meets(route, c)]
         if good:
             return min(good, key=_price).choice
     return weighted(free, rng).choice
@@ -71,6 +74,11 @@ def choose(
 
 def weighted(candidates: Sequence[Candidate], rng: random.Random) -> Candidate:
     return rng.choices(candidates, weights=[c.weight for c in candidates])[0]
+
+
+def _meets(route: Route, c: Candidate) -> bool:
+    """Meets the route's quality floor, or has no figures to say it does not."""
+    return c.delivered_share is None or c.delivered_share >= route.quality_floor
 
 
 def _fastest(c: Candidate) -> tuple[bool, float, int]:

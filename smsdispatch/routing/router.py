@@ -2,10 +2,13 @@
 
 `Router.snapshot` reads, once for a whole batch, what the choice needs for
 every vendor that some route names: its current weight on each route, whether
-it is paused, its breaker, and how far ahead its account limit is booked. The
-snapshot then chooses per message (routing/choose.py) without another round
-trip. The snapshot itself costs a few round trips per vendor of the routes
-(about fifteen for the shipped catalog), whatever the batch's size.
+it is paused, its breaker, how far ahead its account limit is booked, and its
+delivery figures (routing/delivery.py: the delivered share and typical time
+to delivery over the catalog's `[delivery]` window, one round trip for all
+vendors). The snapshot then chooses per message (routing/choose.py) without
+another round trip. The snapshot itself costs a few round trips per vendor
+of the routes (about fifteen for the shipped catalog), whatever the batch's
+size.
 
 A half-open breaker lets one probe through per interval (routing/health.py):
 the snapshot asks it when the batch's first message that vendor could carry
@@ -18,9 +21,10 @@ vendor's 2 s spills to the others as it is routed, and a steady stream moves
 off a vendor that is booked up. What the limiter still defers at send time
 spills there too (sending/failover.py, with the same bookkeeping).
 
-Delivery figures (delivered share, time to delivery) are not recorded per
-vendor yet: until they are, a cheapest route takes every vendor as meeting
-its quality floor and priority messages are chosen by weight.
+With delivery figures, priority messages go to the vendor delivering fastest
+and a cheapest route takes the cheapest vendor meeting its quality floor; a
+vendor with too few final reports in the window has no figures, and is
+given the benefit of the doubt (routing/choose.py).
 
 When no vendor of the route can take a message now (all paused, breakers
 open, drained), it still goes to the route's vendor with the highest resting
@@ -44,6 +48,7 @@ from smsdispatch.config.routes import Route, RouteVendor
 from smsdispatch.limits import pauses
 from smsdispatch.limits.rates import campaign_rate
 from smsdispatch.routing.choose import SPILL_AFTER_SECONDS, Candidate, choose
+from smsdispatch.routing.delivery import DeliveryBoard, DeliveryFigures
 from smsdispatch.routing.health import BreakerState, HealthBoard
 from smsdispatch.routing.weights import WeightBoard
 from smsdispatch.vocabulary import keys
@@ -78,6 +83,8 @@ class Snapshot:
     # to the vendor that looked free when the batch began.
     pace: dict[tuple[str, str], float] = field(default_factory=dict)
     booked: dict[str, float] = field(default_factory=dict)
+    # Each vendor's delivery figures (routing/delivery.py); absent: none known.
+    delivery: dict[str, DeliveryFigures] = field(default_factory=dict)
 
     def choose(
         self, route: Route, can_carry: Callable[[RouteVendor], bool], *, priority: bool = False
@@ -159,10 +166,13 @@ class Snapshot:
         return not state.paused and state.breaker is BreakerState.CLOSED
 
     def _candidate(self, route: Route, choice: RouteVendor) -> Candidate:
+        figures = self.delivery.get(choice.vendor)
         return Candidate(
             choice,
             self.weights[route.name][choice.vendor],
             self.vendors[choice.vendor].backlog_seconds + self.booked.get(choice.vendor, 0.0),
+            delivered_share=figures.delivered_share if figures else None,
+            delivery_seconds=figures.typical_seconds if figures else None,
         )
 
     def _book(self, route: Route, choice: RouteVendor) -> RouteVendor:
@@ -205,9 +215,11 @@ class Router:
         self.rng = rng or random.Random()  # a traffic split, not a secret
         self.health = HealthBoard(client, catalog.breaker)
         self.weights = WeightBoard(client, catalog.weights, catalog.breaker)
+        self.delivery = DeliveryBoard(client, catalog.delivery)
 
     def snapshot(self, now: datetime, routes: Iterable[Route] | None = None) -> Snapshot:
-        """Weights, pauses, breakers and backlogs of the routes' vendors, read now.
+        """Weights, pauses, breakers, backlogs and delivery figures of the
+        routes' vendors, read now.
 
         Without Redis, the resting weights and no vendor paused: messages are
         still routed (and stored: the sweeper enqueues them once Redis is
@@ -230,6 +242,7 @@ class Router:
             admit=self._admit,
             drained={(r, v) for r, pinned in pins.items() for v, w in pinned.items() if w == 0},
             pace=pace_of(self.catalog, chosen),
+            delivery=self.delivery.figures(vendors),
         )
 
     def _admit(self, vendor: str) -> bool:

@@ -3,7 +3,11 @@
 A route's resting weights are in the catalog; the current ones live in Redis
 so every producer and worker splits traffic alike. `rebalance` (run on a
 schedule) steps a failing vendor down and, after a quiet spell, a recovered
-one back up towards its resting weight (WeightPolicy). Each move is one Lua
+one back up towards its resting weight (WeightPolicy). A vendor is failing
+while its breaker is open, while too many of its answers in the breaker's
+window failed, or, as GOV.UK Notify has it, while too many of its recent
+final reports were deliveries slower than the catalog's `[delivery]`
+`slow_after_seconds` (routing/delivery.py). Each move is one Lua
 script on Redis time: the cooldown check, the new weight, its time and the
 change record (route, vendor, from, to, reason) happen together or not at
 all, however many processes rebalance at once.
@@ -12,14 +16,22 @@ all, however many processes rebalance at once.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
 import redis
 
 from smsdispatch.config.catalog import Catalog
-from smsdispatch.config.routes import BreakerPolicy, Route, RouteVendor, WeightPolicy
+from smsdispatch.config.routes import (
+    BreakerPolicy,
+    DeliveryPolicy,
+    Route,
+    RouteVendor,
+    WeightPolicy,
+)
 from smsdispatch.limits import pauses
+from smsdispatch.routing.delivery import DeliveryBoard, DeliveryFigures
 from smsdispatch.routing.health import BreakerState, HealthBoard
 from smsdispatch.routing.health import text_of as _text
 from smsdispatch.vocabulary import keys
@@ -69,10 +81,17 @@ class Change:
 
 
 class WeightBoard:
-    def __init__(self, client: redis.Redis, policy: WeightPolicy, breaker: BreakerPolicy) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        policy: WeightPolicy,
+        breaker: BreakerPolicy,
+        delivery: DeliveryPolicy | None = None,
+    ) -> None:
         self.client = client
         self.policy = policy
         self.breaker = breaker
+        self.delivery = delivery or DeliveryPolicy()
         self._move = client.register_script(_MOVE)
 
     def current(self, route: Route, pins: dict[str, int] | None = None) -> dict[str, int]:
@@ -169,18 +188,27 @@ class WeightBoard:
         )
         return int(weight) if changed else None
 
-    def rebalance(self, route: Route, health: HealthBoard) -> list[str]:
-        """Step each failing vendor down and each quiet one back; what moved."""
+    def rebalance(
+        self,
+        route: Route,
+        health: HealthBoard,
+        delivery: Mapping[str, DeliveryFigures] | None = None,
+    ) -> list[str]:
+        """Step each failing vendor down and each quiet one back; what moved.
+        `delivery`: the vendors' delivery figures (none: not judged on them)."""
         moved = []
         for choice in route.vendors:
             if self.pinned(route, choice.vendor):
                 continue  # an operator holds it
-            reason, direction = self._verdict(choice.vendor, health)
+            figures = (delivery or {}).get(choice.vendor)
+            reason, direction = self._verdict(choice.vendor, health, figures)
             if self.move(route, choice.vendor, direction, reason) is not None:
                 moved.append(choice.vendor)
         return moved
 
-    def _verdict(self, vendor: str, health: HealthBoard) -> tuple[str, Direction]:
+    def _verdict(
+        self, vendor: str, health: HealthBoard, delivery: DeliveryFigures | None = None
+    ) -> tuple[str, Direction]:
         breaker = health.breaker(vendor)
         if breaker.state is BreakerState.OPEN:
             return f"breaker open: {breaker.reason}", Direction.DOWN
@@ -194,7 +222,21 @@ class WeightBoard:
                 f"in {self.breaker.window_seconds:.0f}s",
                 Direction.DOWN,
             )
+        slow = self._slow(delivery)
+        if slow is not None:
+            return slow, Direction.DOWN
         return "healthy again", Direction.BACK
+
+    def _slow(self, delivery: DeliveryFigures | None) -> str | None:
+        """Why the vendor delivers too slowly, or None (too few reports to say: not slow)."""
+        p = self.delivery
+        share = delivery.slow_share(p.slow_after_seconds) if delivery else None
+        if delivery is None or share is None or share < p.slow_share:
+            return None
+        return (
+            f"{share:.0%} of {delivery.reports} final reports took over "
+            f"{_span(p.slow_after_seconds)} to deliver in {_span(p.window_seconds)}"
+        )
 
     def changes(self, count: int = 20) -> list[Change]:
         """The latest weight changes, newest first."""
@@ -215,9 +257,19 @@ class WeightBoard:
         return out
 
 
+def _span(seconds: float) -> str:
+    """300 -> "5 min", 30 -> "30 s"."""
+    return f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g} s"
+
+
 def rebalance_routes(catalog: Catalog, client: redis.Redis) -> dict[str, list[str]]:
-    """Every route's rebalance (the periodic task's job): route -> vendors moved."""
+    """Every route's rebalance (the periodic task's job): route -> vendors moved.
+    Delivery figures are read once, for every vendor of the routes."""
     health = HealthBoard(client, catalog.breaker)
-    board = WeightBoard(client, catalog.weights, catalog.breaker)
-    moved = {route.name: board.rebalance(route, health) for route in catalog.routes.values()}
+    board = WeightBoard(client, catalog.weights, catalog.breaker, catalog.delivery)
+    vendors = {v.vendor for r in catalog.routes.values() for v in r.vendors}
+    delivery = DeliveryBoard(client, catalog.delivery).figures(sorted(vendors))
+    moved = {
+        route.name: board.rebalance(route, health, delivery) for route in catalog.routes.values()
+    }
     return {name: vendors for name, vendors in moved.items() if vendors}

@@ -38,6 +38,7 @@ from smsdispatch.store.outbox import (
     write_results,
     write_results_once,
 )
+from smsdispatch.store.reports import Final
 from smsdispatch.store.results import SendResult
 from smsdispatch.vocabulary.errors import PeerUnavailable
 from smsdispatch.vocabulary.message import Encoding, OutboundMessage
@@ -255,17 +256,30 @@ def persist(rt: SendServices, results: Sequence[SendResult], deadline: float) ->
 def _write(rt: SendServices, results: Sequence[SendResult]) -> None:
     """One transaction; row by row if the database refuses a value, so one
     result it will not take costs the others nothing."""
+    finals: list[Final] = []
     try:
         with rt.db.session() as session, session.begin():
-            write_results(session, results, rt.clock())
+            write_results(session, results, rt.clock(), finals=finals)
     except REFUSED:
         log.exception("the database refused this batch's results; writing them one by one")
         _write_once(rt, results)
+        return
+    _count_finals(rt, finals)
 
 
 def _write_once(rt: SendServices, results: Sequence[SendResult]) -> None:
+    finals: list[Final] = []
     with rt.db.session() as session, session.begin():
-        write_results_once(session, results, rt.clock())
+        write_results_once(session, results, rt.clock(), finals=finals)
+    _count_finals(rt, finals)
+
+
+def _count_finals(rt: SendServices, finals: list[Final]) -> None:
+    """Reports that came before their send's result and settled it with it
+    count in the vendors' delivery figures too (after the commit, so a
+    transaction tried again cannot count them twice)."""
+    if finals:
+        rt.delivery.record(finals)
 
 
 async def _send_all(

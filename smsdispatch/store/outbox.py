@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from smsdispatch.store.bulk import chunked
 from smsdispatch.store.models import messages, send_attempts
-from smsdispatch.store.reports import apply_kept
+from smsdispatch.store.reports import Final, apply_kept
 from smsdispatch.store.results import AttemptRecord, ClaimRef, RowUpdate, SendResult, claim_key
 from smsdispatch.vocabulary.message import Encoding, OutboundMessage
 from smsdispatch.vocabulary.status import MessageStatus
@@ -261,20 +261,34 @@ def log_attempts(session: Session, attempts: Sequence[AttemptRecord]) -> None:
         session.execute(insert(send_attempts), rows)
 
 
-def write_results(session: Session, results: Sequence[SendResult], now: datetime) -> None:
+def write_results(
+    session: Session,
+    results: Sequence[SendResult],
+    now: datetime,
+    *,
+    finals: list[Final] | None = None,
+) -> None:
     """A batch's results, by the worker that holds their claims: two
     statements, then (last, so that as little as possible runs between it
-    and the commit) any delivery report that came first."""
+    and the commit) any delivery report that came first; the messages those
+    reports settle are added to `finals` (for the vendors' delivery figures,
+    counted after the commit)."""
     apply_updates(session, [r.update for r in results], now)
     log_attempts(session, [r.attempt for r in results if r.attempt is not None])
-    apply_kept(session, _tracking_ids(results), now)
+    apply_kept(session, _tracking_ids(results), now, finals=finals)
 
 
 def _tracking_ids(results: Sequence[SendResult]) -> set[str]:
     return {r.update.tracking_id for r in results if r.update.tracking_id}
 
 
-def write_results_once(session: Session, results: Sequence[SendResult], now: datetime) -> set[str]:
+def write_results_once(
+    session: Session,
+    results: Sequence[SendResult],
+    now: datetime,
+    *,
+    finals: list[Final] | None = None,
+) -> set[str]:
     """Results kept elsewhere while their worker could not write them (a
     database outage, a killed worker), written by whoever finds them.
 
@@ -296,7 +310,9 @@ def write_results_once(session: Session, results: Sequence[SendResult], now: dat
             log.error("could not record the result of claim %s: %s", result.claim, exc.orig)
             if _write_one(session, _unrecordable(result, type(exc).__name__, now), now):
                 written.add(result.claim)
-    apply_kept(session, _tracking_ids([r for r in results if r.claim in written]), now)
+    apply_kept(
+        session, _tracking_ids([r for r in results if r.claim in written]), now, finals=finals
+    )
     return written
 
 

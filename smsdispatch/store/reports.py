@@ -20,6 +20,12 @@ send, or after a timeout that queued a (safe) resend; the resend is then not
 made, and the worker's own update, which requires `sending`, matches nothing.
 
 Every report is stored raw in `delivery_reports` with what it did.
+
+A caller that passes a `finals` list learns of every message a report moved
+to a final status (`Final`: vendor, delivered or not, time to delivery):
+only the UPDATE that moves a message into a final status returns it, so a
+repeated report, or two racing, name it once. The caller counts them after
+its commit (routing/delivery.py), never inside the transaction.
 """
 
 from __future__ import annotations
@@ -71,6 +77,40 @@ INTERMEDIATE_FROM = (S.ACCEPTED, S.UNKNOWN)
 RAW_LIMIT = 8000
 
 
+@dataclass(frozen=True, slots=True)
+class Final:
+    """A message a report moved to a final status, for the vendor's delivery figures."""
+
+    provider: str
+    status: MessageStatus
+    # From our record of the send to the vendor's time of the report where
+    # it gave one (never later than our receipt of it); None if not delivered.
+    seconds: float | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is S.DELIVERED
+
+
+def _final(
+    provider: str,
+    report: DeliveryReport,
+    sent_at: datetime | None,
+    final_at: datetime | None,
+    vendor_final_at: datetime | None,
+) -> Final:
+    """What a final report that moved its message says of its vendor.
+
+    The vendor's own time is preferred (our receipt adds the report's trip
+    and our batching), but a vendor clock ahead of ours cannot make a
+    delivery later than we heard of it; one behind ours counts as at once.
+    """
+    if report.status is not S.DELIVERED or sent_at is None or final_at is None:
+        return Final(provider, report.status, None)
+    done = min(vendor_final_at, final_at) if vendor_final_at is not None else final_at
+    return Final(provider, report.status, max(0.0, (done - sent_at).total_seconds()))
+
+
 class Applied(StrEnum):
     APPLIED = "applied"  # the message moved forward, or its vendor status was updated
     IGNORED = "ignored"  # the message is already there or further: a late or repeated report
@@ -85,9 +125,10 @@ def apply_report(
     now: datetime,
     *,
     source: str = "webhook",
+    finals: list[Final] | None = None,
 ) -> Applied:
     """One report (see `apply_reports`)."""
-    return apply_reports(session, [(provider, report)], now, source=source)[0]
+    return apply_reports(session, [(provider, report)], now, source=source, finals=finals)[0]
 
 
 def apply_reports(
@@ -96,9 +137,10 @@ def apply_reports(
     now: datetime,
     *,
     source: str = "webhook",
+    finals: list[Final] | None = None,
 ) -> list[Applied]:
     """Apply reports, in the order given, in the caller's transaction; return
-    what each did.
+    what each did; `finals` gets the messages moved to a final status.
 
     Each is matched by the vendor's id, else by our reference as the vendor
     echoed it, and applied by a forward-only UPDATE (tried once more if its
@@ -107,7 +149,7 @@ def apply_reports(
     come before the worker recorded the vendor's id, and the transaction
     that records it applies it then (`apply_kept`).
     """
-    applied = _apply_all(session, reports, now)
+    applied = _apply_all(session, reports, now, finals)
     raw_rows = [
         _raw_row(provider, report, now, result, message_id, source)
         for (provider, report), (result, message_id) in zip(reports, applied, strict=True)
@@ -128,16 +170,23 @@ def _batched(session: Session, count: int) -> bool:
 
 
 def _apply_all(
-    session: Session, reports: Sequence[tuple[str, DeliveryReport]], now: datetime
+    session: Session,
+    reports: Sequence[tuple[str, DeliveryReport]],
+    now: datetime,
+    finals: list[Final] | None = None,
 ) -> list[Matched]:
     """What each report did, applied in the order given (no raw copy kept)."""
+    into = [] if finals is None else finals
     if _batched(session, len(reports)):
-        return _apply_together(session, reports, now)
-    return [_apply_one(session, provider, report, now) for provider, report in reports]
+        return _apply_together(session, reports, now, into)
+    return [_apply_one(session, provider, report, now, into) for provider, report in reports]
 
 
 def _apply_together(
-    session: Session, reports: Sequence[tuple[str, DeliveryReport]], now: datetime
+    session: Session,
+    reports: Sequence[tuple[str, DeliveryReport]],
+    now: datetime,
+    finals: list[Final],
 ) -> list[Matched]:
     """The same as `_apply_one` for each report in turn, in a few statements
     (PostgreSQL): one UPDATE ... FROM unnest(...) per key and turn.
@@ -161,7 +210,7 @@ def _apply_together(
     for members in turns:
         left = members
         for column in (messages.c.tracking_id, messages.c.reference):
-            left = _forward_together(session, reports, left, column, now, outcomes)
+            left = _forward_together(session, reports, left, column, now, outcomes, finals)
         for index in left:
             outcomes[index] = (Applied.UNMATCHED, None)
     return [outcome or (Applied.UNMATCHED, None) for outcome in outcomes]
@@ -174,6 +223,7 @@ def _forward_together(
     column: Column[Any],
     now: datetime,
     outcomes: list[Matched | None],
+    finals: list[Final],
 ) -> list[int]:
     """The forward-only UPDATE for the reports at `indexes` that name a value
     of `column`, with `_forward_or_past`'s second try for those whose message
@@ -188,14 +238,14 @@ def _forward_together(
     asked = [i for i in indexes if named[i] is not None]
     if not asked:
         return indexes
-    moved = _update_together(session, reports, asked, named, column, now)
+    moved = _update_together(session, reports, asked, named, column, now, finals)
     missed = [i for i in asked if i not in moved]
     found = _look_together(session, reports, missed, named, column) if missed else {}
     # Missed by the UPDATE although it moves its message forward: the message
     # was recorded after the UPDATE began (`_forward_or_past`). Once more.
     appeared = [i for i in missed if i in found and found[i][1]]
     if appeared:
-        moved |= _update_together(session, reports, appeared, named, column, now)
+        moved |= _update_together(session, reports, appeared, named, column, now, finals)
     left = [i for i in indexes if named[i] is None]
     for index in asked:
         if index in moved:
@@ -214,13 +264,20 @@ def _update_together(
     named: dict[int, str | None],
     column: Column[Any],
     now: datetime,
+    finals: list[Final],
 ) -> dict[int, int]:
     """One forward-only UPDATE for the reports at `indexes`, matched on
-    `column`; the message each moved, by index."""
+    `column`; the message each moved, by index (a final one also in `finals`)."""
     params = _arrays(reports, indexes, named)
     params["b_now"] = now
     moved = session.execute(_together(column is messages.c.tracking_id).update, params)
-    return {index: message_id for index, message_id in moved.all()}
+    out = {}
+    for index, message_id, sent_at, final_at, vendor_final_at in moved.all():
+        out[index] = message_id
+        provider, report = reports[index]
+        if report.final:
+            finals.append(_final(provider, report, sent_at, final_at, vendor_final_at))
+    return out
 
 
 def _look_together(
@@ -318,7 +375,7 @@ def _together(by_tracking: bool) -> _Together:
                 vendor_at=t.c.vendor_at,
             )
         )
-        .returning(t.c.idx, m.id)
+        .returning(t.c.idx, m.id, m.sent_at, m.final_at, m.vendor_final_at)
     )
     look = select(v.c.idx, m.id, _moves_forward(v.c.final, v.c.vendor_status)).join_from(
         v, messages, named
@@ -345,7 +402,11 @@ def _report_row(
 
 
 def _apply_one(
-    session: Session, provider: str, report: DeliveryReport, now: datetime
+    session: Session,
+    provider: str,
+    report: DeliveryReport,
+    now: datetime,
+    finals: list[Final],
 ) -> tuple[Applied, int | None]:
     m = messages.c
     matchers: list[ColumnElement[bool]] = []
@@ -354,7 +415,7 @@ def _apply_one(
     if report.reference is not None:
         matchers.append(m.reference == report.reference)
     for match in matchers:
-        matched = _forward_or_past(session, provider, match, report, now)
+        matched = _forward_or_past(session, provider, match, report, now, finals)
         if matched is not None:
             return matched
     return Applied.UNMATCHED, None
@@ -366,6 +427,7 @@ def _forward_or_past(
     match: ColumnElement[bool],
     report: DeliveryReport,
     now: datetime,
+    finals: list[Final],
 ) -> Matched | None:
     """The forward-only UPDATE for the message `match` names: APPLIED, or
     IGNORED if the message is there but already further along; None if
@@ -378,7 +440,7 @@ def _forward_or_past(
     report would move the message now, and if so the UPDATE runs once more
     (it sees the message); only what that one leaves is ignored.
     """
-    message_id = _forward(session, provider, match, report, now)
+    message_id = _forward(session, provider, match, report, now, finals)
     if message_id is not None:
         return Applied.APPLIED, message_id
     forward = _moves_forward(report.final, report.vendor_status[:64])
@@ -389,7 +451,7 @@ def _forward_or_past(
         return None
     if not found[1]:  # there, and already further along: late or repeated
         return Applied.IGNORED, found[0]
-    message_id = _forward(session, provider, match, report, now)
+    message_id = _forward(session, provider, match, report, now, finals)
     return (Applied.APPLIED, message_id) if message_id is not None else (Applied.IGNORED, found[0])
 
 
@@ -399,8 +461,10 @@ def _forward(
     match: ColumnElement[bool],
     report: DeliveryReport,
     now: datetime,
+    finals: list[Final],
 ) -> int | None:
-    """The one forward-only UPDATE; the id of the message it moved, if any."""
+    """The one forward-only UPDATE; the id of the message it moved, if any
+    (and, if the report moved it to a final status, the message in `finals`)."""
     vendor_status = report.vendor_status[:64]
     stmt = (
         update(messages)
@@ -421,9 +485,16 @@ def _forward(
                 vendor_at=report.vendor_at,
             )
         )
-        .returning(messages.c.id)
+        .returning(
+            messages.c.id, messages.c.sent_at, messages.c.final_at, messages.c.vendor_final_at
+        )
     )
-    return session.execute(stmt).scalars().first()
+    row = session.execute(stmt).first()
+    if row is None:
+        return None
+    if report.final:
+        finals.append(_final(provider, report, row.sent_at, row.final_at, row.vendor_final_at))
+    return int(row.id)
 
 
 def _moves_forward(final: bool | ColumnElement[bool], vendor_status: Any) -> ColumnElement[bool]:
@@ -559,8 +630,15 @@ def _raw_row(
     }
 
 
-def apply_kept(session: Session, tracking_ids: Collection[str], now: datetime) -> set[str]:
-    """Apply the reports kept for these vendor ids; the ids they moved.
+def apply_kept(
+    session: Session,
+    tracking_ids: Collection[str],
+    now: datetime,
+    *,
+    finals: list[Final] | None = None,
+) -> set[str]:
+    """Apply the reports kept for these vendor ids; the ids they moved
+    (`finals`: as for `apply_reports`).
 
     The normal path for a report that races its send: a vendor naming only
     its own id (SMSBuddy, Restcomm, Skycore) can report before the worker
@@ -581,11 +659,14 @@ def apply_kept(session: Session, tracking_ids: Collection[str], now: datetime) -
             session,
             _kept_reports().where(r.tracking_id.in_(chunk)).order_by(r.id),
             now,
+            finals,
         )
     return moved
 
 
-def reapply_unmatched(session: Session, now: datetime, within_seconds: float) -> int:
+def reapply_unmatched(
+    session: Session, now: datetime, within_seconds: float, *, finals: list[Final] | None = None
+) -> int:
     """Apply the recent reports that matched no message when they came, the
     newest first: the safety net for a send recorded by another path (the
     sweeper writing a dead worker's answers, reconciliation finding the
@@ -604,6 +685,7 @@ def reapply_unmatched(session: Session, now: datetime, within_seconds: float) ->
             .order_by(r.id.desc())
             .limit(1000),
             now,
+            finals,
         )
     )
 
@@ -617,7 +699,9 @@ def _kept_reports() -> Select[Any]:
     ).where(r.outcome == Applied.UNMATCHED.value)
 
 
-def _apply_kept_rows(session: Session, query: Select[Any], now: datetime) -> set[str]:
+def _apply_kept_rows(
+    session: Session, query: Select[Any], now: datetime, finals: list[Final] | None = None
+) -> set[str]:
     """Apply each kept report its message now carries the id of, and mark it
     applied; one whose message is there but already further along (a repeat,
     a "sent" after the final report) is marked ignored, so that only reports
@@ -646,7 +730,7 @@ def _apply_kept_rows(session: Session, query: Select[Any], now: datetime) -> set
         )
         for row in rows
     ]
-    matched = _apply_all(session, kept, now)
+    matched = _apply_all(session, kept, now, finals)
     marks = [
         {
             "b_id": row.id,

@@ -85,6 +85,13 @@ def health_prefix(provider: str) -> str:
     return f"{PREFIX}:health:{provider}:"
 
 
+def delivery_prefix(provider: str) -> str:
+    """A vendor's delivery figures from its final reports: one hash per bucket
+    of Redis time, the bucket's number appended (routing/delivery.py); fields
+    are the report's class and how long delivery took ("le60", "gt600")."""
+    return f"{PREFIX}:delivery:{provider}:"
+
+
 def breaker(provider: str) -> str:
     """A vendor's circuit breaker: state, since (Redis time), reason, probes_ok."""
     return f"{PREFIX}:breaker:{provider}"

@@ -39,6 +39,7 @@ from smsdispatch.providers.base import Adapter
 from smsdispatch.providers.registry import build_adapter
 from smsdispatch.providers.transport import vendor_client
 from smsdispatch.reports.urls import report_url
+from smsdispatch.routing.delivery import DeliveryBoard
 from smsdispatch.routing.health import HealthBoard
 from smsdispatch.routing.router import Router
 from smsdispatch.store.clock import Clock
@@ -79,6 +80,7 @@ class Runtime:
         self._limiter: RedisLimiter | None = None
         self._health: HealthBoard | None = None
         self._router: Router | None = None
+        self._delivery: DeliveryBoard | None = None
         self._unconfigured: dict[str, bool] | None = None
         self._adapters: dict[str, Adapter[Any]] = {}
         self._templates: dict[int, str | None] = {}
@@ -198,6 +200,12 @@ class Runtime:
         if self._health is None:
             self._health = HealthBoard(self.redis, self.catalog.breaker)
         return self._health
+
+    @property
+    def delivery(self) -> DeliveryBoard:
+        if self._delivery is None:
+            self._delivery = DeliveryBoard(self.redis, self.catalog.delivery)
+        return self._delivery
 
     @property
     def router(self) -> Router:
