@@ -138,6 +138,12 @@ class ProviderEntry(BaseModel):
     quiet_hours: QuietHours | None = None
     retry: RetryPolicy = RetryPolicy()
     code_overrides: dict[str, OutcomeKind] = {}
+    # A message the vendor accepted and never sent a final report for is
+    # expired, saying so, this long after it was sent (reports/deadline.py).
+    # 48 h: past the 24-72 h validity operators give an SMS, so a late
+    # report still lands first; a vendor without a status query (Cue,
+    # Skycore) has nothing else to settle such a message.
+    report_deadline_seconds: Annotated[float, Field(gt=0)] = 172800.0
 
     @property
     def request_size(self) -> int:

@@ -9,6 +9,10 @@ and the messages table. So any process can serve /metrics (the HTTP API, or
     smsdispatch_deferrals_total{provider,reason}      counter   held by us, never sent
     smsdispatch_limiter_wait_seconds{provider}        histogram waits for a limiter slot
     smsdispatch_failovers_total{provider,to}          counter   routed messages moved to `to`
+    smsdispatch_stale_messages_total{provider}        counter   expired for want of a final report
+    smsdispatch_vendor_no_final_share{vendor}         gauge     of messages created 5-20 min ago
+                                                                (catalog [delivery]) and sent, the
+                                                                share with no final report yet
     smsdispatch_queue_backlog{queue}                  gauge     Celery messages waiting (LLEN)
     smsdispatch_messages{provider,status}             gauge     messages by status
     smsdispatch_metrics_source_up{source}             gauge     1 if redis / database answered
@@ -33,6 +37,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import redis
 from prometheus_client import CollectorRegistry
@@ -48,6 +53,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from smsdispatch.monitoring.counters import read_counts, read_wait_histograms
 from smsdispatch.monitoring.maintenance import MaintenanceCollector
 from smsdispatch.store.db import Database
+from smsdispatch.store.deadlines import awaiting_reports
 from smsdispatch.store.outbox import status_counts
 from smsdispatch.vocabulary import keys
 
@@ -74,6 +80,8 @@ class ClusterCollector:
         *,
         db_cache_seconds: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
+        awaiting_after_seconds: float = 300.0,
+        awaiting_window_seconds: float = 900.0,
     ) -> None:
         self.client = client
         self.db = db
@@ -82,7 +90,10 @@ class ClusterCollector:
         self.clock = clock
         self._lock = threading.Lock()
         self._cached_at = float("-inf")
-        self._cached: dict[tuple[str, str], int] | None = None
+        self._cached: DatabaseFigures | None = None
+        # The messages whose reports are due: sent this long ago, over this window.
+        self.awaiting_after_seconds = awaiting_after_seconds
+        self.awaiting_window_seconds = awaiting_window_seconds
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
@@ -96,17 +107,10 @@ class ClusterCollector:
         except redis.RedisError:
             log.warning("metrics: Redis did not answer", exc_info=True)
             up.add_metric(["redis"], 0)
-        counts = self.message_counts()
-        if counts is not None:
-            gauge = GaugeMetricFamily(
-                "smsdispatch_messages",
-                "Messages in the results table by vendor and status (delivery outcomes).",
-                labels=["provider", "status"],
-            )
-            for (provider, status), n in sorted(counts.items()):
-                gauge.add_metric([provider, status], n)
-            yield gauge
-        up.add_metric(["database"], 0 if counts is None else 1)
+        figures = self.database_figures()
+        if figures is not None:
+            yield from figures.metrics()
+        up.add_metric(["database"], 0 if figures is None else 1)
         yield up
 
     def _redis_metrics(self) -> Iterator[Metric]:
@@ -116,10 +120,11 @@ class ClusterCollector:
         pipe.hgetall(keys.METRICS_LIMITER_WAITS)
         pipe.hgetall(keys.METRICS_RECOVERIES)
         pipe.hgetall(keys.METRICS_FAILOVERS)
+        pipe.hgetall(keys.METRICS_STALE)
         for queue in self.queues:
             for name in queue_lists(queue):
                 pipe.llen(name)
-        sends_raw, deferrals_raw, waits_raw, recoveries_raw, failovers_raw, *lengths = (
+        sends_raw, deferrals_raw, waits_raw, recoveries_raw, failovers_raw, stale_raw, *lengths = (
             pipe.execute()
         )
 
@@ -153,6 +158,16 @@ class ClusterCollector:
         for (provider, to), n in sorted(read_counts(failovers_raw).items()):
             failovers.add_metric([provider, to], n)
         yield failovers
+
+        stale = CounterMetricFamily(
+            "smsdispatch_stale_messages",
+            "Messages expired because their vendor sent no final report within its report "
+            "deadline (catalog report_deadline_seconds): error code no_final_report.",
+            labels=["provider"],
+        )
+        for provider, n in sorted(stale_raw.items()):
+            stale.add_metric([provider.decode()], int(n))
+        yield stale
 
         waits = HistogramMetricFamily(
             "smsdispatch_limiter_wait_seconds",
@@ -192,16 +207,56 @@ class ClusterCollector:
 
     def message_counts(self) -> dict[tuple[str, str], int] | None:
         """Messages by (provider, status), re-read at most every db_cache_seconds."""
+        figures = self.database_figures()
+        return None if figures is None else dict(figures.counts)
+
+    def database_figures(self) -> DatabaseFigures | None:
+        """What the database says, re-read at most every db_cache_seconds."""
         with self._lock:
             if self._cached is None or self.clock() - self._cached_at >= self.db_cache_seconds:
                 try:
                     with self.db.session() as session:
-                        self._cached = status_counts(session)
+                        self._cached = DatabaseFigures(
+                            status_counts(session),
+                            awaiting_reports(
+                                session,
+                                self.db.clock(),
+                                self.awaiting_after_seconds,
+                                self.awaiting_window_seconds,
+                            ),
+                        )
                     self._cached_at = self.clock()
                 except SQLAlchemyError:
                     log.warning("metrics: the database did not answer", exc_info=True)
                     return None
-            return dict(self._cached)
+            return self._cached
+
+
+@dataclass(frozen=True)
+class DatabaseFigures:
+    counts: dict[tuple[str, str], int]  # (provider, status) -> messages
+    awaiting: dict[str, tuple[int, int]]  # provider -> (no final status yet, sent)
+
+    def metrics(self) -> Iterator[Metric]:
+        gauge = GaugeMetricFamily(
+            "smsdispatch_messages",
+            "Messages in the results table by vendor and status (delivery outcomes).",
+            labels=["provider", "status"],
+        )
+        for (provider, status), n in sorted(self.counts.items()):
+            gauge.add_metric([provider, status], n)
+        yield gauge
+        waiting = GaugeMetricFamily(
+            "smsdispatch_vendor_no_final_share",
+            "Of the messages a vendor took that were created between the catalog's [delivery] "
+            "slow_after_seconds and that plus window_seconds ago (5 to 20 min by default), "
+            "the share with no final status yet (no report, no status query answer).",
+            labels=["vendor"],
+        )
+        for provider, (no_final, sent) in sorted(self.awaiting.items()):
+            if sent:
+                waiting.add_metric([provider], no_final / sent)
+        yield waiting
 
 
 def cluster_registry(

@@ -35,6 +35,9 @@ def build_collector(settings: Settings, db: Database) -> ClusterCollector:
         db,
         queues,
         db_cache_seconds=settings.metrics_db_cache_seconds,
+        # The messages whose reports are late: as routing judges a slow vendor.
+        awaiting_after_seconds=catalog.delivery.slow_after_seconds,
+        awaiting_window_seconds=catalog.delivery.window_seconds,
     )
 
 

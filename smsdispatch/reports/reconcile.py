@@ -52,7 +52,7 @@ from smsdispatch.limits.policy import Limit
 from smsdispatch.providers.base import Adapter
 from smsdispatch.providers.registry import ADAPTERS, searchable
 from smsdispatch.queueing.services import VendorServices
-from smsdispatch.routing.delivery import DeliveryBoard
+from smsdispatch.reports.deadline import expire_overdue
 from smsdispatch.store.reports import (
     Final,
     Stale,
@@ -95,7 +95,8 @@ def reconcile_messages(rt: VendorServices) -> ReconcileResult:
     result = ReconcileResult()
     now = rt.clock()
     per_run = _per_run(s.reconcile_rate_per_second, s)
-    delivery = DeliveryBoard(rt.redis, rt.catalog.delivery)
+    delivery = rt.delivery
+    expire_overdue(rt)
     finals: list[Final] = []
     with rt.db.session() as session, session.begin():
         late = reapply_unmatched(session, now, s.report_unmatched_retry_seconds, finals=finals)

@@ -41,6 +41,8 @@ METRICS_DEFERRALS = f"{PREFIX}:metrics:deferrals"
 METRICS_LIMITER_WAITS = f"{PREFIX}:metrics:limiter_waits"
 # "<from vendor>|<to vendor>" -> routed messages moved (sending/failover.py).
 METRICS_FAILOVERS = f"{PREFIX}:metrics:failovers"
+# "<vendor>" -> messages expired for want of a final report (reports/deadline.py).
+METRICS_STALE = f"{PREFIX}:metrics:stale"
 
 
 def rate_status_query(provider: str) -> str:
