@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -54,3 +55,9 @@ def test_the_apis_metrics_carry_routing(
         text = http.get("/metrics").text
     got = samples(text)
     assert got[("smsdispatch_route_weight", (("route", "india"), ("vendor", "smsbuddy")))] == 100
+
+
+def test_each_vendors_mean_time_to_answer_is_exported(redis_client: redis.Redis) -> None:
+    HealthBoard(redis_client, CATALOG.breaker).record("cue", [OutcomeKind.ACCEPTED] * 2, [0.1, 0.3])
+    seconds = scrape(redis_client)[("smsdispatch_vendor_answer_seconds", (("vendor", "cue"),))]
+    assert seconds == pytest.approx(0.2)

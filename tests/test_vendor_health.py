@@ -181,3 +181,26 @@ def test_a_batch_whose_answers_say_nothing_of_the_vendor_is_not_recorded(
 ) -> None:
     assert board.record("cue", [OutcomeKind.PERMANENT, OutcomeKind.DEFERRED]) is None
     assert list(redis_client.scan_iter("smsdispatch:health:*")) == []
+
+
+def test_the_time_a_vendor_takes_to_answer_is_averaged_over_the_window(
+    board: HealthBoard,
+) -> None:
+    board.record("cue", [OK, OK], [0.2, 0.4])
+    board.record("cue", [AMBIGUOUS])  # a timeout: no answer, no time
+    assert board.health("cue").answer_seconds == pytest.approx(0.3)
+
+
+def test_a_vendor_that_never_answered_has_no_answer_time(board: HealthBoard) -> None:
+    board.record("cue", [AMBIGUOUS])
+    assert board.health("cue").answer_seconds is None
+
+
+def test_every_send_records_how_long_its_vendor_took_to_answer(
+    rt: Runtime, simulators: SimulatorServer
+) -> None:
+    simulators["cue"].state.control.latency_seconds = 0.2
+    send_messages(rt, add_rows(rt.db, 2, at=rt.clock()))
+    seconds = rt.health.health("cue").answer_seconds
+    assert seconds is not None
+    assert 0.2 <= seconds < 2.0

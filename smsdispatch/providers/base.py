@@ -14,6 +14,7 @@ import asyncio
 import email.utils
 import json
 import logging
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -239,10 +240,12 @@ class Adapter(ABC, Generic[SettingsT]):
         if isinstance(built, Outcome):
             return [built] * len(group)
         request, auth = built
+        started = time.monotonic()
         response = await self._transmit(request, auth)
         if isinstance(response, Outcome):
             return [response] * len(group)
-        return self._read(response, group)
+        seconds = time.monotonic() - started
+        return [replace(o, seconds=seconds) for o in self._read(response, group)]
 
     def _build(
         self, group: Sequence[OutboundMessage]

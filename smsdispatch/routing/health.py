@@ -59,6 +59,11 @@ def signal_of(kind: OutcomeKind) -> Signal | None:
     return _SIGNALS.get(kind)
 
 
+# Bucket fields beside the signals: answer milliseconds summed, and how many.
+ANSWER_MS = "ms"
+TIMED = "timed"
+
+
 class BreakerState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
@@ -181,10 +186,17 @@ class Health:
     errors: int
     timeouts: int
     throttles: int
+    answer_ms: int = 0  # the answers' times, summed
+    timed: int = 0  # answers with a time (a timeout has none)
 
     @property
     def answers(self) -> int:
         return self.ok + self.errors + self.timeouts
+
+    @property
+    def answer_seconds(self) -> float | None:
+        """The mean time the vendor took to answer; None without an answer."""
+        return self.answer_ms / 1000 / self.timed if self.timed else None
 
     @property
     def failure_share(self) -> float:
@@ -200,14 +212,22 @@ class HealthBoard:
         self._record = client.register_script(_RECORD)
         self._admit = client.register_script(_ADMIT)
 
-    def record(self, vendor: str, kinds: Iterable[OutcomeKind]) -> BreakerState | None:
-        """Count one batch of a vendor's answers; the breaker's state after them
+    def record(
+        self, vendor: str, kinds: Iterable[OutcomeKind], seconds: Iterable[float] = ()
+    ) -> BreakerState | None:
+        """Count one batch of a vendor's answers, and how long each answer took
+        (`seconds`, of the answers that came); the breaker's state after them
         (None when none of them says anything of the vendor)."""
         counts: dict[str, int] = {}
         for kind in kinds:
             signal = signal_of(kind)
             if signal is not None:
                 counts[signal.value] = counts.get(signal.value, 0) + 1
+        timed = list(seconds)
+        if timed:
+            # Integers, for HINCRBY: milliseconds summed, and how many.
+            counts[ANSWER_MS] = round(sum(timed) * 1000)
+            counts[TIMED] = len(timed)
         return self.record_counts(vendor, counts)
 
     def record_counts(self, vendor: str, counts: Mapping[str, int]) -> BreakerState | None:
@@ -270,14 +290,20 @@ class HealthBoard:
         first, last = int((now - window) // size), int(now // size)
         prefix = keys.health_prefix(vendor)
         pipe = self.client.pipeline()
+        fields = [*(s.value for s in Signal), ANSWER_MS, TIMED]
         for bucket in range(first, last + 1):
-            pipe.hmget(f"{prefix}{bucket}", [s.value for s in Signal])
-        totals = dict.fromkeys(Signal, 0)
+            pipe.hmget(f"{prefix}{bucket}", fields)
+        totals = dict.fromkeys(fields, 0)
         for values in pipe.execute():
-            for signal, value in zip(Signal, values, strict=True):
-                totals[signal] += int(value or 0)
+            for name, value in zip(fields, values, strict=True):
+                totals[name] += int(value or 0)
         return Health(
-            totals[Signal.OK], totals[Signal.ERROR], totals[Signal.TIMEOUT], totals[Signal.THROTTLE]
+            totals[Signal.OK.value],
+            totals[Signal.ERROR.value],
+            totals[Signal.TIMEOUT.value],
+            totals[Signal.THROTTLE.value],
+            answer_ms=totals[ANSWER_MS],
+            timed=totals[TIMED],
         )
 
 

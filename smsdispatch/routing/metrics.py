@@ -5,6 +5,8 @@
     smsdispatch_breaker_state{vendor,state}         gauge  1 for the breaker's state, else 0
     smsdispatch_vendor_answers{vendor,signal}       gauge  answers in the breaker's window,
                                                            by signal (ok, error, timeout, throttle)
+    smsdispatch_vendor_answer_seconds{vendor}       gauge  mean time to answer a send request
+                                                           in the breaker's window
     smsdispatch_vendor_final_reports{vendor,outcome}            gauge  final reports in the
                                                     delivery window (delivered, not_delivered)
     smsdispatch_vendor_delivered_share{vendor}                  gauge  of those, delivered
@@ -92,6 +94,13 @@ class RoutingCollector:
             "by what they say of it (the breaker's window).",
             labels=["vendor", "signal"],
         )
+        latency = GaugeMetricFamily(
+            "smsdispatch_vendor_answer_seconds",
+            f"The mean time a vendor took to answer a send request in the last "
+            f"{self.catalog.breaker.window_seconds:.0f}s (answers that came; timeouts are "
+            "counted in smsdispatch_vendor_answers).",
+            labels=["vendor"],
+        )
         vendors = sorted({v.vendor for r in self.catalog.routes.values() for v in r.vendors})
         for vendor in vendors:
             state = self.health.breaker(vendor).state
@@ -106,8 +115,11 @@ class RoutingCollector:
             }
             for signal, n in counts.items():
                 answers.add_metric([vendor, signal.value], n)
+            if figures.answer_seconds is not None:
+                latency.add_metric([vendor], figures.answer_seconds)
         yield states
         yield answers
+        yield latency
 
     def _delivery(self) -> Iterator[Metric]:
         window = f"{self.catalog.delivery.window_seconds:.0f}s"

@@ -87,7 +87,11 @@ def send_messages(rt: SendServices, ids: Sequence[int]) -> SendSummary:
     for provider, provider_outcomes in zip(providers, outcomes, strict=True):
         try:
             pause_if_the_vendor_said_so(rt, provider, provider_outcomes)
-            rt.health.record(provider, (o.kind for o in provider_outcomes))
+            rt.health.record(
+                provider,
+                (o.kind for o in provider_outcomes),
+                (o.seconds for o in provider_outcomes if o.seconds is not None),
+            )
         except redis.RedisError:
             log.warning("could not record %s's pause or health in Redis", provider, exc_info=True)
     # The batch's counts and limiter waits: one Redis round trip (best-effort).

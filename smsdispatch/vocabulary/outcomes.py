@@ -77,6 +77,9 @@ class Outcome:
     # The vendor will never take this reference again (Cue's -7 after only
     # refusals): the message is sent again under a new one.
     renew_reference: bool = False
+    # How long the vendor took to answer the request that carried it (None:
+    # no answer came), for its health (routing/health.py).
+    seconds: float | None = None
 
     @classmethod
     def accepted(

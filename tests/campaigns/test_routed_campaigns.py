@@ -139,12 +139,24 @@ def test_each_message_of_a_routed_campaign_gets_its_route_a_vendor_of_it_and_its
 def test_a_routed_campaign_splits_its_recipients_by_the_routes_weights(
     routed: Campaigns,
 ) -> None:
+    # 200 messages: less than 2 s of either vendor's 100/s, so no spill-over.
     campaign_id = routed.create(auto())
-    routed.import_csv(campaign_id, csv_of(800))
+    routed.import_csv(campaign_id, csv_of(200))
     split = Counter(r.provider for r in stored(routed, campaign_id))
     expected = CUE_WEIGHT / (CUE_WEIGHT + RESTCOMM_WEIGHT)
     assert set(split) == {"cue", "restcomm"}
-    assert abs(split["cue"] / 800 - expected) < 0.06, split
+    assert abs(split["cue"] / 200 - expected) < 0.08, split
+
+
+def test_a_routed_campaign_larger_than_two_seconds_of_a_vendor_spills_to_the_others(
+    routed: Campaigns,
+) -> None:
+    # 800 messages at 100/s each: by weight Cue would take 600 (6 s), Restcomm
+    # 200 (2 s); spill-over fills both, so the campaign takes about 4 s.
+    campaign_id = routed.create(auto())
+    routed.import_csv(campaign_id, csv_of(800))
+    split = Counter(r.provider for r in stored(routed, campaign_id))
+    assert 360 <= split["restcomm"] <= 440, split
 
 
 def test_a_rendered_text_too_long_for_one_vendor_goes_to_the_others(
