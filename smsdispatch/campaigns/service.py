@@ -343,9 +343,10 @@ class Campaigns:
 
         Grouped in the database by route, text length and segments (what
         decides which vendors can carry a message and what it costs); each
-        group is split by `expected_split` over one snapshot taken now. The
-        messages were routed when imported: this is where the same traffic
-        would go now, an expectation rather than a count of what is stored.
+        group is split by `expected_split` over one snapshot taken now, each
+        group booking its share for the next (spill-over). The messages were
+        routed when imported: this is where the same traffic would go now,
+        an expectation rather than a count of what is stored.
         """
         m = messages.c
         with self.db.session() as session:
@@ -360,7 +361,7 @@ class Campaigns:
         for route_name, length, segments, count in groups:
             route = self.catalog.routes.get(route_name) if route_name else None
             split = (
-                expected_split(snapshot, route, self._fits(int(length)))
+                expected_split(snapshot, route, self._fits(int(length)), int(count))
                 if route is not None
                 else {}
             )

@@ -17,12 +17,14 @@ from sqlalchemy import select
 
 from smsdispatch.campaigns.dispatcher import dispatch_campaigns
 from smsdispatch.campaigns.importer import import_rows
+from smsdispatch.campaigns.routing import expected_split
 from smsdispatch.campaigns.service import CampaignError, Campaigns
 from smsdispatch.config.catalog import Catalog
 from smsdispatch.limits import pauses
 from smsdispatch.local.catalogs import catalog_data
 from smsdispatch.queueing.backlog import held_ids
-from smsdispatch.routing.router import Router, Snapshot
+from smsdispatch.routing.health import BreakerState
+from smsdispatch.routing.router import Router, Snapshot, VendorState, pace_of, resting
 from smsdispatch.store import optouts
 from smsdispatch.store.models import campaigns, messages
 from smsdispatch.vocabulary import names
@@ -280,6 +282,18 @@ def test_the_preview_of_a_routed_campaign_shows_the_expected_split_and_cost(
     assert by_vendor["restcomm"].cost == 100 * RESTCOMM_WEIGHT * RESTCOMM_PRICE / total
 
 
+def test_the_preview_of_a_large_routed_campaign_expects_the_spill_over_its_import_made(
+    routed: Campaigns,
+) -> None:
+    campaign_id = routed.create(auto())
+    routed.import_csv(campaign_id, csv_of(800))
+    stored_split = Counter(r.provider for r in stored(routed, campaign_id))
+    by_vendor = {v.vendor: v.messages for v in routed.preview(campaign_id).vendors}
+    # Cue 600 by weight alone: past 2 s of its 100/s the rest shares by rate.
+    assert by_vendor["cue"] == pytest.approx(400)
+    assert abs(stored_split["cue"] - by_vendor["cue"]) <= 40
+
+
 def test_the_preview_counts_only_the_vendors_that_can_take_a_message_now(
     routed: Campaigns, redis_client: redis.Redis
 ) -> None:
@@ -346,3 +360,17 @@ def test_the_campaigns_table_keeps_a_named_campaigns_vendor(routed: Campaigns) -
             select(campaigns.c.provider, campaigns.c.sender).where(campaigns.c.id == campaign_id)
         ).one()
     assert tuple(row) == ("cue", "CUESMS")
+
+
+def test_the_expected_split_of_a_vendor_booked_ahead_goes_first_to_the_others(
+    catalog_: Catalog,
+) -> None:
+    route = catalog_.routes["default"]
+    snapshot = resting(catalog_.routes.values(), random.Random(1), pace_of(catalog_, [route]))
+    snapshot.vendors["cue"] = VendorState(False, BreakerState.CLOSED, backlog_seconds=3.0)
+    # Restcomm (100/s) takes 300 messages before it is 3 s ahead as well.
+    assert expected_split(snapshot, route, lambda _: True, 300) == {"restcomm": 1.0}
+    # The next 200 share 50/50: both vendors are then booked alike.
+    assert expected_split(snapshot, route, lambda _: True, 200) == pytest.approx(
+        {"cue": 0.5, "restcomm": 0.5}
+    )
