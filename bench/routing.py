@@ -20,7 +20,7 @@ Figures per run:
   simulators' records (target 0);
 - seconds from the recovery until every weight of the route is back;
 - throughput with spill-over against one vendor alone, in the same run: a
-  batch of ten seconds of one vendor's rate, first named to one vendor, then
+  batch of `--spill-seconds` (20) of one vendor's rate, first named to one vendor, then
   routed over a route of the same three vendors weighted 80/10/10, so that
   only spill-over spreads it beyond the first vendor's 2 s (as the batch is
   routed, and at send time what the limiter still defers). Seconds from
@@ -100,6 +100,13 @@ def main() -> None:
     parser.add_argument("--before", type=float, default=10.0, help="seconds before the failure")
     parser.add_argument("--fail-seconds", type=float, default=60.0)
     parser.add_argument("--recover-timeout", type=float, default=90.0)
+    parser.add_argument(
+        "--spill-seconds",
+        type=int,
+        default=20,
+        help="the spill-over batch: this many seconds of one vendor's rate (the batch's "
+        "fixed costs, a few seconds, weigh less in a longer one)",
+    )
     parser.add_argument("--database-url", default=PG_URL)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -153,7 +160,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             producer = Producer(stack.settings, stack.catalog, db, create_app(stack.settings))
             failover = failure_and_recovery(stack, producer, db, client, args)
-            spill = spill_over(stack, producer, db, args.vendor_rate)
+            spill = spill_over(stack, producer, db, args.vendor_rate, args.spill_seconds)
         finally:
             client.close()
             db.dispose()
@@ -283,10 +290,10 @@ def share_off(failing: Sequence[tuple[float, bool]], start: float, end: float) -
 
 
 def spill_over(
-    stack: BenchStack, producer: Producer, db: Database, vendor_rate: int
+    stack: BenchStack, producer: Producer, db: Database, vendor_rate: int, seconds: int
 ) -> dict[str, Any]:
     """One vendor alone, then the spill route, with the same number of messages."""
-    count = 10 * vendor_rate
+    count = seconds * vendor_rate
     alone_vendor = VENDORS[0]
     alone = [
         SendRequest(f"{SPILL_PREFIX}{i:04d}", f"alone {i}", alone_vendor, SENDERS[alone_vendor])

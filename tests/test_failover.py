@@ -17,7 +17,8 @@ from smsdispatch.limits import pauses
 from smsdispatch.local.simulators import SimulatorServer
 from smsdispatch.monitoring.collector import ClusterCollector, cluster_registry
 from smsdispatch.routing.health import BreakerState, HealthBoard
-from smsdispatch.routing.router import VendorState, resting
+from smsdispatch.routing.router import Router, VendorState, resting
+from smsdispatch.routing.weights import WeightBoard
 from smsdispatch.sending.failover import Failover, certainly_not_sent
 from smsdispatch.sending.pipeline import send_messages
 from smsdispatch.store.models import messages, send_attempts
@@ -228,16 +229,47 @@ def test_a_moved_result_keeps_its_new_vendor_through_the_journal() -> None:
 # -- the decision, without I/O -------------------------------------------------
 
 
-def claimed(*, route: str | None = "default", in_doubt: bool = False, text: str = "hi") -> Claimed:
+def claimed(
+    *, route: str | None = "default", in_doubt: bool = False, text: str = "hi", attempts: int = 1
+) -> Claimed:
     return Claimed(
-        1, "ref", "cue", "CUESMS", "+12025550123", text, "gsm7", 1, 1, "tok", in_doubt, route=route
+        1,
+        "ref",
+        "cue",
+        "CUESMS",
+        "+1202555012",
+        text,
+        "gsm7",
+        1,
+        attempts,
+        "tok",
+        in_doubt,
+        route=route,
+    )
+
+
+def decider(
+    catalog: Catalog,
+    unconfigured: dict[str, bool] | None = None,
+    vendors: dict[str, VendorState] | None = None,
+) -> Failover:
+    """Failover over a snapshot built by hand (its Redis is never asked)."""
+    snapshot = resting(catalog.routes.values(), random.Random(1))
+    snapshot.vendors.update(vendors or {})
+    return Failover(
+        Router(catalog, redis.Redis()),
+        list(catalog.routes.values()),
+        NOW,
+        unconfigured or dict.fromkeys(catalog.providers, False),
+        snapshot=snapshot,
     )
 
 
 def failover(catalog: Catalog, **vendors: VendorState) -> Failover:
-    snapshot = resting(catalog.routes.values(), random.Random(1))
-    snapshot.vendors.update(vendors)
-    return Failover(snapshot, catalog, dict.fromkeys(catalog.providers, False))
+    return decider(catalog, vendors=vendors)
+
+
+FIVE_HUNDRED = Outcome(OutcomeKind.RETRY, code="500")
 
 
 @pytest.mark.parametrize(
@@ -310,21 +342,19 @@ def test_a_move_refunds_the_attempt_only_when_the_vendor_did_no_work(catalog: Ca
     assert (throttled.attempts, failed.attempts) == (0, 1)
 
 
-def test_a_message_is_never_moved_to_a_vendor_that_cannot_carry_its_text(
-    catalog: Catalog,
-) -> None:
-    longest = max(catalog.get(v).max_text_chars for v in DEFAULT_ROUTE - {"cue"})
-    too_long = "x" * (longest + 1)
-    moved = failover(catalog).after(
-        claimed(text=too_long), Outcome(OutcomeKind.RETRY, code="500"), NOW
-    )
-    assert moved is None
+def test_a_message_is_moved_only_to_a_vendor_that_can_carry_its_text(catalog: Catalog) -> None:
+    short = {
+        v: catalog.get(v).model_copy(update={"max_text_chars": 10}) for v in ("messangi", "skycore")
+    }
+    narrow = catalog.model_copy(update={"providers": {**catalog.providers, **short}})
+    chooser = decider(narrow)
+    moves = {chooser.after(claimed(text="x" * 11), FIVE_HUNDRED, NOW) for _ in range(20)}
+    assert {m.provider for m in moves if m is not None} == {"restcomm"}
 
 
 def test_a_message_is_never_moved_to_a_vendor_without_its_settings(catalog: Catalog) -> None:
-    snapshot = resting(catalog.routes.values(), random.Random(1))
     unconfigured = dict.fromkeys(catalog.providers, True) | {"cue": False, "skycore": False}
-    chooser = Failover(snapshot, catalog, unconfigured)
+    chooser = decider(catalog, unconfigured)
     for _ in range(10):
         moved = chooser.after(claimed(), Outcome(OutcomeKind.RETRY, code="500"), NOW)
         assert moved is not None
@@ -341,3 +371,57 @@ def test_every_move_is_counted_on_metrics_by_vendor_and_new_vendor(
     registry = cluster_registry(ClusterCollector(rt.redis, rt.db, [], db_cache_seconds=0))
     moved = {"provider": "cue", "to": to}
     assert registry.get_sample_value("smsdispatch_failovers_total", moved) == 1.0
+
+
+def test_a_message_out_of_attempts_is_not_moved_but_fails_where_it_is(catalog: Catalog) -> None:
+    spent = claimed(attempts=catalog.get("cue").retry.max_attempts)
+    assert failover(catalog).after(spent, FIVE_HUNDRED, NOW) is None
+
+
+def test_the_first_move_is_immediate_and_later_ones_wait_their_back_off(catalog: Catalog) -> None:
+    first = failover(catalog).after(claimed(attempts=1), FIVE_HUNDRED, NOW)
+    again = failover(catalog).after(claimed(attempts=3), FIVE_HUNDRED, NOW)
+    assert first is not None
+    assert again is not None
+    assert first.next_attempt_at == NOW
+    assert again.next_attempt_at is not None
+    assert again.next_attempt_at > NOW
+
+
+def test_an_undocumented_code_never_moves_a_message() -> None:
+    odd = Outcome.undocumented_code("3", reason="odd status")
+    assert odd.kind is OutcomeKind.RETRY
+    assert not certainly_not_sent(claimed(), odd)
+
+
+def test_a_routed_message_refused_by_its_vendor_waits_when_no_other_vendor_can_take_it(
+    catalog: Catalog,
+) -> None:
+    paused = VendorState(paused=True, breaker=BreakerState.CLOSED, backlog_seconds=0.0)
+    chooser = failover(catalog, messangi=paused, restcomm=paused, skycore=paused)
+    refused = Outcome(OutcomeKind.VENDOR_REFUSED, code="-5", reason="Invalid Sender ID")
+    row = claimed()
+    assert chooser.after(row, refused, NOW) is None
+    planned = RowUpdate(1, "tok", MessageStatus.FAILED, 1, final_at=NOW)
+    waiting = chooser.stay(row, refused, planned, NOW)
+    assert waiting.status is MessageStatus.QUEUED
+    assert waiting.next_attempt_at is not None
+    assert waiting.next_attempt_at > NOW
+
+
+def test_a_named_message_refused_by_its_vendor_still_fails(catalog: Catalog) -> None:
+    refused = Outcome(OutcomeKind.VENDOR_REFUSED, code="-5", reason="Invalid Sender ID")
+    planned = RowUpdate(1, "tok", MessageStatus.FAILED, 1, final_at=NOW)
+    assert failover(catalog).stay(claimed(route=None), refused, planned, NOW) is planned
+
+
+def test_routed_messages_queued_for_a_vendor_an_operator_drained_move_before_any_call(
+    rt: Runtime, catalog: Catalog, simulators: SimulatorServer
+) -> None:
+    WeightBoard(rt.redis, catalog.weights, catalog.breaker).pin(
+        catalog.routes["default"], "cue", 0, 600, "maintenance", "ops"
+    )
+    ids = routed_rows(rt, 3)
+    send_messages(rt, ids)
+    assert all(row(rt, i)["provider"] != "cue" for i in ids)
+    assert received_by(simulators)["cue"] == 0

@@ -163,7 +163,12 @@ def _top_up(rt: Services, provider: str, group: list[RowMapping], now: datetime)
     """Release each campaign's share of the vendor's backlog; publish the ids."""
     entry = rt.catalog.get(provider)
     if _vendor_holding(rt, entry, now):
-        return {}
+        # A routed campaign's share is released all the same: its workers
+        # move those messages to another vendor of their route
+        # (sending/failover.py) instead of leaving them to wait here.
+        group = [c for c in group if c["provider"] is None]
+        if not group:
+            return {}
     horizon = rt.settings.campaign_backlog_seconds
     released: dict[int, int] = {}
     with rt.db.session() as session:
@@ -176,8 +181,9 @@ def _top_up(rt: Services, provider: str, group: list[RowMapping], now: datetime)
         want = min(share, own - waiting.get(campaign["id"], 0))
         if want <= 0:
             continue
-        routed = campaign["provider"] is None
-        ids = _release(rt, campaign["id"], want, now, provider if routed else None)
+        # By vendor, for a named campaign too (all its rows are at its vendor):
+        # the release walks the index on (campaign, status, vendor, id).
+        ids = _release(rt, campaign["id"], want, now, provider)
         released[campaign["id"]] = len(ids)
         if ids:
             publish(rt.celery, rt.catalog, [(i, provider, 0) for i in ids])
@@ -222,9 +228,7 @@ def _released_counts(session: Session, campaign_ids: list[int], provider: str) -
     return {int(cid): int(n) for cid, n in rows}
 
 
-def _release(
-    rt: Services, campaign_id: int, limit: int, now: datetime, provider: str | None
-) -> list[int]:
+def _release(rt: Services, campaign_id: int, limit: int, now: datetime, provider: str) -> list[int]:
     with rt.db.session() as session, session.begin():
         return release(session, campaign_id, limit, now, provider)
 

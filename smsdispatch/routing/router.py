@@ -133,14 +133,6 @@ class Snapshot:
         chosen = choose(route, candidates, self.rng)
         return None if chosen is None else self._book(route, chosen)
 
-    def closed_to(self, vendor: str) -> bool:
-        """Whether routing sends `vendor` nothing now: paused, or its breaker open.
-
-        A half-open breaker's vendor still takes what is queued for it: among
-        that is the probe routing granted it."""
-        state = self.vendors.get(vendor)
-        return state is not None and (state.paused or state.breaker is BreakerState.OPEN)
-
     def _probe(self, route: Route, able: list[RouteVendor]) -> RouteVendor | None:
         """The batch's first message that a half-open vendor could carry is its
         probe, if the breaker grants one: asked only when a message could take

@@ -155,13 +155,13 @@ def _claim_once(
 
 
 def _failover(rt: SendServices, claimed: Sequence[Claimed], now: datetime) -> Failover | None:
-    """The batch's failover, if it holds routed rows: one routing snapshot of
-    their routes (routing on resting weights if Redis is away)."""
+    """The batch's failover, if it holds routed rows (its routing snapshot of
+    their routes is read only if one may move; resting weights without Redis)."""
     routes = {r.route for r in claimed if r.route is not None}
     chosen = [rt.catalog.routes[name] for name in sorted(routes) if name in rt.catalog.routes]
     if not chosen:
         return None
-    return Failover(rt.router.snapshot(now, chosen), rt.catalog, rt.unconfigured)
+    return Failover(rt.router, chosen, now, rt.unconfigured)
 
 
 def _set_aside(
@@ -199,25 +199,33 @@ def _set_aside(
                 seconds=rt.catalog.get(provider).retry.pause_seconds
             )
             reason = f"{provider} paused: {pause.reason}"
-            results += [
-                SendResult(hold(r.ref, until, reason=reason, code=pauses.HELD_CODE))
-                for r in to_send.pop(provider)
-            ]
+            for row in to_send.pop(provider):
+                moved = failover.before(row, now, reason) if failover is not None else None
+                held = hold(row.ref, until, reason=reason, code=pauses.HELD_CODE)
+                results.append(SendResult(moved or held))
     return results, to_send
 
 
 def _move_from_closed(
     failover: Failover, to_send: dict[str, list[Claimed]], now: datetime
 ) -> list[SendResult]:
-    """Routed rows whose vendor routing has closed (paused, breaker open)
-    move to another vendor of their route before any call; the rest stay."""
+    """Routed rows whose vendor is closed to their route (its breaker open,
+    or drained by an operator) move to another vendor of their route before
+    any call; the rest stay. (A paused vendor's routed rows move through the
+    pause check that follows: `_set_aside`.)"""
     moved: list[SendResult] = []
     for provider, rows in list(to_send.items()):
-        if not failover.closed(provider):
+        routed = [row for row in rows if row.route is not None]
+        if not routed:
             continue
-        staying = []
-        for row in rows:
-            update = failover.before(row, now, "closed to routing (paused or breaker open)")
+        closed = failover.closed(provider)
+        staying = [row for row in rows if row.route is None]
+        for row in routed:
+            update = None
+            if closed:
+                update = failover.before(row, now, "its breaker is open")
+            elif failover.drained(row):
+                update = failover.before(row, now, "drained on its route by an operator")
             if update is None:
                 staying.append(row)
             else:
@@ -350,11 +358,12 @@ def _result(
     """What one answer leaves to write: the row's next state (moved to another
     vendor of its route where failover may) and the attempt's record."""
     result = result_of(row.ref, outcome, entry, at, row.sender)
-    if failover is not None:
-        move = failover.after(row, outcome, at)
-        if move is not None:
-            return replace(result, update=move)
-    return result
+    if failover is None:
+        return result
+    move = failover.after(row, outcome, at)
+    if move is not None:
+        return replace(result, update=move)
+    return replace(result, update=failover.stay(row, outcome, result.update, at))
 
 
 def row_problem(rt: SendServices, row: Claimed) -> str | None:

@@ -172,9 +172,11 @@ class Message(Base):
         Index("ix_messages_reference", "reference", unique=True),
         # The sweeper scans what is due or stuck.
         Index("ix_messages_status_next_attempt_at", "status", "next_attempt_at"),
-        # The dispatcher releases a campaign's held rows in id order and counts
-        # its rows by status.
-        Index("ix_messages_campaign_id_status_id", "campaign_id", "status", "id"),
+        # The dispatcher releases a campaign's held rows of one vendor in id
+        # order (migration 0014) and counts its rows by status.
+        Index(
+            "ix_messages_campaign_id_status_provider_id", "campaign_id", "status", "provider", "id"
+        ),
         # GET /v1/messages finds messages by the caller's reference and by
         # when they were submitted (migration 0009); neither column changes
         # once written.

@@ -25,6 +25,7 @@ from smsdispatch.local.catalogs import catalog_data
 from smsdispatch.queueing.backlog import held_ids
 from smsdispatch.routing.health import BreakerState
 from smsdispatch.routing.router import Router, Snapshot, VendorState, pace_of, resting
+from smsdispatch.sending.pipeline import send_messages
 from smsdispatch.store import optouts
 from smsdispatch.store.models import campaigns, messages
 from smsdispatch.vocabulary import names
@@ -240,7 +241,7 @@ def test_a_routed_campaign_is_released_to_each_chosen_vendors_queue(
         assert set(held_ids(redis_client, [names.provider_queue(vendor)])) == ids
 
 
-def test_quiet_hours_of_one_vendor_hold_only_its_share_of_a_routed_campaign(
+def test_quiet_hours_of_one_vendor_release_its_share_of_a_routed_campaign_to_move_on(
     rt: Runtime, clock: FakeClock, router: Router
 ) -> None:
     quiet = {"start": "11:00", "end": "13:00", "timezone": "UTC", "hold_before_sending": True}
@@ -258,10 +259,27 @@ def test_quiet_hours_of_one_vendor_hold_only_its_share_of_a_routed_campaign(
         statuses = Counter(
             session.execute(select(m.provider, m.status).where(m.campaign_id == campaign_id)).all()
         )
-    assert {status for (vendor, status) in statuses if vendor == "cue"} == {MessageStatus.HELD}
-    assert {status for (vendor, status) in statuses if vendor == "restcomm"} == {
-        MessageStatus.QUEUED
-    }
+    # Released all the same: Cue's workers move them to Restcomm (failover),
+    # where a named campaign's would wait for Cue to open.
+    assert {status for (_, status) in statuses} == {MessageStatus.QUEUED}
+    cue_ids = held_or_queued_ids(rt, campaign_id, "cue")
+    assert cue_ids
+    send_messages(rt, cue_ids)
+    with rt.db.session() as session:
+        moved = set(
+            session.scalars(select(m.provider).where(m.id.in_(cue_ids), m.status == "queued"))
+        )
+    assert moved == {"restcomm"}
+
+
+def held_or_queued_ids(rt: Runtime, campaign_id: int, provider: str) -> list[int]:
+    m = messages.c
+    with rt.db.session() as session:
+        return list(
+            session.scalars(
+                select(m.id).where(m.campaign_id == campaign_id, m.provider == provider)
+            )
+        )
 
 
 # -- the preview ------------------------------------------------------------------
