@@ -3,6 +3,8 @@ check the file itself against the catalog and the simulators' paths)."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +101,88 @@ def test_workers_and_the_api_share_the_report_secret_and_public_url(
         assert env["REPORT_SECRET"] == environment_of(services["api"])["REPORT_SECRET"], name
         # Workers ask vendors for reports at this address: by default, the api service.
         assert env["PUBLIC_BASE_URL"] == "${PUBLIC_BASE_URL:-http://api:8000}", name
+
+
+# -- Prometheus and Grafana with the dashboard ---------------------------------------
+
+
+def mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """A service's bind mounts of this repository: target in the container -> file here."""
+    found = {}
+    for volume in service.get("volumes", []):
+        source, target, *_ = volume.split(":")
+        if source.startswith("./"):
+            found[target] = ROOT / source
+    return found
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    return dict(yaml.safe_load(path.read_text()))
+
+
+@pytest.mark.parametrize("name", ["prometheus", "grafana"])
+def test_prometheus_and_grafana_run_pinned_images_on_loopback_after_the_api(
+    compose: dict[str, Any], name: str
+) -> None:
+    service = compose["services"][name]
+    # A release, not a moving tag such as "latest" or a major version only.
+    assert re.fullmatch(r"v?\d+\.\d+\.\d+", service["image"].rpartition(":")[2])
+    assert all(port.startswith("127.0.0.1:") for port in service["ports"])
+    upstream = {"prometheus": "api", "grafana": "prometheus"}[name]
+    assert upstream in service["depends_on"]
+
+
+@pytest.mark.parametrize("name", ["prometheus", "grafana"])
+def test_the_files_prometheus_and_grafana_mount_are_in_the_repository(
+    compose: dict[str, Any], name: str
+) -> None:
+    found = mounts(compose["services"][name])
+    assert found
+    for target, source in found.items():
+        assert source.exists(), f"{name}: {source} (mounted at {target})"
+
+
+def test_grafana_asks_for_a_password_and_lets_no_one_in_anonymously(
+    compose: dict[str, Any],
+) -> None:
+    env = environment_of(compose["services"]["grafana"])
+    assert env["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+
+
+def test_prometheus_scrapes_the_api_service_with_the_metrics_token(
+    compose: dict[str, Any],
+) -> None:
+    prometheus = compose["services"]["prometheus"]
+    config = read_yaml(mounts(prometheus)["/etc/prometheus/prometheus.yml"])
+    (job,) = config["scrape_configs"]
+    api_port = compose["services"]["api"]["command"][-1]
+    assert job["static_configs"] == [{"targets": [f"api:{api_port}"]}]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    # The API wants `Authorization: Bearer <METRICS_TOKEN>` (monitoring/web.py):
+    # the token is a compose secret made from the same variable the API reads.
+    assert job["authorization"]["type"] == "Bearer"
+    (secret,) = prometheus["secrets"]
+    assert job["authorization"]["credentials_file"] == f"/run/secrets/{secret}"
+    assert compose["secrets"][secret] == {"environment": "METRICS_TOKEN"}
+    api_env = environment_of(compose["services"]["api"])
+    assert api_env["METRICS_TOKEN"].startswith("${METRICS_TOKEN:?")
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard(
+    compose: dict[str, Any],
+) -> None:
+    grafana = compose["services"]["grafana"]
+    found = mounts(grafana)
+    provisioning = found["/etc/grafana/provisioning"]
+    (source,) = read_yaml(provisioning / "datasources" / "prometheus.yml")["datasources"]
+    prometheus_port = compose["services"]["prometheus"]["ports"][0].rsplit(":", 1)[1]
+    assert source["type"] == "prometheus"
+    assert source["url"] == f"http://prometheus:{prometheus_port}"
+    (provider,) = read_yaml(provisioning / "dashboards" / "smsdispatch.yml")["providers"]
+    dashboards = found[provider["options"]["path"]]
+    dashboard = json.loads((dashboards / "smsdispatch.json").read_text())
+    # The dashboard's datasource variable starts on the provisioned source.
+    (variable,) = [v for v in dashboard["templating"]["list"] if v["type"] == "datasource"]
+    assert variable["current"]["value"] == source["uid"]
