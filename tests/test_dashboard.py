@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -27,14 +28,17 @@ from smsdispatch.monitoring.maintenance import OK, record_run
 from smsdispatch.producer.api import Producer
 from smsdispatch.producer.validation import SendRequest
 from smsdispatch.routing.delivery import DeliveryBoard
+from smsdispatch.routing.health import HealthBoard
 from smsdispatch.store.db import Database
 from smsdispatch.store.migrate import upgrade
 from smsdispatch.store.reports import Final
 from smsdispatch.vocabulary import keys
+from smsdispatch.vocabulary.outcomes import OutcomeKind
 from smsdispatch.vocabulary.status import MessageStatus
 from smsdispatch.workers.app import create_app as create_celery
 from tests.api_server import served_api
 from tests.settings import make_settings
+from tests.test_outbox import add_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "smsdispatch.json"
@@ -48,8 +52,6 @@ BUILT_IN_PARALLEL_ISSUE_14 = {
     "smsdispatch_callbacks": "counter",
     "smsdispatch_callback_latency_seconds": "histogram",
     "smsdispatch_callbacks_pending": "gauge",
-    "smsdispatch_vendor_no_final_share": "gauge",
-    "smsdispatch_stale_messages": "counter",
 }
 
 ROWS = ["Sending", "Limits", "Queues", "Delivery SLOs", "Callbacks", "Routing", "Maintenance"]
@@ -70,8 +72,9 @@ def series_names(family: str, kind: str) -> list[str]:
 
 def populate(client: redis.Redis, database_url: str) -> None:
     """Something in every family: a send, a wait, a deferral, a failover, a
-    recovery, a maintenance run, enough final reports for the delivery shares,
-    and a stored message (its row and its Celery message in the backlog)."""
+    recovery, a stale message, a maintenance run, enough final reports for the
+    delivery shares, and stored messages (a new one with its Celery message in
+    the backlog, and one sent ten minutes ago still awaiting its report)."""
     catalog = load_catalog(DEFAULT_CATALOG)
     counted = MetricsBuffer()
     counted.observe_wait("cue", 1.5)
@@ -80,6 +83,8 @@ def populate(client: redis.Redis, database_url: str) -> None:
     counted.count_failovers([("cue", "messangi")])
     counted.flush(client)
     client.hincrby(keys.METRICS_RECOVERIES, "cue|resend", 1)  # as the sweeper counts one
+    client.hincrby(keys.METRICS_STALE, "cue", 1)  # as the report deadline counts one
+    HealthBoard(client, catalog.breaker).record("cue", [OutcomeKind.ACCEPTED], [0.2])
     record_run(client, "smsdispatch.sweep", OK)
     finals = [Final("cue", MessageStatus.DELIVERED, 30.0)] * catalog.delivery.min_reports
     DeliveryBoard(client, catalog.delivery).record(finals)
@@ -91,6 +96,9 @@ def populate(client: redis.Redis, database_url: str) -> None:
             [SendRequest("+27825550000", "hello", "cue")]
         )
         assert not result.rejected
+        # Sent ten minutes ago and not reported yet: a report is due (no-final share).
+        ago = db.clock() - timedelta(minutes=10)
+        add_rows(db, 1, at=ago, status="accepted", sent_at=ago, tracking_id="CUE1")
     finally:
         db.dispose()
         celery.close()
