@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -16,6 +17,7 @@ from smsdispatch.config.settings import Settings
 from smsdispatch.limits import pauses
 from smsdispatch.local.simulators import SimulatorServer
 from smsdispatch.monitoring.collector import ClusterCollector, cluster_registry
+from smsdispatch.routing.delivery import DELIVERED, DeliveryFigures, time_class
 from smsdispatch.routing.health import BreakerState, HealthBoard
 from smsdispatch.routing.router import Router, VendorState, resting
 from smsdispatch.routing.weights import WeightBoard
@@ -425,3 +427,16 @@ def test_routed_messages_queued_for_a_vendor_an_operator_drained_move_before_any
     send_messages(rt, ids)
     assert all(row(rt, i)["provider"] != "cue" for i in ids)
     assert received_by(simulators)["cue"] == 0
+
+
+def test_an_urgent_message_fails_over_to_the_vendor_delivering_fastest(catalog: Catalog) -> None:
+    def delivering(seconds: float) -> DeliveryFigures:
+        return DeliveryFigures({DELIVERED: 50, time_class(seconds): 50}, min_reports=20)
+
+    chooser = failover(catalog)
+    chooser.routing.delivery.update(
+        messangi=delivering(30), restcomm=delivering(4), skycore=delivering(120)
+    )
+    urgent = replace(claimed(), priority=1)
+    moves = {chooser.after(urgent, FIVE_HUNDRED, NOW) for _ in range(10)}
+    assert {m.provider for m in moves if m is not None} == {"restcomm"}

@@ -111,6 +111,7 @@ class Snapshot:
         can_carry: Callable[[RouteVendor], bool],
         *,
         spill: bool = False,
+        priority: bool = False,
     ) -> RouteVendor | None:
         """Another vendor of the route for a message `current` certainly did not
         send (sending/failover.py); None: it stays where it is.
@@ -130,7 +131,7 @@ class Snapshot:
         ]
         if spill:
             candidates = [c for c in candidates if c.backlog_seconds <= SPILL_AFTER_SECONDS]
-        chosen = choose(route, candidates, self.rng)
+        chosen = choose(route, candidates, self.rng, priority=priority)
         return None if chosen is None else self._book(route, chosen)
 
     def _probe(self, route: Route, able: list[RouteVendor]) -> RouteVendor | None:

@@ -212,7 +212,11 @@ class Failover:
         if route is None:  # the catalog no longer has it: the message stays
             return None
         return self.routing.failover(
-            route, row.provider, lambda v: self._can_carry(v, row), spill=spill
+            route,
+            row.provider,
+            lambda v: self._can_carry(v, row),
+            spill=spill,
+            priority=row.priority > 0,
         )
 
     def _can_carry(self, choice: RouteVendor, row: Claimed) -> bool:

@@ -51,6 +51,7 @@ class Claimed:
     campaign_id: int | None = None
     params: list[str] | None = None
     route: str | None = None  # set when routing chose the vendor: it may fail over
+    priority: int = 0  # 1: urgent (a one-time password): fails over to the fastest
 
     @property
     def ref(self) -> ClaimRef:
@@ -98,6 +99,7 @@ _CLAIMED = (
     messages.c.campaign_id,
     messages.c.params,
     messages.c.route,
+    messages.c.priority,
 )
 
 
