@@ -21,6 +21,7 @@ from typing import Any
 
 import phonenumbers
 
+from smsdispatch.api.schemas import PHONE_FORMAT
 from smsdispatch.config.catalog import POOL_PREFIX, Catalog, ProviderEntry
 from smsdispatch.config.settings import Settings
 from smsdispatch.producer.validation import AUTO, MAX_REFERENCE
@@ -72,6 +73,7 @@ def message_rules(settings: Settings, catalog: Catalog) -> Schema:
     return {
         "properties": {
             "provider": nullable(provider_names(settings, catalog)),
+            "to": {"type": "string", "format": PHONE_FORMAT},
             "text": {"type": "string", "pattern": NOT_BLANK},
             "client_reference": reference,
             "idempotency_key": reference,
