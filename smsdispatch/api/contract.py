@@ -11,6 +11,8 @@ rule, so an endpoint added later is documented the same way:
 - 413 on every operation that takes a body (api/body_size.py);
 - the error body `{"detail": "..."}` (`Error`) on every error answer the
   route left without one (422s keep FastAPI's list of `loc`/`msg`/`type`);
+- links from an operation that creates (its answer has an `id`) to the
+  operations on what it created;
 - the catalog's rules where a model is marked with them (`x-rules`,
   schemas.catalog_rules): which vendors, senders, text lengths, time zones
   (api/catalog_rules.py builds them from the catalog and the settings).
@@ -83,7 +85,43 @@ def completed(document: Document, rules: dict[str, Document]) -> Document:
                 _complete_operation(path[method])
     for schema in schemas.values():
         _apply_rules(schema, rules)
+    _link_created(document.get("paths", {}), schemas)
     return document
+
+
+def _link_created(paths: Document, schemas: Document) -> None:
+    """OpenAPI links from each POST that creates (its 2xx answer has an `id`)
+    to the operations on what it created: POST /v1/campaigns -> every
+    /v1/campaigns/{campaign_id}... operation, with the id it answered. A
+    client generator, or a stateful test, then knows where an id goes."""
+    for path, item in paths.items():
+        post = item.get("post", {})
+        for code, response in post.get("responses", {}).items():
+            ref = response.get("content", {}).get("application/json", {}).get("schema", {})
+            created = schemas.get(str(ref.get("$ref", "")).rsplit("/", 1)[-1], {})
+            if not code.startswith("2") or "id" not in created.get("properties", {}):
+                continue
+            links = {
+                f"{method}_{target}": {
+                    "operationId": operation["operationId"],
+                    "parameters": {name: "$response.body#/id"},
+                }
+                for target, name in _items_under(paths, path)
+                for method, operation in paths[target].items()
+                if method in METHODS and "operationId" in operation
+            }
+            if links:
+                response["links"] = links
+
+
+def _items_under(paths: Document, collection: str) -> list[tuple[str, str]]:
+    """The paths `<collection>/{<name>}...` and each one's <name>."""
+    prefix = collection + "/{"
+    return [
+        (path, path[len(prefix) : path.index("}", len(prefix))])
+        for path in paths
+        if path.startswith(prefix)
+    ]
 
 
 def _complete_operation(operation: Document) -> None:
