@@ -5,7 +5,7 @@ migrated database with one campaign and one message in it, and fuzzed two ways:
 
 * From its live OpenAPI document (schemathesis): every operation it lists,
   /v1/messages (POST and GET), /v1/messages/batch, /v1/messages/{id} (GET
-  and DELETE), /v1/vendors..., /v1/routes... and every /v1/campaigns endpoint, with
+  and its cancel), /v1/vendors..., /v1/routes... and every /v1/campaigns endpoint, with
   bodies, path and query parameters that fit the schema and that break it
   (wrong types, missing and extra fields, numbers too large for any
   column); three requests in four carry a valid API key
@@ -116,7 +116,7 @@ OPERATIONS = [
     ("POST", "/v1/messages/batch"),
     ("GET", "/v1/messages/{message_id}"),
     ("GET", "/v1/messages"),
-    ("DELETE", "/v1/messages/{message_id}"),
+    ("POST", "/v1/messages/{message_id}/cancel"),
     ("GET", "/v1/vendors"),
     ("POST", "/v1/vendors/{vendor}/pause"),
     ("POST", "/v1/vendors/{vendor}/resume"),
@@ -129,7 +129,10 @@ OPERATIONS = [
     ("POST", "/v1/campaigns/{campaign_id}/recipients"),
     ("GET", "/v1/campaigns/{campaign_id}/preview"),
     ("POST", "/v1/campaigns/{campaign_id}/schedule"),
-    ("POST", "/v1/campaigns/{campaign_id}/{action}"),
+    ("POST", "/v1/campaigns/{campaign_id}/start"),
+    ("POST", "/v1/campaigns/{campaign_id}/pause"),
+    ("POST", "/v1/campaigns/{campaign_id}/resume"),
+    ("POST", "/v1/campaigns/{campaign_id}/cancel"),
     ("GET", "/reports/{provider}/{token}"),
     ("POST", "/reports/{provider}/{token}"),
 ]

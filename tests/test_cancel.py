@@ -62,7 +62,7 @@ def test_a_message_cancelled_over_the_api_is_never_sent(
 ) -> None:
     kept, cancelled = store(rt, 2)
 
-    response = client.delete(f"/v1/messages/{cancelled}")
+    response = client.post(f"/v1/messages/{cancelled}/cancel")
     assert response.status_code == 200
     assert response.json() == {"id": cancelled, "status": "cancelled"}
 
@@ -80,7 +80,7 @@ def test_a_message_a_worker_has_claimed_cannot_be_cancelled(
     with rt.db.session() as s, s.begin():
         assert claim(s, [message_id], rt.db.clock(), "token")
 
-    response = client.delete(f"/v1/messages/{message_id}")
+    response = client.post(f"/v1/messages/{message_id}/cancel")
     assert response.status_code == 409
     assert "a worker is sending it" in response.json()["detail"]
     assert status_of(rt, message_id)[0] == "sending"
@@ -92,7 +92,7 @@ def test_a_sent_message_cannot_be_cancelled(
     (message_id,) = store(rt, 1)
     send_messages(rt, [message_id])
 
-    assert client.delete(f"/v1/messages/{message_id}").status_code == 409
+    assert client.post(f"/v1/messages/{message_id}/cancel").status_code == 409
     assert len(simulators["cue"].state.received) == 1
 
 
@@ -109,7 +109,7 @@ def test_a_message_whose_earlier_attempt_may_have_gone_out_is_not_cancelled(
 
 
 def test_cancelling_an_unknown_message_is_a_404(client: httpx.Client) -> None:
-    assert client.delete("/v1/messages/999999").status_code == 404
+    assert client.post("/v1/messages/999999/cancel").status_code == 404
 
 
 def test_a_message_is_cancelled_over_the_cli(

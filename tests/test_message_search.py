@@ -76,7 +76,7 @@ def test_the_recipient_and_text_are_answered_when_asked_for(
 def test_an_unknown_include_is_a_422_naming_it(client: httpx.Client) -> None:
     response = client.get("/v1/messages", params={"include": "to,password"})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["query", "include"]
+    assert response.json()["detail"][0]["loc"][:2] == ["query", "include"]
 
 
 def test_messages_are_found_by_status(client: httpx.Client, database: Database) -> None:

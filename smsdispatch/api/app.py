@@ -3,7 +3,7 @@
     POST /v1/messages         one message  -> 202 {"id": ...}      | 422 naming the field
     POST /v1/messages/batch   many         -> 202 accepted + rejected (by index, with why)
     GET  /v1/messages/{id}    its status, vendor tracking id and timestamps
-    GET  /v1/messages         search; DELETE /v1/messages/{id} cancels (api/message_search.py)
+    GET  /v1/messages         search; POST /v1/messages/{id}/cancel (api/message_search.py)
     /v1/vendors...            vendors' pauses: list, pause, resume (api/vendors.py)
     /v1/routes...             routes as routing sees them; pin or drain a vendor (api/routes.py)
     GET  /metrics             Prometheus (monitoring/web.py: METRICS_TOKEN, not API keys)
@@ -38,6 +38,8 @@ from redis import Redis, RedisError
 from smsdispatch.api.access_log import AccessLog
 from smsdispatch.api.body_size import MaxBodySize
 from smsdispatch.api.campaigns import campaigns_router
+from smsdispatch.api.catalog_rules import rules as catalog_rules
+from smsdispatch.api.contract import install as install_contract
 from smsdispatch.api.errors import database_away, redis_away, validation_failed
 from smsdispatch.api.health import health_router
 from smsdispatch.api.message_search import message_search_router
@@ -50,6 +52,7 @@ from smsdispatch.api.schemas import (
     BatchOut,
     MessageIn,
     MessageStatusOut,
+    OneMessageIn,
     Rejected,
     RowId,
 )
@@ -110,6 +113,8 @@ def create_app(settings: Settings) -> FastAPI:
     control_redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     app.include_router(vendors_router(catalog, control_redis, db, guarded, caller))
     app.include_router(routes_router(catalog, control_redis, guarded, caller))
+    # After every route: the document covers them all (api/contract.py).
+    install_contract(app, catalog_rules(settings, catalog))
     app.add_middleware(
         MaxBodySize,
         max_bytes=settings.api_max_body_bytes,
@@ -169,7 +174,7 @@ def messages_router(
         status_code=status.HTTP_202_ACCEPTED,
         responses={422: {"description": "a field is invalid; `loc` names it"}},
     )
-    def submit(message: MessageIn) -> Accepted:
+    def submit(message: OneMessageIn) -> Accepted:
         result = producer.send_batch([to_request(message)])
         if result.rejected:
             bad = result.rejected[0]
@@ -190,7 +195,9 @@ def messages_router(
             ],
         )
 
-    @router.get("/v1/messages/{message_id}", responses={404: {"description": "no such message"}})
+    @router.get(
+        "/v1/messages/{message_id:int}", responses={404: {"description": "no such message"}}
+    )
     def message_status(message_id: RowId) -> MessageStatusOut:
         with db.session() as session:
             row = message_status_row(session, message_id)

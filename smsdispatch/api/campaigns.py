@@ -4,7 +4,7 @@
     POST /v1/campaigns/{id}/recipients       CSV body (text/csv)       -> import report
     GET  /v1/campaigns/{id}/preview          samples and segment total
     POST /v1/campaigns/{id}/schedule         start_at, end_at          -> the campaign
-    POST /v1/campaigns/{id}/start|pause|resume|cancel                  -> the campaign
+    POST /v1/campaigns/{id}/start|pause|resume|cancel (one operation each) -> the campaign
     GET  /v1/campaigns, /v1/campaigns/{id}   status and messages by status
 
 The CSV is the request body itself (no multipart form): it is streamed to a
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.params import Depends
@@ -84,17 +84,19 @@ def campaigns_router(service: Campaigns, guarded: Sequence[Depends]) -> APIRoute
             for row in service.list()
         ]
 
-    @router.get("/{campaign_id}", responses=errors)
+    @router.get("/{campaign_id:int}", responses=errors)
     def read(campaign_id: RowId) -> CampaignOut:
         return guard(lambda: out(campaign_id))
 
     @router.post(
-        "/{campaign_id}/recipients",
+        "/{campaign_id:int}/recipients",
         responses=errors,
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"text/csv": {"schema": {"type": "string"}}},
+                "description": "CSV: a header row that names the `phone_column` column "
+                "and every {placeholder} of the template, then one row per recipient",
+                "content": {"text/csv": {"schema": {"type": "string", "minLength": 1}}},
             }
         },
     )
@@ -121,7 +123,7 @@ def campaigns_router(service: Campaigns, guarded: Sequence[Depends]) -> APIRoute
             ],
         )
 
-    @router.get("/{campaign_id}/preview", responses=errors)
+    @router.get("/{campaign_id:int}/preview", responses=errors)
     def preview(campaign_id: RowId, samples: int = Query(5, ge=1, le=50)) -> PreviewOut:
         result = guard(lambda: service.preview(campaign_id, samples))
         return PreviewOut(
@@ -149,19 +151,41 @@ def campaigns_router(service: Campaigns, guarded: Sequence[Depends]) -> APIRoute
             unroutable=result.unroutable,
         )
 
-    @router.post("/{campaign_id}/schedule", responses=errors)
+    @router.post("/{campaign_id:int}/schedule", responses=errors)
     def schedule(campaign_id: RowId, body: ScheduleIn) -> CampaignOut:
         guard(lambda: service.schedule(campaign_id, body.start_at, body.end_at, body.timezone))
         return out(campaign_id)
 
-    @router.post("/{campaign_id}/{action}", responses=errors)
-    def control(
-        campaign_id: RowId, action: Literal["start", "pause", "resume", "cancel"]
-    ) -> CampaignOut:
-        guard(lambda: getattr(service, action)(campaign_id))
-        return out(campaign_id)
-
+    add_control_routes(router, service, out, errors)
     return router
+
+
+def add_control_routes(
+    router: APIRouter,
+    service: Campaigns,
+    out: Callable[[int], CampaignOut],
+    errors: dict[int | str, dict[str, Any]],
+) -> None:
+    """POST /{id}/start, pause, resume, cancel: one operation per action, so
+    each path answers 405 to another method (not a 422 about `action`)."""
+
+    def controller(action: str) -> Callable[[int], CampaignOut]:
+        def control(campaign_id: RowId) -> CampaignOut:
+            guard(lambda: getattr(service, action)(campaign_id))
+            return out(campaign_id)
+
+        return control
+
+    for action in ("start", "pause", "resume", "cancel"):
+        router.add_api_route(
+            f"/{{campaign_id:int}}/{action}",
+            controller(action),
+            methods=["POST"],
+            responses=errors,
+            name=action,
+            operation_id=f"{action}_campaign",
+            summary=f"{action.capitalize()} the campaign",
+        )
 
 
 def guard(call: Callable[[], T]) -> T:

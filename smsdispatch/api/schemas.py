@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 # Ids are 64-bit integer columns: an id outside 1..2**63-1 names no row, and
 # the database driver cannot even send it (SQLite raises OverflowError), so
@@ -15,11 +15,64 @@ from pydantic import BaseModel, ConfigDict, Field
 MAX_ID = 2**63 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
+# A model whose valid values depend on the catalog and the settings (which
+# vendors, their senders and text lengths) carries this mark; the OpenAPI
+# document holds those rules in its place (api/catalog_rules.py).
+RULES_KEY = "x-rules"
+
+
+def _text_only(value: object) -> object:
+    """JSON writes a time as an ISO 8601 string; pydantic would also take a
+    number, or a string of one, as Unix seconds: the document offers neither."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and not _is_number(value):
+        return value
+    raise ValueError("must be an ISO 8601 date-time")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _not_bool(value: object) -> object:
+    """JSON's `true` and `false` are not numbers (pydantic would read them as 1 and 0)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true or false")
+    return value
+
+
+# Values are taken only in the JSON type the document gives: `false` is not
+# a weight of 0, nor 0 a time. (A whole number written 1.0 is an integer to
+# JSON Schema, and to pydantic's lax mode too.)
+Timestamp = Annotated[datetime, BeforeValidator(_text_only)]
+NOT_BOOL = BeforeValidator(_not_bool)
+
+
+def catalog_rules(name: str) -> ConfigDict:
+    """A model's configuration: extra fields refused, the catalog's rules named."""
+    return ConfigDict(extra="forbid", json_schema_extra={RULES_KEY: name})
+
+
+# A recipient: a JSON Schema `format` of our own (a pattern cannot say "a
+# number valid for its country"), in the rules of a message sent on its own
+# (api/catalog_rules.py); tests/contract_hooks.py tells schemathesis how to
+# write one.
+PHONE_FORMAT = "phone"
+PHONE_DESCRIPTION = (
+    "A phone number valid for its country (libphonenumber's metadata), in E.164 "
+    "(+ and the country code, e.g. +27821230001) or international with 00"
+)
+
 
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    to: Annotated[str, Field(max_length=32, description="E.164, e.g. +27821230001")]
+    to: Annotated[str, Field(max_length=32, description=PHONE_DESCRIPTION)]
     text: Annotated[str, Field(max_length=2000)]
     provider: Annotated[
         str | None,
@@ -35,13 +88,28 @@ class MessageIn(BaseModel):
     ] = None
     client_reference: Annotated[str | None, Field(max_length=128)] = None
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None
-    priority: Literal[0, 1] = 0
+    priority: Annotated[Literal[0, 1], NOT_BOOL, Field(description="0 bulk, 1 urgent")] = 0
+
+
+class OneMessageIn(MessageIn):
+    """A message sent on its own: its schema holds the catalog's rules, and a
+    message that breaks one is refused (422). In a batch each message is
+    checked on its own and reported by index (`BatchOut.rejected`)."""
+
+    model_config = catalog_rules("message")
 
 
 class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    messages: Annotated[list[MessageIn], Field(min_length=1)]
+    messages: Annotated[
+        list[MessageIn],
+        Field(
+            min_length=1,
+            description="Each is checked on its own against the rules of POST /v1/messages: "
+            "the valid ones are stored, the others reported in `rejected` by index",
+        ),
+    ]
 
 
 class Accepted(BaseModel):
@@ -85,7 +153,7 @@ class MessageStatusOut(BaseModel):
 
 
 class CampaignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = catalog_rules("campaign")
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
     provider: Annotated[
@@ -105,8 +173,10 @@ class CampaignIn(BaseModel):
             max_length=32, description="sender or pool:<name>; a routed campaign takes its routes'"
         ),
     ] = None
-    start_at: datetime | None = Field(None, description="ISO 8601 with an offset")
-    end_at: datetime | None = Field(None, description="unsent messages expire then")
+    start_at: Timestamp | None = Field(None, description="ISO 8601 with an offset")
+    end_at: Timestamp | None = Field(
+        None, description="unsent messages expire then; after start_at"
+    )
     timezone: Annotated[str, Field(max_length=64)] = "UTC"
     default_region: Annotated[
         str | None, Field(min_length=2, max_length=2, description="for local numbers, e.g. US")
@@ -114,10 +184,10 @@ class CampaignIn(BaseModel):
 
 
 class ScheduleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = catalog_rules("schedule")
 
-    start_at: datetime | None = None
-    end_at: datetime | None = None
+    start_at: Timestamp | None = None
+    end_at: Timestamp | None = None
     timezone: Annotated[str | None, Field(max_length=64)] = None
 
 
@@ -206,9 +276,9 @@ class PauseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Annotated[str, Field(min_length=1, max_length=500)] = "paused over the API"
-    seconds: Annotated[
-        float | None, Field(gt=0, le=366 * 86400, description="null: until resumed")
-    ] = None
+    seconds: Annotated[float, Field(ge=1, le=366 * 86400), NOT_BOOL] | None = Field(
+        None, description="null: until resumed"
+    )
 
 
 class PauseOut(BaseModel):
@@ -236,8 +306,8 @@ class PinIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    weight: Annotated[int, Field(ge=0, le=100)]
-    seconds: Annotated[float, Field(gt=0, le=7 * 24 * 3600)] = 3600.0
+    weight: Annotated[int, Field(ge=0, le=100), NOT_BOOL]
+    seconds: Annotated[float, Field(ge=1, le=7 * 24 * 3600), NOT_BOOL] = 3600.0
     reason: Annotated[str, Field(min_length=1, max_length=200)] = "pinned over the API"
 
 

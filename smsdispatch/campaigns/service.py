@@ -61,6 +61,17 @@ class CampaignError(InputError, ValueError):
         self.reason = reason
 
 
+class CampaignNotReady(ConflictError, ValueError):
+    """The request is fine, but the campaign lacks what it needs first (its
+    recipients, a start time, the columns its template names): a 409 that
+    says what to do, not a 422 about the request."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
 class CampaignNotFound(NotFoundError, LookupError):
     def __init__(self, campaign_id: int) -> None:
         super().__init__(f"campaign {campaign_id} does not exist")
@@ -230,7 +241,7 @@ class Campaigns:
         template = Template.parse(campaign["template"])
         missing = [name for name in template.names if name not in header]
         if missing:
-            raise CampaignError(
+            raise CampaignNotReady(
                 "recipients",
                 f"the template uses {', '.join('{' + n + '}' for n in missing)} but the "
                 f"file has no such column (columns: {', '.join(header)})",
@@ -412,11 +423,15 @@ class Campaigns:
         campaign = self.get(campaign_id)
         if timezone is not None:
             _check_zone(timezone)
+        _check_window(start_at, end_at)  # the request's own times: a 422
         start_at = start_at or campaign["start_at"]
         end_at = end_at or campaign["end_at"]
         if start_at is None:
-            raise CampaignError("start_at", "a scheduled campaign needs a start time")
-        _check_window(start_at, end_at)
+            raise CampaignNotReady("start_at", "a scheduled campaign needs a start time")
+        try:
+            _check_window(start_at, end_at)
+        except CampaignError as exc:  # with the campaign's stored time: its state
+            raise CampaignNotReady(exc.field, exc.reason) from None
         self._require_recipients(campaign)
         zone = {"timezone": timezone} if timezone is not None else {}
         self._move(campaign_id, "schedule", start_at=start_at, end_at=end_at, **zone)
@@ -473,7 +488,7 @@ class Campaigns:
     @staticmethod
     def _require_recipients(campaign: RowMapping) -> None:
         if campaign["imported"] <= 0:
-            raise CampaignError("recipients", "the campaign has no recipients yet: import some")
+            raise CampaignNotReady("recipients", "the campaign has no recipients yet: import some")
 
 
 @dataclass

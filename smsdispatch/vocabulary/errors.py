@@ -24,6 +24,7 @@ code, the CLI into a red line and exit status 2, a worker into an outcome.
     │   │                                state refuses it (409): the caller reads the state
     │   │                                and decides, the same request may succeed later
     │   ├── CampaignConflict             campaigns/service.py       (also ValueError)
+    │   ├── CampaignNotReady             campaigns/service.py       (also ValueError)
     │   ├── ApiKeyNameTaken              store/api_keys.py          (also ValueError)
     │   └── ImportRefused                campaigns/importer.py      (also ValueError)
     ├── SetupError                       our own configuration is wrong: an operator fixes

@@ -10,7 +10,11 @@ import redis
 from sqlalchemy import func, select, update
 
 from smsdispatch.campaigns.dispatcher import dispatch_campaigns
-from smsdispatch.campaigns.service import CampaignConflict, CampaignError, Campaigns
+from smsdispatch.campaigns.service import (
+    CampaignConflict,
+    CampaignNotReady,
+    Campaigns,
+)
 from smsdispatch.config.catalog import Catalog
 from smsdispatch.limits import pauses
 from smsdispatch.local.catalogs import catalog_data
@@ -198,9 +202,9 @@ def test_an_action_that_does_not_apply_names_the_current_status(service: Campaig
 
 def test_scheduling_needs_a_start_time_and_recipients(service: Campaigns) -> None:
     empty = service.create(spec())
-    with pytest.raises(CampaignError, match="needs a start time"):
+    with pytest.raises(CampaignNotReady, match="needs a start time"):
         service.schedule(empty)
-    with pytest.raises(CampaignError, match="no recipients"):
+    with pytest.raises(CampaignNotReady, match="no recipients"):
         service.schedule(empty, start_at=NOON)
 
 

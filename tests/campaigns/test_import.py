@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from smsdispatch.campaigns.importer import ImportRefused
 from smsdispatch.campaigns.recipients import BadRow
-from smsdispatch.campaigns.service import CampaignError, Campaigns
+from smsdispatch.campaigns.service import CampaignError, CampaignNotReady, Campaigns
 from smsdispatch.store import optouts
 from smsdispatch.store.models import messages
 from smsdispatch.vocabulary.message import is_reference
@@ -93,7 +93,9 @@ def test_importing_the_same_list_again_adds_nothing(service: Campaigns) -> None:
 
 def test_a_template_column_missing_from_the_file_refuses_the_import(service: Campaigns) -> None:
     campaign_id = service.create(spec(template="Hi {first_name}"))
-    with pytest.raises(CampaignError, match=r"uses \{first_name\} but the file has no such column"):
+    with pytest.raises(
+        CampaignNotReady, match=r"uses \{first_name\} but the file has no such column"
+    ):
         service.import_csv(campaign_id, csv_of(3))
 
 
