@@ -193,3 +193,20 @@ def test_a_routed_batch_reports_a_message_no_route_can_carry_by_index(
     answer = response.json()
     assert len(answer["accepted"]) == 1
     assert [(r["index"], r["field"]) for r in answer["rejected"]] == [(1, "provider")]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/messages", message(text="a\x00b"), "text"),
+        ("/v1/campaigns", {"name": "a\x00b", "provider": "cue", "template": "hi"}, "name"),
+        ("/v1/campaigns", {"name": "ok", "provider": "cue", "template": "h\x00i"}, "template"),
+    ],
+    ids=["message-text", "campaign-name", "campaign-template"],
+)
+def test_a_nul_character_is_refused_naming_its_field(
+    client: httpx.Client, path: str, body: dict[str, Any], field: str
+) -> None:
+    response = client.post(path, json=body)
+    assert response.status_code == 422
+    assert [e["loc"][-1] for e in response.json()["detail"]] == [field]

@@ -69,11 +69,16 @@ PHONE_DESCRIPTION = (
 )
 
 
+# PostgreSQL stores no NUL in text: a field that holds one is refused (422)
+# rather than failing the request in the database.
+NO_NUL = r"^[^\x00]*$"
+
+
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     to: Annotated[str, Field(max_length=32, description=PHONE_DESCRIPTION)]
-    text: Annotated[str, Field(max_length=2000)]
+    text: Annotated[str, Field(max_length=2000, pattern=NO_NUL)]
     provider: Annotated[
         str | None,
         Field(
@@ -84,10 +89,14 @@ class MessageIn(BaseModel):
     ] = None
     sender: Annotated[
         str | None,
-        Field(max_length=32, description="The vendor's sender; routed messages take the route's"),
+        Field(
+            max_length=32,
+            pattern=NO_NUL,
+            description="The vendor's sender; routed messages take the route's",
+        ),
     ] = None
-    client_reference: Annotated[str | None, Field(max_length=128)] = None
-    idempotency_key: Annotated[str | None, Field(max_length=128)] = None
+    client_reference: Annotated[str | None, Field(max_length=128, pattern=NO_NUL)] = None
+    idempotency_key: Annotated[str | None, Field(max_length=128, pattern=NO_NUL)] = None
     priority: Annotated[Literal[0, 1], NOT_BOOL, Field(description="0 bulk, 1 urgent")] = 0
 
 
@@ -155,7 +164,7 @@ class MessageStatusOut(BaseModel):
 class CampaignIn(BaseModel):
     model_config = catalog_rules("campaign")
 
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=NO_NUL)]
     provider: Annotated[
         str | None,
         Field(
@@ -165,12 +174,17 @@ class CampaignIn(BaseModel):
         ),
     ] = None
     template: Annotated[
-        str, Field(min_length=1, max_length=2000, description="Text with {placeholders}")
+        str,
+        Field(
+            min_length=1, max_length=2000, pattern=NO_NUL, description="Text with {placeholders}"
+        ),
     ]
     sender: Annotated[
         str | None,
         Field(
-            max_length=32, description="sender or pool:<name>; a routed campaign takes its routes'"
+            max_length=32,
+            pattern=NO_NUL,
+            description="sender or pool:<name>; a routed campaign takes its routes'",
         ),
     ] = None
     start_at: Timestamp | None = Field(None, description="ISO 8601 with an offset")
