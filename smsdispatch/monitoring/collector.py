@@ -14,6 +14,10 @@ and the messages table. So any process can serve /metrics (the HTTP API, or
     smsdispatch_metrics_source_up{source}             gauge     1 if redis / database answered
     smsdispatch_maintenance_runs_total{task,outcome}  counter   sweep/dispatch/reconcile runs
     smsdispatch_maintenance_seconds_since_ok{task}    gauge     (monitoring/maintenance.py)
+    smsdispatch_callbacks_total{outcome}              counter   status callbacks: delivered,
+                                                                retried, failed
+    smsdispatch_callback_latency_seconds              histogram status change to 2xx received
+    smsdispatch_callbacks_pending                     gauge     callbacks waiting to be posted
 
 Cost of a scrape: one Redis pipeline (four HGETALLs and an LLEN per queue and
 priority step: 4 x 12 small commands) and, at most once per
@@ -45,8 +49,14 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
-from smsdispatch.monitoring.counters import read_counts, read_wait_histograms
+from smsdispatch.monitoring.counters import (
+    CALLBACK_BUCKETS,
+    CALLBACK_OUTCOMES,
+    read_counts,
+    read_wait_histograms,
+)
 from smsdispatch.monitoring.maintenance import MaintenanceCollector
+from smsdispatch.store.callbacks import pending_count
 from smsdispatch.store.db import Database
 from smsdispatch.store.outbox import status_counts
 from smsdispatch.vocabulary import keys
@@ -83,6 +93,7 @@ class ClusterCollector:
         self._lock = threading.Lock()
         self._cached_at = float("-inf")
         self._cached: dict[tuple[str, str], int] | None = None
+        self._pending: int | None = None
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
@@ -106,6 +117,12 @@ class ClusterCollector:
             for (provider, status), n in sorted(counts.items()):
                 gauge.add_metric([provider, status], n)
             yield gauge
+            pending = GaugeMetricFamily(
+                "smsdispatch_callbacks_pending",
+                "Status callbacks waiting to be posted (due now or retrying later).",
+            )
+            pending.add_metric([], self._pending or 0)
+            yield pending
         up.add_metric(["database"], 0 if counts is None else 1)
         yield up
 
@@ -116,12 +133,22 @@ class ClusterCollector:
         pipe.hgetall(keys.METRICS_LIMITER_WAITS)
         pipe.hgetall(keys.METRICS_RECOVERIES)
         pipe.hgetall(keys.METRICS_FAILOVERS)
+        pipe.hgetall(keys.METRICS_CALLBACKS)
+        pipe.hgetall(keys.METRICS_CALLBACK_LATENCY)
         for queue in self.queues:
             for name in queue_lists(queue):
                 pipe.llen(name)
-        sends_raw, deferrals_raw, waits_raw, recoveries_raw, failovers_raw, *lengths = (
-            pipe.execute()
-        )
+        (
+            sends_raw,
+            deferrals_raw,
+            waits_raw,
+            recoveries_raw,
+            failovers_raw,
+            callbacks_raw,
+            callback_latency_raw,
+            *lengths,
+        ) = pipe.execute()
+        yield from _callback_metrics(callbacks_raw, callback_latency_raw)
 
         sends = CounterMetricFamily(
             "smsdispatch_sends",
@@ -197,11 +224,37 @@ class ClusterCollector:
                 try:
                     with self.db.session() as session:
                         self._cached = status_counts(session)
+                        self._pending = pending_count(session)
                     self._cached_at = self.clock()
                 except SQLAlchemyError:
                     log.warning("metrics: the database did not answer", exc_info=True)
                     return None
             return dict(self._cached)
+
+
+def _callback_metrics(
+    outcomes_raw: dict[bytes, bytes], latency_raw: dict[bytes, bytes]
+) -> Iterator[Metric]:
+    """Status callbacks to client applications (smsdispatch/callbacks/)."""
+    outcomes = CounterMetricFamily(
+        "smsdispatch_callbacks",
+        "Status callback POSTs by outcome: 'delivered' (2xx), 'retried' (no answer, "
+        "5xx or 429: tried again later), 'failed' (another 4xx, a refused URL, or "
+        "retried for the whole period).",
+        labels=["outcome"],
+    )
+    counted = {k.decode(): int(v) for k, v in outcomes_raw.items()}
+    for outcome in CALLBACK_OUTCOMES:
+        outcomes.add_metric([outcome], counted.get(outcome, 0))
+    yield outcomes
+    latency = HistogramMetricFamily(
+        "smsdispatch_callback_latency_seconds",
+        "Seconds from a message's status change to its callback's 2xx answer.",
+    )
+    histogram = read_wait_histograms(latency_raw, CALLBACK_BUCKETS).get("all")
+    if histogram is not None:
+        latency.add_metric([], [(le, float(n)) for le, n in histogram.buckets], histogram.total)
+    yield latency
 
 
 def cluster_registry(

@@ -352,6 +352,8 @@ class StatusCallback(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     response_status: Mapped[int | None] = mapped_column(Integer)
     settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Retries go on for a period from the change, or from the last replay.
+    replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         Index("ix_status_callbacks_state_next_attempt_at", "state", "next_attempt_at"),
