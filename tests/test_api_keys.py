@@ -28,7 +28,7 @@ def client(database_url: str, redis_client: redis.Redis, redis_url: str) -> Iter
 
 def create(database: Database, name: str) -> str:
     with database.session() as s, s.begin():
-        return api_keys.create(s, name, database.clock())[1]
+        return api_keys.create(s, name, database.clock()).key
 
 
 def status_with(client: httpx.Client, key: str) -> int:

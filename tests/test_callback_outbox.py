@@ -32,7 +32,7 @@ def callbacks_of(db: Database, mid: int) -> list[tuple[str, str, str | None]]:
         rows = s.execute(
             select(c.event, c.status, c.tracking_id).where(c.message_id == mid).order_by(c.id)
         )
-        return [tuple(r) for r in rows]  # type: ignore[misc]
+        return [tuple(r) for r in rows]
 
 
 def accept(db: Database, mid: int, tracking: str = "T1") -> None:

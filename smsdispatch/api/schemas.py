@@ -16,6 +16,13 @@ MAX_ID = 2**63 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
+CALLBACK_DOC = (
+    "An http(s) URL to POST each status change to, signed (Smsdispatch-Signature); "
+    "left out: the API key's default, if it has one. Private, loopback and "
+    "link-local addresses are refused."
+)
+
+
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -36,6 +43,7 @@ class MessageIn(BaseModel):
     client_reference: Annotated[str | None, Field(max_length=128)] = None
     idempotency_key: Annotated[str | None, Field(max_length=128)] = None
     priority: Literal[0, 1] = 0
+    status_callback: Annotated[str | None, Field(max_length=2048, description=CALLBACK_DOC)] = None
 
 
 class BatchIn(BaseModel):
@@ -110,6 +118,9 @@ class CampaignIn(BaseModel):
     timezone: Annotated[str, Field(max_length=64)] = "UTC"
     default_region: Annotated[
         str | None, Field(min_length=2, max_length=2, description="for local numbers, e.g. US")
+    ] = None
+    status_callback: Annotated[
+        str | None, Field(max_length=2048, description=f"For each message: {CALLBACK_DOC}")
     ] = None
 
 

@@ -247,21 +247,24 @@ def list_callbacks(
 
 
 def replay(
-    session: Session, ids: Sequence[int] | None, now: datetime, limit: int = 10_000
+    session: Session,
+    ids: Sequence[int] | None,
+    now: datetime,
+    limit: int = 10_000,
+    *,
+    key_id: int | None = None,
 ) -> list[int]:
-    """Put failed callbacks (these, or up to `limit` of them) back to pending,
-    due now, with a fresh retry period; the ids replayed."""
+    """Put failed callbacks (these, or the first `limit` of them; only key
+    `key_id`'s if given) back to pending, due now, with a fresh retry
+    period; the ids replayed."""
     c = status_callbacks.c
-    chosen = and_(c.state == CallbackState.FAILED)
+    mine = [c.state == CallbackState.FAILED]
+    if key_id is not None:
+        mine.append(c.key_id == key_id)
     if ids is not None:
-        chosen = and_(chosen, c.id.in_(ids))
+        chosen = and_(*mine, c.id.in_(ids))
     else:
-        chosen = and_(
-            chosen,
-            c.id.in_(
-                select(c.id).where(c.state == CallbackState.FAILED).order_by(c.id).limit(limit)
-            ),
-        )
+        chosen = c.id.in_(select(c.id).where(*mine).order_by(c.id).limit(limit))
     stmt = (
         update(status_callbacks)
         .where(chosen)
