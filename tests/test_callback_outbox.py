@@ -57,9 +57,7 @@ def test_a_message_without_a_callback_url_writes_none(database: Database) -> Non
 def test_a_delivery_report_writes_a_callback_with_its_final_status(database: Database) -> None:
     [mid] = add_rows(database, 1, status_callback=URL)
     accept(database, mid, "T7")
-    report = DeliveryReport(
-        MessageStatus.UNDELIVERED, "UNDELIV", tracking_id="T7", error_code="34"
-    )
+    report = DeliveryReport(MessageStatus.UNDELIVERED, "UNDELIV", tracking_id="T7", error_code="34")
     with database.session() as s, s.begin():
         apply_report(s, "cue", report, NOW + timedelta(seconds=1))
     with database.session() as s:

@@ -29,6 +29,8 @@ from smsdispatch.callbacks.delivery import Answer, post, verdict
 from smsdispatch.callbacks.hosts import HostGate, host_of
 from smsdispatch.config.settings import Settings
 from smsdispatch.monitoring.counters import add_callback_metrics
+from smsdispatch.producer.callback_urls import AsyncUrlChecker
+from smsdispatch.providers.transport import vendor_client
 from smsdispatch.store import callbacks as store
 from smsdispatch.store.callbacks import CallbackState, DueCallback, Verdict
 from smsdispatch.store.clock import Clock
@@ -36,7 +38,11 @@ from smsdispatch.store.db import Database
 
 log = logging.getLogger(__name__)
 
-# A host that is busy or at its rate: its callback is due again this soon.
+# A host that is busy or at its rate: the coroutine asks again every
+# BUSY_POLL for up to BUSY_HOLD (a sleeping coroutine costs nothing), then
+# hands the callback back to the database, due again after BUSY_WAIT.
+BUSY_POLL = 0.02
+BUSY_HOLD = 1.0
 BUSY_WAIT = timedelta(seconds=0.2)
 
 
@@ -46,6 +52,17 @@ class Claimed:
 
     due: list[DueCallback]
     secrets: dict[int | None, str] = field(default_factory=dict)
+
+
+def callback_client(settings: Settings) -> httpx.AsyncClient:
+    """The pool callbacks are posted with: the vendors' transport (aiohttp's
+    pool under httpx's API: providers/transport.py), short timeouts, and
+    redirects not followed (a redirect is a 3xx: failed)."""
+    return vendor_client(
+        connect_timeout=settings.callback_connect_timeout_seconds,
+        read_timeout=settings.callback_timeout_seconds,
+        max_connections=500,
+    )
 
 
 def lease(settings: Settings) -> timedelta:
@@ -75,6 +92,9 @@ class CallbackWorker:
             rate_per_second=settings.callback_host_rate_per_second,
             hold_seconds=2 * settings.callback_timeout_seconds,
         )
+        self.check_url = AsyncUrlChecker(settings.callback_allow_private)
+        # Per host, this process's POSTs in flight (the loop's own, no lock needed).
+        self._local: dict[str, asyncio.Semaphore] = {}
         self.rng = rng or random.Random()
 
     def claim(self, ids: Sequence[int]) -> Claimed:
@@ -92,12 +112,18 @@ class CallbackWorker:
         return Claimed(due, signing)
 
     async def deliver(self, claimed: Claimed) -> None:
-        """POST every callback of the batch at once, then write the verdicts."""
-        if not claimed.due:
-            return
-        verdicts = await asyncio.gather(*(self._one(d, claimed.secrets) for d in claimed.due))
+        """POST every callback of the batch at once; each host's verdicts are
+        written as soon as that host's POSTs are done, so a receiver that
+        hangs delays no other receiver's record."""
+        by_host: dict[str, list[DueCallback]] = {}
+        for due in claimed.due:
+            by_host.setdefault(host_of(due.url), []).append(due)
+        await asyncio.gather(*(self._host(group, claimed.secrets) for group in by_host.values()))
+
+    async def _host(self, due: list[DueCallback], signing: dict[int | None, str]) -> None:
+        verdicts = await asyncio.gather(*(self._one(d, signing) for d in due))
         await asyncio.to_thread(self._record, verdicts)
-        await self._count(claimed.due, verdicts)
+        await self._count(due, verdicts)
 
     async def _one(self, due: DueCallback, signing: dict[int | None, str]) -> Verdict:
         secret = signing.get(due.key_id, "")
@@ -105,29 +131,61 @@ class CallbackWorker:
             answer = Answer(None, "refused: no secret to sign with (CALLBACK_SECRET)", refused=True)
             return verdict(due, answer, self.settings, self.clock(), self.rng)
         host = host_of(due.url)
+        # This process's own share first (no Redis round trip while it waits),
+        # then the cluster's slot.
+        local = self._local.setdefault(
+            host, asyncio.Semaphore(self.settings.callback_host_concurrency)
+        )
         try:
-            go = await self.gate.take(host)
-        except Exception:
-            log.warning("callbacks: Redis did not answer the host gate", exc_info=True)
-            go = 0
-        if go != 1:
-            now = self.clock()
-            return Verdict(
-                due.id,
-                due.claim_token,
-                CallbackState.PENDING,
-                now,
-                retry_at=now + BUSY_WAIT,
-                counted=False,
+            async with asyncio.timeout(BUSY_HOLD):
+                await local.acquire()
+        except TimeoutError:
+            return self._busy(due)
+        try:
+            return await self._posted(due, host, secret)
+        finally:
+            local.release()
+
+    def _busy(self, due: DueCallback) -> Verdict:
+        """Handed back to the database, due again shortly; not an attempt."""
+        now = self.clock()
+        return Verdict(
+            due.id,
+            due.claim_token,
+            CallbackState.PENDING,
+            now,
+            retry_at=now + BUSY_WAIT,
+            counted=False,
+        )
+
+    async def _posted(self, due: DueCallback, host: str, secret: str) -> Verdict:
+        if not await self._slot(host):
+            return self._busy(due)
+        try:
+            answer = await post(
+                self.client, due, secret, self.settings, self.clock(), self.check_url
             )
-        try:
-            answer = await post(self.client, due, secret, self.settings, self.clock())
         finally:
             try:
                 await self.gate.release(host)
             except Exception:
                 log.warning("callbacks: could not release a host slot", exc_info=True)
         return verdict(due, answer, self.settings, self.clock(), self.rng)
+
+    async def _slot(self, host: str) -> bool:
+        """A slot for one POST to `host` within BUSY_HOLD, or False."""
+        waited = 0.0
+        while True:
+            try:
+                if await self.gate.take(host) == 1:
+                    return True
+            except Exception:
+                log.warning("callbacks: Redis did not answer the host gate", exc_info=True)
+                return False
+            if waited >= BUSY_HOLD:
+                return False
+            await asyncio.sleep(BUSY_POLL)
+            waited += BUSY_POLL
 
     def _record(self, verdicts: Sequence[Verdict]) -> None:
         with self.db.session() as session, session.begin():

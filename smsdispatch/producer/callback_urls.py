@@ -107,6 +107,41 @@ async def check_url_async(url: str, *, allow_private: bool) -> None:
     check_addresses(host, (str(info[4][0]) for info in infos), allow_private)
 
 
+class AsyncUrlChecker:
+    """`check_url_async` with each host's verdict kept a few seconds: the
+    loop's resolver runs in a small thread pool, and a thousand callbacks to
+    one host need one answer, not a thousand. Kept briefly, so a host whose
+    DNS changes is checked again soon."""
+
+    def __init__(
+        self,
+        allow_private: bool,
+        *,
+        ttl_seconds: float = 10.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.allow_private = allow_private
+        self.ttl = ttl_seconds
+        self.monotonic = monotonic
+        self._seen: dict[tuple[str, int], tuple[float, str | None]] = {}
+
+    async def __call__(self, url: str) -> None:
+        key = parse(url)
+        now = self.monotonic()
+        seen = self._seen.get(key)
+        if seen is None or now - seen[0] > self.ttl:
+            try:
+                await check_url_async(url, allow_private=self.allow_private)
+                seen = (now, None)
+            except RefusedCallbackUrl as exc:
+                seen = (now, str(exc))
+            if len(self._seen) > 10_000:
+                self._seen.clear()
+            self._seen[key] = seen
+        if seen[1] is not None:
+            raise RefusedCallbackUrl(seen[1])
+
+
 class UrlChecker:
     """`check_url` with its verdicts kept a minute: a batch of ten thousand
     messages with one URL resolves it once."""

@@ -31,7 +31,7 @@ from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from smsdispatch.callbacks.worker import CallbackWorker
+from smsdispatch.callbacks.worker import CallbackWorker, callback_client
 from smsdispatch.campaigns.templates import Template
 from smsdispatch.config.catalog import Catalog, load_catalog
 from smsdispatch.config.settings import Settings, get_settings
@@ -192,17 +192,11 @@ class Runtime:
 
     @property
     def callbacks(self) -> CallbackWorker:
-        """Status callbacks' delivery: its own HTTP pool (no redirects, short
-        timeouts), so receivers never share connections with the vendors."""
+        """Status callbacks' delivery: its own HTTP pool (short timeouts, no
+        redirects), so receivers never share connections with the vendors."""
         if self._callbacks is None:
             s = self.settings
-            self._callback_client = httpx.AsyncClient(
-                timeout=httpx.Timeout(
-                    s.callback_timeout_seconds, connect=s.callback_connect_timeout_seconds
-                ),
-                limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
-                follow_redirects=False,
-            )
+            self._callback_client = callback_client(s)
             self._callbacks = CallbackWorker(
                 s, self.db, self.clock, self._callback_client, self.aioredis
             )
