@@ -172,14 +172,14 @@ def messages_router(
     """Submitting messages, one or a batch, and reading one's status; `owner`
     says which key's callback settings (api/callbacks.py) apply."""
     router = APIRouter(dependencies=list(guarded))
-    Owner = Annotated[KeyCallbacks, Depends(owner)]
+    from_key = Depends(owner)
 
     @router.post(
         "/v1/messages",
         status_code=status.HTTP_202_ACCEPTED,
         responses={422: {"description": "a field is invalid; `loc` names it"}},
     )
-    def submit(message: MessageIn, caller: Owner) -> Accepted:
+    def submit(message: MessageIn, caller: KeyCallbacks = from_key) -> Accepted:
         result = producer.send_batch([to_request(message, caller)])
         if result.rejected:
             bad = result.rejected[0]
@@ -187,7 +187,7 @@ def messages_router(
         return Accepted(id=result.ids[0])
 
     @router.post("/v1/messages/batch", status_code=status.HTTP_202_ACCEPTED)
-    def submit_batch(batch: BatchIn, caller: Owner) -> BatchOut:
+    def submit_batch(batch: BatchIn, caller: KeyCallbacks = from_key) -> BatchOut:
         if len(batch.messages) > settings.api_max_batch:
             raise _unprocessable(
                 "messages", "too_long", f"at most {settings.api_max_batch} messages per batch"

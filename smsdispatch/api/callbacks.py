@@ -55,7 +55,9 @@ def key_callbacks_of(db: Database, header: Callable[..., Any]) -> Callable[..., 
     """The dependency: the caller's key's callback settings (an API_KEYS key
     has none of its own: CALLBACK_SECRET signs, no default URL)."""
 
-    def callbacks_of_key(key: Annotated[str | None, Depends(header)]) -> KeyCallbacks:
+    presented = Depends(header)
+
+    def callbacks_of_key(key: str | None = presented) -> KeyCallbacks:
         if not key:
             return KeyCallbacks(None, None)
         with db.session() as session:
@@ -68,18 +70,23 @@ def key_callbacks_of(db: Database, header: Callable[..., Any]) -> Callable[..., 
 def callbacks_router(
     db: Database, guarded: Sequence[Dependency], owner: Callable[..., KeyCallbacks]
 ) -> APIRouter:
-    router = APIRouter(prefix="/v1/callbacks", tags=["callbacks"], dependencies=list(guarded))
+    router = APIRouter(
+        prefix="/v1/callbacks",
+        tags=["callbacks"],
+        dependencies=list(guarded),
+        responses={401: {"description": "no valid X-API-Key"}},
+    )
+    from_key = Depends(owner)
     missing: dict[int | str, dict[str, Any]] = {
         404: {"description": "no failed callback with this id (of this key's messages)"}
     }
-    Owner = Annotated[KeyCallbacks, Depends(owner)]
 
     @router.get("")
     def list_callbacks(
-        caller: Owner,
         state: Literal["pending", "delivered", "failed"] | None = None,
         after_id: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        caller: KeyCallbacks = from_key,
     ) -> list[CallbackOut]:
         with db.session() as session:
             rows = store.list_callbacks(
@@ -89,14 +96,15 @@ def callbacks_router(
 
     @router.post("/replay")
     def replay_all(
-        caller: Owner, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+        caller: KeyCallbacks = from_key,
     ) -> ReplayedOut:
         with db.session() as session, session.begin():
             ids = store.replay(session, None, db.clock(), limit, key_id=caller.key_id)
         return ReplayedOut(replayed=ids)
 
     @router.post("/{callback_id}/replay", responses=missing)
-    def replay_one(callback_id: RowId, caller: Owner) -> ReplayedOut:
+    def replay_one(callback_id: RowId, caller: KeyCallbacks = from_key) -> ReplayedOut:
         with db.session() as session, session.begin():
             ids = store.replay(session, [callback_id], db.clock(), key_id=caller.key_id)
         if not ids:
