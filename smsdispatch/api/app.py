@@ -107,7 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Redis that hangs delays a batch's answers by at most this timeout.
     counting = Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
     app.include_router(reports_router(settings, db, DeliveryBoard(counting, catalog.delivery)))
-    app.include_router(campaigns_router(Campaigns(settings, catalog, db), guarded))
+    app.include_router(campaigns_router(Campaigns(settings, catalog, db), guarded, owner))
     app.include_router(message_search_router(db, db.clock, guarded))
     # A Redis that hangs must not hold the API's threads.
     control_redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)

@@ -137,6 +137,7 @@ class CampaignOut(BaseModel):
     name: str
     provider: str = Field(description="its vendor, or 'auto': routed per recipient")
     sender: str | None = Field(description="None for a routed campaign: its routes' senders")
+    status_callback: str | None = Field(None, description="where its messages' changes go")
     status: str
     start_at: datetime | None
     end_at: datetime | None
