@@ -60,6 +60,7 @@ bench: setup
 	$(BIN)/python -m bench.reports
 	$(BIN)/python -m bench.ceilings
 	$(BIN)/python -m bench.routing
+	$(BIN)/python -m bench.callbacks
 
 ## The fault schedule (chaos/__main__.py) on the real pipeline; writes RELIABILITY.md.
 ## CHAOS_DATABASE_URL: the PostgreSQL database it may empty (default smsdispatch_chaos).
