@@ -10,10 +10,14 @@ vendor by failover, writes a `status_callbacks` row in the same transaction,
 by a trigger on `messages`: every path that moves a status (the send
 results' executemany, batched reports, the sweeper, cancel, reconciliation,
 and paths written later) is covered without knowing about callbacks. The
-trigger's WHEN clause is evaluated before anything runs, so an update of a
-message without a callback costs one NULL test. The row's id is the sequence
-number the receiver orders by: the message's row lock serialises its
-updates, so a later change of one message always draws a larger id.
+trigger's WHEN clause (`status_callback IS NOT NULL`) is evaluated before
+anything runs, so an update of a message without a callback costs one NULL
+test (and, on PostgreSQL, the trigger's set-up per statement: see below).
+
+The row's id is the sequence number the receiver orders by: the message's
+row lock serialises its updates, so a later change of one message always
+draws a larger id (a per-message counter would be one more write to the
+message's row on every change).
 
 Note for later migrations: SQLite's batch_alter_table on `messages` copies
 the table, and the copy has no trigger: recreate it (`create_trigger`).
@@ -67,21 +71,31 @@ def _when(distinct: str) -> str:
     )
 
 
+# PostgreSQL compiles a trigger's WHEN clause at every execution of a
+# statement (an executemany executes one per row), so its WHEN is the one
+# test that rules out a message without a callback, and the rest of the
+# condition is in the function, which only messages with a callback reach.
+# Measured on 20,000 single-row UPDATEs of messages without a callback: +9%
+# on the statement with this WHEN, +35-45% with the whole condition in it;
+# on one set-based UPDATE of 20,000 rows, no difference (README, "Status
+# callbacks").
 POSTGRES_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION smsdispatch_status_callback() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO status_callbacks ({COLUMNS})
-    VALUES ({_values("now()").format(distinct="IS DISTINCT FROM")});
+    IF {_when("IS DISTINCT FROM")} THEN
+        INSERT INTO status_callbacks ({COLUMNS})
+        VALUES ({_values("now()").format(distinct="IS DISTINCT FROM")});
+    END IF;
     RETURN NULL;
 END
 $$
 """  # noqa: S608 - built from this module's constants only
 
-POSTGRES_TRIGGER = f"""
+POSTGRES_TRIGGER = """
 CREATE TRIGGER messages_status_callback
 AFTER UPDATE OF status, provider ON messages
-FOR EACH ROW WHEN ({_when("IS DISTINCT FROM")})
+FOR EACH ROW WHEN (NEW.status_callback IS NOT NULL)
 EXECUTE FUNCTION smsdispatch_status_callback()
 """
 
