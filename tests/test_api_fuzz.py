@@ -5,7 +5,8 @@ migrated database with one campaign and one message in it, and fuzzed two ways:
 
 * From its live OpenAPI document (schemathesis): every operation it lists,
   /v1/messages (POST and GET), /v1/messages/batch, /v1/messages/{id} (GET
-  and DELETE), /v1/vendors..., /v1/routes..., /v1/callbacks... and every /v1/campaigns endpoint, with
+  and DELETE), /v1/vendors..., /v1/routes..., /v1/callbacks... and every
+  /v1/campaigns endpoint, with
   bodies, path and query parameters that fit the schema and that break it
   (wrong types, missing and extra fields, numbers too large for any
   column); three requests in four carry a valid API key
