@@ -114,9 +114,12 @@ def test_a_keys_default_callback_and_secret_apply_to_its_messages(
     assert callback_columns(database, own_id) == (HOOK + "/own", made.id)
 
 
-def failed_callback(db: Database, client: httpx.Client) -> int:
-    """A message with a callback, delivered, whose callback failed."""
-    message_id = client.post("/v1/messages", json=message(status_callback=HOOK)).json()["id"]
+def failed_callback(db: Database, client: httpx.Client, key: str | None = None) -> int:
+    """A message with a callback (sent with `key`, if given), delivered, whose
+    callback failed."""
+    headers = {"X-API-Key": key} if key else None
+    sent = client.post("/v1/messages", json=message(status_callback=HOOK), headers=headers)
+    message_id = sent.json()["id"]
     with db.session() as s, s.begin():
         s.execute(update(messages).where(messages.c.id == message_id).values(status="delivered"))
         s.execute(update(status_callbacks).values(state="failed", last_error="HTTP 410: gone"))
@@ -170,3 +173,22 @@ def test_the_openapi_document_names_the_callback_endpoints_and_their_errors(
     responses = document["paths"]["/v1/callbacks/{callback_id}/replay"]["post"]["responses"]
     assert set(responses) >= {"200", "401", "404", "422"}
     assert "status_callback" in document["components"]["schemas"]["MessageIn"]["properties"]
+
+
+def test_a_key_sees_and_replays_only_its_own_messages_callbacks(
+    database: Database, database_url: str, redis_client: redis.Redis, redis_url: str
+) -> None:
+    with database.session() as s, s.begin():
+        mine = api_keys.create(s, "crm", database.clock(), callback_url=HOOK)
+        theirs = api_keys.create(s, "billing", database.clock(), callback_url=HOOK)
+    with served_api(
+        database_url=database_url, redis_url=redis_url, callback_allow_private=True
+    ) as client:
+        callback_id = failed_callback(database, client, key=mine.key)
+        other = {"X-API-Key": theirs.key}
+        seen_by_other = client.get("/v1/callbacks", headers=other).json()
+        replayed_by_other = client.post(f"/v1/callbacks/{callback_id}/replay", headers=other)
+        seen_by_owner = client.get("/v1/callbacks", headers={"X-API-Key": mine.key}).json()
+    assert seen_by_other == []
+    assert replayed_by_other.status_code == 404
+    assert [c["id"] for c in seen_by_owner] == [callback_id]

@@ -10,8 +10,10 @@ from datetime import timedelta
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from smsdispatch.callbacks import verify_signature
+from smsdispatch.callbacks.hosts import HostGate
 from smsdispatch.config.catalog import ProviderEntry
 from smsdispatch.monitoring.collector import ClusterCollector
 from smsdispatch.sending.transitions import plan_update
@@ -159,3 +161,23 @@ def test_a_4xx_other_than_429_fails_the_callback_at_once(
         ("accepted", 1, status),
         ("delivered", 1, status),
     ]
+
+
+def test_a_host_slot_whose_holder_died_ends_with_its_hold(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    async def scenario() -> list[int]:
+        client = aioredis.Redis.from_url(redis_url)
+        gate = HostGate(client, concurrency=1, rate_per_second=1000, hold_seconds=0.3)
+        try:
+            first = await gate.take("hooks.example", "dead-worker")  # never released
+            busy = await gate.take("hooks.example", "other")
+            await asyncio.sleep(0.4)
+            after_hold = await gate.take("hooks.example", "other")
+            await gate.release("hooks.example", "other")
+            released = await gate.take("hooks.example", "third")
+            return [first, busy, after_hold, released]
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(scenario()) == [1, 0, 1, 1]

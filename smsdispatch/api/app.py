@@ -229,5 +229,5 @@ def to_request(message: MessageIn, caller: KeyCallbacks | None = None) -> SendRe
         message.idempotency_key,
         message.priority,
         status_callback=message.status_callback or caller.callback_url,
-        callback_key_id=caller.key_id,
+        callback_key_id=caller.signing_key_id,
     )

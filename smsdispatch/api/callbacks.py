@@ -5,7 +5,9 @@
     POST /v1/callbacks/replay                              every failed one (up to `limit`)
 
 A key made by `smsdispatch keys create` sees and replays its own messages'
-callbacks; an API_KEYS key, everyone's. A replayed callback is retried for
+callbacks; an API_KEYS key, everyone's. (A key made before migration 0014
+has no secret of its own: its messages' callbacks are signed with
+CALLBACK_SECRET and listed to API_KEYS keys only.) A replayed callback is retried for
 a whole period again (CALLBACK_RETRY_PERIOD_SECONDS) from the replay.
 
 `key_callbacks` is also the dependency the message and campaign routes use

@@ -80,7 +80,7 @@ def campaigns_router(
     def create(body: CampaignIn, caller: KeyCallbacks = from_key) -> CampaignOut:
         fields = body.model_dump()
         fields["status_callback"] = body.status_callback or caller.callback_url
-        spec = CampaignSpec(**fields, callback_key_id=caller.key_id)
+        spec = CampaignSpec(**fields, callback_key_id=caller.signing_key_id)
         campaign_id = guard(lambda: service.create(spec))
         return out(campaign_id)
 

@@ -159,7 +159,8 @@ class CallbackWorker:
         )
 
     async def _posted(self, due: DueCallback, host: str, secret: str) -> Verdict:
-        if not await self._slot(host):
+        token = token_source.token_hex(8)
+        if not await self._slot(host, token):
             return self._busy(due)
         try:
             answer = await post(
@@ -167,17 +168,17 @@ class CallbackWorker:
             )
         finally:
             try:
-                await self.gate.release(host)
+                await self.gate.release(host, token)
             except Exception:
                 log.warning("callbacks: could not release a host slot", exc_info=True)
         return verdict(due, answer, self.settings, self.clock(), self.rng)
 
-    async def _slot(self, host: str) -> bool:
+    async def _slot(self, host: str, token: str) -> bool:
         """A slot for one POST to `host` within BUSY_HOLD, or False."""
         waited = 0.0
         while True:
             try:
-                if await self.gate.take(host) == 1:
+                if await self.gate.take(host, token) == 1:
                     return True
             except Exception:
                 log.warning("callbacks: Redis did not answer the host gate", exc_info=True)

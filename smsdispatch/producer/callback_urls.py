@@ -24,11 +24,13 @@ import time
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
+from smsdispatch.vocabulary.errors import InputError
+
 MAX_URL = 2048
 Resolver = Callable[[str, int], Iterable[str]]
 
 
-class RefusedCallbackUrl(ValueError):
+class RefusedCallbackUrl(InputError, ValueError):
     """The URL is malformed or names an address we do not post to; says which."""
 
 

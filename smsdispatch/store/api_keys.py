@@ -54,12 +54,18 @@ class NewKey:
 
 @dataclass(frozen=True, slots=True)
 class KeyCallbacks:
-    """What a request's key says of status callbacks: the key's id (whose
-    secret signs them; None for an API_KEYS key: CALLBACK_SECRET does) and its
-    default callback URL."""
+    """What a request's key says of status callbacks: the key's id (None for
+    an API_KEYS key), its default callback URL, and whether it has a secret
+    of its own to sign them (else CALLBACK_SECRET does)."""
 
     key_id: int | None
     callback_url: str | None
+    signs: bool = False
+
+    @property
+    def signing_key_id(self) -> int | None:
+        """The key whose secret signs its messages' callbacks; None: CALLBACK_SECRET."""
+        return self.key_id if self.signs else None
 
 
 # A callback signing secret: 256 random bits, prefixed like Stripe's `whsec_`.
@@ -135,7 +141,7 @@ def key_callbacks(session: Session, key: str) -> KeyCallbacks | None:
     ).first()
     if row is None:
         return None
-    return KeyCallbacks(row.id if row.callback_secret else None, row.callback_url)
+    return KeyCallbacks(row.id, row.callback_url, signs=bool(row.callback_secret))
 
 
 def active_key_name(session: Session, key: str) -> str | None:

@@ -123,7 +123,8 @@ ROUTE_CHANGES = f"{PREFIX}:routing:changes"
 
 
 def callback_inflight(host: str) -> str:
-    """Status callbacks being posted to this host now, across all workers."""
+    """Status callbacks being posted to this host now, across all workers: a
+    sorted set of slot tokens scored by when each hold ends."""
     return f"{PREFIX}:callbacks:inflight:{host}"
 
 

@@ -8,7 +8,7 @@ received, before parsing them. Several `v1=` entries may appear (while a
 secret is rolled over): one matching is enough.
 
 A client application imports `smsdispatch.callbacks.verify_signature`; this
-module needs only the standard library.
+module needs only the standard library (and the package's exception tree).
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ import hashlib
 import hmac
 import time
 
+from smsdispatch.vocabulary.errors import InputError
+
 HEADER = "Smsdispatch-Signature"
 SCHEME = "v1"
 
 
-class SignatureError(ValueError):
+class SignatureError(InputError, ValueError):
     """The header is missing, malformed, stale, or no signature in it matches."""
 
 
