@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 CELERY  := $(BIN)/celery -A smsdispatch.workers.app
 VENDORS := cue messangi smsbuddy restcomm skycore
 comma   := ,
-QUEUES  := $(subst $() ,$(comma),$(foreach v,$(VENDORS),sms.$(v) sms.$(v).priority) sms.default sms.maintenance)
+QUEUES  := $(subst $() ,$(comma),$(foreach v,$(VENDORS),sms.$(v) sms.$(v).priority) sms.default sms.maintenance callbacks)
 # The targets that run smsdispatch (migrate, simulate, worker, beat, api,
 # flower) read .env in the directory make runs in, with python-dotenv's
 # `dotenv run` (the parser the settings use); a variable already in the
@@ -60,6 +60,7 @@ bench: setup
 	$(BIN)/python -m bench.reports
 	$(BIN)/python -m bench.ceilings
 	$(BIN)/python -m bench.routing
+	$(BIN)/python -m bench.callbacks
 
 ## The fault schedule (chaos/__main__.py) on the real pipeline; writes RELIABILITY.md.
 ## CHAOS_DATABASE_URL: the PostgreSQL database it may empty (default smsdispatch_chaos).

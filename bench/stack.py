@@ -122,6 +122,13 @@ def reset_database(url: str) -> None:
                 )
             )
         else:
-            for table in ("delivery_reports", "send_attempts", "messages", "campaigns", "opt_outs"):
+            for table in (
+                "status_callbacks",
+                "delivery_reports",
+                "send_attempts",
+                "messages",
+                "campaigns",
+                "opt_outs",
+            ):
                 conn.execute(text(f"DELETE FROM {table}"))  # noqa: S608 (our own names)
     engine.dispose()

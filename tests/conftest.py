@@ -132,8 +132,8 @@ def _truncate(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "TRUNCATE messages, send_attempts, campaigns, opt_outs, delivery_reports, api_keys "
-                "RESTART IDENTITY CASCADE"
+                "TRUNCATE messages, send_attempts, campaigns, opt_outs, delivery_reports, "
+                "api_keys, status_callbacks RESTART IDENTITY CASCADE"
             )
         )
     engine.dispose()

@@ -25,7 +25,7 @@ import phonenumbers
 import schemathesis
 from hypothesis import strategies as st
 
-from smsdispatch.api.schemas import PHONE_FORMAT
+from smsdispatch.api.schemas import PHONE_FORMAT, URL_FORMAT
 
 NUMBER_TYPES = (phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE)
 RECIPIENTS = "/v1/campaigns/{campaign_id}/recipients"
@@ -63,6 +63,17 @@ def recipient_lists(draw: st.DrawFn) -> bytes:
 
 
 schemathesis.openapi.format(PHONE_FORMAT, phone_numbers())
+# Callback URLs to a loopback receiver: the contract test allows private
+# addresses (CALLBACK_ALLOW_PRIVATE), as a test receiver needs; a public
+# host would need DNS, which a test cannot count on.
+schemathesis.openapi.format(
+    URL_FORMAT,
+    st.builds(
+        "http://127.0.0.1:{}/{}".format,
+        st.integers(1024, 65535),
+        st.from_regex(r"[a-z0-9/_-]{0,20}", fullmatch=True),
+    ),
+)
 schemathesis.openapi.media_type("text/csv", recipient_lists())
 
 

@@ -5,7 +5,8 @@ migrated database with one campaign and one message in it, and fuzzed two ways:
 
 * From its live OpenAPI document (schemathesis): every operation it lists,
   /v1/messages (POST and GET), /v1/messages/batch, /v1/messages/{id} (GET
-  and its cancel), /v1/vendors..., /v1/routes... and every /v1/campaigns endpoint, with
+  and its cancel), /v1/vendors..., /v1/routes..., /v1/callbacks... and every
+  /v1/campaigns endpoint, with
   bodies, path and query parameters that fit the schema and that break it
   (wrong types, missing and extra fields, numbers too large for any
   column); three requests in four carry a valid API key
@@ -133,6 +134,9 @@ OPERATIONS = [
     ("POST", "/v1/campaigns/{campaign_id}/pause"),
     ("POST", "/v1/campaigns/{campaign_id}/resume"),
     ("POST", "/v1/campaigns/{campaign_id}/cancel"),
+    ("GET", "/v1/callbacks"),
+    ("POST", "/v1/callbacks/replay"),
+    ("POST", "/v1/callbacks/{callback_id}/replay"),
     ("GET", "/reports/{provider}/{token}"),
     ("POST", "/reports/{provider}/{token}"),
 ]

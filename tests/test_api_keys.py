@@ -28,7 +28,7 @@ def client(database_url: str, redis_client: redis.Redis, redis_url: str) -> Iter
 
 def create(database: Database, name: str) -> str:
     with database.session() as s, s.begin():
-        return api_keys.create(s, name, database.clock())[1]
+        return api_keys.create(s, name, database.clock()).key
 
 
 def status_with(client: httpx.Client, key: str) -> int:
@@ -126,3 +126,30 @@ def test_a_key_name_of_digits_alone_is_refused_as_it_would_read_as_an_id(
     result = run(["keys", "create", "2024"], cli_env(tmp_path, simulators, redis_url))
     assert result.returncode == 2
     assert "a name needs a letter" in result.stderr
+
+
+def test_a_key_made_with_a_callback_prints_its_signing_secret_and_keeps_the_url(
+    tmp_path: Path, simulators: SimulatorServer, redis_url: str
+) -> None:
+    env = cli_env(tmp_path, simulators, redis_url) | {"CALLBACK_ALLOW_PRIVATE": "true"}
+    created = run(["keys", "create", "crm", "--callback", "http://127.0.0.1:9/hooks"], env)
+    assert created.returncode == 0, created.stderr
+    secret = next(w for w in created.stdout.split() if w.startswith(api_keys.SECRET_PREFIX))
+    database = Database(env["DATABASE_URL"])
+    try:
+        with database.session() as s:
+            row = s.execute(
+                select(api_keys_table.c.callback_url, api_keys_table.c.callback_secret)
+            ).one()
+    finally:
+        database.dispose()
+    assert tuple(row) == ("http://127.0.0.1:9/hooks", secret)
+
+
+def test_a_key_with_a_callback_to_a_private_address_is_refused(
+    tmp_path: Path, simulators: SimulatorServer, redis_url: str
+) -> None:
+    env = cli_env(tmp_path, simulators, redis_url)
+    result = run(["keys", "create", "crm", "--callback", "http://10.0.0.1/hooks"], env)
+    assert result.returncode == 2
+    assert "--callback: host '10.0.0.1' resolves to 10.0.0.1, a private address" in result.stderr

@@ -49,6 +49,11 @@ def test_default_and_maintenance_queues_are_consumed(compose: dict[str, Any]) ->
     assert {names.DEFAULT_QUEUE, names.MAINTENANCE_QUEUE} <= queues
 
 
+def test_status_callbacks_have_a_worker_of_their_own(compose: dict[str, Any]) -> None:
+    serving = [n for n, s in compose["services"].items() if "callbacks" in consumed_queues(s)]
+    assert serving == ["worker-callbacks"]
+
+
 def test_beat_redis_postgres_and_simulators_run(compose: dict[str, Any]) -> None:
     assert {"beat", "redis", "postgres", "simulators", "migrate"} <= set(compose["services"])
 

@@ -9,6 +9,7 @@
     GET  /metrics             Prometheus (monitoring/web.py: METRICS_TOKEN, not API keys)
     GET|POST /reports/{vendor}/{token}   delivery reports (api/reports.py)
     /v1/campaigns...          campaigns: create, upload a CSV, preview, control (api/campaigns.py)
+    /v1/callbacks...          status callbacks: list failed ones, replay (api/callbacks.py)
     GET  /openapi.json        the contract; /docs (Swagger UI) and /redoc from packaged assets
     GET  /healthz, /readyz    alive; ready (database migrated, Redis): api/health.py
 
@@ -37,6 +38,7 @@ from redis import Redis, RedisError
 
 from smsdispatch.api.access_log import AccessLog
 from smsdispatch.api.body_size import MaxBodySize
+from smsdispatch.api.callbacks import callbacks_router, key_callbacks_of
 from smsdispatch.api.campaigns import campaigns_router
 from smsdispatch.api.catalog_rules import rules as catalog_rules
 from smsdispatch.api.contract import install as install_contract
@@ -65,7 +67,7 @@ from smsdispatch.producer.api import Producer
 from smsdispatch.producer.validation import SendRequest
 from smsdispatch.routing.delivery import DeliveryBoard
 from smsdispatch.routing.metrics import routing_collector
-from smsdispatch.store.api_keys import active_key_name
+from smsdispatch.store.api_keys import KeyCallbacks, active_key_name
 from smsdispatch.store.db import DATABASE_AWAY, Database
 from smsdispatch.store.messages import message_status_row
 from smsdispatch.workers.app import create_app as create_celery
@@ -95,7 +97,8 @@ def create_app(settings: Settings) -> FastAPI:
     caller = _authenticator(settings, db)
     guarded = [Depends(caller)]
     producer = Producer(settings, catalog, db, create_celery(settings))
-    app.include_router(messages_router(settings, producer, db, guarded))
+    owner = key_callbacks_of(db, API_KEY)
+    app.include_router(messages_router(settings, producer, db, guarded, owner))
     app.add_middleware(NoStore)
     app.add_exception_handler(RequestValidationError, validation_failed)
     for away in DATABASE_AWAY:
@@ -107,12 +110,13 @@ def create_app(settings: Settings) -> FastAPI:
     # Redis that hangs delays a batch's answers by at most this timeout.
     counting = Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
     app.include_router(reports_router(settings, db, DeliveryBoard(counting, catalog.delivery)))
-    app.include_router(campaigns_router(Campaigns(settings, catalog, db), guarded))
+    app.include_router(campaigns_router(Campaigns(settings, catalog, db), guarded, owner))
     app.include_router(message_search_router(db, db.clock, guarded))
     # A Redis that hangs must not hold the API's threads.
     control_redis = Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     app.include_router(vendors_router(catalog, control_redis, db, guarded, caller))
     app.include_router(routes_router(catalog, control_redis, guarded, caller))
+    app.include_router(callbacks_router(db, guarded, owner))
     # After every route: the document covers them all (api/contract.py).
     install_contract(app, catalog_rules(settings, catalog))
     app.add_middleware(
@@ -164,30 +168,36 @@ def _authenticator(settings: Settings, db: Database) -> Callable[[str | None], s
 
 
 def messages_router(
-    settings: Settings, producer: Producer, db: Database, guarded: Sequence[Dependency]
+    settings: Settings,
+    producer: Producer,
+    db: Database,
+    guarded: Sequence[Dependency],
+    owner: Callable[..., KeyCallbacks] = lambda: KeyCallbacks(None, None),
 ) -> APIRouter:
-    """Submitting messages, one or a batch, and reading one's status."""
+    """Submitting messages, one or a batch, and reading one's status; `owner`
+    says which key's callback settings (api/callbacks.py) apply."""
     router = APIRouter(dependencies=list(guarded))
+    from_key = Depends(owner)
 
     @router.post(
         "/v1/messages",
         status_code=status.HTTP_202_ACCEPTED,
         responses={422: {"description": "a field is invalid; `loc` names it"}},
     )
-    def submit(message: OneMessageIn) -> Accepted:
-        result = producer.send_batch([to_request(message)])
+    def submit(message: OneMessageIn, caller: KeyCallbacks = from_key) -> Accepted:
+        result = producer.send_batch([to_request(message, caller)])
         if result.rejected:
             bad = result.rejected[0]
             raise _unprocessable(bad.field, "value_error", bad.reason)
         return Accepted(id=result.ids[0])
 
     @router.post("/v1/messages/batch", status_code=status.HTTP_202_ACCEPTED)
-    def submit_batch(batch: BatchIn) -> BatchOut:
+    def submit_batch(batch: BatchIn, caller: KeyCallbacks = from_key) -> BatchOut:
         if len(batch.messages) > settings.api_max_batch:
             raise _unprocessable(
                 "messages", "too_long", f"at most {settings.api_max_batch} messages per batch"
             )
-        result = producer.send_batch([to_request(m) for m in batch.messages])
+        result = producer.send_batch([to_request(m, caller) for m in batch.messages])
         return BatchOut(
             accepted=sorted(result.ids.items()),
             rejected=[
@@ -214,7 +224,9 @@ def _unprocessable(field: str, kind: str, reason: str) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
 
 
-def to_request(message: MessageIn) -> SendRequest:
+def to_request(message: MessageIn, caller: KeyCallbacks | None = None) -> SendRequest:
+    """The producer's request; the message's own callback URL, else its key's default."""
+    caller = caller or KeyCallbacks(None, None)
     return SendRequest(
         message.to,
         message.text,
@@ -223,4 +235,6 @@ def to_request(message: MessageIn) -> SendRequest:
         message.client_reference,
         message.idempotency_key,
         message.priority,
+        status_callback=message.status_callback or caller.callback_url,
+        callback_key_id=caller.signing_key_id,
     )

@@ -42,6 +42,7 @@ from smsdispatch.campaigns.service import (
     CampaignSpec,
     shown_provider,
 )
+from smsdispatch.store.api_keys import KeyCallbacks
 from smsdispatch.vocabulary.errors import ConflictError
 
 T = TypeVar("T")
@@ -50,8 +51,14 @@ UNPROCESSABLE = status.HTTP_422_UNPROCESSABLE_CONTENT
 SPOOL_BYTES = 1_000_000
 
 
-def campaigns_router(service: Campaigns, guarded: Sequence[Depends]) -> APIRouter:
+def campaigns_router(
+    service: Campaigns,
+    guarded: Sequence[Depends],
+    owner: Callable[..., KeyCallbacks] = lambda: KeyCallbacks(None, None),
+) -> APIRouter:
+    """`owner`: the caller's key's callback settings (api/callbacks.py)."""
     router = APIRouter(prefix="/v1/campaigns", tags=["campaigns"], dependencies=list(guarded))
+    from_key: Any = Depends(owner)
     errors: dict[int | str, dict[str, Any]] = {
         404: {"description": "no such campaign"},
         409: {"description": "the campaign's status does not allow this"},
@@ -70,8 +77,10 @@ def campaigns_router(service: Campaigns, guarded: Sequence[Depends]) -> APIRoute
         )
 
     @router.post("", status_code=status.HTTP_201_CREATED, responses=errors)
-    def create(body: CampaignIn) -> CampaignOut:
-        spec = CampaignSpec(**body.model_dump())
+    def create(body: CampaignIn, caller: KeyCallbacks = from_key) -> CampaignOut:
+        fields = body.model_dump()
+        fields["status_callback"] = body.status_callback or caller.callback_url
+        spec = CampaignSpec(**fields, callback_key_id=caller.signing_key_id)
         campaign_id = guard(lambda: service.create(spec))
         return out(campaign_id)
 

@@ -74,6 +74,16 @@ PHONE_DESCRIPTION = (
 NO_NUL = r"^[^\x00]*$"
 
 
+# A status callback: a format of our own too (whether a host resolves to a
+# public address is no pattern's to say); tests/contract_hooks.py writes them.
+URL_FORMAT = "callback-url"
+CALLBACK_DOC = (
+    "An http(s) URL to POST each status change to, signed (Smsdispatch-Signature); "
+    "left out: the API key's default, if it has one. Private, loopback and "
+    "link-local addresses are refused."
+)
+
+
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -98,6 +108,10 @@ class MessageIn(BaseModel):
     client_reference: Annotated[str | None, Field(max_length=128, pattern=NO_NUL)] = None
     idempotency_key: Annotated[str | None, Field(max_length=128, pattern=NO_NUL)] = None
     priority: Annotated[Literal[0, 1], NOT_BOOL, Field(description="0 bulk, 1 urgent")] = 0
+    status_callback: Annotated[
+        str | None,
+        Field(max_length=2048, description=CALLBACK_DOC, json_schema_extra={"format": URL_FORMAT}),
+    ] = None
 
 
 class OneMessageIn(MessageIn):
@@ -195,6 +209,14 @@ class CampaignIn(BaseModel):
     default_region: Annotated[
         str | None, Field(min_length=2, max_length=2, description="for local numbers, e.g. US")
     ] = None
+    status_callback: Annotated[
+        str | None,
+        Field(
+            max_length=2048,
+            description=f"For each message: {CALLBACK_DOC}",
+            json_schema_extra={"format": URL_FORMAT},
+        ),
+    ] = None
 
 
 class ScheduleIn(BaseModel):
@@ -210,6 +232,7 @@ class CampaignOut(BaseModel):
     name: str
     provider: str = Field(description="its vendor, or 'auto': routed per recipient")
     sender: str | None = Field(description="None for a routed campaign: its routes' senders")
+    status_callback: str | None = Field(None, description="where its messages' changes go")
     status: str
     start_at: datetime | None
     end_at: datetime | None

@@ -33,7 +33,13 @@ from smsdispatch.campaigns.templates import Template, TemplateError
 from smsdispatch.config.catalog import Catalog
 from smsdispatch.config.routes import RouteVendor
 from smsdispatch.config.settings import Settings
-from smsdispatch.producer.validation import AUTO, InvalidMessage, Validator, is_routed
+from smsdispatch.producer.validation import (
+    AUTO,
+    InvalidMessage,
+    SendRequest,
+    Validator,
+    is_routed,
+)
 from smsdispatch.routing.router import Router, Snapshot
 from smsdispatch.store.campaign_messages import CampaignTarget, finish_unsent, take_back
 from smsdispatch.store.campaigns import (
@@ -113,6 +119,10 @@ class CampaignSpec:
     end_at: datetime | None = None
     timezone: str = "UTC"
     default_region: str | None = None
+    # Where each of its messages' status changes are posted, and the API key
+    # whose secret signs them (None: CALLBACK_SECRET).
+    status_callback: str | None = None
+    callback_key_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +207,7 @@ class Campaigns:
         if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
             raise CampaignError("default_region", f"{region!r} is not a region code such as US")
         _check_window(spec.start_at, spec.end_at)
+        self._check_callback(spec)
         return {
             "name": spec.name.strip(),
             "provider": provider,
@@ -206,7 +217,19 @@ class Campaigns:
             "start_at": spec.start_at,
             "end_at": spec.end_at,
             "timezone": spec.timezone,
+            "status_callback": spec.status_callback,
+            "callback_key_id": spec.callback_key_id if spec.status_callback else None,
         }
+
+    def _check_callback(self, spec: CampaignSpec) -> None:
+        """The same checks as a single message's (producer/validation.py)."""
+        request = SendRequest(
+            "", "", status_callback=spec.status_callback, callback_key_id=spec.callback_key_id
+        )
+        try:
+            self.validator.callback(request)
+        except InvalidMessage as exc:
+            raise CampaignError(exc.field, exc.reason) from None
 
     def _vendor(self, spec: CampaignSpec) -> tuple[str | None, str | None]:
         """The campaign's vendor and sender; (None, None) for a routed campaign."""
@@ -268,7 +291,13 @@ class Campaigns:
         preparer = RowPreparer(
             entry, Template.parse(campaign["template"]), campaign["default_region"]
         )
-        target = CampaignTarget(campaign["id"], campaign["provider"], campaign["sender"])
+        target = CampaignTarget(
+            campaign["id"],
+            campaign["provider"],
+            campaign["sender"],
+            campaign["status_callback"],
+            campaign["callback_key_id"],
+        )
         routing = ChunkRouter(self.validator, self._snapshot) if routed else None
         return import_rows(
             self.db,

@@ -90,6 +90,10 @@ def create(
     start: Annotated[str | None, typer.Option(help="Start time, ISO 8601.")] = None,
     end: Annotated[str | None, typer.Option(help="Unsent messages expire at this time.")] = None,
     timezone: Annotated[str, typer.Option(help="Zone for times without an offset.")] = "UTC",
+    status_callback: Annotated[
+        str | None,
+        typer.Option(help="URL to POST each message's status changes to (CALLBACK_SECRET)."),
+    ] = None,
 ) -> None:
     """Create a draft campaign (and import its recipients); print its id."""
     with reported():
@@ -104,6 +108,7 @@ def create(
                 end_at=parse_when(end, timezone),
                 timezone=timezone,
                 default_region=region,
+                status_callback=status_callback,
             )
         )
         console.print(f"campaign {campaign_id} created (draft)")

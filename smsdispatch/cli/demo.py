@@ -165,8 +165,12 @@ def run_demo(*, messages: int, flower: bool, keep: bool, console: Console) -> No
             celery_worker(env, WORKDIR, [*queues, names.DEFAULT_QUEUE], name="senders").start()
         )
         # Urgent messages and the sweeper get a process of their own, so a
-        # rate-limited campaign never holds them up.
-        urgent = [*names.queues(catalog.providers, bulk=False), names.MAINTENANCE_QUEUE]
+        # rate-limited campaign never holds them up; status callbacks too.
+        urgent = [
+            *names.queues(catalog.providers, bulk=False),
+            names.MAINTENANCE_QUEUE,
+            names.CALLBACKS_QUEUE,
+        ]
         procs.append(celery_worker(env, WORKDIR, urgent, concurrency=1, name="urgent").start())
         procs.append(celery_beat(env, WORKDIR).start())
         if flower:

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from smsdispatch.cli.errors import fail
 from smsdispatch.config.settings import get_settings
+from smsdispatch.producer.callback_urls import RefusedCallbackUrl, check_url
 from smsdispatch.store import api_keys
 from smsdispatch.store.db import Database
 
@@ -24,22 +25,44 @@ console = Console()
 @app.command()
 def create(
     name: Annotated[str, typer.Argument(help="Who or what uses it (unique among live keys).")],
+    callback: Annotated[
+        str | None,
+        typer.Option(
+            "--callback",
+            help="The status callback URL of its messages that name none.",
+        ),
+    ] = None,
 ) -> None:
-    """Make a key and print it: it is shown this once, and only its hash is kept."""
+    """Make a key and print it: it is shown this once, and only its hash is kept.
+
+    Also prints the secret its status callbacks are signed with (once too).
+    """
     if not name.strip() or len(name) > 100:
         fail("a name of 1 to 100 characters is required")
     if name.isdigit():
         # `keys revoke 2024` revokes key number 2024: a name of digits could never be named.
         fail(f"{name!r}: a name needs a letter (digits alone are read as a key's id)")
-    db = Database(get_settings().database_url)
+    settings = get_settings()
+    if callback is not None:
+        try:
+            check_url(callback, allow_private=settings.callback_allow_private)
+        except RefusedCallbackUrl as exc:
+            fail(f"--callback: {exc}", code=2)
+    db = Database(settings.database_url)
     try:
         with db.session() as session, session.begin():
-            key_id, key = api_keys.create(session, name, db.clock())
+            made = api_keys.create(session, name, db.clock(), callback_url=callback)
     except api_keys.ApiKeyNameTaken as exc:
         fail(str(exc))
-    console.print(f"key {key_id} {name!r} created; it is shown only now:", highlight=False)
+    console.print(
+        f"key {made.id} {name!r} created; its status callbacks are signed with "
+        f"{made.callback_secret} (verify them with smsdispatch.callbacks.verify_signature); "
+        "both are shown only now. The key:",
+        highlight=False,
+        soft_wrap=True,
+    )
     # Alone on its line, unstyled, for a script to read.
-    print(key)
+    print(made.key)
 
 
 @app.command("list")

@@ -64,6 +64,10 @@ def send(
     idempotency_key: Annotated[str | None, typer.Option(help="Same key, same message.")] = None,
     client_reference: Annotated[str | None, typer.Option(help="Your own reference.")] = None,
     region: Annotated[str | None, typer.Option(help="Region for local numbers, e.g. ZA.")] = None,
+    status_callback: Annotated[
+        str | None,
+        typer.Option(help="URL to POST each status change to, signed with CALLBACK_SECRET."),
+    ] = None,
 ) -> None:
     """Validate, store and enqueue one message; print its id."""
     from smsdispatch.producer.api import Producer
@@ -84,7 +88,15 @@ def send(
     )
     try:
         message_id = producer.send(
-            SendRequest(to, text, provider, sender, client_reference, idempotency_key)
+            SendRequest(
+                to,
+                text,
+                provider,
+                sender,
+                client_reference,
+                idempotency_key,
+                status_callback=status_callback,
+            )
         )
     except InvalidMessage as exc:
         fail(f"rejected: {exc}")

@@ -267,6 +267,35 @@ class Settings(BaseSettings):
     metrics_token: SecretStr = SecretStr("")
     metrics_db_cache_seconds: float = 15.0
 
+    # Status callbacks to client applications (smsdispatch/callbacks/):
+    # the secret that signs callbacks of messages from the producer API and
+    # of API_KEYS keys (keys made by `smsdispatch keys create` have their own);
+    # whether URLs to private, loopback or link-local addresses are allowed
+    # (refused by default: a callback URL must not reach our own network).
+    callback_secret: SecretStr = SecretStr("")
+    callback_allow_private: bool = False
+    # How long a callback is retried (connection errors, timeouts, 5xx, 429)
+    # before it is kept as failed; back-off doubles from the first delay up
+    # to the longest, with jitter, and Retry-After is honoured.
+    callback_retry_period_seconds: float = 86400.0
+    callback_retry_first_seconds: float = 1.0
+    callback_retry_max_seconds: float = 600.0
+    # Each POST: connect and whole-request timeouts, and the most of the
+    # answer read (the body is only logged).
+    callback_connect_timeout_seconds: float = 2.0
+    callback_timeout_seconds: float = 5.0
+    callback_max_response_bytes: int = 4096
+    # Per receiving host, across all workers (Redis): at most this many POSTs
+    # in flight and this many per second; the rest wait a moment in the
+    # database, so one slow endpoint never holds up another's callbacks.
+    callback_host_concurrency: int = 8
+    callback_host_rate_per_second: float = 50.0
+    # Beat's sweep of due callbacks, how many it hands out per run, and how
+    # many ids go in one Celery task.
+    callback_interval_seconds: float = 0.5
+    callback_batch_limit: int = 2000
+    callback_task_size: int = 50
+
     # Logging: message texts and numbers are never logged above DEBUG; this
     # keeps them out of DEBUG too.
     log_personal_data: bool = False

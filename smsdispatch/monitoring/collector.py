@@ -18,6 +18,10 @@ and the messages table. So any process can serve /metrics (the HTTP API, or
     smsdispatch_metrics_source_up{source}             gauge     1 if redis / database answered
     smsdispatch_maintenance_runs_total{task,outcome}  counter   sweep/dispatch/reconcile runs
     smsdispatch_maintenance_seconds_since_ok{task}    gauge     (monitoring/maintenance.py)
+    smsdispatch_callbacks_total{outcome}              counter   status callbacks: delivered,
+                                                                retried, failed
+    smsdispatch_callback_latency_seconds              histogram status change to 2xx received
+    smsdispatch_callbacks_pending                     gauge     callbacks waiting to be posted
 
 Cost of a scrape: one Redis pipeline (four HGETALLs and an LLEN per queue and
 priority step: 4 x 12 small commands) and, at most once per
@@ -50,8 +54,14 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
-from smsdispatch.monitoring.counters import read_counts, read_wait_histograms
+from smsdispatch.monitoring.counters import (
+    CALLBACK_BUCKETS,
+    CALLBACK_OUTCOMES,
+    read_counts,
+    read_wait_histograms,
+)
 from smsdispatch.monitoring.maintenance import MaintenanceCollector
+from smsdispatch.store.callbacks import pending_count
 from smsdispatch.store.db import Database
 from smsdispatch.store.deadlines import awaiting_reports
 from smsdispatch.store.outbox import status_counts
@@ -121,12 +131,23 @@ class ClusterCollector:
         pipe.hgetall(keys.METRICS_RECOVERIES)
         pipe.hgetall(keys.METRICS_FAILOVERS)
         pipe.hgetall(keys.METRICS_STALE)
+        pipe.hgetall(keys.METRICS_CALLBACKS)
+        pipe.hgetall(keys.METRICS_CALLBACK_LATENCY)
         for queue in self.queues:
             for name in queue_lists(queue):
                 pipe.llen(name)
-        sends_raw, deferrals_raw, waits_raw, recoveries_raw, failovers_raw, stale_raw, *lengths = (
-            pipe.execute()
-        )
+        (
+            sends_raw,
+            deferrals_raw,
+            waits_raw,
+            recoveries_raw,
+            failovers_raw,
+            stale_raw,
+            callbacks_raw,
+            callback_latency_raw,
+            *lengths,
+        ) = pipe.execute()
+        yield from _callback_metrics(callbacks_raw, callback_latency_raw)
 
         sends = CounterMetricFamily(
             "smsdispatch_sends",
@@ -224,6 +245,7 @@ class ClusterCollector:
                                 self.awaiting_after_seconds,
                                 self.awaiting_window_seconds,
                             ),
+                            pending_count(session),
                         )
                     self._cached_at = self.clock()
                 except SQLAlchemyError:
@@ -236,6 +258,7 @@ class ClusterCollector:
 class DatabaseFigures:
     counts: dict[tuple[str, str], int]  # (provider, status) -> messages
     awaiting: dict[str, tuple[int, int]]  # provider -> (no final status yet, sent)
+    callbacks_pending: int  # status callbacks not yet posted
 
     def metrics(self) -> Iterator[Metric]:
         gauge = GaugeMetricFamily(
@@ -257,6 +280,37 @@ class DatabaseFigures:
             if sent:
                 waiting.add_metric([provider], no_final / sent)
         yield waiting
+        pending = GaugeMetricFamily(
+            "smsdispatch_callbacks_pending",
+            "Status callbacks waiting to be posted (due now or retrying later).",
+        )
+        pending.add_metric([], self.callbacks_pending)
+        yield pending
+
+
+def _callback_metrics(
+    outcomes_raw: dict[bytes, bytes], latency_raw: dict[bytes, bytes]
+) -> Iterator[Metric]:
+    """Status callbacks to client applications (smsdispatch/callbacks/)."""
+    outcomes = CounterMetricFamily(
+        "smsdispatch_callbacks",
+        "Status callback POSTs by outcome: 'delivered' (2xx), 'retried' (no answer, "
+        "5xx or 429: tried again later), 'failed' (another 4xx, a refused URL, or "
+        "retried for the whole period).",
+        labels=["outcome"],
+    )
+    counted = {k.decode(): int(v) for k, v in outcomes_raw.items()}
+    for outcome in CALLBACK_OUTCOMES:
+        outcomes.add_metric([outcome], counted.get(outcome, 0))
+    yield outcomes
+    latency = HistogramMetricFamily(
+        "smsdispatch_callback_latency_seconds",
+        "Seconds from a message's status change to its callback's 2xx answer.",
+    )
+    histogram = read_wait_histograms(latency_raw, CALLBACK_BUCKETS).get("all")
+    if histogram is not None:
+        latency.add_metric([], [(le, float(n)) for le, n in histogram.buckets], histogram.total)
+    yield latency
 
 
 def cluster_registry(

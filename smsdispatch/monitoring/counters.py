@@ -42,6 +42,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import redis
+import redis.asyncio as aioredis
 
 from smsdispatch.vocabulary import keys
 
@@ -146,6 +147,53 @@ class MetricsBuffer:
             log.warning("could not add this batch's metrics to Redis", exc_info=True)
 
 
+# Upper bounds (seconds) of the status-change-to-callback histogram.
+CALLBACK_BUCKETS: tuple[float, ...] = (
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    3600.0,
+)
+CALLBACK_OUTCOMES = ("delivered", "retried", "failed")
+
+
+def callback_bucket_of(seconds: float) -> str:
+    index = bisect.bisect_left(CALLBACK_BUCKETS, seconds)
+    return bucket_label(CALLBACK_BUCKETS[index]) if index < len(CALLBACK_BUCKETS) else INF
+
+
+async def add_callback_metrics(
+    client: aioredis.Redis, outcomes: Counter[str], latencies: Sequence[float]
+) -> None:
+    """Add a batch of status callbacks' outcomes and latencies (status change to
+    2xx) to Redis in one round trip; best-effort like `MetricsBuffer.flush`.
+
+        smsdispatch:metrics:callbacks         "<outcome>" -> count
+        smsdispatch:metrics:callback_latency  "all|<le>" -> count, "all|sum" -> seconds
+    """
+    if not outcomes and not latencies:
+        return
+    pipe = client.pipeline(transaction=False)
+    for outcome, n in outcomes.items():
+        pipe.hincrby(keys.METRICS_CALLBACKS, outcome, n)
+    buckets = Counter(callback_bucket_of(s) for s in latencies)
+    for bucket, n in buckets.items():
+        pipe.hincrby(keys.METRICS_CALLBACK_LATENCY, field_name("all", bucket), n)
+    if latencies:
+        pipe.hincrbyfloat(keys.METRICS_CALLBACK_LATENCY, field_name("all", "sum"), sum(latencies))
+    try:
+        await pipe.execute()
+    except redis.RedisError:
+        log.warning("could not add this batch's callback metrics to Redis", exc_info=True)
+
+
 @dataclass(frozen=True)
 class WaitHistogram:
     """One provider's limiter waits, cumulative as Prometheus wants them."""
@@ -154,8 +202,11 @@ class WaitHistogram:
     total: float
 
 
-def read_wait_histograms(raw: dict[bytes, bytes]) -> dict[str, WaitHistogram]:
-    """Turn the limiter-wait hash into one cumulative histogram per provider."""
+def read_wait_histograms(
+    raw: dict[bytes, bytes], bounds: Sequence[float] = WAIT_BUCKETS
+) -> dict[str, WaitHistogram]:
+    """Turn the limiter-wait hash (or another of its shape with these bucket
+    `bounds`) into one cumulative histogram per provider."""
     per_bucket: dict[str, Counter[str]] = {}
     sums: dict[str, float] = {}
     for key, value in raw.items():
@@ -164,7 +215,7 @@ def read_wait_histograms(raw: dict[bytes, bytes]) -> dict[str, WaitHistogram]:
             sums[provider] = float(value)
         else:
             per_bucket.setdefault(provider, Counter())[part] = int(value)
-    labels: Sequence[str] = [*(bucket_label(b) for b in WAIT_BUCKETS), INF]
+    labels: Sequence[str] = [*(bucket_label(b) for b in bounds), INF]
     result = {}
     for provider, counts in per_bucket.items():
         running = 0

@@ -27,9 +27,15 @@ from smsdispatch.vocabulary import names
 
 
 def build_collector(settings: Settings, db: Database) -> ClusterCollector:
-    """Every queue the Celery app declares: both lanes of each vendor, default, maintenance."""
+    """Every queue the Celery app declares: both lanes of each vendor, default,
+    maintenance, callbacks."""
     catalog = load_catalog(settings.catalog_path)
-    queues = [*names.queues(catalog.providers), names.DEFAULT_QUEUE, names.MAINTENANCE_QUEUE]
+    queues = [
+        *names.queues(catalog.providers),
+        names.DEFAULT_QUEUE,
+        names.MAINTENANCE_QUEUE,
+        names.CALLBACKS_QUEUE,
+    ]
     return ClusterCollector(
         redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2),
         db,

@@ -198,4 +198,6 @@ def _fields(v: ValidMessage) -> dict[str, object]:
         "client_reference": v.client_reference,
         "idempotency_key": v.idempotency_key,
         "priority": v.priority,
+        "status_callback": v.status_callback,
+        "callback_key_id": v.callback_key_id,
     }

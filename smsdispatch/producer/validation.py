@@ -21,6 +21,7 @@ from smsdispatch.config.catalog import (
 )
 from smsdispatch.config.routes import NoRouteError, Route, RouteVendor
 from smsdispatch.config.settings import Settings
+from smsdispatch.producer.callback_urls import RefusedCallbackUrl, UrlChecker
 from smsdispatch.producer.encoding import detect_encoding, segment_count
 from smsdispatch.routing.router import Snapshot
 from smsdispatch.vocabulary.errors import InputError
@@ -57,6 +58,10 @@ class SendRequest:
     # 1 for urgent messages (one-time passwords): a lane of their own, so a
     # bulk campaign on the same vendor does not hold them up.
     priority: int = 0
+    # Where to POST its status changes, and the API key whose secret signs
+    # them (None: the CALLBACK_SECRET setting): smsdispatch/callbacks/.
+    status_callback: str | None = None
+    callback_key_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,8 @@ class ValidMessage:
     idempotency_key: str | None
     priority: int = 0
     route: str | None = None  # the route that chose the vendor, if none was named
+    status_callback: str | None = None
+    callback_key_id: int | None = None
 
 
 def is_routed(provider: str | None) -> bool:
@@ -89,6 +96,7 @@ class Validator:
         self.unconfigured = {
             name: settings.vendor(name).missing(name) for name in catalog.providers
         }
+        self.check_callback_url = UrlChecker(settings.callback_allow_private)
 
     def validate(self, request: SendRequest, routing: Snapshot | None = None) -> ValidMessage:
         """The message as it will be stored; `routing` chooses the vendor of a
@@ -135,6 +143,7 @@ class Validator:
     ) -> ValidMessage:
         """The message as stored, once its vendor, sender and number are settled."""
         encoding, segments = self.text(entry, request.text)
+        self.callback(request)
         return ValidMessage(
             entry.name,
             sender,
@@ -146,7 +155,24 @@ class Validator:
             request.idempotency_key,
             request.priority,
             route,
+            request.status_callback,
+            request.callback_key_id if request.status_callback else None,
         )
+
+    def callback(self, request: SendRequest) -> None:
+        """A status callback URL we agree to post to, and a secret to sign with."""
+        if request.status_callback is None:
+            return
+        try:
+            self.check_callback_url(request.status_callback)
+        except RefusedCallbackUrl as exc:
+            raise InvalidMessage("status_callback", str(exc)) from None
+        if request.callback_key_id is None and not self.settings.callback_secret.get_secret_value():
+            raise InvalidMessage(
+                "status_callback",
+                "no secret to sign callbacks with: set CALLBACK_SECRET (or use an API key "
+                "made by `smsdispatch keys create`, which has its own)",
+            )
 
     def can_carry(self, choice: RouteVendor, text: str) -> bool:
         """Whether the vendor could ever send this text: configured, and it fits."""

@@ -43,6 +43,35 @@ class ApiKeyRow:
     revoked_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """A key just made: the key and its callback signing secret are shown only now."""
+
+    id: int
+    key: str
+    callback_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCallbacks:
+    """What a request's key says of status callbacks: the key's id (None for
+    an API_KEYS key), its default callback URL, and whether it has a secret
+    of its own to sign them (else CALLBACK_SECRET does)."""
+
+    key_id: int | None
+    callback_url: str | None
+    signs: bool = False
+
+    @property
+    def signing_key_id(self) -> int | None:
+        """The key whose secret signs its messages' callbacks; None: CALLBACK_SECRET."""
+        return self.key_id if self.signs else None
+
+
+# A callback signing secret: 256 random bits, prefixed like Stripe's `whsec_`.
+SECRET_PREFIX = "sdcs_"  # noqa: S105 - a prefix, not a secret
+
+
 def new_key() -> str:
     return PREFIX + secrets.token_urlsafe(32)
 
@@ -51,19 +80,29 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create(session: Session, name: str, now: datetime) -> tuple[int, str]:
-    """A new key named `name`: its id and the key itself (shown only now)."""
+def create(
+    session: Session, name: str, now: datetime, *, callback_url: str | None = None
+) -> NewKey:
+    """A new key named `name`, with its own callback signing secret and
+    `callback_url` as its messages' default status callback."""
     key = new_key()
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     try:
         with session.begin_nested():
             key_id = session.execute(
                 insert(api_keys)
-                .values(name=name, key_hash=hash_key(key), created_at=now)
+                .values(
+                    name=name,
+                    key_hash=hash_key(key),
+                    created_at=now,
+                    callback_url=callback_url,
+                    callback_secret=secret,
+                )
                 .returning(api_keys.c.id)
             ).scalar_one()
     except IntegrityError:
         raise ApiKeyNameTaken(name) from None
-    return key_id, key
+    return NewKey(key_id, key, secret)
 
 
 def all_keys(session: Session) -> list[ApiKeyRow]:
@@ -86,6 +125,23 @@ def revoke(session: Session, which: str, now: datetime) -> ApiKeyRow:
     if row is None:
         raise ApiKeyNotFound(which)
     return ApiKeyRow(*row)
+
+
+def key_callbacks(session: Session, key: str) -> KeyCallbacks | None:
+    """The status-callback settings of the live key `key`, or None.
+
+    A key made before migration 0015 has no secret of its own: its
+    callbacks are signed with CALLBACK_SECRET, as an API_KEYS key's are.
+    """
+    k = api_keys.c
+    row = session.execute(
+        select(k.id, k.callback_url, k.callback_secret).where(
+            k.key_hash == hash_key(key), k.revoked_at.is_(None)
+        )
+    ).first()
+    if row is None:
+        return None
+    return KeyCallbacks(row.id, row.callback_url, signs=bool(row.callback_secret))
 
 
 def active_key_name(session: Session, key: str) -> str | None:

@@ -36,6 +36,9 @@ class CampaignTarget:
     id: int
     provider: str | None
     sender: str | None
+    # The campaign's status callback, copied onto each message (migration 0015).
+    status_callback: str | None = None
+    callback_key_id: int | None = None
 
     @property
     def routed(self) -> bool:
@@ -65,6 +68,8 @@ def _shared(target: CampaignTarget, now: datetime) -> dict[str, object]:
         "attempts": 0,
         "priority": 0,
         "campaign_id": target.id,
+        "status_callback": target.status_callback,
+        "callback_key_id": target.callback_key_id if target.status_callback else None,
         "next_attempt_at": now,
         "created_at": now,
         "updated_at": now,

@@ -164,6 +164,11 @@ class Message(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # When reconciliation last asked the vendor for this message's status.
     polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Where to tell the client application of its status changes, and the
+    # API key whose secret signs them (NULL: the CALLBACK_SECRET setting).
+    # A trigger (migration 0015) writes a `status_callbacks` row for each.
+    status_callback: Mapped[str | None] = mapped_column(String(2048))
+    callback_key_id: Mapped[int | None] = mapped_column(BigId)
 
     __table_args__ = (
         # Delivery reports and status polls look messages up by the vendor's id.
@@ -214,6 +219,9 @@ class Campaign(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Copied onto each of its messages (Message.status_callback).
+    status_callback: Mapped[str | None] = mapped_column(String(2048))
+    callback_key_id: Mapped[int | None] = mapped_column(BigId)
 
     __table_args__ = (Index("ix_campaigns_status_start_at", "status", "start_at"),)
 
@@ -297,6 +305,11 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex SHA-256
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The status callback of its messages that name none, and the secret
+    # their callbacks are signed with (shown once, at creation). The secret is
+    # kept as is: signing needs it, a hash would not do.
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
+    callback_secret: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (
         Index(
@@ -309,7 +322,48 @@ class ApiKey(Base):
     )
 
 
+class StatusCallback(Base):
+    """One status change to POST to a client application: the callbacks' outbox.
+
+    Written by the trigger on `messages` (migration 0015) in the status
+    change's own transaction; its id is the sequence number the receiver
+    orders one message's callbacks by. `state`: pending, delivered, failed.
+    """
+
+    __tablename__ = "status_callbacks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("messages.id", ondelete="CASCADE"), index=True
+    )
+    event: Mapped[str] = mapped_column(String(16))  # "status" or "vendor" (failover)
+    status: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(32))
+    tracking_id: Mapped[str | None] = mapped_column(String(128))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_reason: Mapped[str | None] = mapped_column(Text)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    url: Mapped[str] = mapped_column(String(2048))
+    key_id: Mapped[int | None] = mapped_column(BigId)  # whose secret signs it
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    # When it is due; while a worker posts it, the end of that worker's lease.
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claim_token: Mapped[str | None] = mapped_column(String(16))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Retries go on for a period from the change, or from the last replay.
+    replayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_status_callbacks_state_next_attempt_at", "state", "next_attempt_at"),
+    )
+
+
 messages = cast(Table, Message.__table__)
+status_callbacks = cast(Table, StatusCallback.__table__)
 api_keys = cast(Table, ApiKey.__table__)
 send_attempts = cast(Table, SendAttempt.__table__)
 campaigns = cast(Table, Campaign.__table__)

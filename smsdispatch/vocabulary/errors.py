@@ -13,6 +13,9 @@ code, the CLI into a red line and exit status 2, a worker into an outcome.
     │   ├── MissingValue                 campaigns/templates.py     (also ValueError)
     │   ├── RowRejected                  campaigns/preparation.py   (also ValueError)
     │   ├── RecipientListError           campaigns/recipients.py    (also ValueError)
+    │   ├── RefusedCallbackUrl           producer/callback_urls.py  (also ValueError)
+    │   ├── SignatureError               vocabulary/signatures.py   (also ValueError): a
+    │   │                                status callback's receiver refuses the request
     │   └── BodyTooLarge                 api/body_size.py
     ├── NotFoundError                    what the caller named does not exist (404): nothing
     │   │                                to fix in the request's body, only in what it names

@@ -122,3 +122,20 @@ def route_pin(route: str, vendor: str) -> str:
 
 # Every weight change, with its reason and Redis time (a trimmed stream).
 ROUTE_CHANGES = f"{PREFIX}:routing:changes"
+
+
+def callback_inflight(host: str) -> str:
+    """Status callbacks being posted to this host now, across all workers: a
+    sorted set of slot tokens scored by when each hold ends."""
+    return f"{PREFIX}:callbacks:inflight:{host}"
+
+
+def callback_rate(host: str) -> str:
+    """The TAT of this host's callback rate (GCRA, callbacks/hosts.py)."""
+    return f"{PREFIX}:callbacks:rate:{host}"
+
+
+# Status callbacks posted, by outcome (delivered, retried, failed), and the
+# time from status change to a 2xx: monitoring/counters.py.
+METRICS_CALLBACKS = f"{PREFIX}:metrics:callbacks"
+METRICS_CALLBACK_LATENCY = f"{PREFIX}:metrics:callback_latency"

@@ -15,9 +15,14 @@ SWEEP = "smsdispatch.sweep"
 DISPATCH = "smsdispatch.dispatch"
 RECONCILE = "smsdispatch.reconcile"
 REBALANCE = "smsdispatch.rebalance"
+CALLBACKS_SWEEP = "smsdispatch.callbacks.sweep"
+CALLBACKS_DELIVER = "smsdispatch.callbacks.deliver"
 
 DEFAULT_QUEUE = "sms.default"
 MAINTENANCE_QUEUE = "sms.maintenance"
+# Status callbacks to client applications: a queue of their own, so a slow
+# receiver never holds a send (smsdispatch/callbacks/).
+CALLBACKS_QUEUE = "callbacks"
 
 
 def queues(providers: Iterable[str], *, bulk: bool = True, urgent: bool = True) -> list[str]:

@@ -47,10 +47,15 @@ def create_app(settings: Settings) -> Celery:
             "smsdispatch.tasks.dispatch",
             "smsdispatch.tasks.reconcile",
             "smsdispatch.tasks.rebalance",
+            "smsdispatch.tasks.callbacks",
         ],
     )
     queues = [Queue(names.provider_queue(p, lane)) for p in catalog.providers for lane in (0, 1)]
-    queues += [Queue(names.DEFAULT_QUEUE), Queue(names.MAINTENANCE_QUEUE)]
+    queues += [
+        Queue(names.DEFAULT_QUEUE),
+        Queue(names.MAINTENANCE_QUEUE),
+        Queue(names.CALLBACKS_QUEUE),
+    ]
     app.conf.update(
         broker_url=settings.redis_url,
         broker_connection_retry_on_startup=True,
@@ -70,6 +75,8 @@ def create_app(settings: Settings) -> Celery:
             names.DISPATCH: {"queue": names.MAINTENANCE_QUEUE},
             names.RECONCILE: {"queue": names.MAINTENANCE_QUEUE},
             names.REBALANCE: {"queue": names.MAINTENANCE_QUEUE},
+            names.CALLBACKS_SWEEP: {"queue": names.CALLBACKS_QUEUE},
+            names.CALLBACKS_DELIVER: {"queue": names.CALLBACKS_QUEUE},
         },
         # Events for Flower: sends only; the maintenance tasks set
         # `send_events = False` and beat sends no "task-sent" (below).
@@ -95,6 +102,11 @@ def create_app(settings: Settings) -> Celery:
             "rebalance-routes": {
                 "task": names.REBALANCE,
                 "schedule": settings.rebalance_interval_seconds,
+            },
+            # Status callbacks to client applications (tasks/callbacks.py).
+            "sweep-callbacks": {
+                "task": names.CALLBACKS_SWEEP,
+                "schedule": settings.callback_interval_seconds,
             },
         },
         timezone="UTC",

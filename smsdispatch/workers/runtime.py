@@ -15,7 +15,9 @@ task at a time.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Coroutine, Iterable
@@ -29,6 +31,7 @@ from celery import Celery
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from smsdispatch.callbacks.worker import CallbackWorker, callback_client
 from smsdispatch.campaigns.templates import Template
 from smsdispatch.config.catalog import Catalog, load_catalog
 from smsdispatch.config.settings import Settings, get_settings
@@ -47,6 +50,7 @@ from smsdispatch.store.db import Database
 from smsdispatch.store.models import campaigns
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -76,6 +80,10 @@ class Runtime:
         self._loop_thread: threading.Thread | None = None
         self._loop_lock = threading.Lock()
         self._client: httpx.AsyncClient | None = None
+        self._callbacks: CallbackWorker | None = None
+        self._callback_client: httpx.AsyncClient | None = None
+        # Coroutines handed to the loop without waiting (callbacks' POSTs).
+        self._spawned: set[concurrent.futures.Future[Any]] = set()
         self._aioredis: aioredis.Redis | None = None
         self._limiter: RedisLimiter | None = None
         self._health: HealthBoard | None = None
@@ -102,6 +110,19 @@ class Runtime:
         several tasks run there concurrently; the HTTP pool stays warm.
         """
         return asyncio.run_coroutine_threadsafe(coro, self._running_loop()).result()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Start a coroutine on this process's loop and return at once; its
+        error, if any, is logged. Status callbacks' POSTs run so: no task
+        thread waits on a receiver."""
+        future = asyncio.run_coroutine_threadsafe(coro, self._running_loop())
+        self._spawned.add(future)
+        future.add_done_callback(self._spawn_done)
+
+    def _spawn_done(self, future: concurrent.futures.Future[Any]) -> None:
+        self._spawned.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("a background coroutine failed", exc_info=future.exception())
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         with self._loop_lock:
@@ -170,6 +191,18 @@ class Runtime:
         return self._client
 
     @property
+    def callbacks(self) -> CallbackWorker:
+        """Status callbacks' delivery: its own HTTP pool (short timeouts, no
+        redirects), so receivers never share connections with the vendors."""
+        if self._callbacks is None:
+            s = self.settings
+            self._callback_client = callback_client(s)
+            self._callbacks = CallbackWorker(
+                s, self.db, self.clock, self._callback_client, self.aioredis
+            )
+        return self._callbacks
+
+    @property
     def aioredis(self) -> aioredis.Redis:
         """Redis for the event loop: the limiter and the answer journal."""
         if self._aioredis is None:
@@ -228,7 +261,7 @@ class Runtime:
         `timeout` is left to the daemon thread rather than hang the caller."""
         loop, thread = self._loop, self._loop_thread
         if loop is not None and thread is not None:
-            for closing in (self._client, self._aioredis):
+            for closing in (self._client, self._callback_client, self._aioredis):
                 if closing is not None:
                     future = asyncio.run_coroutine_threadsafe(closing.aclose(), loop)
                     with contextlib.suppress(Exception):
@@ -238,7 +271,8 @@ class Runtime:
             if not thread.is_alive():
                 loop.close()
         self._loop = self._loop_thread = None
-        self._client = self._aioredis = self._limiter = None
+        self._client = self._callback_client = self._aioredis = self._limiter = None
+        self._callbacks = None
         self._adapters.clear()
         self.redis.close()
         self.db.dispose()

@@ -88,7 +88,7 @@ class Stack:
     ) -> ManagedProcess:
         if queues is None:
             queues = names.queues(self.catalog.providers)
-            queues += [names.DEFAULT_QUEUE, names.MAINTENANCE_QUEUE]
+            queues += [names.DEFAULT_QUEUE, names.MAINTENANCE_QUEUE, names.CALLBACKS_QUEUE]
         worker = celery_worker(
             self.env, self.log_dir, queues, name=name, loglevel="INFO", concurrency=concurrency
         )
