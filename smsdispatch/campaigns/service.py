@@ -243,6 +243,21 @@ class Campaigns:
                 raise CampaignError(
                     "provider", "the catalog has no routes: name a provider, or add a route"
                 )
+            routable = {
+                v.vendor
+                for route in self.catalog.routes.values()
+                for v in route.vendors
+                if not self.validator.unconfigured[v.vendor]
+            }
+            if not routable:
+                # Its recipients could not be routed: refuse it now, not row by row.
+                unset = sorted({n for m in self.validator.unconfigured.values() for n in m})
+                raise CampaignError(
+                    "provider",
+                    "no vendor of any route has all its settings "
+                    f"({', '.join(unset[:4])}{', ...' if len(unset) > 4 else ''} not set): "
+                    "name a provider, or set a route vendor up",
+                )
             return None, None
         try:
             entry = self.validator.provider(str(spec.provider))

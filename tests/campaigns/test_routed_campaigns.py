@@ -33,6 +33,7 @@ from smsdispatch.vocabulary.status import MessageStatus
 from smsdispatch.workers.runtime import Runtime
 from tests.campaigns.conftest import csv_of, spec
 from tests.clock import FakeClock
+from tests.settings import TEST_CREDENTIALS, make_settings
 
 # A test catalog: two priced vendors of unequal weight by default (Cue takes
 # at most 918 characters, Restcomm 1600), and India on SMSBuddy, unpriced.
@@ -392,3 +393,15 @@ def test_the_expected_split_of_a_vendor_booked_ahead_goes_first_to_the_others(
     assert expected_split(snapshot, route, lambda _: True, 200) == pytest.approx(
         {"cue": 0.5, "restcomm": 0.5}
     )
+
+
+def test_a_routed_campaign_is_refused_when_no_route_vendor_is_set_up(
+    rt: Runtime, clock: FakeClock, catalog_: Catalog, router: Router
+) -> None:
+    bare = {v: {**TEST_CREDENTIALS[v], "base_url": ""} for v in TEST_CREDENTIALS}
+    settings = make_settings(database_url=rt.settings.database_url, **bare)
+    service = Campaigns(settings, catalog_, rt.db, clock=clock, router=router)
+    with pytest.raises(CampaignError) as refused:
+        service.create(auto())
+    assert refused.value.field == "provider"
+    assert "BASE_URL" in str(refused.value)
