@@ -10,6 +10,8 @@ import pytest
 from sqlalchemy import select, update
 
 from smsdispatch.config.catalog import ProviderEntry
+from smsdispatch.config.routes import RouteVendor
+from smsdispatch.sending.failover import moved
 from smsdispatch.sending.transitions import plan_update
 from smsdispatch.store import callbacks as store
 from smsdispatch.store.callbacks import CallbackState, Verdict
@@ -106,6 +108,19 @@ def test_a_routed_message_moving_to_another_vendor_writes_a_vendor_callback(
         )
     assert callbacks_of(database, routed) == [("vendor", "queued", None)]
     assert callbacks_of(database, named) == []
+
+
+def test_a_failover_move_of_a_claimed_message_is_a_vendor_event_not_a_queued_status(
+    database: Database,
+) -> None:
+    [mid] = add_rows(database, 1, status_callback=URL, route="default")
+    with database.session() as s, s.begin():
+        [row] = claim(s, [mid], NOW, "t1")
+    target = RouteVendor(vendor="messangi", sender="12345", weight=25)
+    move = moved(row.ref, target, NOW, "cue: 503", "503", refund=False)
+    with database.session() as s, s.begin():
+        apply_updates(s, [move], NOW)
+    assert callbacks_of(database, mid) == [("vendor", "queued", None)]
 
 
 def test_a_messages_later_callback_waits_until_its_earlier_one_is_settled(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable
 
 import pytest
 
+from smsdispatch.producer import callback_urls
 from smsdispatch.producer.callback_urls import (
+    AsyncUrlChecker,
     RefusedCallbackUrl,
     Resolver,
     UrlChecker,
@@ -32,6 +36,8 @@ def resolving_to(*addresses: str) -> Resolver:
         ("fe80::1", "link-local"),
         ("::ffff:127.0.0.1", "loopback"),
         ("224.0.0.1", "multicast"),
+        ("100.100.100.200", "non-public"),  # shared address space: a cloud's metadata
+        ("2002:a00:5::", "private"),  # 6to4 around 10.0.0.5
     ],
 )
 def test_a_host_resolving_to_a_non_public_address_is_refused_naming_it(
@@ -77,3 +83,23 @@ def test_the_checker_resolves_a_url_once_while_its_verdict_is_fresh() -> None:
     now[0] = 61.0
     checker("https://hooks.example/a")
     assert asked == ["hooks.example", "hooks.example"]
+
+
+def test_callbacks_to_one_host_that_come_together_wait_for_one_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+
+    def slow_resolve(host: str, port: int) -> list[str]:
+        asked.append(host)
+        time.sleep(0.2)
+        return ["93.184.216.34"]
+
+    monkeypatch.setattr(callback_urls, "_resolve", slow_resolve)
+    checker = AsyncUrlChecker(False)
+
+    async def together() -> None:
+        await asyncio.gather(*(checker("https://hooks.example/a") for _ in range(10)))
+
+    asyncio.run(together())
+    assert asked == ["hooks.example"]

@@ -65,3 +65,8 @@ def test_a_malformed_header_says_what_is_missing(header: str, why: str) -> None:
     with pytest.raises(SignatureError, match=why):
         check_signature(BODY, header, SECRET, now=T)
     assert not verify_signature(BODY, header, SECRET, now=T)
+
+
+def test_a_forged_signature_that_is_not_ascii_is_rejected_not_raised() -> None:
+    header = f"t={T},v1=\u00e9\u00e9\u00e9"
+    assert verify_signature(BODY, header, SECRET, now=T) is False

@@ -72,8 +72,12 @@ def check_signature(
         raise SignatureError(f"no {HEADER} header")
     timestamp, signatures = _parse(header)
     expected = sign(payload, secret, timestamp)
-    # Compare with every signature given, whatever matches, in constant time.
-    if not any([hmac.compare_digest(expected, given) for given in signatures]):
+    # Compare with every signature given, whatever matches, in constant time;
+    # as bytes: compare_digest refuses a str that is not ASCII, and a forged
+    # header may hold anything.
+    wanted = expected.encode()
+    given_bytes = [given.encode("utf-8", "replace") for given in signatures]
+    if not any([hmac.compare_digest(wanted, given) for given in given_bytes]):
         raise SignatureError("no signature matches this body and secret")
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance_seconds:
