@@ -117,6 +117,11 @@ def postgres_url() -> str:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty results database on each backend."""
+    yield from migrated_database(request, tmp_path)
+
+
+def migrated_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The backend `request.param` names, migrated and empty."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'results.db'}"
         upgrade(url)

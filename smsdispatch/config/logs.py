@@ -22,7 +22,9 @@ from smsdispatch.vocabulary import names
 
 NOISY_LOGGERS = ("httpx", "httpcore", "hpack", "uvicorn.access")
 
-MAINTENANCE_TASKS = frozenset({names.SWEEP, names.DISPATCH, names.RECONCILE, names.REBALANCE})
+MAINTENANCE_TASKS = frozenset(
+    {names.SWEEP, names.DISPATCH, names.RECONCILE, names.REBALANCE, names.CALLBACKS_SWEEP}
+)
 # Where Celery logs a task's receipt, success, and beat's sending of it.
 CELERY_TASK_LOGGERS = ("celery.app.trace", "celery.worker.strategy", "celery.beat")
 BEAT_SENDING = "Scheduler: Sending due task"

@@ -16,7 +16,12 @@ from smsdispatch.producer.validation import SendRequest
 from smsdispatch.vocabulary import keys
 from tests.integration.stack import Stack, running_stack
 
-pytestmark = pytest.mark.slow
+# The whole path on both backends: SQLite is what `make demo` and a first
+# set-up run on.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True),
+]
 
 VENDORS = ("cue", "messangi", "smsbuddy", "restcomm", "skycore")
 

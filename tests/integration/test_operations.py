@@ -243,6 +243,7 @@ def test_metrics_after_real_sends_match_the_attempts_and_messages_tables(
         *names.queues(stack.catalog.providers),
         names.DEFAULT_QUEUE,
         names.MAINTENANCE_QUEUE,
+        names.CALLBACKS_QUEUE,
     }
     assert all(backlog[q] == 0 for q in names.queues(stack.catalog.providers))
 
