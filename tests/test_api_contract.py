@@ -62,8 +62,10 @@ def live_api(
         api_keys=[KEY],
         report_secret=SECRET,
         metrics_token=METRICS_TOKEN,
-        # The hooks write callback URLs to a loopback receiver (contract_hooks.py).
+        # The hooks write callback URLs to a loopback receiver (contract_hooks.py);
+        # an API_KEYS key signs them with CALLBACK_SECRET.
         callback_allow_private=True,
+        callback_secret="contract-callback-secret-0123456789",
     )
     server = BackgroundServer(create_app(settings))
     server.start()
