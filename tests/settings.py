@@ -6,6 +6,9 @@ import os
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy.engine import make_url
 
 from smsdispatch.config.settings import Settings
@@ -63,3 +66,12 @@ def make_settings(**overrides: Any) -> Settings:
     values["skycore"] = {**values["skycore"], "base_url": TEST_SKYCORE_URL}
     values.update(overrides)
     return Settings(_env_file=None, **values)
+
+
+def unreachable_redis() -> redis.Redis:
+    """A client of a Redis nobody runs, failing at once: redis-py's own
+    retries (three, with back-off) would cost each test seconds, and what
+    is tested is what we do when Redis is away, not how long it takes to say so."""
+    return redis.Redis(
+        host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )

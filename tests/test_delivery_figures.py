@@ -36,7 +36,7 @@ from smsdispatch.vocabulary.delivery import DeliveryReport
 from smsdispatch.vocabulary.outcomes import Outcome
 from smsdispatch.vocabulary.status import MessageStatus
 from tests.clock import FakeClock, runtime
-from tests.settings import make_settings
+from tests.settings import make_settings, unreachable_redis
 from tests.test_outbox import add_rows
 from tests.test_route_metrics import samples
 
@@ -138,7 +138,7 @@ def test_a_redis_error_while_counting_loses_no_report_and_says_so(
     database: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     mid = sent(database, "T1", 3)
-    away = redis.Redis(port=1, socket_connect_timeout=0.2)  # nothing listens there
+    away = unreachable_redis()
     settings = make_settings(database_url=database.url)
     intake = ReportIntake(settings, database, DeliveryBoard(away, POLICY))
     with caplog.at_level(logging.WARNING, logger="smsdispatch.routing.delivery"):

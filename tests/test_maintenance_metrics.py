@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from smsdispatch.monitoring.maintenance import MaintenanceCollector, counted
 from smsdispatch.vocabulary import keys, names
+from tests.settings import unreachable_redis
 
 
 def registry_of(client: redis.Redis) -> CollectorRegistry:
@@ -80,6 +81,6 @@ def test_the_age_is_read_on_redis_clock(redis_client: redis.Redis) -> None:
 
 
 def test_counting_without_redis_never_fails_the_run() -> None:
-    down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    down = unreachable_redis()
     assert counted(down, names.SWEEP, lambda: "done")() == "done"
     assert list(registry_of(down).collect()) == []

@@ -33,7 +33,7 @@ from smsdispatch.store.outbox import status_counts
 from smsdispatch.vocabulary import keys, names
 from smsdispatch.workers.app import create_app
 from smsdispatch.workers.runtime import Runtime
-from tests.settings import make_settings
+from tests.settings import make_settings, unreachable_redis
 
 CUE_LONG_CODE = "27821230000"  # 1 message/s: the second request waits about 1.05 s
 QUEUES = [*names.queues(["cue", "messangi"]), names.DEFAULT_QUEUE]
@@ -235,7 +235,7 @@ def test_the_database_count_is_reused_between_scrapes_for_its_cache_period(
 
 
 def test_a_redis_outage_is_reported_not_a_failed_scrape(rt: Runtime) -> None:
-    down = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    down = unreachable_redis()
     registry = cluster_registry(ClusterCollector(down, rt.db, QUEUES, db_cache_seconds=0))
     assert sample(registry, "smsdispatch_metrics_source_up", source="redis") == 0
     assert sample(registry, "smsdispatch_metrics_source_up", source="database") == 1
@@ -245,7 +245,7 @@ def test_a_failed_flush_drops_the_counts_and_keeps_the_batch(rt: Runtime) -> Non
     buffer = MetricsBuffer()
     buffer.count_sends([("cue", "accepted")])
     buffer.observe_wait("cue", 0.2)
-    buffer.flush(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
+    buffer.flush(unreachable_redis())
     assert buffer.empty()
 
 
